@@ -1,0 +1,154 @@
+/*
+ * kc_buf: bounded reader and writer for the Kafka wire primitives.
+ *
+ * The reader walks a byte range it does not own. Every read checks the
+ * remaining length first; the first failure is sticky (rd->err names it and
+ * rd->err_off says where) and every later read returns zero without moving,
+ * so a decoder can read a whole structure and test rd->err once at the end.
+ * Strings and byte fields come back as pointer+length into the range, never
+ * copied: they live as long as the range does.
+ *
+ * The writer appends to a libevent evbuffer. Byte fields that point into a
+ * reference-counted frame (kc_frame) and are large enough are added by
+ * reference (evbuffer_add_reference) rather than copied, keeping record data
+ * zero-copy on the way through the proxy.
+ */
+#ifndef KC_BUF_H
+#define KC_BUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct evbuffer;
+
+/* A string on the wire: len == -1 is a null string. Not NUL-terminated. */
+typedef struct kc_str {
+    const char *p;
+    int32_t len;
+} kc_str;
+
+/* Bytes (or records) on the wire: len == -1 is null. */
+typedef struct kc_bytes {
+    const uint8_t *p;
+    int32_t len;
+} kc_bytes;
+
+/* Raw tagged-field section of a flexible structure, kept verbatim so that an
+ * encoder can pass unknown tags through unchanged. raw excludes the count. */
+typedef struct kc_tags {
+    uint32_t count;
+    kc_bytes raw;
+} kc_tags;
+
+typedef struct kc_uuid {
+    uint8_t b[16];
+} kc_uuid;
+
+/* Make a kc_str from a NUL-terminated C string (NULL gives a null string). */
+kc_str kc_str_c(const char *s);
+/* 1 if a equals the NUL-terminated string b. */
+int kc_str_eq(kc_str a, const char *b);
+/* Copy into a new NUL-terminated heap string (caller frees); NULL for null. */
+char *kc_str_dup(kc_str s);
+
+/* ---- reader ---- */
+
+typedef struct kc_rd {
+    const uint8_t *p;  /* start of the range */
+    size_t len;        /* bytes in the range */
+    size_t off;        /* next byte to read */
+    const char *err;   /* first error (static string), NULL while all is well */
+    size_t err_off;    /* offset of the first error */
+} kc_rd;
+
+void kc_rd_init(kc_rd *rd, const void *p, size_t len);
+static inline size_t kc_rd_remain(const kc_rd *rd) { return rd->len - rd->off; }
+/* Record a failure (keeps the first one). Always returns -1. */
+int kc_rd_fail(kc_rd *rd, const char *why);
+
+int8_t kc_rd_i8(kc_rd *rd);
+int16_t kc_rd_i16(kc_rd *rd);
+int32_t kc_rd_i32(kc_rd *rd);
+int64_t kc_rd_i64(kc_rd *rd);
+uint32_t kc_rd_u32(kc_rd *rd);
+double kc_rd_f64(kc_rd *rd);
+int kc_rd_bool(kc_rd *rd);
+uint32_t kc_rd_uvarint(kc_rd *rd);
+int32_t kc_rd_varint(kc_rd *rd);    /* zig-zag */
+int64_t kc_rd_varlong(kc_rd *rd);   /* zig-zag */
+kc_uuid kc_rd_uuid(kc_rd *rd);
+/* Skip n bytes. */
+void kc_rd_skip(kc_rd *rd, size_t n);
+
+/* Strings: flexible selects the compact (uvarint length+1) form.
+ * kc_rd_string rejects null; kc_rd_nstring accepts it. */
+kc_str kc_rd_string(kc_rd *rd, int flexible);
+kc_str kc_rd_nstring(kc_rd *rd, int flexible);
+kc_bytes kc_rd_bytes(kc_rd *rd, int flexible);
+kc_bytes kc_rd_nbytes(kc_rd *rd, int flexible);
+
+/*
+ * Array length. Returns the element count, or -1 for a null array (only when
+ * nullable is set; otherwise null is an error). The count is checked against
+ * the bytes left: each element takes at least min_elem_size bytes, so a count
+ * that cannot fit fails here, before anything is allocated for it.
+ */
+int32_t kc_rd_arraylen(kc_rd *rd, int flexible, int nullable, size_t min_elem_size);
+
+/* Tagged fields: read the section and keep it raw in *tags (may be NULL). */
+void kc_rd_tags(kc_rd *rd, kc_tags *tags);
+
+/* ---- reference-counted frames ---- */
+
+/* One received frame (without its 4-byte size prefix). */
+typedef struct kc_frame {
+    int refcnt;      /* owners; freed when it drops to 0 */
+    size_t len;      /* bytes in data */
+    uint8_t data[];  /* the frame */
+} kc_frame;
+
+/* Allocate a frame of len bytes with one reference; NULL on allocation failure. */
+kc_frame *kc_frame_new(size_t len);
+kc_frame *kc_frame_keep(kc_frame *f);
+void kc_frame_release(kc_frame *f);
+
+/* ---- writer ---- */
+
+/* Byte fields at least this long are added by reference when they lie inside
+ * the writer's frame. Smaller ones are cheaper to copy. */
+#define KC_WR_REF_MIN 512
+
+typedef struct kc_wr {
+    struct evbuffer *eb; /* destination, not owned */
+    kc_frame *ref;       /* optional: frame that byte fields may point into */
+    int err;             /* set if an append failed (out of memory) */
+} kc_wr;
+
+void kc_wr_init(kc_wr *w, struct evbuffer *eb, kc_frame *ref);
+void kc_wr_raw(kc_wr *w, const void *p, size_t n);
+void kc_wr_i8(kc_wr *w, int8_t v);
+void kc_wr_i16(kc_wr *w, int16_t v);
+void kc_wr_i32(kc_wr *w, int32_t v);
+void kc_wr_i64(kc_wr *w, int64_t v);
+void kc_wr_u32(kc_wr *w, uint32_t v);
+void kc_wr_f64(kc_wr *w, double v);
+void kc_wr_bool(kc_wr *w, int v);
+void kc_wr_uvarint(kc_wr *w, uint32_t v);
+void kc_wr_varint(kc_wr *w, int32_t v);
+void kc_wr_varlong(kc_wr *w, int64_t v);
+void kc_wr_uuid(kc_wr *w, kc_uuid v);
+/* Strings and bytes; a null value (len -1) is written as null in either form. */
+void kc_wr_string(kc_wr *w, kc_str s, int flexible);
+void kc_wr_bytes(kc_wr *w, kc_bytes b, int flexible);
+/* Array length; n == -1 writes a null array. */
+void kc_wr_arraylen(kc_wr *w, int32_t n, int flexible);
+/* Tagged fields: writes the kept section, or an empty one when tags is NULL. */
+void kc_wr_tags(kc_wr *w, const kc_tags *tags);
+
+/*
+ * Frame a message: prepend the 4-byte big-endian size of everything in eb.
+ * Returns 0, or -1 if the buffer is too big for a Kafka frame or memory ran out.
+ */
+int kc_wr_frame_size(struct evbuffer *eb);
+
+#endif

@@ -1,0 +1,27 @@
+/*
+ * kz_log: one-line logs to stderr with a timestamp and a level.
+ * The macros test the level before formatting, so a debug line costs a
+ * comparison when debug logging is off.
+ */
+#ifndef KZ_LOG_H
+#define KZ_LOG_H
+
+enum kz_log_level { KZ_LOG_ERROR = 0, KZ_LOG_WARN = 1, KZ_LOG_INFO = 2, KZ_LOG_DEBUG = 3 };
+
+extern int kz_log_level;
+
+/* Parse "error", "warn", "info" or "debug"; -1 if none of them. */
+int kz_log_level_parse(const char *s);
+void kz_log_write(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define kz_log(level, ...)                                                                         \
+    do {                                                                                           \
+        if ((level) <= kz_log_level)                                                               \
+            kz_log_write((level), __VA_ARGS__);                                                    \
+    } while (0)
+#define kz_err(...) kz_log(KZ_LOG_ERROR, __VA_ARGS__)
+#define kz_warn(...) kz_log(KZ_LOG_WARN, __VA_ARGS__)
+#define kz_info(...) kz_log(KZ_LOG_INFO, __VA_ARGS__)
+#define kz_dbg(...) kz_log(KZ_LOG_DEBUG, __VA_ARGS__)
+
+#endif

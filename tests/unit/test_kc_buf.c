@@ -1,0 +1,201 @@
+/* Reader/writer primitives: varints, compact forms, bounds, tags. */
+#include "config.h"
+
+#include "codec/kc_arena.h"
+#include "codec/kc_buf.h"
+#include "codec/kc_crc32c.h"
+#include "tests/unit/kz_test.h"
+
+#include <event2/buffer.h>
+#include <string.h>
+
+START_TEST(test_uvarint_roundtrip)
+{
+    const uint32_t vals[] = {0, 1, 127, 128, 300, 16383, 16384, 0x7fffffff, 0xffffffffu};
+    for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+        struct evbuffer *eb = evbuffer_new();
+        kc_wr w;
+        kc_wr_init(&w, eb, NULL);
+        kc_wr_uvarint(&w, vals[i]);
+        kc_rd rd;
+        size_t n = evbuffer_get_length(eb);
+        kc_rd_init(&rd, evbuffer_pullup(eb, -1), n);
+        ck_assert_uint_eq(kc_rd_uvarint(&rd), vals[i]);
+        ck_assert_ptr_null(rd.err);
+        ck_assert_uint_eq(rd.off, n);
+        evbuffer_free(eb);
+    }
+    /* 300 is 0xac 0x02 (protobuf's own example). */
+    const uint8_t b300[] = {0xac, 0x02};
+    kc_rd rd;
+    kc_rd_init(&rd, b300, 2);
+    ck_assert_uint_eq(kc_rd_uvarint(&rd), 300);
+}
+END_TEST
+
+START_TEST(test_varint_zigzag)
+{
+    const int64_t vals[] = {0, -1, 1, -64, 63, INT32_MIN, INT32_MAX, INT64_MIN, INT64_MAX};
+    for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+        struct evbuffer *eb = evbuffer_new();
+        kc_wr w;
+        kc_wr_init(&w, eb, NULL);
+        kc_wr_varlong(&w, vals[i]);
+        kc_rd rd;
+        kc_rd_init(&rd, evbuffer_pullup(eb, -1), evbuffer_get_length(eb));
+        ck_assert(kc_rd_varlong(&rd) == vals[i]);
+        evbuffer_free(eb);
+    }
+    const uint8_t minus1[] = {0x01};
+    kc_rd rd;
+    kc_rd_init(&rd, minus1, 1);
+    ck_assert_int_eq(kc_rd_varint(&rd), -1);
+}
+END_TEST
+
+START_TEST(test_varint_too_long)
+{
+    const uint8_t b[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0x01};
+    kc_rd rd;
+    kc_rd_init(&rd, b, sizeof(b));
+    (void)kc_rd_uvarint(&rd);
+    ck_assert_ptr_nonnull(rd.err);
+}
+END_TEST
+
+START_TEST(test_strings)
+{
+    const uint8_t classic[] = {I16(3), 'a', 'b', 'c', I16(-1)};
+    kc_rd rd;
+    kc_rd_init(&rd, classic, sizeof(classic));
+    ck_assert(kc_str_eq(kc_rd_string(&rd, 0), "abc"));
+    ck_assert_int_eq(kc_rd_nstring(&rd, 0).len, -1);
+    ck_assert_ptr_null(rd.err);
+
+    const uint8_t compact[] = {UV(4), 'a', 'b', 'c', UV(0)};
+    kc_rd_init(&rd, compact, sizeof(compact));
+    ck_assert(kc_str_eq(kc_rd_string(&rd, 1), "abc"));
+    (void)kc_rd_string(&rd, 1);
+    ck_assert_str_eq(rd.err, "null in non-nullable string");
+
+    const uint8_t toolong[] = {I16(100), 'a'};
+    kc_rd_init(&rd, toolong, sizeof(toolong));
+    (void)kc_rd_string(&rd, 0);
+    ck_assert_str_eq(rd.err, "length exceeds frame");
+}
+END_TEST
+
+START_TEST(test_array_bounds)
+{
+    /* A claimed count of 2^31-1 in a 10-byte frame fails before allocation. */
+    const uint8_t huge[] = {I32(0x7fffffff), 0, 0, 0, 0, 0, 0};
+    kc_rd rd;
+    kc_rd_init(&rd, huge, sizeof(huge));
+    (void)kc_rd_arraylen(&rd, 0, 0, 4);
+    ck_assert_str_eq(rd.err, "array count exceeds frame");
+
+    const uint8_t null_arr[] = {I32(-1)};
+    kc_rd_init(&rd, null_arr, sizeof(null_arr));
+    ck_assert_int_eq(kc_rd_arraylen(&rd, 0, 1, 4), -1);
+    ck_assert_ptr_null(rd.err);
+    kc_rd_init(&rd, null_arr, sizeof(null_arr));
+    (void)kc_rd_arraylen(&rd, 0, 0, 4);
+    ck_assert_str_eq(rd.err, "null in non-nullable array");
+}
+END_TEST
+
+START_TEST(test_tags_passthrough)
+{
+    /* Two tagged fields: tag 0 size 2 {0xaa,0xbb}, tag 5 size 0. */
+    const uint8_t t[] = {UV(2), UV(0), UV(2), 0xaa, 0xbb, UV(5), UV(0)};
+    kc_rd rd;
+    kc_tags tags;
+    kc_rd_init(&rd, t, sizeof(t));
+    kc_rd_tags(&rd, &tags);
+    ck_assert_ptr_null(rd.err);
+    ck_assert_uint_eq(tags.count, 2);
+    struct evbuffer *eb = evbuffer_new();
+    kc_wr w;
+    kc_wr_init(&w, eb, NULL);
+    kc_wr_tags(&w, &tags);
+    kz_expect_bytes("tags", evbuffer_pullup(eb, -1), evbuffer_get_length(eb), t, sizeof(t));
+    evbuffer_free(eb);
+}
+END_TEST
+
+START_TEST(test_sticky_error)
+{
+    const uint8_t b[] = {1};
+    kc_rd rd;
+    kc_rd_init(&rd, b, 1);
+    ck_assert_int_eq(kc_rd_i32(&rd), 0);
+    ck_assert_str_eq(rd.err, "truncated field");
+    ck_assert_int_eq(kc_rd_i8(&rd), 0); /* does not read after an error */
+    ck_assert_uint_eq(rd.off, 0);
+}
+END_TEST
+
+START_TEST(test_bytes_by_reference)
+{
+    kc_frame *f = kc_frame_new(2048);
+    memset(f->data, 'x', f->len);
+    struct evbuffer *eb = evbuffer_new();
+    kc_wr w;
+    kc_wr_init(&w, eb, f);
+    kc_bytes b = {f->data + 10, 1000};
+    kc_wr_bytes(&w, b, 0);
+    ck_assert_int_eq(f->refcnt, 2); /* the evbuffer holds a reference */
+    ck_assert_uint_eq(evbuffer_get_length(eb), 1004);
+    evbuffer_free(eb);
+    ck_assert_int_eq(f->refcnt, 1);
+    kc_frame_release(f);
+}
+END_TEST
+
+START_TEST(test_crc32c_vectors)
+{
+    /* RFC 3720 appendix B.4 check values. */
+    uint8_t zeros[32] = {0}, ones[32], inc[32];
+    memset(ones, 0xff, sizeof(ones));
+    for (int i = 0; i < 32; i++)
+        inc[i] = (uint8_t)i;
+    ck_assert_uint_eq(kc_crc32c(0, zeros, 32), 0x8a9136aa);
+    ck_assert_uint_eq(kc_crc32c(0, ones, 32), 0x62a8ab43);
+    ck_assert_uint_eq(kc_crc32c(0, inc, 32), 0x46dd794e);
+    ck_assert_uint_eq(kc_crc32c(0, "123456789", 9), 0xe3069283);
+    /* Incremental equals one-shot. */
+    ck_assert_uint_eq(kc_crc32c(kc_crc32c(0, inc, 5), inc + 5, 27), 0x46dd794e);
+}
+END_TEST
+
+START_TEST(test_arena)
+{
+    kc_arena a;
+    kc_arena_init(&a);
+    for (int i = 0; i < 1000; i++) {
+        int *p = kc_arena_calloc(&a, 10, sizeof(int));
+        ck_assert_ptr_nonnull(p);
+        ck_assert_int_eq(p[9], 0);
+    }
+    ck_assert_ptr_null(kc_arena_calloc(&a, SIZE_MAX / 2, 4));
+    kc_arena_destroy(&a);
+}
+END_TEST
+
+Suite *kc_buf_suite(void)
+{
+    Suite *s = suite_create("kc_buf");
+    TCase *tc = tcase_create("primitives");
+    tcase_add_test(tc, test_uvarint_roundtrip);
+    tcase_add_test(tc, test_varint_zigzag);
+    tcase_add_test(tc, test_varint_too_long);
+    tcase_add_test(tc, test_strings);
+    tcase_add_test(tc, test_array_bounds);
+    tcase_add_test(tc, test_tags_passthrough);
+    tcase_add_test(tc, test_sticky_error);
+    tcase_add_test(tc, test_bytes_by_reference);
+    tcase_add_test(tc, test_crc32c_vectors);
+    tcase_add_test(tc, test_arena);
+    suite_add_tcase(s, tc);
+    return s;
+}
