@@ -1,0 +1,28 @@
+#!/bin/sh
+# Install what the tests need, build kzproxy, and run the whole test suite.
+# Usage: scripts/test.sh [--sanitizers]
+set -eu
+cd "$(dirname "$0")/.."
+top=$(pwd)
+
+sh scripts/deps.sh
+
+build="$top/_build"
+conf=""
+if [ "${1:-}" = "--sanitizers" ]; then
+  build="$top/_build-san"
+  conf="--enable-sanitizers"
+fi
+
+[ -x configure ] || autoreconf -fi
+mkdir -p "$build"
+cd "$build"
+[ -f Makefile ] || "$top/configure" -q --enable-werror $conf
+make -j"$(nproc)" >/dev/null
+start=$(date +%s)
+if make -j"$(nproc)" check; then
+  echo "kzproxy: test suite passed in $(( $(date +%s) - start ))s"
+else
+  echo "kzproxy: test suite FAILED; logs are in $build (see test-suite.log and tests/*/*.log)" >&2
+  exit 1
+fi
