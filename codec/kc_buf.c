@@ -313,7 +313,28 @@ void kc_wr_init(kc_wr *w, struct evbuffer *eb, kc_frame *ref)
 {
     w->eb = eb;
     w->ref = ref;
+    w->refs = NULL;
+    w->nrefs = 0;
     w->err = 0;
+}
+
+void kc_wr_set_refs(kc_wr *w, kc_frame *const *refs, int nrefs)
+{
+    w->refs = refs;
+    w->nrefs = nrefs;
+}
+
+/* The frame among the writer's references that holds [p, p+n), or NULL. */
+static kc_frame *kc_wr_owner(const kc_wr *w, const uint8_t *p, size_t n)
+{
+    if (w->ref && p >= w->ref->data && p + n <= w->ref->data + w->ref->len)
+        return w->ref;
+    for (int i = 0; i < w->nrefs; i++) {
+        kc_frame *f = w->refs[i];
+        if (f && p >= f->data && p + n <= f->data + f->len)
+            return f;
+    }
+    return NULL;
 }
 
 void kc_wr_raw(kc_wr *w, const void *p, size_t n)
@@ -399,8 +420,8 @@ void kc_wr_bytes(kc_wr *w, kc_bytes b, int flexible)
         kc_wr_i32(w, n);
     if (n <= 0)
         return;
-    kc_frame *f = w->ref;
-    if (f != NULL && n >= KC_WR_REF_MIN && b.p >= f->data && b.p + n <= f->data + f->len) {
+    kc_frame *f = n >= KC_WR_REF_MIN ? kc_wr_owner(w, b.p, (size_t)n) : NULL;
+    if (f != NULL) {
         kc_frame_keep(f);
         if (evbuffer_add_reference(w->eb, b.p, (size_t)n, kc_frame_unref_cb, f) != 0) {
             kc_frame_release(f);

@@ -119,12 +119,17 @@ void kc_frame_release(kc_frame *f);
 #define KC_WR_REF_MIN 512
 
 typedef struct kc_wr {
-    struct evbuffer *eb; /* destination, not owned */
-    kc_frame *ref;       /* optional: frame that byte fields may point into */
-    int err;             /* set if an append failed (out of memory) */
+    struct evbuffer *eb;       /* destination, not owned */
+    kc_frame *ref;             /* optional: frame that byte fields may point into */
+    kc_frame *const *refs;     /* optional: more such frames (a merged response) */
+    int nrefs;                 /* entries in refs */
+    int err;                   /* set if an append failed (out of memory) */
 } kc_wr;
 
 void kc_wr_init(kc_wr *w, struct evbuffer *eb, kc_frame *ref);
+/* Let byte fields also be referenced from any of these frames (not owned;
+ * they must outlive the call that encodes, the evbuffer keeps its own refs). */
+void kc_wr_set_refs(kc_wr *w, kc_frame *const *refs, int nrefs);
 void kc_wr_raw(kc_wr *w, const void *p, size_t n);
 void kc_wr_i8(kc_wr *w, int8_t v);
 void kc_wr_i16(kc_wr *w, int16_t v);
