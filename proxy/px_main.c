@@ -1,2 +1,187 @@
+/* kzproxy: the daemon's entry point. */
 #include "config.h"
-int main(void) { return 0; }
+
+#include "common/kz_log.h"
+#include "proxy/px_proxy.h"
+
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static void px_usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: kzproxy --config FILE [--log-level LEVEL]\n"
+            "       kzproxy --check-config FILE\n"
+            "\n"
+            "kzproxy is a zone-aware Kafka proxy: clients bootstrap on it and see a Kafka\n"
+            "cluster made of the proxies of their own availability zone.\n"
+            "\n"
+            "Options:\n"
+            "  -c, --config FILE        run with this JSON configuration file\n"
+            "      --check-config FILE  validate FILE, name the first invalid key, and exit\n"
+            "  -l, --log-level LEVEL    error, warn, info (default) or debug; overrides the file\n"
+            "  -h, --help               show this help and exit\n"
+            "  -V, --version            show the version and exit\n"
+            "\n"
+            "See README.md for the configuration reference.\n");
+}
+
+static int px_node_cmp(const void *a, const void *b)
+{
+    const px_node *x = a, *y = b;
+    int c = strcmp(x->zone, y->zone);
+    if (c)
+        return c;
+    return (x->node_id > y->node_id) - (x->node_id < y->node_id);
+}
+
+static int px_build_nodes(px_proxy *px)
+{
+    px_config *cfg = px->cfg;
+    px->nodes = calloc((size_t)cfg->npeers + 1, sizeof(px_node));
+    if (px->nodes == NULL)
+        return -1;
+    px->nodes[0] = (px_node){cfg->node_id, cfg->zone, cfg->advertised_host, cfg->advertised_port};
+    px->nnodes = 1;
+    for (int i = 0; i < cfg->npeers; i++) {
+        const px_peer *p = &cfg->peers[i];
+        px->nodes[px->nnodes++] = (px_node){p->node_id, p->zone, p->host, p->port};
+    }
+    qsort(px->nodes, (size_t)px->nnodes, sizeof(px_node), px_node_cmp);
+    return 0;
+}
+
+static void px_ready_cb(mc_view *view, const char *err, void *arg)
+{
+    px_proxy *px = arg;
+    (void)view;
+    (void)err;
+    px->ready = 1;
+    kz_info("ready: serving the virtual cluster of zone %s", px->cfg->zone);
+    /* The test harness and service managers wait for this line. */
+    printf("kzproxy ready\n");
+    fflush(stdout);
+}
+
+static void px_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+    px_proxy *px = arg;
+    (void)what;
+    kz_info("received signal %d, shutting down", (int)sig);
+    event_base_loopexit(px->base, NULL);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},  {"check-config", required_argument, NULL, 'C'},
+        {"log-level", required_argument, NULL, 'l'}, {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},       {NULL, 0, NULL, 0},
+    };
+    const char *config_path = NULL, *check_path = NULL, *level = NULL;
+    int c;
+    while ((c = getopt_long(argc, argv, "c:l:hV", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': config_path = optarg; break;
+        case 'C': check_path = optarg; break;
+        case 'l': level = optarg; break;
+        case 'h': px_usage(stdout); return 0;
+        case 'V': printf("kzproxy %s\n", PACKAGE_VERSION); return 0;
+        default: px_usage(stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "kzproxy: unexpected argument '%s'\n", argv[optind]);
+        px_usage(stderr);
+        return 2;
+    }
+    char err[512];
+    px_config cfg;
+    if (check_path) {
+        if (px_config_load(check_path, &cfg, err, sizeof(err)) != 0) {
+            fprintf(stderr, "kzproxy: %s: invalid: %s\n", check_path, err);
+            px_config_free(&cfg);
+            return 1;
+        }
+        printf("%s: valid (zone %s, node %d, %d peers, %d bootstrap servers)\n", check_path, cfg.zone,
+               cfg.node_id, cfg.npeers, cfg.nbootstrap);
+        px_config_free(&cfg);
+        return 0;
+    }
+    if (config_path == NULL) {
+        fprintf(stderr, "kzproxy: no configuration: give --config FILE (see --help)\n");
+        return 2;
+    }
+    if (px_config_load(config_path, &cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "kzproxy: %s: invalid: %s\n", config_path, err);
+        px_config_free(&cfg);
+        return 1;
+    }
+    if (level == NULL)
+        level = cfg.log_level;
+    if (level && (kz_log_level = kz_log_level_parse(level)) < 0) {
+        fprintf(stderr, "kzproxy: --log-level: \"%s\" is not one of error, warn, info, debug\n", level);
+        px_config_free(&cfg);
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+
+    px_proxy px;
+    memset(&px, 0, sizeof(px));
+    px.cfg = &cfg;
+    int rc = 1;
+    px.base = event_base_new();
+    if (px.base == NULL || px_build_nodes(&px) != 0) {
+        kz_err("cannot start: out of memory");
+        goto out;
+    }
+    px.dns = evdns_base_new(px.base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
+    if (px.dns == NULL)
+        px.dns = evdns_base_new(px.base, 0); /* no resolv.conf: numeric addresses still work */
+    mc_config mcfg = {
+        .bootstrap = cfg.bootstrap,
+        .nbootstrap = cfg.nbootstrap,
+        .refresh_ms = cfg.metadata_refresh_ms,
+        .conn = {.max_inflight = cfg.limits.upstream_max_inflight,
+                 .request_timeout_ms = cfg.limits.upstream_timeout_ms,
+                 .max_response_bytes = cfg.limits.max_response_bytes,
+                 .reconnect_backoff_ms = 200},
+    };
+    px.mc = mc_cluster_new(px.base, px.dns, &mcfg);
+    if (px.mc == NULL) {
+        kz_err("cannot start the backend client");
+        goto out;
+    }
+    if (px_listen(&px, err, sizeof(err)) != 0 || px_admin_start(&px, err, sizeof(err)) != 0) {
+        kz_err("cannot start: %s", err);
+        goto out;
+    }
+    struct event *sigterm = evsignal_new(px.base, SIGTERM, px_signal_cb, &px);
+    struct event *sigint = evsignal_new(px.base, SIGINT, px_signal_cb, &px);
+    event_add(sigterm, NULL);
+    event_add(sigint, NULL);
+    kz_info("kzproxy %s starting: zone %s, node %d, %d peers, backend %s%s", PACKAGE_VERSION, cfg.zone,
+            cfg.node_id, cfg.npeers, cfg.bootstrap[0], cfg.nbootstrap > 1 ? ",..." : "");
+    mc_cluster_start(px.mc, px_ready_cb, &px);
+    event_base_dispatch(px.base);
+    event_free(sigterm);
+    event_free(sigint);
+    rc = 0;
+out:
+    px_admin_stop(&px);
+    px_listen_close(&px);
+    mc_cluster_free(px.mc);
+    if (px.dns)
+        evdns_base_free(px.dns, 0);
+    if (px.base)
+        event_base_free(px.base);
+    free(px.nodes);
+    px_config_free(&cfg);
+    return rc;
+}

@@ -1,0 +1,324 @@
+#include "config.h"
+
+#include "meta-client/mc_conn.h"
+
+#include "codec/kc_proto.h"
+#include "common/kz_log.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/util.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <time.h>
+
+typedef struct mc_pending {
+    TAILQ_ENTRY(mc_pending) link;
+    int32_t corr;
+    int16_t api_key;
+    int16_t version;
+    int expect_response;
+    int64_t deadline_ms;
+    struct evbuffer *frame; /* while queued: the framed request */
+    mc_resp_fn fn;
+    void *arg;
+} mc_pending;
+
+TAILQ_HEAD(mc_pending_q, mc_pending);
+
+enum { MC_DOWN = 0, MC_CONNECTING, MC_UP };
+
+struct mc_conn {
+    struct event_base *base;
+    struct evdns_base *dns;
+    char *host;
+    int port;
+    int32_t broker_id;
+    mc_conn_config cfg;
+    mc_conn_stats *stats;
+    struct bufferevent *bev;
+    int state;
+    int32_t next_corr;
+    int ninflight;
+    int npending;
+    int64_t backoff_until_ms;
+    struct mc_pending_q inflight; /* written, awaiting a response */
+    struct mc_pending_q waiting;  /* not yet written */
+    struct event *timer;          /* request deadlines */
+};
+
+static int64_t mc_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void mc_conn_fail_all(mc_conn *c, const char *why, int include_waiting);
+static void mc_conn_connect(mc_conn *c);
+
+static void mc_pending_free(mc_pending *p)
+{
+    if (p->frame)
+        evbuffer_free(p->frame);
+    free(p);
+}
+
+/* Write queued requests while the in-flight window has room. */
+static void mc_conn_pump(mc_conn *c)
+{
+    while (c->state == MC_UP && c->ninflight < c->cfg.max_inflight) {
+        mc_pending *p = TAILQ_FIRST(&c->waiting);
+        if (p == NULL)
+            break;
+        TAILQ_REMOVE(&c->waiting, p, link);
+        size_t n = evbuffer_get_length(p->frame);
+        if (bufferevent_write_buffer(c->bev, p->frame) != 0) {
+            TAILQ_INSERT_HEAD(&c->waiting, p, link);
+            mc_conn_fail_all(c, "write to broker failed", 0);
+            return;
+        }
+        if (c->stats)
+            c->stats->bytes_out += n;
+        evbuffer_free(p->frame);
+        p->frame = NULL;
+        if (p->expect_response) {
+            TAILQ_INSERT_TAIL(&c->inflight, p, link);
+            c->ninflight++;
+        } else {
+            c->npending--;
+            mc_pending_free(p);
+        }
+    }
+}
+
+static void mc_conn_read_cb(struct bufferevent *bev, void *arg)
+{
+    mc_conn *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    for (;;) {
+        uint8_t szb[4];
+        if (evbuffer_copyout(in, szb, 4) < 4)
+            return;
+        uint32_t size = (uint32_t)szb[0] << 24 | (uint32_t)szb[1] << 16 | (uint32_t)szb[2] << 8 | szb[3];
+        if (size < 4 || size > c->cfg.max_response_bytes) {
+            kz_warn("broker %d (%s:%d): response frame of %u bytes is out of range, reconnecting",
+                    c->broker_id, c->host, c->port, size);
+            mc_conn_fail_all(c, "bad response frame from broker", 0);
+            return;
+        }
+        if (evbuffer_get_length(in) < 4 + (size_t)size)
+            return;
+        kc_frame *f = kc_frame_new(size);
+        if (f == NULL) {
+            mc_conn_fail_all(c, "out of memory", 0);
+            return;
+        }
+        evbuffer_drain(in, 4);
+        evbuffer_remove(in, f->data, size);
+        if (c->stats) {
+            c->stats->bytes_in += 4 + size;
+            c->stats->responses++;
+        }
+        int32_t corr = (int32_t)((uint32_t)f->data[0] << 24 | (uint32_t)f->data[1] << 16 |
+                                 (uint32_t)f->data[2] << 8 | f->data[3]);
+        mc_pending *p = TAILQ_FIRST(&c->inflight);
+        if (p == NULL || p->corr != corr) {
+            kz_warn("broker %d (%s:%d): response with correlation id %d matches no request, "
+                    "reconnecting", c->broker_id, c->host, c->port, corr);
+            kc_frame_release(f);
+            mc_conn_fail_all(c, "unexpected response from broker", 0);
+            return;
+        }
+        TAILQ_REMOVE(&c->inflight, p, link);
+        c->ninflight--;
+        c->npending--;
+        /* The callback may send more on this connection: it is consistent now. */
+        p->fn(f, NULL, p->arg);
+        mc_pending_free(p);
+        mc_conn_pump(c);
+        if (c->state != MC_UP)
+            return;
+    }
+}
+
+static void mc_conn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    mc_conn *c = arg;
+    (void)bev;
+    if (what & BEV_EVENT_CONNECTED) {
+        c->state = MC_UP;
+        if (c->stats)
+            c->stats->connects++;
+        kz_dbg("broker %d (%s:%d): connected", c->broker_id, c->host, c->port);
+        mc_conn_pump(c);
+        return;
+    }
+    int was_connecting = c->state == MC_CONNECTING;
+    const char *why = (what & BEV_EVENT_EOF) ? "connection closed by broker" : "connection to broker failed";
+    if (was_connecting) {
+        int dnserr = bufferevent_socket_get_dns_error(bev);
+        kz_warn("broker %d (%s:%d): cannot connect: %s", c->broker_id, c->host, c->port,
+                dnserr ? evutil_gai_strerror(dnserr) : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+        c->backoff_until_ms = mc_now_ms() + c->cfg.reconnect_backoff_ms;
+    } else {
+        kz_info("broker %d (%s:%d): %s", c->broker_id, c->host, c->port, why);
+    }
+    /* A refused connect fails queued requests too: they would only wait. */
+    mc_conn_fail_all(c, why, was_connecting);
+}
+
+static void mc_conn_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    mc_conn *c = arg;
+    (void)fd;
+    (void)what;
+    mc_pending *p = TAILQ_FIRST(&c->inflight);
+    if (p != NULL && mc_now_ms() > p->deadline_ms) {
+        kz_warn("broker %d (%s:%d): %s request timed out, reconnecting", c->broker_id, c->host,
+                c->port, kc_api_name(p->api_key));
+        mc_conn_fail_all(c, "request to broker timed out", 0);
+    }
+}
+
+/* Close the socket and fail what was sent (and, if asked, what waits). */
+static void mc_conn_fail_all(mc_conn *c, const char *why, int include_waiting)
+{
+    if (c->bev) {
+        bufferevent_free(c->bev);
+        c->bev = NULL;
+    }
+    c->state = MC_DOWN;
+    struct mc_pending_q failed;
+    TAILQ_INIT(&failed);
+    TAILQ_CONCAT(&failed, &c->inflight, link);
+    c->ninflight = 0;
+    if (include_waiting)
+        TAILQ_CONCAT(&failed, &c->waiting, link);
+    mc_pending *p;
+    while ((p = TAILQ_FIRST(&failed)) != NULL) {
+        TAILQ_REMOVE(&failed, p, link);
+        c->npending--;
+        if (c->stats)
+            c->stats->failures++;
+        if (p->expect_response)
+            p->fn(NULL, why, p->arg);
+        mc_pending_free(p);
+    }
+    /* Requests still queued get a fresh connection. */
+    if (!TAILQ_EMPTY(&c->waiting) && c->bev == NULL)
+        mc_conn_connect(c);
+}
+
+static void mc_conn_connect(mc_conn *c)
+{
+    c->bev = bufferevent_socket_new(c->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (c->bev == NULL) {
+        mc_conn_fail_all(c, "out of memory", 1);
+        return;
+    }
+    bufferevent_setcb(c->bev, mc_conn_read_cb, NULL, mc_conn_event_cb, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    c->state = MC_CONNECTING;
+    if (bufferevent_socket_connect_hostname(c->bev, c->dns, AF_UNSPEC, c->host, c->port) != 0) {
+        /* The event callback has run or will run with the error. */
+        if (c->state == MC_CONNECTING && c->bev) {
+            c->backoff_until_ms = mc_now_ms() + c->cfg.reconnect_backoff_ms;
+            mc_conn_fail_all(c, "cannot connect to broker", 1);
+        }
+    }
+}
+
+mc_conn *mc_conn_new(struct event_base *base, struct evdns_base *dns, const char *host, int port,
+                     int32_t broker_id, const mc_conn_config *cfg, mc_conn_stats *stats)
+{
+    mc_conn *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    c->host = strdup(host);
+    c->timer = event_new(base, -1, EV_PERSIST, mc_conn_timer_cb, c);
+    if (c->host == NULL || c->timer == NULL) {
+        free(c->host);
+        if (c->timer)
+            event_free(c->timer);
+        free(c);
+        return NULL;
+    }
+    c->base = base;
+    c->dns = dns;
+    c->port = port;
+    c->broker_id = broker_id;
+    c->cfg = *cfg;
+    if (c->cfg.max_inflight < 1)
+        c->cfg.max_inflight = 1;
+    c->stats = stats;
+    c->next_corr = 1;
+    TAILQ_INIT(&c->inflight);
+    TAILQ_INIT(&c->waiting);
+    struct timeval tv = {0, 250000};
+    event_add(c->timer, &tv);
+    return c;
+}
+
+void mc_conn_free(mc_conn *c)
+{
+    if (c == NULL)
+        return;
+    mc_conn_fail_all(c, "shutting down", 1);
+    event_free(c->timer);
+    free(c->host);
+    free(c);
+}
+
+int mc_conn_request(mc_conn *c, int16_t api_key, int16_t version, kc_str client_id,
+                    struct evbuffer *body, int expect_response, int extra_wait_ms, mc_resp_fn fn,
+                    void *arg)
+{
+    int64_t now = mc_now_ms();
+    if (c->state == MC_DOWN && now < c->backoff_until_ms)
+        return -1;
+    mc_pending *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return -1;
+    p->frame = evbuffer_new();
+    if (p->frame == NULL) {
+        free(p);
+        return -1;
+    }
+    p->corr = c->next_corr++;
+    if (c->next_corr == INT32_MAX)
+        c->next_corr = 1;
+    p->api_key = api_key;
+    p->version = version;
+    p->expect_response = expect_response;
+    p->deadline_ms = now + c->cfg.request_timeout_ms + (extra_wait_ms > 0 ? extra_wait_ms : 0);
+    p->fn = fn;
+    p->arg = arg;
+
+    kc_req_hdr h = {.api_key = api_key, .api_version = version, .correlation_id = p->corr,
+                    .client_id = client_id};
+    kc_wr w;
+    kc_wr_init(&w, p->frame, NULL);
+    kc_req_hdr_encode(&w, &h);
+    if (w.err || evbuffer_add_buffer(p->frame, body) != 0 || kc_wr_frame_size(p->frame) != 0) {
+        mc_pending_free(p);
+        return -1;
+    }
+    if (c->stats)
+        c->stats->requests++;
+    TAILQ_INSERT_TAIL(&c->waiting, p, link);
+    c->npending++;
+    if (c->state == MC_DOWN)
+        mc_conn_connect(c);
+    else
+        mc_conn_pump(c);
+    return 0;
+}
+
+int32_t mc_conn_broker_id(const mc_conn *c) { return c->broker_id; }
+const char *mc_conn_host(const mc_conn *c) { return c->host; }
+int mc_conn_port(const mc_conn *c) { return c->port; }
+int mc_conn_pending(const mc_conn *c) { return c->npending; }

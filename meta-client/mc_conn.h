@@ -1,0 +1,78 @@
+/*
+ * mc_conn: one pipelined Kafka client connection from the proxy to a broker.
+ *
+ * Requests are written in order and responses come back in order (Kafka
+ * guarantees it per connection), so pending requests form a FIFO matched by
+ * correlation id. The connection assigns its own correlation ids; callers hand
+ * it a request body and get the whole response frame back.
+ *
+ * At most max_inflight requests are on the wire; the rest wait in a local
+ * queue (bounded by whoever feeds it: client connections have their own caps).
+ * A lost connection fails every pending request with an error string; the
+ * next request reconnects. A broker that refused a connection is not retried
+ * for a short backoff: requests made then fail at once, so clients see a
+ * retriable error instead of waiting.
+ */
+#ifndef MC_CONN_H
+#define MC_CONN_H
+
+#include "codec/kc_buf.h"
+
+#include <stdint.h>
+
+struct event_base;
+struct evdns_base;
+struct evbuffer;
+
+typedef struct mc_conn mc_conn;
+
+/*
+ * Response callback. On success resp is the response frame without its size
+ * prefix (starting with the correlation id) and the callback owns one
+ * reference to it; err is NULL. On failure resp is NULL and err says why
+ * (static or valid only during the call).
+ */
+typedef void (*mc_resp_fn)(kc_frame *resp, const char *err, void *arg);
+
+typedef struct mc_conn_config {
+    int max_inflight;          /* requests on the wire at once */
+    int request_timeout_ms;    /* added to a request's own wait time */
+    size_t max_response_bytes; /* a larger response frame kills the connection */
+    int reconnect_backoff_ms;  /* after a failed connect */
+} mc_conn_config;
+
+/* Traffic counters, shared by all connections of a pool. */
+typedef struct mc_conn_stats {
+    uint64_t requests;
+    uint64_t responses;
+    uint64_t bytes_out;
+    uint64_t bytes_in;
+    uint64_t failures;  /* requests failed by a connection loss or timeout */
+    uint64_t connects;
+} mc_conn_stats;
+
+/* host is copied. stats may be NULL. */
+mc_conn *mc_conn_new(struct event_base *base, struct evdns_base *dns, const char *host, int port,
+                     int32_t broker_id, const mc_conn_config *cfg, mc_conn_stats *stats);
+/* Fails every pending request ("shutting down") and frees. */
+void mc_conn_free(mc_conn *c);
+
+/*
+ * Send a request: the header (api_key, version, our correlation id,
+ * client_id) is written by the connection, then body, which is drained (its
+ * chains moved, not copied). extra_wait_ms extends the timeout for requests the
+ * broker may hold (Fetch max wait). When expect_response is 0 (Produce with
+ * acks=0) fn is never called. Returns 0; -1 when the broker is in its
+ * reconnect backoff or memory ran out, in which case fn is NOT called.
+ */
+int mc_conn_request(mc_conn *c, int16_t api_key, int16_t version, kc_str client_id,
+                    struct evbuffer *body, int expect_response, int extra_wait_ms, mc_resp_fn fn,
+                    void *arg);
+
+int32_t mc_conn_broker_id(const mc_conn *c);
+const char *mc_conn_host(const mc_conn *c);
+int mc_conn_port(const mc_conn *c);
+/* Requests pending (on the wire or queued). */
+int mc_conn_pending(const mc_conn *c);
+
+#endif

@@ -1,0 +1,428 @@
+#include "config.h"
+
+#include "proxy/px_proxy.h"
+
+#include "common/kz_log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/util.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* Bytes of a frame kzproxy must see before it accepts the frame: the size,
+ * ApiKey, ApiVersion and correlation id. */
+#define PX_PEEK 12
+
+struct px_client {
+    px_proxy *px;
+    struct bufferevent *bev;
+    struct event *resume;  /* re-runs the reader after a pause ends */
+    char peer[INET6_ADDRSTRLEN + 8];
+    int refcnt;            /* the socket, plus one per request in flight */
+    int closed;
+    int paused;
+    int ninflight;
+    size_t inflight_bytes;
+    TAILQ_HEAD(px_req_q, px_req) reqs;
+};
+
+const char *px_client_zone(const px_client *cl) { return cl->px->cfg->zone; }
+const char *px_client_peer(const px_client *cl) { return cl->peer; }
+px_proxy *px_client_proxy(const px_client *cl) { return cl->px; }
+
+static void px_client_release(px_client *cl)
+{
+    if (--cl->refcnt > 0)
+        return;
+    event_free(cl->resume);
+    free(cl);
+}
+
+static void px_client_close(px_client *cl)
+{
+    if (cl->closed)
+        return;
+    cl->closed = 1;
+    if (cl->bev) {
+        bufferevent_free(cl->bev);
+        cl->bev = NULL;
+    }
+    cl->px->m.connections_active--;
+    px_client_release(cl);
+}
+
+static void px_client_bad(px_client *cl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void px_client_flush(px_client *cl);
+
+/* Log one line naming the peer and the reason, then close. */
+static void px_client_bad(px_client *cl, const char *fmt, ...)
+{
+    char why[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    if (cl->closed)
+        return;
+    kz_warn("client %s: closing connection: %s", cl->peer, why);
+    cl->px->m.connections_closed_bad++;
+    px_client_close(cl);
+}
+
+void px_req_reject(px_req *rq, const char *fmt, ...)
+{
+    char why[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    px_client_bad(rq->cl, "%s (%s v%d, correlation id %d)", why, kc_api_name(rq->hdr.api_key),
+                  rq->hdr.api_version, rq->hdr.correlation_id);
+    if (!rq->done) {
+        rq->done = 1;
+        px_client_flush(rq->cl);
+    }
+}
+
+static int px_client_over_limits(px_client *cl)
+{
+    const px_limits *l = &cl->px->cfg->limits;
+    if (cl->ninflight >= l->max_inflight_requests || cl->inflight_bytes >= l->max_inflight_bytes)
+        return 1;
+    return cl->bev && evbuffer_get_length(bufferevent_get_output(cl->bev)) >= l->max_output_bytes;
+}
+
+static void px_client_pause(px_client *cl)
+{
+    if (cl->paused || cl->closed)
+        return;
+    cl->paused = 1;
+    cl->px->m.backpressure_pauses++;
+    bufferevent_disable(cl->bev, EV_READ);
+}
+
+static void px_client_maybe_resume(px_client *cl)
+{
+    if (!cl->paused || cl->closed || px_client_over_limits(cl))
+        return;
+    cl->paused = 0;
+    bufferevent_enable(cl->bev, EV_READ);
+    /* Frames already buffered get no new read event: run the reader soon. */
+    event_active(cl->resume, EV_READ, 0);
+}
+
+/* Write completed responses in request order. */
+static void px_client_flush(px_client *cl)
+{
+    px_req *rq;
+    cl->refcnt++; /* hold on while requests are freed */
+    while ((rq = TAILQ_FIRST(&cl->reqs)) != NULL && rq->done) {
+        TAILQ_REMOVE(&cl->reqs, rq, link);
+        if (!cl->closed && rq->resp != NULL) {
+            cl->px->m.response_bytes += evbuffer_get_length(rq->resp);
+            if (bufferevent_write_buffer(cl->bev, rq->resp) != 0)
+                px_client_bad(cl, "cannot queue a response (out of memory)");
+        }
+        cl->ninflight--;
+        cl->inflight_bytes -= rq->frame->len;
+        if (rq->resp)
+            evbuffer_free(rq->resp);
+        kc_frame_release(rq->frame);
+        free(rq);
+        px_client_release(cl);
+    }
+    px_client_maybe_resume(cl);
+    px_client_release(cl);
+}
+
+void px_req_respond(px_req *rq, struct evbuffer *body)
+{
+    if (body == NULL) {
+        rq->no_response = 1;
+    } else {
+        kc_wr w;
+        rq->resp = evbuffer_new();
+        if (rq->resp == NULL) {
+            px_req_reject(rq, "out of memory for the response");
+            return;
+        }
+        kc_wr_init(&w, rq->resp, NULL);
+        kc_resp_hdr_encode(&w, rq->hdr.correlation_id,
+                           kc_resp_hdr_version(rq->hdr.api_key, rq->hdr.api_version));
+        if (w.err || evbuffer_add_buffer(rq->resp, body) != 0 || kc_wr_frame_size(rq->resp) != 0) {
+            px_req_reject(rq, "out of memory for the response");
+            return;
+        }
+    }
+    rq->done = 1;
+    px_client_flush(rq->cl);
+}
+
+static void px_dispatch(px_client *cl, kc_frame *f)
+{
+    px_proxy *px = cl->px;
+    px_req *rq = calloc(1, sizeof(*rq));
+    if (rq == NULL) {
+        kc_frame_release(f);
+        px_client_bad(cl, "out of memory for a request of %zu bytes", f->len);
+        return;
+    }
+    rq->cl = cl;
+    rq->frame = f;
+    cl->refcnt++;
+    cl->ninflight++;
+    cl->inflight_bytes += f->len;
+    TAILQ_INSERT_TAIL(&cl->reqs, rq, link);
+    px->m.request_bytes += f->len + 4;
+
+    kc_rd rd;
+    kc_rd_init(&rd, f->data, f->len);
+    if (kc_req_hdr_decode(&rd, &rq->hdr) != 0) {
+        px_client_bad(cl, "malformed request header: %s at byte %zu", rd.err, rd.err_off);
+        rq->done = 1;
+        px_client_flush(cl);
+        return;
+    }
+    rq->body_off = rd.off;
+    px->m.requests[rq->hdr.api_key]++;
+    kz_dbg("client %s: %s v%d correlation id %d, %zu bytes", cl->peer, kc_api_name(rq->hdr.api_key),
+           rq->hdr.api_version, rq->hdr.correlation_id, f->len);
+    switch (rq->hdr.api_key) {
+    case KC_API_APIVERSIONS:
+        px_vc_apiversions(rq);
+        break;
+    case KC_API_METADATA:
+        px_vc_metadata(rq);
+        break;
+    case KC_API_PRODUCE:
+        px_route_produce(rq);
+        break;
+    case KC_API_FETCH:
+        px_route_fetch(rq);
+        break;
+    case KC_API_LISTOFFSETS:
+        px_route_listoffsets(rq);
+        break;
+    default:
+        /* The frame check lets through only what px_vc_version_range serves. */
+        px_req_reject(rq, "no handler");
+        break;
+    }
+}
+
+static void px_client_read(px_client *cl)
+{
+    px_proxy *px = cl->px;
+    const px_limits *l = &px->cfg->limits;
+    cl->refcnt++;
+    while (!cl->closed) {
+        if (px_client_over_limits(cl)) {
+            px_client_pause(cl);
+            break;
+        }
+        struct evbuffer *in = bufferevent_get_input(cl->bev);
+        size_t have = evbuffer_get_length(in);
+        uint8_t hb[PX_PEEK];
+        if (have < 4)
+            break;
+        evbuffer_copyout(in, hb, have < PX_PEEK ? have : PX_PEEK);
+        int32_t size = (int32_t)((uint32_t)hb[0] << 24 | (uint32_t)hb[1] << 16 | (uint32_t)hb[2] << 8 | hb[3]);
+        if (size < PX_PEEK - 4 || (size_t)size > l->max_frame_bytes) {
+            px_client_bad(cl, "frame size %d out of range [%d, %zu]", size, PX_PEEK - 4, l->max_frame_bytes);
+            break;
+        }
+        if (have < PX_PEEK)
+            break;
+        /* Check ApiKey and version before waiting for (and allocating) the body. */
+        int16_t key = (int16_t)(hb[4] << 8 | hb[5]);
+        int16_t ver = (int16_t)(hb[6] << 8 | hb[7]);
+        int16_t vmin, vmax;
+        if (px_vc_version_range(px, key, &vmin, &vmax) != 0) {
+            px_client_bad(cl, "unsupported ApiKey %d (%s)", key, kc_api_name(key));
+            break;
+        }
+        if (key != KC_API_APIVERSIONS && (ver < vmin || ver > vmax)) {
+            px_client_bad(cl, "%s version %d is outside the supported range %d-%d", kc_api_name(key),
+                          ver, vmin, vmax);
+            break;
+        }
+        if (have < 4 + (size_t)size)
+            break;
+        kc_frame *f = kc_frame_new((size_t)size);
+        if (f == NULL) {
+            px_client_bad(cl, "out of memory for a frame of %d bytes", size);
+            break;
+        }
+        evbuffer_drain(in, 4);
+        evbuffer_remove(in, f->data, (size_t)size);
+        px_dispatch(cl, f);
+    }
+    px_client_release(cl);
+}
+
+static void px_client_read_cb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    px_client_read(arg);
+}
+
+static void px_client_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    px_client *cl = arg;
+    if (!cl->closed && !cl->paused)
+        px_client_read(cl);
+}
+
+static void px_client_write_cb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    px_client_maybe_resume(arg);
+}
+
+static void px_client_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    px_client *cl = arg;
+    (void)bev;
+    if (what & BEV_EVENT_EOF) {
+        size_t left = evbuffer_get_length(bufferevent_get_input(cl->bev));
+        if (left > 0)
+            kz_info("client %s: closed with %zu bytes of an incomplete frame", cl->peer, left);
+        else
+            kz_dbg("client %s: closed", cl->peer);
+    } else if (what & BEV_EVENT_ERROR) {
+        kz_info("client %s: connection error: %s", cl->peer,
+                evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+    }
+    px_client_close(cl);
+}
+
+static void px_accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
+                         int salen, void *arg)
+{
+    px_proxy *px = arg;
+    (void)lis;
+    (void)salen;
+    if (px->m.connections_active >= (uint64_t)px->cfg->limits.max_connections) {
+        px->m.connections_rejected++;
+        kz_warn("refusing a client connection: %d connections already (limits.max_connections)",
+                px->cfg->limits.max_connections);
+        evutil_closesocket(fd);
+        return;
+    }
+    px_client *cl = calloc(1, sizeof(*cl));
+    if (cl == NULL) {
+        evutil_closesocket(fd);
+        return;
+    }
+    cl->px = px;
+    cl->refcnt = 1;
+    TAILQ_INIT(&cl->reqs);
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (sa->sa_family == AF_INET) {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
+        port = ntohs(s4->sin_port);
+        snprintf(cl->peer, sizeof(cl->peer), "%s:%d", host, port);
+    } else if (sa->sa_family == AF_INET6) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
+        port = ntohs(s6->sin6_port);
+        snprintf(cl->peer, sizeof(cl->peer), "[%s]:%d", host, port);
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    cl->bev = bufferevent_socket_new(px->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    cl->resume = event_new(px->base, -1, 0, px_client_resume_cb, cl);
+    if (cl->bev == NULL || cl->resume == NULL) {
+        if (cl->bev)
+            bufferevent_free(cl->bev);
+        else
+            evutil_closesocket(fd);
+        if (cl->resume)
+            event_free(cl->resume);
+        free(cl);
+        return;
+    }
+    px->m.connections_accepted++;
+    px->m.connections_active++;
+    bufferevent_setcb(cl->bev, px_client_read_cb, px_client_write_cb, px_client_event_cb, cl);
+    bufferevent_setwatermark(cl->bev, EV_WRITE, px->cfg->limits.max_output_bytes / 2, 0);
+    bufferevent_enable(cl->bev, EV_READ | EV_WRITE);
+    kz_dbg("client %s: connected", cl->peer);
+}
+
+static void px_accept_error_cb(struct evconnlistener *lis, void *arg)
+{
+    (void)lis;
+    (void)arg;
+    int err = EVUTIL_SOCKET_ERROR();
+    /* EMFILE and friends: log and keep listening; clients retry. */
+    kz_err("accept failed: %s", evutil_socket_error_to_string(err));
+}
+
+int px_listen(px_proxy *px, char *errstr, size_t n)
+{
+    const px_listen_addr *la = &px->cfg->listen;
+    unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE;
+    if (la->fd >= 0) {
+        evutil_make_socket_nonblocking(la->fd);
+        px->listener = evconnlistener_new(px->base, px_accept_cb, px, flags, 0, la->fd);
+    } else {
+        struct sockaddr_storage ss;
+        int sslen = sizeof(ss);
+        char spec[300];
+        snprintf(spec, sizeof(spec), strchr(la->host, ':') ? "[%s]:%d" : "%s:%d", la->host, la->port);
+        if (evutil_parse_sockaddr_port(spec, (struct sockaddr *)&ss, &sslen) != 0) {
+            snprintf(errstr, n, "listen: \"%s\" is not a numeric address", spec);
+            return -1;
+        }
+        px->listener = evconnlistener_new_bind(px->base, px_accept_cb, px, flags, 1024,
+                                               (struct sockaddr *)&ss, sslen);
+    }
+    if (px->listener == NULL) {
+        snprintf(errstr, n, "cannot listen for clients: %s",
+                 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+        return -1;
+    }
+    evconnlistener_set_error_cb(px->listener, px_accept_error_cb);
+    struct sockaddr_storage bound;
+    socklen_t blen = sizeof(bound);
+    evutil_socket_t fd = evconnlistener_get_fd(px->listener);
+    if (getsockname(fd, (struct sockaddr *)&bound, &blen) == 0) {
+        char host[INET6_ADDRSTRLEN] = "?";
+        int port = 0;
+        if (bound.ss_family == AF_INET) {
+            inet_ntop(AF_INET, &((struct sockaddr_in *)&bound)->sin_addr, host, sizeof(host));
+            port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
+        } else if (bound.ss_family == AF_INET6) {
+            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&bound)->sin6_addr, host, sizeof(host));
+            port = ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);
+        }
+        kz_info("listening for Kafka clients on %s:%d (advertised as %s:%d, zone %s, node %d)", host,
+                port, px->cfg->advertised_host, px->cfg->advertised_port, px->cfg->zone,
+                px->cfg->node_id);
+    }
+    return 0;
+}
+
+void px_listen_close(px_proxy *px)
+{
+    if (px->listener) {
+        evconnlistener_free(px->listener);
+        px->listener = NULL;
+    }
+}

@@ -1,0 +1,68 @@
+/*
+ * px_config: the daemon's JSON configuration file (parsed with jansson).
+ * See the README's configuration reference for every key.
+ */
+#ifndef PX_CONFIG_H
+#define PX_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* A listen address: "host:port", or "fd:N" for a socket inherited already
+ * bound and listening (from a test harness or a service manager). */
+typedef struct px_listen_addr {
+    int fd;        /* >= 0 when inherited */
+    char host[256];
+    int port;
+} px_listen_addr;
+
+typedef struct px_peer {
+    int32_t node_id;
+    char *zone;
+    char *host; /* advertised Kafka address */
+    int port;
+    char *admin; /* optional "host:port" of its admin listener */
+} px_peer;
+
+typedef struct px_limits {
+    size_t max_frame_bytes;         /* largest request frame a client may send */
+    int max_inflight_requests;      /* per client connection */
+    size_t max_inflight_bytes;      /* per client connection: request bytes being served */
+    size_t max_output_bytes;        /* per client connection: responses not yet sent */
+    int upstream_max_inflight;      /* per broker connection */
+    int upstream_timeout_ms;        /* broker request timeout (plus the request's own wait) */
+    size_t max_response_bytes;      /* largest response frame accepted from a broker */
+    int max_connections;            /* client connections at once */
+} px_limits;
+
+typedef struct px_config {
+    int32_t node_id;
+    char *zone;
+    px_listen_addr listen;
+    char *advertised_host;
+    int advertised_port;
+    int have_admin;
+    px_listen_addr admin_listen;
+    char **bootstrap;
+    int nbootstrap;
+    px_peer *peers;
+    int npeers;
+    char *log_level;
+    int metadata_refresh_ms;
+    px_limits limits;
+} px_config;
+
+/*
+ * Load and validate a config file. Returns 0; or -1 with errstr naming the
+ * first invalid key and what is wrong with it. cfg must be freed with
+ * px_config_free in both cases.
+ */
+int px_config_load(const char *path, px_config *cfg, char *errstr, size_t errstr_size);
+/* Same, from a JSON text (for tests). */
+int px_config_parse(const char *json, px_config *cfg, char *errstr, size_t errstr_size);
+void px_config_free(px_config *cfg);
+
+/* Split "host:port" (IPv6 in brackets). Returns 0 or -1. */
+int px_split_hostport(const char *s, char *host, size_t hostsz, int *port);
+
+#endif

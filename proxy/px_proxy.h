@@ -1,0 +1,117 @@
+/*
+ * px_proxy: the Kafka front end. Shared state of one kzproxy process and the
+ * pieces of the front end:
+ *   px_client.c   client connections: framing, limits, in-order responses
+ *   px_vcluster.c the virtual cluster: ApiVersions and Metadata answers
+ *   px_route.c    Produce / Fetch / ListOffsets split by leader and merged
+ *   px_admin.c    the admin HTTP listener: /metrics and /healthz
+ */
+#ifndef PX_PROXY_H
+#define PX_PROXY_H
+
+#include "codec/kc_arena.h"
+#include "codec/kc_buf.h"
+#include "codec/kc_proto.h"
+#include "meta-client/mc_cluster.h"
+#include "proxy/px_config.h"
+
+#include <stdint.h>
+#include <sys/queue.h>
+
+struct event_base;
+struct evdns_base;
+struct evconnlistener;
+struct evhttp;
+struct bufferevent;
+struct evbuffer;
+
+/* A proxy of the virtual cluster, as clients see it. */
+typedef struct px_node {
+    int32_t node_id;
+    const char *zone;
+    const char *host;
+    int port;
+} px_node;
+
+typedef struct px_metrics {
+    uint64_t connections_accepted;
+    uint64_t connections_active;
+    uint64_t connections_rejected;     /* over max_connections */
+    uint64_t connections_closed_bad;   /* closed for bad input */
+    uint64_t requests[KC_API_MAX + 1]; /* by ApiKey */
+    uint64_t request_bytes;
+    uint64_t response_bytes;
+    uint64_t produce_partitions;
+    uint64_t produce_record_bytes;
+    uint64_t fetch_record_bytes;
+    uint64_t partition_errors;         /* partitions answered with an error by the proxy */
+    uint64_t backpressure_pauses;      /* client reads paused by in-flight caps */
+    uint64_t zone_fallbacks;           /* metadata answered with other zones' proxies */
+} px_metrics;
+
+typedef struct px_proxy {
+    struct event_base *base;
+    struct evdns_base *dns;
+    px_config *cfg;
+    mc_cluster *mc;
+    struct evconnlistener *listener;
+    struct evhttp *http;
+    int ready;
+    int nnodes;
+    px_node *nodes; /* every proxy (self and peers), sorted by node id */
+    px_metrics m;
+    int64_t started_ms;
+} px_proxy;
+
+/* ---- px_client.c ---- */
+
+typedef struct px_client px_client;
+
+/* One client request being served; responses leave in request order. */
+typedef struct px_req {
+    TAILQ_ENTRY(px_req) link;
+    px_client *cl;
+    kc_frame *frame;   /* the request frame (without size prefix) */
+    kc_req_hdr hdr;    /* decoded header; strings point into frame */
+    size_t body_off;   /* where the body starts in frame */
+    int done;
+    int no_response;   /* acks=0 Produce */
+    struct evbuffer *resp; /* framed response, once done */
+} px_req;
+
+/* Start listening; 0 or -1 with errstr. */
+int px_listen(px_proxy *px, char *errstr, size_t errstr_size);
+void px_listen_close(px_proxy *px);
+/* The client's zone, and its address for logs. */
+const char *px_client_zone(const px_client *cl);
+const char *px_client_peer(const px_client *cl);
+px_proxy *px_client_proxy(const px_client *cl);
+
+/* Complete a request with a response body (drained) at the request's version:
+ * the header is added here. body NULL completes with no response. */
+void px_req_respond(px_req *rq, struct evbuffer *body);
+/* Fail the client's connection because of what this request contained. */
+void px_req_reject(px_req *rq, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- px_vcluster.c ---- */
+
+/* The proxies clients of a zone see (at least one: falls back to all). */
+int px_vc_zone_nodes(px_proxy *px, const char *zone, const px_node **out, int *fallback);
+/* The proxy a real broker id maps to, among the zone's proxies. */
+const px_node *px_vc_map_broker(const px_node *nodes, int n, int32_t broker_id);
+/* Highest version of key the proxy advertises (intersected with the backend
+ * where it forwards), and the lowest; -1 when not served. */
+int px_vc_version_range(px_proxy *px, int16_t key, int16_t *min, int16_t *max);
+void px_vc_apiversions(px_req *rq);
+void px_vc_metadata(px_req *rq);
+
+/* ---- px_route.c ---- */
+void px_route_produce(px_req *rq);
+void px_route_fetch(px_req *rq);
+void px_route_listoffsets(px_req *rq);
+
+/* ---- px_admin.c ---- */
+int px_admin_start(px_proxy *px, char *errstr, size_t errstr_size);
+void px_admin_stop(px_proxy *px);
+
+#endif

@@ -1,0 +1,300 @@
+#include "config.h"
+
+#include "proxy/px_proxy.h"
+
+#include "codec/kc_msg.h"
+#include "common/kz_log.h"
+
+#include <event2/buffer.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------- the proxies a zone sees ---------------- */
+
+int px_vc_zone_nodes(px_proxy *px, const char *zone, const px_node **out, int *fallback)
+{
+    /* nodes is sorted by zone then node id, so a zone's proxies are contiguous. */
+    int first = -1, n = 0;
+    for (int i = 0; i < px->nnodes; i++) {
+        if (strcmp(px->nodes[i].zone, zone) == 0) {
+            if (first < 0)
+                first = i;
+            n++;
+        }
+    }
+    if (n > 0) {
+        *out = &px->nodes[first];
+        *fallback = 0;
+        return n;
+    }
+    *out = px->nodes;
+    *fallback = 1;
+    return px->nnodes;
+}
+
+/* Murmur3's finaliser: spreads consecutive broker ids over the proxies. */
+static uint32_t px_mix32(uint32_t h)
+{
+    h ^= h >> 16;
+    h *= 0x85ebca6bu;
+    h ^= h >> 13;
+    h *= 0xc2b2ae35u;
+    h ^= h >> 16;
+    return h;
+}
+
+const px_node *px_vc_map_broker(const px_node *nodes, int n, int32_t broker_id)
+{
+    if (n <= 0 || broker_id < 0)
+        return NULL;
+    return &nodes[px_mix32((uint32_t)broker_id) % (uint32_t)n];
+}
+
+/* ---------------- ApiVersions ---------------- */
+
+/* The ApiKeys kzproxy serves, and whether it forwards them to brokers (then
+ * the range is intersected with the backend's). */
+static const struct {
+    int16_t key;
+    int forwarded;
+} px_served[] = {
+    {KC_API_PRODUCE, 1},     {KC_API_FETCH, 1},       {KC_API_LISTOFFSETS, 1},
+    {KC_API_METADATA, 0},    {KC_API_APIVERSIONS, 0},
+};
+
+int px_vc_version_range(px_proxy *px, int16_t key, int16_t *min, int16_t *max)
+{
+    for (size_t i = 0; i < sizeof(px_served) / sizeof(px_served[0]); i++) {
+        if (px_served[i].key != key)
+            continue;
+        const kc_api_info *ai = kc_api_lookup(key);
+        int16_t lo = ai->min_version, hi = ai->max_version, bmin, bmax;
+        if (px_served[i].forwarded && px->mc &&
+            mc_cluster_backend_versions(px->mc, key, &bmin, &bmax) == 0) {
+            if (bmin > lo)
+                lo = bmin;
+            if (bmax < hi)
+                hi = bmax;
+        }
+        if (lo > hi)
+            return -1;
+        *min = lo;
+        *max = hi;
+        return 0;
+    }
+    return -1;
+}
+
+void px_vc_apiversions(px_req *rq)
+{
+    px_proxy *px = px_client_proxy(rq->cl);
+    const kc_api_info *ai = kc_api_lookup(KC_API_APIVERSIONS);
+    int16_t version = rq->hdr.api_version;
+    kc_apiversions_key keys[sizeof(px_served) / sizeof(px_served[0])];
+    kc_apiversions_resp r = {0};
+    r.api_keys = keys;
+    for (size_t i = 0; i < sizeof(px_served) / sizeof(px_served[0]); i++) {
+        int16_t lo, hi;
+        if (px_vc_version_range(px, px_served[i].key, &lo, &hi) != 0)
+            continue;
+        keys[r.napi_keys++] = (kc_apiversions_key){.api_key = px_served[i].key, .min_version = lo,
+                                                   .max_version = hi};
+    }
+    if (version > ai->max_version) {
+        /* A newer client: answer at v0 with the error and our range so that
+         * it retries with a version we speak (KIP-511). */
+        r.error_code = KC_ERR_UNSUPPORTED_VERSION;
+        version = 0;
+        rq->hdr.api_version = 0;
+    } else {
+        kc_rd rd;
+        kc_apiversions_req req;
+        kc_rd_init(&rd, rq->frame->data + rq->body_off, rq->frame->len - rq->body_off);
+        if (kc_apiversions_req_decode(&rd, version, NULL, &req) != 0) {
+            px_req_reject(rq, "malformed request: %s at byte %zu", rd.err, rq->body_off + rd.err_off);
+            return;
+        }
+    }
+    struct evbuffer *body = evbuffer_new();
+    kc_wr w;
+    kc_wr_init(&w, body, NULL);
+    kc_apiversions_resp_encode(&w, version, &r);
+    px_req_respond(rq, body);
+    evbuffer_free(body);
+}
+
+/* ---------------- Metadata ---------------- */
+
+typedef struct px_md {
+    px_req *rq;
+    kc_arena arena;
+    kc_metadata_req req;
+    kc_str *names;
+    int nnames; /* -1: all topics */
+} px_md;
+
+/* Map a list of broker ids to proxy ids, dropping duplicates. */
+static int32_t px_vc_map_ids(kc_arena *a, const px_node *nodes, int n, const int32_t *ids,
+                             int32_t nids, int32_t **out)
+{
+    int32_t *r = kc_arena_calloc(a, (size_t)(nids > 0 ? nids : 0), sizeof(int32_t));
+    int32_t cnt = 0;
+    *out = r;
+    if (r == NULL)
+        return 0;
+    for (int32_t i = 0; i < nids; i++) {
+        const px_node *p = px_vc_map_broker(nodes, n, ids[i]);
+        if (p == NULL)
+            continue;
+        int dup = 0;
+        for (int32_t j = 0; j < cnt; j++)
+            dup |= r[j] == p->node_id;
+        if (!dup)
+            r[cnt++] = p->node_id;
+    }
+    return cnt;
+}
+
+static int px_vc_fill_topic(kc_arena *a, kc_metadata_topic *t, const mc_topic *mt,
+                            const px_node *nodes, int n)
+{
+    t->error_code = mt->error_code;
+    t->name = kc_str_c(mt->name);
+    t->topic_id = mt->topic_id;
+    t->is_internal = mt->is_internal;
+    t->topic_authorized_operations = INT32_MIN;
+    t->npartitions = mt->npartitions;
+    t->partitions = kc_arena_calloc(a, (size_t)mt->npartitions, sizeof(kc_metadata_partition));
+    if (t->partitions == NULL)
+        return -1;
+    for (int32_t i = 0; i < mt->npartitions; i++) {
+        const mc_partition *mp = &mt->partitions[i];
+        kc_metadata_partition *p = &t->partitions[i];
+        const px_node *leader = px_vc_map_broker(nodes, n, mp->leader_id);
+        p->error_code = mp->error_code;
+        p->partition_index = mp->index;
+        p->leader_id = leader ? leader->node_id : -1;
+        p->leader_epoch = mp->leader_epoch;
+        p->nreplica_nodes = px_vc_map_ids(a, nodes, n, mp->replicas, mp->nreplicas, &p->replica_nodes);
+        p->nisr_nodes = px_vc_map_ids(a, nodes, n, mp->isr, mp->nisr, &p->isr_nodes);
+        p->noffline_replicas = 0;
+        p->offline_replicas = NULL;
+        if (p->replica_nodes == NULL || p->isr_nodes == NULL)
+            return -1;
+        if (leader == NULL && p->error_code == 0)
+            p->error_code = KC_ERR_LEADER_NOT_AVAILABLE;
+    }
+    return 0;
+}
+
+static void px_md_answer(mc_view *view, const char *err, void *arg)
+{
+    px_md *md = arg;
+    px_req *rq = md->rq;
+    px_proxy *px = px_client_proxy(rq->cl);
+    kc_arena *a = &md->arena;
+    int16_t version = rq->hdr.api_version;
+    if (view == NULL) {
+        view = mc_cluster_view(px->mc);
+        if (err)
+            kz_warn("client %s: Metadata: backend refresh failed (%s); answering from the last view",
+                    px_client_peer(rq->cl), err);
+    }
+
+    const px_node *nodes;
+    int fallback;
+    int n = px_vc_zone_nodes(px, px_client_zone(rq->cl), &nodes, &fallback);
+    if (fallback)
+        px->m.zone_fallbacks++;
+
+    kc_metadata_resp r = {0};
+    r.cluster_authorized_operations = INT32_MIN;
+    r.controller_id = n > 0 ? nodes[0].node_id : -1;
+    r.cluster_id = kc_str_c(view ? view->cluster_id : NULL);
+    r.nbrokers = n;
+    r.brokers = kc_arena_calloc(a, (size_t)n, sizeof(*r.brokers));
+    int ok = r.brokers != NULL;
+    for (int i = 0; ok && i < n; i++) {
+        r.brokers[i].node_id = nodes[i].node_id;
+        r.brokers[i].host = kc_str_c(nodes[i].host);
+        r.brokers[i].port = nodes[i].port;
+        r.brokers[i].rack = kc_str_c(nodes[i].zone);
+    }
+    if (ok && md->nnames < 0) {
+        int32_t nt = view ? view->ntopics : 0;
+        r.topics = kc_arena_calloc(a, (size_t)nt, sizeof(*r.topics));
+        ok = r.topics != NULL;
+        for (int32_t i = 0; ok && i < nt; i++)
+            ok = px_vc_fill_topic(a, &r.topics[r.ntopics++], &view->topics[i], nodes, n) == 0;
+    } else if (ok) {
+        r.topics = kc_arena_calloc(a, (size_t)md->nnames, sizeof(*r.topics));
+        ok = r.topics != NULL;
+        for (int i = 0; ok && i < md->nnames; i++) {
+            kc_metadata_topic *t = &r.topics[r.ntopics++];
+            const mc_topic *mt = mc_view_topic(view, md->names[i]);
+            if (mt != NULL) {
+                ok = px_vc_fill_topic(a, t, mt, nodes, n) == 0;
+            } else {
+                t->name = md->names[i];
+                t->error_code = err ? KC_ERR_LEADER_NOT_AVAILABLE : KC_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+                t->topic_authorized_operations = INT32_MIN;
+                t->partitions = NULL;
+            }
+        }
+    }
+    struct evbuffer *body = ok ? evbuffer_new() : NULL;
+    if (body == NULL) {
+        px_req_reject(rq, "out of memory answering Metadata");
+    } else {
+        kc_wr w;
+        kc_wr_init(&w, body, NULL);
+        kc_metadata_resp_encode(&w, version, &r);
+        px_req_respond(rq, body);
+        evbuffer_free(body);
+    }
+    kc_arena_destroy(&md->arena);
+    free(md);
+}
+
+void px_vc_metadata(px_req *rq)
+{
+    px_proxy *px = px_client_proxy(rq->cl);
+    px_md *md = calloc(1, sizeof(*md));
+    if (md == NULL) {
+        px_req_reject(rq, "out of memory");
+        return;
+    }
+    md->rq = rq;
+    kc_arena_init(&md->arena);
+    kc_rd rd;
+    int16_t version = rq->hdr.api_version;
+    kc_rd_init(&rd, rq->frame->data + rq->body_off, rq->frame->len - rq->body_off);
+    if (kc_metadata_req_decode(&rd, version, &md->arena, &md->req) != 0) {
+        px_req_reject(rq, "malformed request: %s at byte %zu", rd.err, rq->body_off + rd.err_off);
+        kc_arena_destroy(&md->arena);
+        free(md);
+        return;
+    }
+    const kc_metadata_req *req = &md->req;
+    if (req->ntopics < 0 || (version == 0 && req->ntopics == 0)) {
+        md->nnames = -1;
+    } else {
+        md->names = kc_arena_calloc(&md->arena, (size_t)req->ntopics, sizeof(kc_str));
+        if (md->names == NULL) {
+            px_req_reject(rq, "out of memory");
+            kc_arena_destroy(&md->arena);
+            free(md);
+            return;
+        }
+        for (int32_t i = 0; i < req->ntopics; i++)
+            if (req->topics[i].name.len > 0)
+                md->names[md->nnames++] = req->topics[i].name;
+    }
+    if (md->nnames == 0) {
+        px_md_answer(mc_cluster_view(px->mc), NULL, md);
+        return;
+    }
+    int allow_create = version >= 4 ? req->allow_auto_topic_creation : 1;
+    mc_cluster_refresh(px->mc, md->names, md->nnames, allow_create, px_md_answer, md);
+}
