@@ -1,0 +1,297 @@
+#include "config.h"
+
+#include "objwal/ow_reader.h"
+
+#include "objwal/ow_format.h"
+
+#include <event2/buffer.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { OW_RD_TRAILER, OW_RD_INDEX, OW_RD_DATA } ow_rd_step;
+
+struct ow_read {
+    ow_store *st;
+    char *key;
+    char *dest;           /* ow_read_dest only */
+    ow_read_cb cb;
+    void *arg;
+    ow_req *req;
+    ow_rd_step step;
+    ow_range *ranges;
+    size_t n;
+    ow_chunk_info *chunks; /* ow_read_dest: one per range */
+    char *names;
+    uint64_t object_size;
+    ow_trailer tr;
+};
+
+static void ow_read_free(ow_read *rd)
+{
+    free(rd->key);
+    free(rd->dest);
+    free(rd->ranges);
+    free(rd->chunks);
+    free(rd->names);
+    free(rd);
+}
+
+static void ow_read_fail(ow_read *rd, int err, const char *detail)
+{
+    char msg[1536];
+    snprintf(msg, sizeof(msg), "read of %s: %s", rd->key, detail);
+    ow_read_result r = {.err = err, .errmsg = msg};
+    rd->cb(&r, rd->arg);
+    ow_read_free(rd);
+}
+
+/* The data GET finished: check every range and hand the slices on. */
+static void ow_read_data_done(ow_read *rd, const ow_result *res)
+{
+    if (res->err != OW_OK) {
+        ow_read_fail(rd, res->err, res->errmsg);
+        return;
+    }
+    uint64_t lo = rd->ranges[0].off, hi = 0;
+    for (size_t i = 0; i < rd->n; i++) {
+        if (rd->ranges[i].off < lo)
+            lo = rd->ranges[i].off;
+        if (rd->ranges[i].off + rd->ranges[i].len > hi)
+            hi = rd->ranges[i].off + rd->ranges[i].len;
+    }
+    size_t got = evbuffer_get_length(res->body);
+    if (got > hi - lo) {
+        ow_read_fail(rd, OW_ECORRUPT, "the store returned more bytes than asked");
+        return;
+    }
+    kc_frame *f = kc_frame_new(got ? got : 1);
+    ow_slice *sl = calloc(rd->n, sizeof(*sl));
+    if (f == NULL || sl == NULL) {
+        if (f != NULL)
+            kc_frame_release(f);
+        free(sl);
+        ow_read_fail(rd, OW_ENOMEM, "out of memory");
+        return;
+    }
+    f->len = got;
+    evbuffer_remove(res->body, f->data, got);
+    char why[512];
+    for (size_t i = 0; i < rd->n; i++) {
+        const ow_range *r = &rd->ranges[i];
+        uint64_t at = r->off - lo;
+        size_t have = at < got ? got - (size_t)at : 0;
+        int rc = ow_range_verify(r, f->data + (at < got ? at : 0), have, why, sizeof(why));
+        if (rc != OW_OK) {
+            kc_frame_release(f);
+            free(sl);
+            ow_read_fail(rd, rc, why);
+            return;
+        }
+        sl[i].p = f->data + at;
+        sl[i].len = r->len;
+    }
+    ow_read_result out = {.err = OW_OK, .errmsg = "", .frame = f, .slices = sl,
+                          .chunks = rd->chunks, .nslices = rd->n};
+    rd->cb(&out, rd->arg);
+    kc_frame_release(f);
+    free(sl);
+    ow_read_free(rd);
+}
+
+static void ow_read_store_cb(const ow_result *res, void *arg);
+
+static int ow_read_get_span(ow_read *rd)
+{
+    uint64_t lo = rd->ranges[0].off, hi = 0;
+    for (size_t i = 0; i < rd->n; i++) {
+        if (rd->ranges[i].off < lo)
+            lo = rd->ranges[i].off;
+        if (rd->ranges[i].off + rd->ranges[i].len > hi)
+            hi = rd->ranges[i].off + rd->ranges[i].len;
+    }
+    rd->step = OW_RD_DATA;
+    rd->req = ow_store_get(rd->st, rd->key, (int64_t)lo, hi - lo, ow_read_store_cb, rd);
+    return rd->req != NULL ? OW_OK : OW_ENOMEM;
+}
+
+static void ow_read_trailer_done(ow_read *rd, const ow_result *res)
+{
+    if (res->err != OW_OK) {
+        ow_read_fail(rd, res->err, res->errmsg);
+        return;
+    }
+    uint8_t t[OW_TRAILER_SIZE];
+    size_t got = evbuffer_get_length(res->body);
+    if (got < OW_TRAILER_SIZE) {
+        ow_read_fail(rd, OW_ETRUNCATED, "object shorter than its trailer");
+        return;
+    }
+    evbuffer_copyout(res->body, t, sizeof(t));
+    char why[512];
+    rd->object_size = res->object_size;
+    int rc = ow_trailer_decode(t, got, rd->object_size, &rd->tr, why, sizeof(why));
+    if (rc != OW_OK) {
+        ow_read_fail(rd, rc, why);
+        return;
+    }
+    rd->step = OW_RD_INDEX;
+    rd->req = ow_store_get(rd->st, rd->key, (int64_t)rd->tr.index_off, rd->tr.index_len,
+                           ow_read_store_cb, rd);
+    if (rd->req == NULL)
+        ow_read_fail(rd, OW_ENOMEM, "out of memory");
+}
+
+static void ow_read_index_done(ow_read *rd, const ow_result *res)
+{
+    if (res->err != OW_OK) {
+        ow_read_fail(rd, res->err, res->errmsg);
+        return;
+    }
+    size_t got = evbuffer_get_length(res->body);
+    if (got < rd->tr.index_len) {
+        ow_read_fail(rd, OW_ETRUNCATED, "index truncated");
+        return;
+    }
+    const uint8_t *p = evbuffer_pullup(res->body, -1);
+    ow_index_entry *e = NULL;
+    char why[512];
+    int rc = p ? ow_index_decode(p, got, &rd->tr, &e, why, sizeof(why)) : OW_ENOMEM;
+    if (rc != OW_OK) {
+        ow_read_fail(rd, rc, p ? why : "out of memory");
+        return;
+    }
+    size_t n = 0, names = 0;
+    for (uint32_t i = 0; i < rd->tr.nchunks; i++)
+        if (kc_str_eq(e[i].dest, rd->dest)) {
+            n++;
+            names += (size_t)e[i].dest.len + (size_t)e[i].topic.len + 2;
+        }
+    if (n == 0) {
+        free(e);
+        char why2[320];
+        snprintf(why2, sizeof(why2), "no chunks for destination %s", rd->dest);
+        ow_read_fail(rd, OW_ENOTFOUND, why2);
+        return;
+    }
+    rd->ranges = calloc(n, sizeof(*rd->ranges));
+    rd->chunks = calloc(n, sizeof(*rd->chunks));
+    rd->names = malloc(names);
+    if (rd->ranges == NULL || rd->chunks == NULL || rd->names == NULL) {
+        free(e);
+        ow_read_fail(rd, OW_ENOMEM, "out of memory");
+        return;
+    }
+    char *np = rd->names;
+    size_t k = 0;
+    for (uint32_t i = 0; i < rd->tr.nchunks; i++) {
+        if (!kc_str_eq(e[i].dest, rd->dest))
+            continue;
+        memcpy(np, e[i].dest.p, (size_t)e[i].dest.len);
+        np[e[i].dest.len] = '\0';
+        rd->chunks[k].dest = np;
+        np += e[i].dest.len + 1;
+        memcpy(np, e[i].topic.p, (size_t)e[i].topic.len);
+        np[e[i].topic.len] = '\0';
+        rd->chunks[k].topic = np;
+        np += e[i].topic.len + 1;
+        rd->chunks[k].partition = e[i].partition;
+        rd->chunks[k].range = e[i].range;
+        rd->ranges[k] = e[i].range;
+        k++;
+    }
+    rd->n = n;
+    free(e);
+    if (ow_read_get_span(rd) != OW_OK)
+        ow_read_fail(rd, OW_ENOMEM, "out of memory");
+}
+
+static void ow_read_store_cb(const ow_result *res, void *arg)
+{
+    ow_read *rd = arg;
+    rd->req = NULL;
+    switch (rd->step) {
+    case OW_RD_TRAILER:
+        ow_read_trailer_done(rd, res);
+        break;
+    case OW_RD_INDEX:
+        ow_read_index_done(rd, res);
+        break;
+    case OW_RD_DATA:
+        ow_read_data_done(rd, res);
+        break;
+    }
+}
+
+static ow_read *ow_read_alloc(ow_store *st, const char *key, ow_read_cb cb, void *arg)
+{
+    if (st == NULL || cb == NULL || !ow_key_valid(key))
+        return NULL;
+    ow_read *rd = calloc(1, sizeof(*rd));
+    if (rd == NULL)
+        return NULL;
+    rd->st = st;
+    rd->cb = cb;
+    rd->arg = arg;
+    if ((rd->key = strdup(key)) == NULL) {
+        free(rd);
+        return NULL;
+    }
+    return rd;
+}
+
+ow_read *ow_read_ranges(ow_store *st, const char *key, const ow_range *ranges, size_t n,
+                        ow_read_cb cb, void *arg)
+{
+    if (ranges == NULL || n == 0 || n > OW_MAX_CHUNKS)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        if (ranges[i].len == 0 || ranges[i].off > OW_MAX_OBJECT ||
+            ranges[i].off + ranges[i].len > OW_MAX_OBJECT)
+            return NULL;
+    ow_read *rd = ow_read_alloc(st, key, cb, arg);
+    if (rd == NULL)
+        return NULL;
+    rd->ranges = malloc(n * sizeof(*ranges));
+    if (rd->ranges == NULL) {
+        ow_read_free(rd);
+        return NULL;
+    }
+    memcpy(rd->ranges, ranges, n * sizeof(*ranges));
+    rd->n = n;
+    if (ow_read_get_span(rd) != OW_OK) {
+        ow_read_free(rd);
+        return NULL;
+    }
+    return rd;
+}
+
+ow_read *ow_read_dest(ow_store *st, const char *key, const char *dest, ow_read_cb cb, void *arg)
+{
+    if (dest == NULL || strlen(dest) > OW_MAX_NAME)
+        return NULL;
+    ow_read *rd = ow_read_alloc(st, key, cb, arg);
+    if (rd == NULL)
+        return NULL;
+    if ((rd->dest = strdup(dest)) == NULL) {
+        ow_read_free(rd);
+        return NULL;
+    }
+    rd->step = OW_RD_TRAILER;
+    rd->req = ow_store_get(st, key, -OW_TRAILER_SIZE, 0, ow_read_store_cb, rd);
+    if (rd->req == NULL) {
+        ow_read_free(rd);
+        return NULL;
+    }
+    return rd;
+}
+
+void ow_read_cancel(ow_read *rd)
+{
+    if (rd == NULL)
+        return;
+    if (rd->req != NULL)
+        ow_req_cancel(rd->req);
+    ow_read_free(rd);
+}

@@ -1,0 +1,59 @@
+/*
+ * ow_reader: read a destination's slice of a WAL object, verified.
+ *
+ *  - ow_read_ranges: the RPC carried the ranges (offset, length, CRC32C) of
+ *    the chunks meant for this destination: one ranged GET covering them
+ *    all, then a CRC32C check of each.
+ *  - ow_read_dest: only the key is known: GET the trailer (suffix range),
+ *    GET the index, then one ranged GET of the destination's chunks.
+ *
+ * The callback gets every slice verified, or an error and no data: a short
+ * read is OW_ETRUNCATED, a CRC or format mismatch OW_ECORRUPT, a missing
+ * object OW_ENOTFOUND; store errors (OW_ETIMEOUT, OW_EAUTH...) pass through.
+ * Bytes are never handed on unverified.
+ */
+#ifndef OW_READER_H
+#define OW_READER_H
+
+#include "codec/kc_buf.h"
+#include "objwal/ow_store.h"
+#include "objwal/ow_types.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct ow_read ow_read;
+
+typedef struct ow_slice {
+    const uint8_t *p;  /* into frame->data */
+    size_t len;
+} ow_slice;
+
+typedef struct ow_read_result {
+    int err;                     /* OW_OK or an ow_err */
+    const char *errmsg;          /* sentence with the key and cause; "" when ok */
+    kc_frame *frame;             /* holds the bytes; kc_frame_keep() it to keep the
+                                  * slices past the callback (then kc_frame_release) */
+    const ow_slice *slices;      /* one per range asked / chunk found */
+    const ow_chunk_info *chunks; /* ow_read_dest: what each slice is; NULL for ranges */
+    size_t nslices;
+} ow_read_result;
+
+/* r and all it points to (but a kept frame) live until the callback returns. */
+typedef void (*ow_read_cb)(const ow_read_result *r, void *arg);
+
+/*
+ * Read n ranges (1..OW_MAX_CHUNKS, each non-empty; copied) of key in one
+ * GET. Returns a handle (valid until the callback returns) or NULL if the
+ * arguments are invalid or memory ran out (no callback then).
+ */
+ow_read *ow_read_ranges(ow_store *st, const char *key, const ow_range *ranges, size_t n,
+                        ow_read_cb cb, void *arg);
+
+/* Read every chunk of dest in key, found through the object's index. */
+ow_read *ow_read_dest(ow_store *st, const char *key, const char *dest, ow_read_cb cb, void *arg);
+
+/* Cancel: the callback will not run. */
+void ow_read_cancel(ow_read *rd);
+
+#endif
