@@ -1,13 +1,357 @@
+/*
+ * Fetch (ApiKey 1), v4-v13, flexible from v12 (FetchRequest.json,
+ * FetchResponse.json). v4 is the first version whose responses carry magic 2
+ * batches and aborted transactions; v13 names topics by id instead of name.
+ *
+ * Tagged fields stay raw: the request's ClusterId (tag 0, top level) and the
+ * response partition's DivergingEpoch, CurrentLeader and SnapshotId (tags 0-2)
+ * pass through untouched unless the proxy rewrites them itself.
+ */
 #include "config.h"
 
 #include "codec/kc_msg.h"
+#include "codec/kc_proto.h"
 
-/* PLACEHOLDER: being written; every call fails. */
+#define KC_FETCH_FLEX 12
+#define KC_FETCH_TOPIC_IDS 13
+
+/* Smallest encoded topic entry: name (int16 or one uvarint byte) or a 16-byte
+ * id, then the partitions array count, then tags when flexible. */
+static size_t kc_fetch_topic_min(int16_t version, int flex)
+{
+    if (version >= KC_FETCH_TOPIC_IDS)
+        return 16 + 1 + 1;
+    return flex ? 1 + 1 + 1 : 2 + 4;
+}
+
+/* Topic names exist up to v12, ids from v13: read whichever this version has
+ * and leave the other at its default ("" / all zero). */
+static void kc_fetch_rd_topic(kc_rd *rd, int16_t version, int flex, kc_str *name, kc_uuid *id)
+{
+    *name = (kc_str){"", 0};
+    *id = (kc_uuid){{0}};
+    if (version >= KC_FETCH_TOPIC_IDS)
+        *id = kc_rd_uuid(rd);
+    else
+        *name = kc_rd_string(rd, flex);
+}
+
+static void kc_fetch_wr_topic(kc_wr *w, int16_t version, int flex, kc_str name, kc_uuid id)
+{
+    if (version >= KC_FETCH_TOPIC_IDS) {
+        kc_wr_uuid(w, id);
+    } else {
+        /* A topic decoded from v13 has no name; never write null for a
+         * non-nullable string (the proxy must fill it in to downgrade). */
+        kc_wr_string(w, name.len >= 0 ? name : (kc_str){"", 0}, flex);
+    }
+}
+
+/* ---- request ---- */
+
+static size_t kc_fetch_req_partition_min(int16_t version, int flex)
+{
+    size_t n = 4 + 8 + 4; /* Partition, FetchOffset, PartitionMaxBytes */
+    if (version >= 5)
+        n += 8; /* LogStartOffset */
+    if (version >= 9)
+        n += 4; /* CurrentLeaderEpoch */
+    if (version >= 12)
+        n += 4; /* LastFetchedEpoch */
+    if (flex)
+        n += 1; /* tags */
+    return n;
+}
+
+static void kc_fetch_req_partition_decode(kc_rd *rd, int16_t version, int flex,
+                                          kc_fetch_req_partition *p)
+{
+    p->current_leader_epoch = -1;
+    p->last_fetched_epoch = -1;
+    p->log_start_offset = -1;
+    p->partition = kc_rd_i32(rd);
+    if (version >= 9)
+        p->current_leader_epoch = kc_rd_i32(rd);
+    p->fetch_offset = kc_rd_i64(rd);
+    if (version >= 12)
+        p->last_fetched_epoch = kc_rd_i32(rd);
+    if (version >= 5)
+        p->log_start_offset = kc_rd_i64(rd);
+    p->partition_max_bytes = kc_rd_i32(rd);
+    if (flex)
+        kc_rd_tags(rd, &p->tags);
+}
+
+static void kc_fetch_req_topic_decode(kc_rd *rd, int16_t version, int flex, kc_arena *a,
+                                      kc_fetch_req_topic *t)
+{
+    kc_fetch_rd_topic(rd, version, flex, &t->topic, &t->topic_id);
+    int32_t n = kc_rd_arraylen(rd, flex, 0, kc_fetch_req_partition_min(version, flex));
+    if (rd->err)
+        return;
+    t->partitions = kc_arena_calloc(a, (size_t)n, sizeof(*t->partitions));
+    if (t->partitions == NULL) {
+        kc_rd_fail(rd, "out of memory");
+        return;
+    }
+    t->npartitions = n;
+    for (int32_t i = 0; i < n && rd->err == NULL; i++)
+        kc_fetch_req_partition_decode(rd, version, flex, &t->partitions[i]);
+    if (flex)
+        kc_rd_tags(rd, &t->tags);
+}
+
+static void kc_fetch_forgotten_decode(kc_rd *rd, int16_t version, int flex, kc_arena *a,
+                                      kc_fetch_forgotten_topic *f)
+{
+    kc_fetch_rd_topic(rd, version, flex, &f->topic, &f->topic_id);
+    int32_t n = kc_rd_arraylen(rd, flex, 0, 4);
+    if (rd->err)
+        return;
+    f->partitions = kc_arena_calloc(a, (size_t)n, sizeof(*f->partitions));
+    if (f->partitions == NULL) {
+        kc_rd_fail(rd, "out of memory");
+        return;
+    }
+    f->npartitions = n;
+    for (int32_t i = 0; i < n && rd->err == NULL; i++)
+        f->partitions[i] = kc_rd_i32(rd);
+    if (flex)
+        kc_rd_tags(rd, &f->tags);
+}
+
 int kc_fetch_req_decode(kc_rd *rd, int16_t version, kc_arena *a, kc_fetch_req *out)
-{ (void)version; (void)a; (void)out; return kc_rd_fail(rd, "not implemented"); }
+{
+    const int flex = version >= KC_FETCH_FLEX;
+    *out = (kc_fetch_req){0};
+    /* Defaults of the fields older versions lack (ReplicaId and MaxBytes are
+     * in every version from v4, so they need none). */
+    out->session_epoch = -1;
+    out->rack_id = (kc_str){"", 0};
+    out->replica_id = kc_rd_i32(rd);
+    out->max_wait_ms = kc_rd_i32(rd);
+    out->min_bytes = kc_rd_i32(rd);
+    out->max_bytes = kc_rd_i32(rd);      /* v3+ */
+    out->isolation_level = kc_rd_i8(rd); /* v4+ */
+    if (version >= 7) {
+        out->session_id = kc_rd_i32(rd);
+        out->session_epoch = kc_rd_i32(rd);
+    }
+    int32_t n = kc_rd_arraylen(rd, flex, 0, kc_fetch_topic_min(version, flex));
+    if (rd->err)
+        return -1;
+    out->topics = kc_arena_calloc(a, (size_t)n, sizeof(*out->topics));
+    if (out->topics == NULL)
+        return kc_rd_fail(rd, "out of memory");
+    out->ntopics = n;
+    for (int32_t i = 0; i < n && rd->err == NULL; i++)
+        kc_fetch_req_topic_decode(rd, version, flex, a, &out->topics[i]);
+    if (version >= 7) {
+        n = kc_rd_arraylen(rd, flex, 0, kc_fetch_topic_min(version, flex));
+        if (rd->err)
+            return -1;
+        out->forgotten_topics_data =
+            kc_arena_calloc(a, (size_t)n, sizeof(*out->forgotten_topics_data));
+        if (out->forgotten_topics_data == NULL)
+            return kc_rd_fail(rd, "out of memory");
+        out->nforgotten_topics_data = n;
+        for (int32_t i = 0; i < n && rd->err == NULL; i++)
+            kc_fetch_forgotten_decode(rd, version, flex, a, &out->forgotten_topics_data[i]);
+    }
+    if (version >= 11)
+        out->rack_id = kc_rd_string(rd, flex);
+    if (flex)
+        kc_rd_tags(rd, &out->tags);
+    return kc_rd_finish(rd);
+}
+
 void kc_fetch_req_encode(kc_wr *w, int16_t version, const kc_fetch_req *in)
-{ (void)version; (void)in; w->err = 1; }
+{
+    const int flex = version >= KC_FETCH_FLEX;
+    kc_wr_i32(w, in->replica_id);
+    kc_wr_i32(w, in->max_wait_ms);
+    kc_wr_i32(w, in->min_bytes);
+    kc_wr_i32(w, in->max_bytes);
+    kc_wr_i8(w, in->isolation_level);
+    if (version >= 7) {
+        kc_wr_i32(w, in->session_id);
+        kc_wr_i32(w, in->session_epoch);
+    }
+    kc_wr_arraylen(w, in->ntopics, flex);
+    for (int32_t i = 0; i < in->ntopics; i++) {
+        const kc_fetch_req_topic *t = &in->topics[i];
+        kc_fetch_wr_topic(w, version, flex, t->topic, t->topic_id);
+        kc_wr_arraylen(w, t->npartitions, flex);
+        for (int32_t j = 0; j < t->npartitions; j++) {
+            const kc_fetch_req_partition *p = &t->partitions[j];
+            kc_wr_i32(w, p->partition);
+            if (version >= 9)
+                kc_wr_i32(w, p->current_leader_epoch);
+            kc_wr_i64(w, p->fetch_offset);
+            if (version >= 12)
+                kc_wr_i32(w, p->last_fetched_epoch);
+            if (version >= 5)
+                kc_wr_i64(w, p->log_start_offset);
+            kc_wr_i32(w, p->partition_max_bytes);
+            if (flex)
+                kc_wr_tags(w, &p->tags);
+        }
+        if (flex)
+            kc_wr_tags(w, &t->tags);
+    }
+    if (version >= 7) {
+        kc_wr_arraylen(w, in->nforgotten_topics_data, flex);
+        for (int32_t i = 0; i < in->nforgotten_topics_data; i++) {
+            const kc_fetch_forgotten_topic *f = &in->forgotten_topics_data[i];
+            kc_fetch_wr_topic(w, version, flex, f->topic, f->topic_id);
+            kc_wr_arraylen(w, f->npartitions, flex);
+            for (int32_t j = 0; j < f->npartitions; j++)
+                kc_wr_i32(w, f->partitions[j]);
+            if (flex)
+                kc_wr_tags(w, &f->tags);
+        }
+    }
+    if (version >= 11)
+        kc_wr_string(w, in->rack_id.len >= 0 ? in->rack_id : (kc_str){"", 0}, flex);
+    if (flex)
+        kc_wr_tags(w, &in->tags);
+}
+
+/* ---- response ---- */
+
+static size_t kc_fetch_resp_partition_min(int16_t version, int flex)
+{
+    /* PartitionIndex, ErrorCode, HighWatermark, LastStableOffset (v4+) */
+    size_t n = 4 + 2 + 8 + 8;
+    if (version >= 5)
+        n += 8; /* LogStartOffset */
+    if (version >= 11)
+        n += 4; /* PreferredReadReplica */
+    /* AbortedTransactions count and Records length; tags */
+    n += flex ? 1 + 1 + 1 : 4 + 4;
+    return n;
+}
+
+static void kc_fetch_resp_partition_decode(kc_rd *rd, int16_t version, int flex, kc_arena *a,
+                                           kc_fetch_resp_partition *p)
+{
+    p->last_stable_offset = -1;
+    p->log_start_offset = -1;
+    p->preferred_read_replica = -1;
+    p->records = (kc_bytes){NULL, -1};
+    p->partition_index = kc_rd_i32(rd);
+    p->error_code = kc_rd_i16(rd);
+    p->high_watermark = kc_rd_i64(rd);
+    p->last_stable_offset = kc_rd_i64(rd); /* v4+ */
+    if (version >= 5)
+        p->log_start_offset = kc_rd_i64(rd);
+    /* ProducerId + FirstOffset (+ tags). Null (v4+) means none, kept as -1. */
+    int32_t n = kc_rd_arraylen(rd, flex, 1, flex ? 17 : 16);
+    if (rd->err)
+        return;
+    if (n >= 0) {
+        p->aborted_transactions = kc_arena_calloc(a, (size_t)n, sizeof(*p->aborted_transactions));
+        if (p->aborted_transactions == NULL) {
+            kc_rd_fail(rd, "out of memory");
+            return;
+        }
+    }
+    p->naborted_transactions = n;
+    for (int32_t i = 0; i < n && rd->err == NULL; i++) {
+        kc_fetch_aborted_txn *t = &p->aborted_transactions[i];
+        t->producer_id = kc_rd_i64(rd);
+        t->first_offset = kc_rd_i64(rd);
+        if (flex)
+            kc_rd_tags(rd, &t->tags);
+    }
+    if (version >= 11)
+        p->preferred_read_replica = kc_rd_i32(rd);
+    p->records = kc_rd_nbytes(rd, flex);
+    if (flex)
+        kc_rd_tags(rd, &p->tags);
+}
+
+static void kc_fetch_resp_topic_decode(kc_rd *rd, int16_t version, int flex, kc_arena *a,
+                                       kc_fetch_resp_topic *t)
+{
+    kc_fetch_rd_topic(rd, version, flex, &t->topic, &t->topic_id);
+    int32_t n = kc_rd_arraylen(rd, flex, 0, kc_fetch_resp_partition_min(version, flex));
+    if (rd->err)
+        return;
+    t->partitions = kc_arena_calloc(a, (size_t)n, sizeof(*t->partitions));
+    if (t->partitions == NULL) {
+        kc_rd_fail(rd, "out of memory");
+        return;
+    }
+    t->npartitions = n;
+    for (int32_t i = 0; i < n && rd->err == NULL; i++)
+        kc_fetch_resp_partition_decode(rd, version, flex, a, &t->partitions[i]);
+    if (flex)
+        kc_rd_tags(rd, &t->tags);
+}
+
 int kc_fetch_resp_decode(kc_rd *rd, int16_t version, kc_arena *a, kc_fetch_resp *out)
-{ (void)version; (void)a; (void)out; return kc_rd_fail(rd, "not implemented"); }
+{
+    const int flex = version >= KC_FETCH_FLEX;
+    *out = (kc_fetch_resp){0};
+    out->throttle_time_ms = kc_rd_i32(rd); /* v1+ */
+    if (version >= 7) {
+        out->error_code = kc_rd_i16(rd);
+        out->session_id = kc_rd_i32(rd);
+    }
+    int32_t n = kc_rd_arraylen(rd, flex, 0, kc_fetch_topic_min(version, flex));
+    if (rd->err)
+        return -1;
+    out->responses = kc_arena_calloc(a, (size_t)n, sizeof(*out->responses));
+    if (out->responses == NULL)
+        return kc_rd_fail(rd, "out of memory");
+    out->nresponses = n;
+    for (int32_t i = 0; i < n && rd->err == NULL; i++)
+        kc_fetch_resp_topic_decode(rd, version, flex, a, &out->responses[i]);
+    if (flex)
+        kc_rd_tags(rd, &out->tags);
+    return kc_rd_finish(rd);
+}
+
 void kc_fetch_resp_encode(kc_wr *w, int16_t version, const kc_fetch_resp *in)
-{ (void)version; (void)in; w->err = 1; }
+{
+    const int flex = version >= KC_FETCH_FLEX;
+    kc_wr_i32(w, in->throttle_time_ms);
+    if (version >= 7) {
+        kc_wr_i16(w, in->error_code);
+        kc_wr_i32(w, in->session_id);
+    }
+    kc_wr_arraylen(w, in->nresponses, flex);
+    for (int32_t i = 0; i < in->nresponses; i++) {
+        const kc_fetch_resp_topic *t = &in->responses[i];
+        kc_fetch_wr_topic(w, version, flex, t->topic, t->topic_id);
+        kc_wr_arraylen(w, t->npartitions, flex);
+        for (int32_t j = 0; j < t->npartitions; j++) {
+            const kc_fetch_resp_partition *p = &t->partitions[j];
+            kc_wr_i32(w, p->partition_index);
+            kc_wr_i16(w, p->error_code);
+            kc_wr_i64(w, p->high_watermark);
+            kc_wr_i64(w, p->last_stable_offset);
+            if (version >= 5)
+                kc_wr_i64(w, p->log_start_offset);
+            kc_wr_arraylen(w, p->naborted_transactions, flex);
+            for (int32_t k = 0; k < p->naborted_transactions; k++) {
+                const kc_fetch_aborted_txn *tx = &p->aborted_transactions[k];
+                kc_wr_i64(w, tx->producer_id);
+                kc_wr_i64(w, tx->first_offset);
+                if (flex)
+                    kc_wr_tags(w, &tx->tags);
+            }
+            if (version >= 11)
+                kc_wr_i32(w, p->preferred_read_replica);
+            /* Record data goes out by reference when w has the source frame. */
+            kc_wr_bytes(w, p->records, flex);
+            if (flex)
+                kc_wr_tags(w, &p->tags);
+        }
+        if (flex)
+            kc_wr_tags(w, &t->tags);
+    }
+    if (flex)
+        kc_wr_tags(w, &in->tags);
+}

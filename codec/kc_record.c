@@ -97,9 +97,10 @@ int kc_record_batches_validate(const kc_bytes *records, int allow_partial, kc_rd
         }
         if (partial) {
             if (!allow_partial)
-                return kc_batch_fail(rd, start, remain < KC_BATCH_LOG_OVERHEAD
-                                                    ? "truncated record batch"
-                                                    : "record batch length exceeds records");
+                return kc_batch_fail(rd, start,
+                                     remain < KC_BATCH_LOG_OVERHEAD
+                                         ? "truncated record batch"
+                                         : "record batch length exceeds records");
             if (partial_tail)
                 *partial_tail = remain;
             kc_rd_skip(rd, remain);
