@@ -1,0 +1,894 @@
+"""kzharness: start a zoned mock Kafka cluster and kzproxy daemons for tests.
+
+Runs under /usr/bin/python3 (Debian's confluent_kafka and kafka-python). Every
+wait here is bounded and fails with a HarnessError saying what did not happen;
+nothing sleeps to synchronise: readiness comes from lines read off pipes with
+select(), and listening sockets are bound by the harness before any daemon
+starts, so every address is known up front.
+
+    with TestBed(topics={'t12': 12}) as tb, ProxyCluster(tb) as pc:
+        a = pc.proxy_in('a')
+        kcat('-P', '-b', a.kafka, '-t', 't12', input=b'hello\\n')
+
+A test's main goes through run_test(), which maps SkipTest to exit 77, a
+failure to exit 1 and arms a watchdog so the test always stops by itself.
+
+Environment: top_builddir (default: the current directory, where automake runs
+tests), KZ_TEST_KEEP=1 keeps the work directory (configs, proxy logs),
+KZ_PROXY_WRAPPER prefixes the daemon's command line (e.g. "valgrind -q").
+"""
+
+import ctypes
+import json
+import os
+import re
+import select
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import urllib.request
+from dataclasses import dataclass, field
+
+__all__ = [
+    'HarnessError', 'SkipTest', 'TestBed', 'Broker', 'ProxyCluster', 'Proxy',
+    'Metrics', 'parse_prometheus', 'metrics', 'rss_kib', 'log_tail', 'kcat',
+    'require_kcat', 'produce', 'consume_all', 'wait_until', 'run_test',
+    'top_builddir', 'top_srcdir', 'testbed_binary', 'kzproxy_binary',
+]
+
+
+class HarnessError(Exception):
+    """Something the test depends on did not happen (in time)."""
+
+
+class SkipTest(Exception):
+    """The test cannot run here (missing tool); run_test() exits 77."""
+
+
+# ---------------------------------------------------------------- paths
+
+def top_builddir():
+    return os.path.abspath(os.environ.get('top_builddir') or os.getcwd())
+
+
+def top_srcdir():
+    here = os.path.dirname(os.path.abspath(__file__))
+    return os.path.abspath(os.environ.get('top_srcdir') or os.path.join(here, '..', '..'))
+
+
+def testbed_binary():
+    return os.path.join(top_builddir(), 'tests', 'testbed', 'kz-testbed')
+
+
+def kzproxy_binary():
+    return os.path.join(top_builddir(), 'kzproxy')
+
+
+def _require_binary(path, what):
+    if not os.access(path, os.X_OK):
+        raise SkipTest('%s not built: %s (set top_builddir or run make)' % (what, path))
+
+
+# ---------------------------------------------------------------- pipes
+
+class _LineReader:
+    """Reads lines from a pipe with a deadline (select + os.read, no stdio)."""
+
+    def __init__(self, fileobj, what):
+        self.f = fileobj
+        self.fd = fileobj.fileno()
+        self.what = what
+        self.buf = b''
+        self.eof = False
+
+    def readline(self, timeout):
+        """The next line without its newline, or None at EOF. HarnessError on timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            nl = self.buf.find(b'\n')
+            if nl >= 0:
+                line, self.buf = self.buf[:nl], self.buf[nl + 1:]
+                return line.decode('utf-8', 'replace')
+            if self.eof:
+                if self.buf:
+                    line, self.buf = self.buf, b''
+                    return line.decode('utf-8', 'replace')
+                return None
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise HarnessError('%s: no line within %.1fs' % (self.what, timeout))
+            r, _, _ = select.select([self.fd], [], [], left)
+            if r:
+                self.feed()
+
+    def feed(self):
+        """Read what is available (call only when select says readable)."""
+        data = os.read(self.fd, 65536)
+        if data:
+            self.buf += data
+        else:
+            self.eof = True
+
+
+def _terminate(proc, timeout, what, send=True):
+    """SIGTERM (unless already sent), bounded wait, SIGKILL as last resort.
+    Returns (returncode, killed)."""
+    if proc.poll() is not None:
+        return proc.returncode, False
+    if send:
+        try:
+            proc.send_signal(signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    try:
+        return proc.wait(timeout=timeout), False
+    except subprocess.TimeoutExpired:
+        sys.stderr.write('kzharness: %s did not stop %.1fs after SIGTERM: SIGKILL\n' % (what, timeout))
+        proc.kill()
+        return proc.wait(timeout=10), True
+
+
+_libc = None
+
+
+def _die_with_parent():
+    """preexec_fn: PR_SET_PDEATHSIG(SIGKILL), so a daemon never outlives a killed test."""
+    if _libc is not None:
+        _libc.prctl(1, signal.SIGKILL, 0, 0, 0)
+
+
+try:
+    _libc = ctypes.CDLL(None, use_errno=True)
+    _libc.prctl  # noqa: B018 -- resolve now, not in the forked child
+except (OSError, AttributeError):
+    _libc = None
+
+
+# ---------------------------------------------------------------- test bed
+
+@dataclass
+class Broker:
+    id: int
+    host: str
+    port: int
+    rack: str
+
+    @property
+    def address(self):
+        return '%s:%d' % (self.host, self.port)
+
+
+class TestBed:
+    """A kz-testbed process: a librdkafka mock cluster with brokers in zones.
+
+    Broker i (ids from 1) gets rack zones[(i-1) % len(zones)]; partition p of
+    each topic is led by broker (p % brokers) + 1. Attributes once started:
+    bootstrap ("h:p,h:p,..."), brokers [Broker], topics {name: partitions}.
+    Failure-injection methods talk to the test bed over its stdin.
+    """
+
+    __test__ = False  # not a pytest class
+
+    def __init__(self, zones=('a', 'b', 'c'), brokers=3, topics=None, ready_timeout=30,
+                 extra_args=(), verbose=False):
+        self.zones = tuple(zones)
+        self.broker_cnt = brokers
+        self.topic_spec = dict({'t12': 12} if topics is None else topics)
+        self.ready_timeout = ready_timeout
+        self.extra_args = list(extra_args)
+        self.verbose = verbose
+        self.proc = None
+        self.bootstrap = None
+        self.brokers = []
+        self.topics = {}
+        self._out = None
+        self._lock = threading.Lock()
+
+    # -- lifecycle
+    def start(self):
+        binary = testbed_binary()
+        _require_binary(binary, 'kz-testbed')
+        argv = [binary, '--stdin-eof', '--brokers', str(self.broker_cnt), '--zones', ','.join(self.zones)]
+        for name, parts in self.topic_spec.items():
+            argv += ['--topic', '%s:%d' % (name, parts)]
+        if self.verbose:
+            argv.append('--verbose')
+        argv += self.extra_args
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     close_fds=True)
+        self._out = _LineReader(self.proc.stdout, 'kz-testbed')
+        try:
+            line = self._out.readline(self.ready_timeout)
+            if line is None:
+                rc = self.proc.wait(timeout=10)
+                raise HarnessError('kz-testbed exited (code %s) before it was ready: %s'
+                                   % (rc, ' '.join(argv)))
+            try:
+                info = json.loads(line)
+            except ValueError:
+                raise HarnessError('kz-testbed printed %r, expected its JSON ready line' % line)
+            self.bootstrap = info['bootstrap']
+            self.brokers = [Broker(b['id'], b['host'], b['port'], b['rack']) for b in info['brokers']]
+            self.topics = {t['name']: t['partitions'] for t in info['topics']}
+        except BaseException:
+            self.stop(check=False)
+            raise
+        return self
+
+    def stop(self, check=True):
+        """Stop the test bed; with check, a non-zero exit raises HarnessError."""
+        if self.proc is None:
+            return
+        proc, self.proc = self.proc, None
+        try:
+            proc.stdin.close()
+        except OSError:
+            pass
+        rc, killed = _terminate(proc, 15, 'kz-testbed')
+        proc.stdout.close()
+        if check and (rc != 0 or killed):
+            raise HarnessError('kz-testbed exited with code %s%s' % (rc, ' (killed)' if killed else ''))
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, exc_type, exc, tb):
+        self.stop(check=exc_type is None)
+        return False
+
+    # -- lookups
+    def broker(self, broker_id):
+        for b in self.brokers:
+            if b.id == broker_id:
+                return b
+        raise KeyError('no broker %r in the test bed' % (broker_id,))
+
+    def brokers_in(self, zone):
+        return [b for b in self.brokers if b.rack == zone]
+
+    @property
+    def bootstrap_list(self):
+        return [b.address for b in self.brokers]
+
+    # -- control channel
+    def control(self, command, timeout=10):
+        """Send one command line; return on "ok", HarnessError on anything else."""
+        if self.proc is None or self.proc.poll() is not None:
+            raise HarnessError('kz-testbed is not running (command %r)' % command)
+        with self._lock:
+            try:
+                self.proc.stdin.write(command.encode() + b'\n')
+                self.proc.stdin.flush()
+            except BrokenPipeError:
+                raise HarnessError('kz-testbed closed its stdin (command %r)' % command)
+            reply = self._out.readline(timeout)
+        if reply is None:
+            raise HarnessError('kz-testbed exited while running %r' % command)
+        if reply != 'ok':
+            raise HarnessError('kz-testbed: %r answered %r' % (command, reply))
+
+    def set_leader(self, topic, partition, broker_id):
+        self.control('leader %s %d %d' % (topic, partition, broker_id))
+
+    def set_follower(self, topic, partition, broker_id):
+        self.control('follower %s %d %d' % (topic, partition, broker_id))
+
+    def broker_down(self, broker_id):
+        self.control('down %d' % broker_id)
+
+    def broker_up(self, broker_id):
+        self.control('up %d' % broker_id)
+
+    def set_rtt(self, broker_id, ms):
+        self.control('rtt %d %d' % (broker_id, ms))
+
+    def set_coordinator(self, key_type, key, broker_id):
+        self.control('coordinator %s %s %d' % (key_type, key, broker_id))
+
+    def create_topic(self, name, partitions):
+        self.control('topic %s %d' % (name, partitions))
+        self.topics[name] = partitions
+
+    def push_errors(self, api_key, error_code, count=1):
+        self.control('error %d %d %d' % (api_key, error_code, count))
+
+
+# ---------------------------------------------------------------- proxies
+
+@dataclass
+class Proxy:
+    zone: str
+    node_id: int
+    kafka_port: int
+    admin_port: int
+    log: str              # stderr of the daemon
+    stdout_log: str       # what it printed on stdout after "kzproxy ready"
+    config_path: str
+    config: dict = field(default_factory=dict)
+    proc: object = None
+    stopped: bool = False  # stopped on purpose by the test (not an early exit)
+
+    @property
+    def kafka(self):
+        return '127.0.0.1:%d' % self.kafka_port
+
+    @property
+    def admin(self):
+        return '127.0.0.1:%d' % self.admin_port
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc is not None else None
+
+    @property
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_text(self):
+        with open(self.log, 'rb') as f:
+            return f.read().decode('utf-8', 'replace')
+
+
+def log_tail(proxy, lines=40):
+    try:
+        text = proxy.log_text()
+    except OSError as e:
+        return '(no log: %s)' % e
+    return '\n'.join(text.splitlines()[-lines:])
+
+
+def _listen_socket(port=0):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        if port:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(('127.0.0.1', port))
+        s.listen(128)
+    except OSError as e:
+        s.close()
+        raise HarnessError('cannot listen on 127.0.0.1:%d: %s' % (port, e))
+    return s
+
+
+def _merge(base, extra):
+    for k, v in extra.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            _merge(base[k], v)
+        else:
+            base[k] = v
+    return base
+
+
+class ProxyCluster:
+    """kzproxy daemons, per_zone of them in each zone, against a TestBed.
+
+    Node ids are 101, 102, ... in zone order. For each proxy the harness binds
+    the Kafka and admin listeners itself (127.0.0.1, port 0) and passes them
+    with pass_fds, named "fd:N" in the config, so all ports are known before
+    the first daemon starts. Waits for "kzproxy ready" on each daemon's stdout.
+    extra_config: dict deep-merged into every config, or callable(proxy) -> dict.
+    """
+
+    READY_LINE = 'kzproxy ready'
+
+    def __init__(self, testbed, zones=('a', 'b', 'c'), per_zone=1, extra_config=None,
+                 ready_timeout=30, stop_timeout=15, log_level='info', workdir=None):
+        self.testbed = testbed
+        self.zones = tuple(zones)
+        self.per_zone = per_zone
+        self.extra_config = extra_config
+        self.ready_timeout = ready_timeout
+        self.stop_timeout = stop_timeout
+        self.log_level = log_level
+        self.workdir = workdir
+        self._own_workdir = workdir is None
+        self.proxies = []
+        self._socks = {}        # node_id -> (kafka sock, admin sock) until handed over
+        self._threads = []
+
+    # -- setup
+    def _plan(self):
+        node_id = 101
+        for zone in self.zones:
+            for _ in range(self.per_zone):
+                ks, ads = _listen_socket(), _listen_socket()
+                base = os.path.join(self.workdir, 'kzproxy-%d' % node_id)
+                p = Proxy(zone=zone, node_id=node_id, kafka_port=ks.getsockname()[1],
+                          admin_port=ads.getsockname()[1], log=base + '.log',
+                          stdout_log=base + '.stdout.log', config_path=base + '.json')
+                self._socks[node_id] = (ks, ads)
+                self.proxies.append(p)
+                node_id += 1
+        for p in self.proxies:
+            ks, ads = self._socks[p.node_id]
+            cfg = {
+                'node_id': p.node_id,
+                'zone': p.zone,
+                'listen': 'fd:%d' % ks.fileno(),
+                'advertised': p.kafka,
+                'admin_listen': 'fd:%d' % ads.fileno(),
+                'bootstrap_servers': self.testbed.bootstrap_list,
+                'peers': [{'node_id': q.node_id, 'zone': q.zone, 'advertised': q.kafka,
+                           'admin': q.admin} for q in self.proxies if q is not p],
+                'log_level': self.log_level,
+            }
+            extra = self.extra_config(p) if callable(self.extra_config) else self.extra_config
+            if extra:
+                _merge(cfg, json.loads(json.dumps(extra)))
+            p.config = cfg
+            with open(p.config_path, 'w') as f:
+                json.dump(cfg, f, indent=2)
+                f.write('\n')
+
+    def _spawn(self, p):
+        ks, ads = self._socks.pop(p.node_id)
+        cfg = dict(p.config, listen='fd:%d' % ks.fileno(), admin_listen='fd:%d' % ads.fileno())
+        if cfg != p.config:  # a restart got other descriptor numbers
+            p.config = cfg
+            with open(p.config_path, 'w') as f:
+                json.dump(cfg, f, indent=2)
+                f.write('\n')
+        argv = shlex.split(os.environ.get('KZ_PROXY_WRAPPER', '')) + [kzproxy_binary(), '--config',
+                                                                      p.config_path]
+        with open(p.log, 'ab') as err:
+            try:
+                p.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                          stderr=err, pass_fds=(ks.fileno(), ads.fileno()),
+                                          cwd=self.workdir, preexec_fn=_die_with_parent)
+            finally:
+                # The daemon owns the listeners now; our copies would keep
+                # accepting into a backlog after it dies and hide the failure.
+                ks.close()
+                ads.close()
+        p.stopped = False
+
+    def _wait_ready(self, proxies):
+        """Wait for READY_LINE from each of proxies, all in one bounded select loop."""
+        readers = {p.proc.stdout.fileno(): (p, _LineReader(p.proc.stdout, 'kzproxy %d' % p.node_id))
+                   for p in proxies}
+        early = {p.node_id: open(p.stdout_log, 'ab') for p in proxies}  # lines before ready
+        try:
+            self._wait_ready_loop(readers, early)
+        finally:
+            for f in early.values():
+                f.close()
+
+    def _wait_ready_loop(self, readers, early):
+        deadline = time.monotonic() + self.ready_timeout
+        while readers:
+            for fd, (p, rd) in list(readers.items()):
+                while True:
+                    nl = rd.buf.find(b'\n')
+                    if nl < 0:
+                        break
+                    raw = rd.buf[:nl + 1]
+                    line = raw.decode('utf-8', 'replace').strip()
+                    rd.buf = rd.buf[nl + 1:]
+                    early[p.node_id].write(raw)
+                    if line == self.READY_LINE:
+                        del readers[fd]
+                        early[p.node_id].close()
+                        self._drain(p, rd.buf)
+                        break
+                if fd in readers and rd.eof:
+                    rc = p.proc.wait(timeout=10)
+                    p.stopped = True  # reported here, not again by the teardown
+                    raise HarnessError('kzproxy %d (zone %s) exited with code %s before "%s"; '
+                                       'log %s ends:\n%s' % (p.node_id, p.zone, rc, self.READY_LINE,
+                                                             p.log, log_tail(p)))
+            if not readers:
+                break
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise HarnessError('no "%s" within %.0fs from: %s' % (
+                    self.READY_LINE, self.ready_timeout,
+                    '; '.join('kzproxy %d (zone %s), log %s ends:\n%s' % (p.node_id, p.zone, p.log, log_tail(p))
+                              for p, _ in readers.values())))
+            r, _, _ = select.select(list(readers), [], [], left)
+            for fd in r:
+                readers[fd][1].feed()
+
+    def _drain(self, p, pending):
+        """Copy the rest of the daemon's stdout to p.stdout_log so it never blocks on a full pipe."""
+        out = open(p.stdout_log, 'ab')
+        out.write(pending)
+        out.flush()
+        pipe = p.proc.stdout
+
+        def run():
+            try:
+                while True:
+                    data = os.read(pipe.fileno(), 65536)
+                    if not data:
+                        break
+                    out.write(data)
+                    out.flush()
+            except (OSError, ValueError):
+                pass
+            finally:
+                out.close()
+                pipe.close()
+
+        t = threading.Thread(target=run, name='kzproxy-%d-stdout' % p.node_id, daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def start(self):
+        _require_binary(kzproxy_binary(), 'kzproxy')
+        if self.testbed.bootstrap is None:
+            raise HarnessError('ProxyCluster needs a started TestBed')
+        if self.workdir is None:
+            self.workdir = tempfile.mkdtemp(prefix='kzproxy-test-')
+        try:
+            self._plan()
+            for p in self.proxies:
+                self._spawn(p)
+            self._wait_ready(self.proxies)
+        except BaseException:
+            self._teardown(failed=True)
+            raise
+        return self
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, exc_type, exc, tb):
+        problems = self._teardown(failed=exc_type is not None)
+        if problems and exc_type is None:
+            raise HarnessError('\n'.join(problems))
+        return False
+
+    def _teardown(self, failed):
+        """Stop every daemon; returns the problems seen (early exits, bad exit codes)."""
+        problems = []
+        for p in self.proxies:
+            if p.proc is not None and not p.stopped and p.proc.poll() is not None:
+                problems.append('kzproxy %d (zone %s) exited early with code %s; log %s ends:\n%s'
+                                % (p.node_id, p.zone, p.proc.returncode, p.log, log_tail(p)))
+                p.stopped = True
+        for p in self.proxies:
+            if p.proc is not None and p.proc.poll() is None:
+                try:
+                    p.proc.send_signal(signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + self.stop_timeout  # one budget for all: they stop in parallel
+        for p in self.proxies:
+            if p.proc is None or p.stopped:
+                continue
+            rc, killed = _terminate(p.proc, max(0.1, deadline - time.monotonic()),
+                                    'kzproxy %d' % p.node_id, send=False)
+            p.stopped = True
+            if killed or rc not in (0, -signal.SIGTERM):
+                problems.append('kzproxy %d (zone %s) %s on SIGTERM; log %s ends:\n%s'
+                                % (p.node_id, p.zone,
+                                   'did not stop' if killed else 'exited with code %s' % rc,
+                                   p.log, log_tail(p)))
+        for t in self._threads:
+            t.join(timeout=5)
+        self._threads = [t for t in self._threads if t.is_alive()]
+        for p in self.proxies:
+            if p.proc is not None and p.proc.stdout is not None and not any(
+                    t.name == 'kzproxy-%d-stdout' % p.node_id for t in self._threads):
+                p.proc.stdout.close()
+        for ks, ads in self._socks.values():
+            ks.close()
+            ads.close()
+        self._socks.clear()
+        if problems and failed:
+            sys.stderr.write('kzharness: %s\n' % '\n'.join(problems))
+        if self._own_workdir and self.workdir and os.path.isdir(self.workdir):
+            if failed or problems or os.environ.get('KZ_TEST_KEEP'):
+                sys.stderr.write('kzharness: configs and proxy logs kept in %s\n' % self.workdir)
+            else:
+                shutil.rmtree(self.workdir, ignore_errors=True)
+        return problems
+
+    # -- lookups and per-proxy control
+    def proxy_in(self, zone, index=0):
+        ps = [p for p in self.proxies if p.zone == zone]
+        if index >= len(ps):
+            raise KeyError('no proxy #%d in zone %r' % (index, zone))
+        return ps[index]
+
+    def proxies_in(self, zone):
+        return [p for p in self.proxies if p.zone == zone]
+
+    def by_node_id(self, node_id):
+        for p in self.proxies:
+            if p.node_id == node_id:
+                return p
+        raise KeyError('no proxy with node id %r' % (node_id,))
+
+    def stop_proxy(self, p, sig=signal.SIGTERM, timeout=None):
+        """Stop one daemon on purpose (sig SIGKILL simulates a crash); returns its exit code."""
+        p.stopped = True
+        if p.proc.poll() is None:
+            p.proc.send_signal(sig)
+        try:
+            return p.proc.wait(timeout=timeout or self.stop_timeout)
+        except subprocess.TimeoutExpired:
+            p.proc.kill()
+            p.proc.wait(timeout=10)
+            raise HarnessError('kzproxy %d did not exit within %.0fs of signal %d'
+                               % (p.node_id, timeout or self.stop_timeout, sig))
+
+    def restart_proxy(self, p):
+        """Start a stopped daemon again on the same ports and wait for it to be ready."""
+        if p.running:
+            raise HarnessError('kzproxy %d is still running' % p.node_id)
+        self._socks[p.node_id] = (_listen_socket(p.kafka_port), _listen_socket(p.admin_port))
+        self._spawn(p)
+        self._wait_ready([p])
+
+    def metrics(self, p, timeout=5):
+        return metrics(p, timeout)
+
+    def rss_kib(self, p):
+        return rss_kib(p)
+
+
+# ---------------------------------------------------------------- admin endpoint
+
+class Metrics(dict):
+    """Prometheus samples: {'name{k="v",...}': value} (labels sorted), plus .series."""
+
+    def __init__(self):
+        super().__init__()
+        self.series = []  # (name, {label: value}, float)
+
+    def sum(self, name, default=None, **labels):
+        """Sum of the series called name whose labels include labels."""
+        vals = [v for n, ls, v in self.series
+                if n == name and all(ls.get(k) == str(x) for k, x in labels.items())]
+        if not vals:
+            if default is None:
+                raise KeyError('no metric %s%s' % (name, labels or ''))
+            return default
+        return sum(vals)
+
+
+_NAME_RE = re.compile(r'[a-zA-Z_:][a-zA-Z0-9_:]*')
+
+
+def _escape_label(v):
+    return v.replace('\\', '\\\\').replace('\n', '\\n').replace('"', '\\"')
+
+
+def parse_prometheus(text):
+    """Parse the Prometheus text format into Metrics; ValueError on a bad line."""
+    m = Metrics()
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith('#'):
+            continue
+        mo = _NAME_RE.match(line)
+        if not mo:
+            raise ValueError('metrics line %d: %r' % (lineno, raw))
+        name, i, labels = mo.group(0), mo.end(), {}
+        if i < len(line) and line[i] == '{':
+            i += 1
+            while True:
+                while i < len(line) and line[i] in ' ,':
+                    i += 1
+                if i < len(line) and line[i] == '}':
+                    i += 1
+                    break
+                lm = _NAME_RE.match(line, i)
+                if not lm or line[lm.end():lm.end() + 2] != '="':
+                    raise ValueError('metrics line %d: bad labels: %r' % (lineno, raw))
+                i = lm.end() + 2
+                val = []
+                while i < len(line) and line[i] != '"':
+                    if line[i] == '\\' and i + 1 < len(line):
+                        val.append({'n': '\n'}.get(line[i + 1], line[i + 1]))
+                        i += 2
+                    else:
+                        val.append(line[i])
+                        i += 1
+                if i >= len(line):
+                    raise ValueError('metrics line %d: unterminated label: %r' % (lineno, raw))
+                i += 1
+                labels[lm.group(0)] = ''.join(val)
+        parts = line[i:].split()
+        if not parts:
+            raise ValueError('metrics line %d: no value: %r' % (lineno, raw))
+        try:
+            value = float(parts[0])
+        except ValueError:
+            raise ValueError('metrics line %d: bad value: %r' % (lineno, raw))
+        key = name
+        if labels:
+            key += '{' + ','.join('%s="%s"' % (k, _escape_label(labels[k])) for k in sorted(labels)) + '}'
+        m[key] = value
+        m.series.append((name, labels, value))
+    return m
+
+
+def metrics(proxy, timeout=5):
+    """GET http://<admin>/metrics and parse it (proxy: a Proxy or "host:port")."""
+    admin = proxy if isinstance(proxy, str) else proxy.admin
+    url = 'http://%s/metrics' % admin
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            if r.status != 200:
+                raise HarnessError('GET %s: HTTP %d' % (url, r.status))
+            return parse_prometheus(r.read().decode('utf-8', 'replace'))
+    except OSError as e:
+        raise HarnessError('GET %s: %s' % (url, e))
+
+
+def rss_kib(proxy):
+    """Resident set size in KiB from /proc/PID/status (proxy: a Proxy or a pid)."""
+    pid = proxy if isinstance(proxy, int) else proxy.pid
+    try:
+        with open('/proc/%d/status' % pid) as f:
+            for line in f:
+                if line.startswith('VmRSS:'):
+                    return int(line.split()[1])
+    except OSError as e:
+        raise HarnessError('cannot read the RSS of pid %s: %s' % (pid, e))
+    raise HarnessError('no VmRSS for pid %s (a zombie?)' % pid)
+
+
+# ---------------------------------------------------------------- clients
+
+def require_kcat():
+    path = shutil.which('kcat')
+    if path is None:
+        raise SkipTest('kcat is not installed (apt-get install kcat)')
+    return path
+
+
+def kcat(*args, input=None, timeout=60, check=True):
+    """Run kcat with args; returns CompletedProcess (stdout/stderr bytes).
+
+    input: bytes or str for stdin. HarnessError on timeout (the process is
+    killed) or, with check, on a non-zero exit; both carry kcat's stderr tail.
+    """
+    argv = [require_kcat()] + [str(a) for a in args]
+    if isinstance(input, str):
+        input = input.encode()
+    try:
+        cp = subprocess.run(argv, input=input, stdin=None if input is not None else subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        err = (e.stderr or b'').decode('utf-8', 'replace')
+        raise HarnessError('kcat timed out after %.0fs: %s\n%s' % (timeout, ' '.join(argv), err[-2000:]))
+    if check and cp.returncode != 0:
+        raise HarnessError('kcat exited with %d: %s\n%s' % (cp.returncode, ' '.join(argv),
+                                                            cp.stderr.decode('utf-8', 'replace')[-2000:]))
+    return cp
+
+
+def produce(bootstrap, topic, messages, config=None, timeout=60):
+    """Produce (key, value) pairs with confluent_kafka; returns [(partition, offset)]
+    in input order. HarnessError if any delivery fails or flush times out."""
+    from confluent_kafka import Producer
+    conf = {'bootstrap.servers': bootstrap, 'linger.ms': 5}
+    conf.update(config or {})
+    p = Producer(conf)
+    results, errors = {}, []
+
+    def cb(i):
+        def dr(err, msg):
+            if err is not None:
+                errors.append('message %d: %s' % (i, err))
+            else:
+                results[i] = (msg.partition(), msg.offset())
+        return dr
+
+    deadline = time.monotonic() + timeout
+    n = 0
+    for i, (k, v) in enumerate(messages):
+        while True:
+            try:
+                p.produce(topic, key=k, value=v, on_delivery=cb(i))
+                break
+            except BufferError:
+                if time.monotonic() > deadline:
+                    raise HarnessError('produce to %s: queue full for %.0fs' % (topic, timeout))
+                p.poll(0.1)
+        p.poll(0)
+        n = i + 1
+    left = p.flush(max(0.0, deadline - time.monotonic()))
+    if left:
+        raise HarnessError('produce to %s: %d of %d messages undelivered after %.0fs'
+                           % (topic, left, n, timeout))
+    if errors:
+        raise HarnessError('produce to %s: %d failed deliveries, first: %s' % (topic, len(errors), errors[0]))
+    return [results[i] for i in range(n)]
+
+
+def consume_all(bootstrap, topic, partitions=None, config=None, timeout=60):
+    """Read every partition of topic from the beginning to its end (no group
+    commits); returns [(partition, offset, key, value)] in consumed order."""
+    from confluent_kafka import Consumer, KafkaError, TopicPartition, OFFSET_BEGINNING
+    conf = {'bootstrap.servers': bootstrap, 'group.id': 'kzharness-%d-%d' % (os.getpid(), time.monotonic_ns()),
+            'enable.auto.commit': False, 'enable.partition.eof': True, 'session.timeout.ms': 6000}
+    conf.update(config or {})
+    c = Consumer(conf)
+    try:
+        if partitions is None:
+            md = c.list_topics(topic, timeout=min(timeout, 10))
+            t = md.topics.get(topic)
+            if t is None or t.error is not None:
+                raise HarnessError('consume %s: no metadata: %s' % (topic, t.error if t else 'missing'))
+            partitions = sorted(t.partitions)
+        c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        pending, out = set(partitions), []
+        deadline = time.monotonic() + timeout
+        while pending:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise HarnessError('consume %s: partitions %s not at end after %.0fs (%d messages read)'
+                                   % (topic, sorted(pending), timeout, len(out)))
+            msg = c.poll(min(left, 1.0))
+            if msg is None:
+                continue
+            if msg.error() is not None:
+                if msg.error().code() == KafkaError._PARTITION_EOF:
+                    pending.discard(msg.partition())
+                    continue
+                raise HarnessError('consume %s: %s' % (topic, msg.error()))
+            out.append((msg.partition(), msg.offset(), msg.key(), msg.value()))
+        return out
+    finally:
+        c.close()
+
+
+# ---------------------------------------------------------------- test running
+
+def wait_until(predicate, timeout, what, interval=0.05):
+    """Poll predicate() until truthy (returned) or timeout (HarnessError naming what)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = predicate()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            raise HarnessError('timed out after %.1fs waiting for %s' % (timeout, what))
+        time.sleep(interval)
+
+
+class _Watchdog(BaseException):
+    pass
+
+
+def run_test(main, timeout=300):
+    """Run main() and exit: 0 pass, 77 SkipTest, 1 failure (HarnessError,
+    AssertionError, anything else, or main running past timeout seconds)."""
+    name = os.path.basename(sys.argv[0])
+
+    def alarm(signum, frame):
+        raise _Watchdog()
+
+    signal.signal(signal.SIGALRM, alarm)
+    signal.alarm(int(timeout))
+    try:
+        main()
+        code = 0
+    except SkipTest as e:
+        print('%s: SKIP: %s' % (name, e))
+        code = 77
+    except _Watchdog:
+        print('%s: FAIL: did not finish within %ds' % (name, timeout))
+        code = 1
+    except (HarnessError, AssertionError) as e:
+        print('%s: FAIL: %s' % (name, e))
+        code = 1
+    except BaseException:
+        traceback.print_exc()
+        print('%s: FAIL: unexpected exception' % name)
+        code = 1
+    finally:
+        signal.alarm(0)
+    sys.stdout.flush()
+    sys.exit(code)
