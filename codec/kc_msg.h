@@ -62,7 +62,10 @@ typedef struct kc_metadata_req_topic {
 } kc_metadata_req_topic;
 
 typedef struct kc_metadata_req {
-    int32_t ntopics; /* -1: all topics (v1+; in v0 an empty array means all) */
+    /* -1: all topics, in every version. v0 has no null array and says "all"
+     * with an empty one: the v0 decoder turns that into -1 and the v0 encoder
+     * writes -1 as an empty array (so 0, "no topics", cannot be sent at v0). */
+    int32_t ntopics;
     kc_metadata_req_topic *topics;
     int allow_auto_topic_creation;              /* v4+, default true */
     int include_cluster_authorized_operations; /* v8-v10 */
