@@ -231,6 +231,21 @@ int ow_obj_parse(const uint8_t *p, size_t len, int verify_chunks, ow_obj_view *v
     if (header_len < OW_HEADER_MIN || header_len > OW_HEADER_MIN + 2 * OW_MAX_NAME)
         return ow_fail(OW_ECORRUPT, errstr, errstr_size, "header length %" PRIu32 " out of range",
                        header_len);
+    /* Before calling a short object truncated, check the header length
+     * against the name lengths that are present: a corrupt length field
+     * must not pass for a truncation. */
+    uint32_t pl = (uint32_t)p[28] << 8 | p[29];
+    if (pl > OW_MAX_NAME)
+        return ow_fail(OW_ECORRUPT, errstr, errstr_size, "header: proxy id longer than 255 bytes");
+    if (32 + (size_t)pl <= len) {
+        uint32_t zl = (uint32_t)p[30 + pl] << 8 | p[31 + pl];
+        if (OW_HEADER_MIN + pl + zl != header_len)
+            return ow_fail(OW_ECORRUPT, errstr, errstr_size,
+                           "header length %" PRIu32 " does not match its fields", header_len);
+    } else if (OW_HEADER_MIN + pl > header_len) {
+        return ow_fail(OW_ECORRUPT, errstr, errstr_size,
+                       "header length %" PRIu32 " does not match its fields", header_len);
+    }
     if (len < header_len)
         return ow_fail(OW_ETRUNCATED, errstr, errstr_size,
                        "object truncated to %zu bytes, inside its %" PRIu32 "-byte header", len,

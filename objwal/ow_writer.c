@@ -367,8 +367,12 @@ static int ow_writer_add(ow_writer *w, const char *dest, const char *topic, int3
     if (need + OW_HEADER_MIN + 2 * OW_MAX_NAME + OW_TRAILER_SIZE + 4 > w->cfg.mem_cap ||
         need > OW_MAX_OBJECT / 2)
         return OW_ETOOBIG;
-    if (ow_writer_mem_used(w) + need > w->cfg.mem_cap)
+    if (ow_writer_mem_used(w) + need > w->cfg.mem_cap) {
+        /* Start uploading what is open so that memory comes back soon,
+         * rather than at the object's age. */
+        ow_writer_flush(w);
         return OW_EAGAIN;
+    }
     if (w->open != NULL && ow_obj_builder_nchunks(w->open) > 0 &&
         (ow_obj_builder_size(w->open) + need > w->cfg.seal_bytes ||
          ow_obj_builder_nchunks(w->open) >= OW_MAX_CHUNKS))
@@ -426,8 +430,6 @@ int ow_writer_wait_room(ow_writer *w, ow_room_cb cb, void *arg)
         w->waiters_cap = cap;
     }
     w->waiters[w->nwaiters++] = (ow_waiter){cb, arg};
-    if (ow_writer_mem_used(w) < w->cfg.mem_cap)
-        ow_schedule_deliver(w);
     return OW_OK;
 }
 
