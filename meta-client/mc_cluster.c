@@ -21,6 +21,16 @@ typedef struct mc_version_range {
     int have;
 } mc_version_range;
 
+/* A cached coordinator: (key type, key) -> broker id. */
+typedef struct mc_coord {
+    int8_t key_type;
+    char *key;
+    int32_t broker_id;
+    uint64_t used; /* for eviction: the least recently used goes */
+} mc_coord;
+
+#define MC_COORD_CACHE_MAX 4096
+
 struct mc_cluster {
     struct event_base *base;
     struct evdns_base *dns;
@@ -45,6 +55,9 @@ struct mc_cluster {
     mc_refresh_fn ready;
     void *ready_arg;
     int closing;
+    mc_coord *coords;
+    int ncoords;
+    uint64_t coord_clock;
 };
 
 /* ---------------- views ---------------- */
@@ -312,6 +325,14 @@ mc_conn *mc_cluster_conn(mc_cluster *mc, int32_t broker_id)
     return c;
 }
 
+mc_conn *mc_cluster_conn_private(mc_cluster *mc, int32_t broker_id)
+{
+    const mc_broker *b = mc_view_broker(mc->view, broker_id);
+    if (b == NULL)
+        return NULL;
+    return mc_conn_new(mc->base, mc->dns, b->host, b->port, broker_id, &mc->cfg.conn, &mc->stats);
+}
+
 /* A connection for the proxy's own requests: a broker of the view, in turn,
  * or a bootstrap address before there is a view. */
 static mc_conn *mc_any_conn(mc_cluster *mc)
@@ -350,7 +371,10 @@ static void mc_metadata_cb(kc_frame *resp, const char *err, void *arg)
     if (rq->full)
         mc->full_inflight = 0;
     if (mc->closing) {
+        /* Callers still get their answer, so they can free what they hold. */
         kc_frame_release(resp);
+        if (rq->fn)
+            rq->fn(NULL, "shutting down", rq->arg);
         free(rq);
         return;
     }
@@ -576,6 +600,9 @@ void mc_cluster_free(mc_cluster *mc)
         mc_conn_free(mc->pool[i].conn);
     free(mc->boot);
     free(mc->pool);
+    for (int i = 0; i < mc->ncoords; i++)
+        free(mc->coords[i].key);
+    free(mc->coords);
     if (mc->tick)
         event_free(mc->tick);
     if (mc->soon)
@@ -596,3 +623,121 @@ int mc_cluster_backend_versions(const mc_cluster *mc, int16_t key, int16_t *min,
 }
 
 const mc_conn_stats *mc_cluster_stats(const mc_cluster *mc) { return &mc->stats; }
+
+/* ---------------- coordinators ---------------- */
+
+static mc_coord *mc_coord_find(mc_cluster *mc, int8_t key_type, kc_str key)
+{
+    for (int i = 0; i < mc->ncoords; i++) {
+        mc_coord *c = &mc->coords[i];
+        if (c->key_type == key_type && kc_str_eq(key, c->key)) {
+            c->used = ++mc->coord_clock;
+            return c;
+        }
+    }
+    return NULL;
+}
+
+static void mc_coord_store(mc_cluster *mc, int8_t key_type, const char *key, int32_t broker_id)
+{
+    mc_coord *c = mc_coord_find(mc, key_type, kc_str_c(key));
+    if (c == NULL) {
+        if (mc->coords == NULL && (mc->coords = calloc(MC_COORD_CACHE_MAX, sizeof(mc_coord))) == NULL)
+            return;
+        if (mc->ncoords < MC_COORD_CACHE_MAX) {
+            c = &mc->coords[mc->ncoords++];
+        } else {
+            c = &mc->coords[0];
+            for (int i = 1; i < mc->ncoords; i++)
+                if (mc->coords[i].used < c->used)
+                    c = &mc->coords[i];
+            free(c->key);
+        }
+        c->key = strdup(key);
+        if (c->key == NULL) {
+            *c = mc->coords[--mc->ncoords];
+            return;
+        }
+        c->key_type = key_type;
+        c->used = ++mc->coord_clock;
+    }
+    c->broker_id = broker_id;
+}
+
+typedef struct mc_coord_req {
+    mc_cluster *mc;
+    int8_t key_type;
+    int16_t version;
+    char *key;
+    mc_coord_fn fn;
+    void *arg;
+} mc_coord_req;
+
+static void mc_coord_cb(kc_frame *resp, const char *err, void *arg)
+{
+    mc_coord_req *cr = arg;
+    mc_cluster *mc = cr->mc;
+    int32_t broker = -1;
+    int16_t code = KC_ERR_COORDINATOR_NOT_AVAILABLE;
+    if (resp != NULL && !mc->closing) {
+        kc_rd rd;
+        kc_arena a;
+        kc_findcoordinator_resp r;
+        kc_rd_init(&rd, resp->data, resp->len);
+        kc_arena_init(&a);
+        (void)kc_resp_hdr_decode(&rd, kc_resp_hdr_version(KC_API_FINDCOORDINATOR, cr->version));
+        if (kc_findcoordinator_resp_decode(&rd, cr->version, &a, &r) == 0) {
+            code = r.error_code;
+            if (code == 0) {
+                broker = r.node_id;
+                mc_coord_store(mc, cr->key_type, cr->key, broker);
+            }
+        } else {
+            kz_warn("malformed FindCoordinator response from broker: %s", rd.err);
+        }
+        kc_arena_destroy(&a);
+    } else if (err) {
+        kz_info("FindCoordinator for %s: %s", cr->key, err);
+    }
+    kc_frame_release(resp);
+    cr->fn(broker, code, cr->arg); /* even when closing: the caller frees its state */
+    free(cr->key);
+    free(cr);
+}
+
+void mc_cluster_coordinator(mc_cluster *mc, int8_t key_type, kc_str key, int refresh, mc_coord_fn fn,
+                            void *arg)
+{
+    if (!refresh) {
+        mc_coord *c = mc_coord_find(mc, key_type, key);
+        if (c != NULL && mc_view_broker(mc->view, c->broker_id) != NULL) {
+            fn(c->broker_id, 0, arg);
+            return;
+        }
+    }
+    int16_t bmin = 0, bmax = 0;
+    mc_conn *conn = mc->have_versions ? mc_any_conn(mc) : NULL;
+    mc_coord_req *cr = conn ? calloc(1, sizeof(*cr)) : NULL;
+    struct evbuffer *body = cr ? evbuffer_new() : NULL;
+    if (body == NULL || mc_cluster_backend_versions(mc, KC_API_FINDCOORDINATOR, &bmin, &bmax) != 0 ||
+        (key_type != 0 && bmax < 1) || (cr->key = kc_str_dup(key)) == NULL) {
+        if (body)
+            evbuffer_free(body);
+        free(cr);
+        fn(-1, KC_ERR_COORDINATOR_NOT_AVAILABLE, arg);
+        return;
+    }
+    cr->mc = mc;
+    cr->key_type = key_type;
+    cr->version = bmax > 3 ? 3 : bmax; /* one key per request: the v0-v3 form */
+    cr->fn = fn;
+    cr->arg = arg;
+    kc_findcoordinator_req req = {.key = key, .key_type = key_type};
+    kc_wr w;
+    kc_wr_init(&w, body, NULL);
+    kc_findcoordinator_req_encode(&w, cr->version, &req);
+    if (w.err || mc_conn_request(conn, KC_API_FINDCOORDINATOR, cr->version, kc_str_c("kzproxy"), body, 1,
+                                 0, mc_coord_cb, cr) != 0)
+        mc_coord_cb(NULL, "cannot send FindCoordinator to broker", cr);
+    evbuffer_free(body);
+}

@@ -108,6 +108,24 @@ void mc_cluster_refresh_soon(mc_cluster *mc);
 /* The pooled connection to a broker of the current view, NULL if unknown. */
 mc_conn *mc_cluster_conn(mc_cluster *mc, int32_t broker_id);
 
+/*
+ * The real coordinator of a group (key_type 0) or transactional id (1).
+ * Answers from a cache unless refresh is set (a client asking FindCoordinator
+ * again usually means the coordinator moved), else asks the backend. fn gets
+ * the broker id (or -1) and a Kafka error code; it may run before this returns.
+ */
+typedef void (*mc_coord_fn)(int32_t broker_id, int16_t error_code, void *arg);
+void mc_cluster_coordinator(mc_cluster *mc, int8_t key_type, kc_str key, int refresh, mc_coord_fn fn,
+                            void *arg);
+
+/*
+ * A new connection to a broker of the current view that only the caller uses
+ * (it frees it with mc_conn_free): for requests a broker may hold for long
+ * (Fetch long polls, group joins). A broker serves one request per connection
+ * at a time, so these must not queue behind each other on a shared one.
+ */
+mc_conn *mc_cluster_conn_private(mc_cluster *mc, int32_t broker_id);
+
 /* Counters of all upstream connections. */
 const mc_conn_stats *mc_cluster_stats(const mc_cluster *mc);
 

@@ -35,9 +35,17 @@ struct px_client {
     int ninflight;
     size_t inflight_bytes;
     TAILQ_HEAD(px_req_q, px_req) reqs;
+    char zone[64];          /* the zone this client is served as */
+    int zone_checked;       /* client.id looked at */
+    px_client *next, *prev; /* px->clients */
+    int npriv;              /* this client's own broker connections */
+    struct px_priv {
+        int32_t broker;
+        mc_conn *conn;
+    } priv[8];
 };
 
-const char *px_client_zone(const px_client *cl) { return cl->px->cfg->zone; }
+const char *px_client_zone(const px_client *cl) { return cl->zone; }
 const char *px_client_peer(const px_client *cl) { return cl->peer; }
 px_proxy *px_client_proxy(const px_client *cl) { return cl->px; }
 
@@ -58,8 +66,77 @@ static void px_client_close(px_client *cl)
         bufferevent_free(cl->bev);
         cl->bev = NULL;
     }
+    if (cl->prev)
+        cl->prev->next = cl->next;
+    else
+        cl->px->clients = cl->next;
+    if (cl->next)
+        cl->next->prev = cl->prev;
+    cl->next = cl->prev = NULL;
+    /* Fails what is pending on them: those requests complete (unsent) and
+     * drop their references; ours keeps cl alive meanwhile. */
+    for (int i = 0; i < cl->npriv; i++)
+        mc_conn_free(cl->priv[i].conn);
+    cl->npriv = 0;
     cl->px->m.connections_active--;
     px_client_release(cl);
+}
+
+mc_conn *px_client_conn(px_client *cl, int32_t broker_id, int blocking)
+{
+    mc_cluster *mc = cl->px->mc;
+    if (!blocking || cl->closed)
+        return cl->closed ? NULL : mc_cluster_conn(mc, broker_id);
+    const mc_broker *b = mc_view_broker(mc_cluster_view(mc), broker_id);
+    if (b == NULL)
+        return NULL;
+    for (int i = 0; i < cl->npriv; i++) {
+        struct px_priv *pv = &cl->priv[i];
+        if (pv->broker != broker_id)
+            continue;
+        if (strcmp(mc_conn_host(pv->conn), b->host) == 0 && mc_conn_port(pv->conn) == b->port)
+            return pv->conn;
+        mc_conn_free(pv->conn); /* the broker moved */
+        pv->conn = mc_cluster_conn_private(mc, broker_id);
+        return pv->conn;
+    }
+    if (cl->npriv == (int)(sizeof(cl->priv) / sizeof(cl->priv[0])))
+        return mc_cluster_conn(mc, broker_id); /* more brokers than slots: share */
+    mc_conn *c = mc_cluster_conn_private(mc, broker_id);
+    if (c != NULL) {
+        cl->priv[cl->npriv].broker = broker_id;
+        cl->priv[cl->npriv].conn = c;
+        cl->npriv++;
+    }
+    return c;
+}
+
+/* Take the client's zone from its client.id the first time it names one. */
+static void px_client_check_zone(px_client *cl, kc_str client_id)
+{
+    px_proxy *px = cl->px;
+    char zone[sizeof(cl->zone)];
+    cl->zone_checked = 1;
+    if (px_zone_from_client_id(client_id, zone, sizeof(zone)) != 0)
+        return;
+    snprintf(cl->zone, sizeof(cl->zone), "%s", zone);
+    px->m.clients_zone_from_id++;
+    for (int i = 0; i < px->nnodes; i++)
+        if (strcmp(px->nodes[i].zone, zone) == 0)
+            return;
+    /* A typo must not silently cost money: count it, and log once per client id. */
+    px->m.clients_unknown_zone++;
+    uint32_t h = 2166136261u;
+    for (int32_t i = 0; i < client_id.len; i++)
+        h = (h ^ (uint8_t)client_id.p[i]) * 16777619u;
+    h |= 1;
+    uint32_t *slot = &px->unknown_zone_logged[h % 256];
+    if (*slot != h) {
+        *slot = h;
+        kz_warn("client %s: client.id \"%.*s\" names zone \"%s\", which no proxy serves; answering "
+                "with proxies of all zones (check the zone key for a typo)", cl->peer, (int)client_id.len,
+                client_id.p, zone);
+    }
 }
 
 static void px_client_bad(px_client *cl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -196,6 +273,8 @@ static void px_dispatch(px_client *cl, kc_frame *f)
     }
     rq->body_off = rd.off;
     px->m.requests[rq->hdr.api_key]++;
+    if (!cl->zone_checked && rq->hdr.client_id.len > 0)
+        px_client_check_zone(cl, rq->hdr.client_id);
     kz_dbg("client %s: %s v%d correlation id %d, %zu bytes", cl->peer, kc_api_name(rq->hdr.api_key),
            rq->hdr.api_version, rq->hdr.correlation_id, f->len);
     switch (rq->hdr.api_key) {
@@ -214,7 +293,15 @@ static void px_dispatch(px_client *cl, kc_frame *f)
     case KC_API_LISTOFFSETS:
         px_route_listoffsets(rq);
         break;
+    case KC_API_FINDCOORDINATOR:
+        px_vc_findcoordinator(rq);
+        break;
     default:
+        if (px_pass_versions(rq->hdr.api_key, NULL) == 0) {
+            px->m.passthrough_requests++;
+            px_pass_route(rq);
+            break;
+        }
         /* The frame check lets through only what px_vc_version_range serves. */
         px_req_reject(rq, "no handler");
         break;
@@ -357,6 +444,14 @@ static void px_accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct 
         free(cl);
         return;
     }
+    const char *cz = px_zone_from_addr(px->cfg, sa);
+    if (cz != NULL)
+        px->m.clients_zone_from_cidr++;
+    snprintf(cl->zone, sizeof(cl->zone), "%s", cz ? cz : px->cfg->zone);
+    cl->next = px->clients;
+    if (px->clients)
+        px->clients->prev = cl;
+    px->clients = cl;
     px->m.connections_accepted++;
     px->m.connections_active++;
     bufferevent_setcb(cl->bev, px_client_read_cb, px_client_write_cb, px_client_event_cb, cl);
@@ -425,4 +520,40 @@ void px_listen_close(px_proxy *px)
         evconnlistener_free(px->listener);
         px->listener = NULL;
     }
+    while (px->clients)
+        px_client_close(px->clients);
+}
+
+static void px_frame_unref_cb(const void *data, size_t len, void *arg)
+{
+    (void)data;
+    (void)len;
+    kc_frame_release(arg);
+}
+
+void px_req_respond_frame(px_req *rq, kc_frame *resp)
+{
+    /* [size][client's correlation id][the broker's bytes after its own] */
+    rq->resp = evbuffer_new();
+    uint8_t hb[8];
+    size_t n = resp->len;
+    int32_t c = rq->hdr.correlation_id;
+    hb[0] = (uint8_t)(n >> 24);
+    hb[1] = (uint8_t)(n >> 16);
+    hb[2] = (uint8_t)(n >> 8);
+    hb[3] = (uint8_t)n;
+    hb[4] = (uint8_t)((uint32_t)c >> 24);
+    hb[5] = (uint8_t)((uint32_t)c >> 16);
+    hb[6] = (uint8_t)((uint32_t)c >> 8);
+    hb[7] = (uint8_t)c;
+    if (rq->resp == NULL || evbuffer_add(rq->resp, hb, 8) != 0 ||
+        (n > 4 && evbuffer_add_reference(rq->resp, resp->data + 4, n - 4, px_frame_unref_cb, resp) != 0)) {
+        kc_frame_release(resp);
+        px_req_reject(rq, "out of memory for the response");
+        return;
+    }
+    if (n <= 4)
+        kc_frame_release(resp);
+    rq->done = 1;
+    px_client_flush(rq->cl);
 }

@@ -4,6 +4,7 @@
 
 #include "common/kz_log.h"
 
+#include <arpa/inet.h>
 #include <jansson.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -222,6 +223,53 @@ static int px_cfg_peers(json_t *arr, px_config *cfg, char *errstr, size_t n)
     return 0;
 }
 
+static int px_cfg_client_zones(json_t *arr, px_config *cfg, char *errstr, size_t n)
+{
+    static const char *const keys[] = {"cidr", "zone", NULL};
+    if (!json_is_array(arr))
+        return px_cfg_err(errstr, n, "client_zones: expected an array of {\"cidr\", \"zone\"}");
+    size_t cnt = json_array_size(arr);
+    cfg->client_zones = calloc(cnt ? cnt : 1, sizeof(px_cidr_zone));
+    if (cfg->client_zones == NULL)
+        return px_cfg_err(errstr, n, "out of memory");
+    for (size_t i = 0; i < cnt; i++) {
+        json_t *o = json_array_get(arr, i);
+        char where[40];
+        snprintf(where, sizeof(where), "client_zones[%zu].", i);
+        if (!json_is_object(o))
+            return px_cfg_err(errstr, n, "client_zones[%zu]: expected an object", i);
+        if (px_cfg_known(o, where, keys, errstr, n) != 0)
+            return -1;
+        px_cidr_zone *cz = &cfg->client_zones[cfg->nclient_zones++];
+        char *cidr = NULL;
+        if (px_cfg_str(o, "zone", where, &cz->zone, 1, errstr, n) != 0 ||
+            px_cfg_str(o, "cidr", where, &cidr, 1, errstr, n) != 0)
+            return -1;
+        char *slash = strchr(cidr, '/');
+        char *end = NULL;
+        long pl = slash ? strtol(slash + 1, &end, 10) : -1;
+        if (slash)
+            *slash = '\0';
+        int rc = 0;
+        if (inet_pton(AF_INET, cidr, cz->addr) == 1) {
+            cz->family = AF_INET;
+            if (!slash || *end != '\0' || pl < 0 || pl > 32)
+                rc = -1;
+        } else if (inet_pton(AF_INET6, cidr, cz->addr) == 1) {
+            cz->family = AF_INET6;
+            if (!slash || *end != '\0' || pl < 0 || pl > 128)
+                rc = -1;
+        } else {
+            rc = -1;
+        }
+        cz->prefix = (int)pl;
+        free(cidr);
+        if (rc != 0)
+            return px_cfg_err(errstr, n, "%scidr: expected an address/prefix such as 10.0.1.0/24", where);
+    }
+    return 0;
+}
+
 static int px_cfg_bootstrap(json_t *v, px_config *cfg, char *errstr, size_t n)
 {
     if (v == NULL)
@@ -248,7 +296,7 @@ static int px_cfg_from_json(json_t *root, px_config *cfg, char *errstr, size_t n
 {
     static const char *const keys[] = {"node_id", "zone", "listen", "advertised", "admin_listen",
                                        "bootstrap_servers", "peers", "log_level",
-                                       "metadata_refresh_ms", "limits", NULL};
+                                       "metadata_refresh_ms", "limits", "client_zones", NULL};
     if (!json_is_object(root))
         return px_cfg_err(errstr, n, "the top level must be a JSON object");
     if (px_cfg_known(root, "", keys, errstr, n) != 0)
@@ -277,6 +325,9 @@ static int px_cfg_from_json(json_t *root, px_config *cfg, char *errstr, size_t n
         return -1;
     json_t *peers = json_object_get(root, "peers");
     if (peers && px_cfg_peers(peers, cfg, errstr, n) != 0)
+        return -1;
+    json_t *cz = json_object_get(root, "client_zones");
+    if (cz && px_cfg_client_zones(cz, cfg, errstr, n) != 0)
         return -1;
     if (px_cfg_str(root, "log_level", "", &cfg->log_level, 0, errstr, n) != 0)
         return -1;
@@ -329,6 +380,9 @@ void px_config_free(px_config *cfg)
         free(cfg->peers[i].admin);
     }
     free(cfg->peers);
+    for (int i = 0; i < cfg->nclient_zones; i++)
+        free(cfg->client_zones[i].zone);
+    free(cfg->client_zones);
     free(cfg->log_level);
     memset(cfg, 0, sizeof(*cfg));
 }

@@ -24,6 +24,14 @@ typedef struct px_peer {
     char *admin; /* optional "host:port" of its admin listener */
 } px_peer;
 
+/* A CIDR-to-zone rule: clients from this network are in this zone. */
+typedef struct px_cidr_zone {
+    int family;       /* AF_INET or AF_INET6 */
+    uint8_t addr[16]; /* network address */
+    int prefix;       /* prefix length in bits */
+    char *zone;
+} px_cidr_zone;
+
 typedef struct px_limits {
     size_t max_frame_bytes;         /* largest request frame a client may send */
     int max_inflight_requests;      /* per client connection */
@@ -47,6 +55,8 @@ typedef struct px_config {
     int nbootstrap;
     px_peer *peers;
     int npeers;
+    px_cidr_zone *client_zones;
+    int nclient_zones;
     char *log_level;
     int metadata_refresh_ms;
     px_limits limits;

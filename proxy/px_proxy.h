@@ -47,6 +47,10 @@ typedef struct px_metrics {
     uint64_t partition_errors;         /* partitions answered with an error by the proxy */
     uint64_t backpressure_pauses;      /* client reads paused by in-flight caps */
     uint64_t zone_fallbacks;           /* metadata answered with other zones' proxies */
+    uint64_t clients_unknown_zone;     /* client connections naming a zone no proxy serves */
+    uint64_t clients_zone_from_id;     /* client connections placed by their client.id */
+    uint64_t clients_zone_from_cidr;   /* client connections placed by the CIDR map */
+    uint64_t passthrough_requests;     /* requests forwarded unchanged */
 } px_metrics;
 
 typedef struct px_proxy {
@@ -61,6 +65,9 @@ typedef struct px_proxy {
     px_node *nodes; /* every proxy (self and peers), sorted by node id */
     px_metrics m;
     int64_t started_ms;
+    struct px_client *clients; /* every open client connection */
+    /* client ids already logged for an unknown zone (hashes; a log line each) */
+    uint32_t unknown_zone_logged[256];
 } px_proxy;
 
 /* ---- px_client.c ---- */
@@ -81,7 +88,12 @@ typedef struct px_req {
 
 /* Start listening; 0 or -1 with errstr. */
 int px_listen(px_proxy *px, char *errstr, size_t errstr_size);
+/* Stop listening and close every client connection. */
 void px_listen_close(px_proxy *px);
+/* The connection to use for a request to a broker: the shared pooled one, or,
+ * for requests a broker may hold (long polls, group joins), one of this
+ * client's own, so they never queue behind each other. NULL if unknown. */
+struct mc_conn *px_client_conn(px_client *cl, int32_t broker_id, int blocking);
 /* The client's zone, and its address for logs. */
 const char *px_client_zone(const px_client *cl);
 const char *px_client_peer(const px_client *cl);
@@ -104,6 +116,24 @@ const px_node *px_vc_map_broker(const px_node *nodes, int n, int32_t broker_id);
 int px_vc_version_range(px_proxy *px, int16_t key, int16_t *min, int16_t *max);
 void px_vc_apiversions(px_req *rq);
 void px_vc_metadata(px_req *rq);
+
+/* ---- px_zone.c ---- */
+/* The zone named in a client.id ("app,kz_az=b"); 0 and the zone in out, or -1. */
+int px_zone_from_client_id(kc_str client_id, char *out, size_t outsz);
+/* The zone of a client address from the config's CIDR map, or NULL. */
+struct sockaddr;
+const char *px_zone_from_addr(const px_config *cfg, const struct sockaddr *sa);
+
+/* ---- px_pass.c: requests forwarded unchanged ---- */
+/* Whether key is forwarded unchanged, and the versions whose routing field
+ * kzproxy knows how to find. */
+int px_pass_versions(int16_t key, int16_t *max_version);
+void px_pass_route(px_req *rq);
+/* FindCoordinator, answered with proxy addresses. */
+void px_vc_findcoordinator(px_req *rq);
+/* Respond with a broker's response frame as is, but the client's correlation
+ * id; takes the frame reference. */
+void px_req_respond_frame(px_req *rq, kc_frame *resp);
 
 /* ---- px_route.c ---- */
 void px_route_produce(px_req *rq);

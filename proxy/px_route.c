@@ -182,7 +182,9 @@ static void px_split_send(px_split *sp, struct evbuffer **bodies, int expect_res
     sp->pending = sp->nsubs + 1; /* +1 until every sub is sent */
     for (int i = 0; i < sp->nsubs; i++) {
         px_sub *s = &sp->subs[i];
-        mc_conn *c = mc_cluster_conn(px->mc, s->broker);
+        /* A broker holds a Fetch up to its max wait and serves one request per
+         * connection at a time: fetches use the client's own connections. */
+        mc_conn *c = px_client_conn(sp->rq->cl, s->broker, sp->key == KC_API_FETCH);
         if (sp->cbs == NULL || c == NULL || bodies[i] == NULL) {
             s->fail_code = KC_ERR_LEADER_NOT_AVAILABLE;
             sp->pending--;

@@ -60,11 +60,26 @@ static const struct {
     int forwarded;
 } px_served[] = {
     {KC_API_PRODUCE, 1},     {KC_API_FETCH, 1},       {KC_API_LISTOFFSETS, 1},
-    {KC_API_METADATA, 0},    {KC_API_APIVERSIONS, 0},
+    {KC_API_METADATA, 0},    {KC_API_APIVERSIONS, 0}, {KC_API_FINDCOORDINATOR, 0},
 };
 
 int px_vc_version_range(px_proxy *px, int16_t key, int16_t *min, int16_t *max)
 {
+    int16_t pmax;
+    if (px_pass_versions(key, &pmax) == 0) {
+        /* Forwarded unchanged: the backend's range, capped where kzproxy
+         * knows the routing field. Not offered before the backend is known. */
+        int16_t bmin, bmax;
+        if (px->mc == NULL || mc_cluster_backend_versions(px->mc, key, &bmin, &bmax) != 0)
+            return -1;
+        if (bmax > pmax)
+            bmax = pmax;
+        if (bmin > bmax)
+            return -1;
+        *min = bmin;
+        *max = bmax;
+        return 0;
+    }
     for (size_t i = 0; i < sizeof(px_served) / sizeof(px_served[0]); i++) {
         if (px_served[i].key != key)
             continue;
@@ -91,15 +106,14 @@ void px_vc_apiversions(px_req *rq)
     px_proxy *px = px_client_proxy(rq->cl);
     const kc_api_info *ai = kc_api_lookup(KC_API_APIVERSIONS);
     int16_t version = rq->hdr.api_version;
-    kc_apiversions_key keys[sizeof(px_served) / sizeof(px_served[0])];
+    kc_apiversions_key keys[KC_API_MAX + 1];
     kc_apiversions_resp r = {0};
     r.api_keys = keys;
-    for (size_t i = 0; i < sizeof(px_served) / sizeof(px_served[0]); i++) {
+    for (int16_t k = 0; k <= KC_API_MAX; k++) {
         int16_t lo, hi;
-        if (px_vc_version_range(px, px_served[i].key, &lo, &hi) != 0)
+        if (px_vc_version_range(px, k, &lo, &hi) != 0)
             continue;
-        keys[r.napi_keys++] = (kc_apiversions_key){.api_key = px_served[i].key, .min_version = lo,
-                                                   .max_version = hi};
+        keys[r.napi_keys++] = (kc_apiversions_key){.api_key = k, .min_version = lo, .max_version = hi};
     }
     if (version > ai->max_version) {
         /* A newer client: answer at v0 with the error and our range so that

@@ -31,7 +31,7 @@ CASES = [
     ('truncated header (client id longer than the frame)',
      frame(struct.pack('>hhih', 18, 0, 7, 200) + b'abc'), 'malformed request header'),
     ('unknown ApiKey', frame(header(999, 0)), 'unsupported ApiKey 999'),
-    ('ApiKey the proxy does not serve', frame(header(32, 0)), 'unsupported ApiKey 32 (DescribeConfigs)'),
+    ('broker-internal ApiKey', frame(header(4, 0)), 'unsupported ApiKey 4 (LeaderAndIsr)'),
     ('version out of range', frame(header(0, 99)), 'Produce version 99 is outside the supported range'),
     ('garbage after a valid header and body', frame(header(18, 0) + b'\xde\xad\xbe\xef'),
      'garbage after message'),
