@@ -24,3 +24,13 @@ if [ -n "$missing" ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
+
+# ---- objwal: S3 emulators for the objwal integration tests ----
+# s3rver 3.7.1 and @20minutes/s3rver, pinned by tests/s3/package-lock.json.
+# Skipped when already installed, so a second run is fast.
+kz_top=$(cd "$(dirname "$0")/.." && pwd)
+if [ ! -d "$kz_top/tests/s3/node_modules/s3rver" ] || [ ! -d "$kz_top/tests/s3/node_modules/@20minutes/s3rver" ]; then
+  echo "kzproxy: installing the S3 emulators (npm ci --prefix tests/s3)"
+  npm ci --prefix "$kz_top/tests/s3" --no-audit --no-fund --loglevel=error >/dev/null
+fi
+# ---- end objwal ----
