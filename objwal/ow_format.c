@@ -165,11 +165,13 @@ int ow_index_decode(const uint8_t *p, size_t len, const ow_trailer *t, ow_index_
             break;
         if (e[i].range.off != next || e[i].range.len == 0 ||
             e[i].range.off + e[i].range.len > t->index_off) {
+            uint64_t bad_off = e[i].range.off;
+            uint32_t bad_len = e[i].range.len;
             free(e);
             return ow_fail(OW_ECORRUPT, errstr, errstr_size,
                            "index entry %" PRIu32 " (offset %" PRIu64 ", %" PRIu32
                            " bytes) does not follow the previous chunk",
-                           i, e[i].range.off, e[i].range.len);
+                           i, bad_off, bad_len);
         }
         next += e[i].range.len;
     }
