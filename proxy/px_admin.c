@@ -67,6 +67,15 @@ static void px_admin_metrics(struct evhttp_request *req, void *arg)
     px_metric(b, "kzproxy_zone_fallbacks_total", "counter",
               "Metadata answers that named proxies of other zones (no proxy in the client's zone).",
               m->zone_fallbacks);
+    px_metric(b, "kzproxy_clients_unknown_zone_total", "counter",
+              "Client connections whose client.id names a zone no proxy serves.", m->clients_unknown_zone);
+    px_metric(b, "kzproxy_clients_zone_from_id_total", "counter",
+              "Client connections placed in a zone by their client.id.", m->clients_zone_from_id);
+    px_metric(b, "kzproxy_clients_zone_from_cidr_total", "counter",
+              "Client connections placed in a zone by the client_zones CIDR map.", m->clients_zone_from_cidr);
+    px_metric(b, "kzproxy_passthrough_requests_total", "counter",
+              "Requests forwarded unchanged (group, transaction and admin requests).",
+              m->passthrough_requests);
     const mc_conn_stats *us = mc_cluster_stats(px->mc);
     px_metric(b, "kzproxy_upstream_requests_total", "counter", "Requests sent to brokers.", us->requests);
     px_metric(b, "kzproxy_upstream_responses_total", "counter", "Responses received from brokers.",
