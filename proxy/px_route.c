@@ -32,7 +32,8 @@ typedef struct px_sub {
 
 typedef struct px_split {
     px_req *rq;
-    int16_t key, version;
+    int16_t key, version; /* the client's */
+    int16_t up_version;   /* what the brokers get: the client's, or the backend's highest if lower */
     kc_arena arena;
     mc_view *view;
     union {
@@ -58,6 +59,11 @@ static px_split *px_split_new(px_req *rq)
     sp->rq = rq;
     sp->key = rq->hdr.api_key;
     sp->version = rq->hdr.api_version;
+    sp->up_version = sp->version;
+    int16_t bmin, bmax;
+    if (mc_cluster_backend_versions(px_client_proxy(rq->cl)->mc, sp->key, &bmin, &bmax) == 0 &&
+        bmax < sp->version)
+        sp->up_version = bmax; /* px_vc_version_range made sure the codec decodes bmax */
     kc_arena_init(&sp->arena);
     px_proxy *px = px_client_proxy(rq->cl);
     sp->view = mc_cluster_view(px->mc);
@@ -151,22 +157,22 @@ static void px_sub_cb(kc_frame *resp, const char *err, void *arg)
         s->resp = resp;
         kc_rd rd;
         kc_rd_init(&rd, resp->data, resp->len);
-        (void)kc_resp_hdr_decode(&rd, kc_resp_hdr_version(sp->key, sp->version));
+        (void)kc_resp_hdr_decode(&rd, kc_resp_hdr_version(sp->key, sp->up_version));
         int rc = -1;
         switch (sp->key) {
         case KC_API_PRODUCE:
-            rc = kc_produce_resp_decode(&rd, sp->version, &s->arena, &s->r.produce);
+            rc = kc_produce_resp_decode(&rd, sp->up_version, &s->arena, &s->r.produce);
             break;
         case KC_API_FETCH:
-            rc = kc_fetch_resp_decode(&rd, sp->version, &s->arena, &s->r.fetch);
+            rc = kc_fetch_resp_decode(&rd, sp->up_version, &s->arena, &s->r.fetch);
             break;
         case KC_API_LISTOFFSETS:
-            rc = kc_listoffsets_resp_decode(&rd, sp->version, &s->arena, &s->r.lo);
+            rc = kc_listoffsets_resp_decode(&rd, sp->up_version, &s->arena, &s->r.lo);
             break;
         }
         if (rc != 0) {
             kz_warn("broker %d: malformed %s v%d response: %s at byte %zu", s->broker,
-                    kc_api_name(sp->key), sp->version, rd.err, rd.err_off);
+                    kc_api_name(sp->key), sp->up_version, rd.err, rd.err_off);
             s->fail_code = KC_ERR_NETWORK_EXCEPTION;
         }
     }
@@ -192,7 +198,7 @@ static void px_split_send(px_split *sp, struct evbuffer **bodies, int expect_res
         }
         sp->cbs[i].sp = sp;
         sp->cbs[i].idx = i;
-        if (mc_conn_request(c, sp->key, sp->version, sp->rq->hdr.client_id, bodies[i], expect_response,
+        if (mc_conn_request(c, sp->key, sp->up_version, sp->rq->hdr.client_id, bodies[i], expect_response,
                             extra_wait_ms, px_sub_cb, &sp->cbs[i]) != 0) {
             s->fail_code = KC_ERR_NOT_LEADER_OR_FOLLOWER; /* broker in backoff: client retries */
             sp->pending--;
@@ -379,7 +385,7 @@ void px_route_produce(px_req *rq)
         if (bodies[i]) {
             kc_wr w;
             kc_wr_init(&w, bodies[i], rq->frame); /* records by reference */
-            kc_produce_req_encode(&w, sp->version, &sub);
+            kc_produce_req_encode(&w, sp->up_version, &sub);
             if (w.err) {
                 evbuffer_free(bodies[i]);
                 bodies[i] = NULL;
@@ -460,7 +466,7 @@ static void px_fetch_encode(kc_wr *w, px_split *sp)
                 if (code == 0 && s->r.fetch.error_code != 0)
                     code = s->r.fetch.error_code;
                 if (code == 0 &&
-                    (found = px_fetch_find(s, sp->version, it, it->partitions[p].partition)) == NULL)
+                    (found = px_fetch_find(s, sp->up_version, it, it->partitions[p].partition)) == NULL)
                     code = KC_ERR_NETWORK_EXCEPTION;
             }
             if (found) {
@@ -562,7 +568,7 @@ void px_route_fetch(px_req *rq)
         if (bodies[i]) {
             kc_wr w;
             kc_wr_init(&w, bodies[i], NULL);
-            kc_fetch_req_encode(&w, sp->version, &sub);
+            kc_fetch_req_encode(&w, sp->up_version, &sub);
             if (w.err) {
                 evbuffer_free(bodies[i]);
                 bodies[i] = NULL;
@@ -700,7 +706,7 @@ void px_route_listoffsets(px_req *rq)
         if (bodies[i]) {
             kc_wr w;
             kc_wr_init(&w, bodies[i], NULL);
-            kc_listoffsets_req_encode(&w, sp->version, &sub);
+            kc_listoffsets_req_encode(&w, sp->up_version, &sub);
             if (w.err) {
                 evbuffer_free(bodies[i]);
                 bodies[i] = NULL;

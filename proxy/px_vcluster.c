@@ -87,11 +87,15 @@ int px_vc_version_range(px_proxy *px, int16_t key, int16_t *min, int16_t *max)
         int16_t lo = ai->min_version, hi = ai->max_version, bmin, bmax;
         if (px_served[i].forwarded && px->mc &&
             mc_cluster_backend_versions(px->mc, key, &bmin, &bmax) == 0) {
+            /* kzproxy re-encodes these: a client may use any version the codec
+             * knows, and the brokers get min(client's, backend's highest). */
             if (bmin > lo)
                 lo = bmin;
-            if (bmax < hi)
-                hi = bmax;
+            if (bmax < lo)
+                return -1;
         }
+        if (key == KC_API_FETCH && hi > 12)
+            hi = 12; /* v13 names topics by id: needs the id->name map first */
         if (lo > hi)
             return -1;
         *min = lo;
