@@ -78,7 +78,8 @@ void ow_store_config_init(ow_store_config *cfg);
 ow_store *ow_store_new(struct event_base *base, const ow_store_config *cfg, char *errstr,
                        size_t errstr_size);
 
-/* Cancel every pending request (their callbacks do not run) and free. */
+/* Cancel every pending request (their callbacks do not run) and free.
+ * Not from inside one of the store's callbacks. */
 void ow_store_free(ow_store *st);
 
 /* The store's counters (owned by the store). */

@@ -309,7 +309,8 @@ static void ow_local_list(ow_store *st, ow_req *req, ow_result *res, char *msg, 
         snprintf(msg, msz, "LIST %s: out of memory", req->key);
         return;
     }
-    qsort(kl->e, kl->n, sizeof(*kl->e), ow_entry_cmp);
+    if (kl->n > 0)
+        qsort(kl->e, kl->n, sizeof(*kl->e), ow_entry_cmp);
     size_t start = 0;
     if (req->token != NULL)
         while (start < kl->n && strcmp(kl->e[start].key, req->token) <= 0)
@@ -319,7 +320,7 @@ static void ow_local_list(ow_store *st, ow_req *req, ow_result *res, char *msg, 
         n = req->max_keys;
         res->next_token = kl->e[start + n - 1].key;
     }
-    res->entries = kl->e + start;
+    res->entries = n > 0 ? kl->e + start : NULL;
     res->nentries = n;
 }
 
