@@ -34,3 +34,14 @@ if [ ! -d "$kz_top/tests/s3/node_modules/s3rver" ] || [ ! -d "$kz_top/tests/s3/n
   npm ci --prefix "$kz_top/tests/s3" --no-audit --no-fund --loglevel=error >/dev/null
 fi
 # ---- end objwal ----
+
+# ---- clients: KafkaJS for the client integration tests ----
+# kafkajs, pinned by tests/clients/package-lock.json; run by
+# tests/integration/test_clients.py (tests/clients/kafkajs_roundtrip.js).
+# Skipped when already installed, so a second run is fast.
+kz_top=$(cd "$(dirname "$0")/.." && pwd)
+if [ ! -d "$kz_top/tests/clients/node_modules/kafkajs" ]; then
+  echo "kzproxy: installing KafkaJS (npm ci --prefix tests/clients)"
+  npm ci --prefix "$kz_top/tests/clients" --no-audit --no-fund --loglevel=error >/dev/null
+fi
+# ---- end clients ----
