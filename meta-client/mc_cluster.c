@@ -352,6 +352,7 @@ typedef struct mc_req {
     mc_cluster *mc;
     int16_t version;
     int full;
+    int attempts; /* brokers tried (full refreshes move on to the next) */
     mc_refresh_fn fn;
     void *arg;
 } mc_req;
@@ -361,6 +362,8 @@ static void mc_tick_arm(mc_cluster *mc, int ms)
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
     event_add(mc->tick, &tv);
 }
+
+static void mc_cluster_refresh_full_retry(mc_cluster *mc, int attempts);
 
 static void mc_metadata_cb(kc_frame *resp, const char *err, void *arg)
 {
@@ -397,6 +400,15 @@ static void mc_metadata_cb(kc_frame *resp, const char *err, void *arg)
         kc_arena_destroy(&a);
         kc_frame_release(resp);
     }
+    if (nv == NULL && resp == NULL && rq->full && rq->fn == NULL && mc->view &&
+        rq->attempts < mc->view->nbrokers) {
+        /* The broker asked is unreachable (a down broker is exactly when the
+         * view matters): ask the next one now rather than at the next tick. */
+        kz_info("metadata refresh failed (%s); asking another broker", err ? err : "?");
+        mc_cluster_refresh_full_retry(mc, rq->attempts + 1);
+        free(rq);
+        return;
+    }
     if (nv != NULL) {
         int first = mc->view == NULL;
         mc_view_release(mc->view);
@@ -418,8 +430,22 @@ static void mc_metadata_cb(kc_frame *resp, const char *err, void *arg)
     free(rq);
 }
 
+static void mc_cluster_refresh_n(mc_cluster *mc, const kc_str *topics, int ntopics, int allow_create,
+                                 mc_refresh_fn fn, void *arg, int attempts);
+
+static void mc_cluster_refresh_full_retry(mc_cluster *mc, int attempts)
+{
+    mc_cluster_refresh_n(mc, NULL, -1, 0, NULL, NULL, attempts);
+}
+
 void mc_cluster_refresh(mc_cluster *mc, const kc_str *topics, int ntopics, int allow_create,
                         mc_refresh_fn fn, void *arg)
+{
+    mc_cluster_refresh_n(mc, topics, ntopics, allow_create, fn, arg, 1);
+}
+
+static void mc_cluster_refresh_n(mc_cluster *mc, const kc_str *topics, int ntopics, int allow_create,
+                                 mc_refresh_fn fn, void *arg, int attempts)
 {
     const char *why = "no broker to ask";
     mc_conn *c = mc->have_versions ? mc_any_conn(mc) : NULL;
@@ -436,6 +462,7 @@ void mc_cluster_refresh(mc_cluster *mc, const kc_str *topics, int ntopics, int a
     rq->mc = mc;
     rq->version = mc->metadata_version;
     rq->full = ntopics < 0;
+    rq->attempts = attempts;
     rq->fn = fn;
     rq->arg = arg;
     kc_metadata_req req = {0};
