@@ -307,6 +307,23 @@ void kc_frame_release(kc_frame *f)
         free(f);
 }
 
+static void kc_frame_unref_cb(const void *data, size_t len, void *arg)
+{
+    (void)data;
+    (void)len;
+    kc_frame_release(arg);
+}
+
+int kc_frame_add_ref(struct evbuffer *eb, kc_frame *f, const void *p, size_t n)
+{
+    kc_frame_keep(f);
+    if (evbuffer_add_reference(eb, p, n, kc_frame_unref_cb, f) != 0) {
+        kc_frame_release(f);
+        return -1;
+    }
+    return 0;
+}
+
 /* ---- writer ---- */
 
 void kc_wr_init(kc_wr *w, struct evbuffer *eb, kc_frame *ref)
@@ -404,12 +421,6 @@ void kc_wr_string(kc_wr *w, kc_str s, int flexible)
         kc_wr_raw(w, s.p, (size_t)n);
 }
 
-static void kc_frame_unref_cb(const void *data, size_t len, void *arg)
-{
-    (void)data;
-    (void)len;
-    kc_frame_release(arg);
-}
 
 void kc_wr_bytes(kc_wr *w, kc_bytes b, int flexible)
 {
@@ -422,11 +433,8 @@ void kc_wr_bytes(kc_wr *w, kc_bytes b, int flexible)
         return;
     kc_frame *f = n >= KC_WR_REF_MIN ? kc_wr_owner(w, b.p, (size_t)n) : NULL;
     if (f != NULL) {
-        kc_frame_keep(f);
-        if (evbuffer_add_reference(w->eb, b.p, (size_t)n, kc_frame_unref_cb, f) != 0) {
-            kc_frame_release(f);
+        if (kc_frame_add_ref(w->eb, f, b.p, (size_t)n) != 0)
             w->err = 1;
-        }
         return;
     }
     kc_wr_raw(w, b.p, (size_t)n);

@@ -111,6 +111,9 @@ typedef struct kc_frame {
 kc_frame *kc_frame_new(size_t len);
 kc_frame *kc_frame_keep(kc_frame *f);
 void kc_frame_release(kc_frame *f);
+/* Append n bytes at p, which lie inside f, to eb by reference: eb takes its
+ * own reference to f and drops it once the bytes are sent. 0, or -1. */
+int kc_frame_add_ref(struct evbuffer *eb, kc_frame *f, const void *p, size_t n);
 
 /* ---- writer ---- */
 

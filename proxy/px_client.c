@@ -524,36 +524,24 @@ void px_listen_close(px_proxy *px)
         px_client_close(px->clients);
 }
 
-static void px_frame_unref_cb(const void *data, size_t len, void *arg)
-{
-    (void)data;
-    (void)len;
-    kc_frame_release(arg);
-}
-
 void px_req_respond_frame(px_req *rq, kc_frame *resp)
 {
     /* [size][client's correlation id][the broker's bytes after its own] */
-    rq->resp = evbuffer_new();
-    uint8_t hb[8];
-    size_t n = resp->len;
-    int32_t c = rq->hdr.correlation_id;
-    hb[0] = (uint8_t)(n >> 24);
-    hb[1] = (uint8_t)(n >> 16);
-    hb[2] = (uint8_t)(n >> 8);
-    hb[3] = (uint8_t)n;
-    hb[4] = (uint8_t)((uint32_t)c >> 24);
-    hb[5] = (uint8_t)((uint32_t)c >> 16);
-    hb[6] = (uint8_t)((uint32_t)c >> 8);
-    hb[7] = (uint8_t)c;
-    if (rq->resp == NULL || evbuffer_add(rq->resp, hb, 8) != 0 ||
-        (n > 4 && evbuffer_add_reference(rq->resp, resp->data + 4, n - 4, px_frame_unref_cb, resp) != 0)) {
-        kc_frame_release(resp);
+    kc_wr w;
+    int rc = -1;
+    if ((rq->resp = evbuffer_new()) != NULL) {
+        kc_wr_init(&w, rq->resp, NULL);
+        kc_wr_i32(&w, (int32_t)resp->len);
+        kc_wr_i32(&w, rq->hdr.correlation_id);
+        rc = w.err ? -1 : 0;
+        if (rc == 0 && resp->len > 4)
+            rc = kc_frame_add_ref(rq->resp, resp, resp->data + 4, resp->len - 4);
+    }
+    kc_frame_release(resp);
+    if (rc != 0) {
         px_req_reject(rq, "out of memory for the response");
         return;
     }
-    if (n <= 4)
-        kc_frame_release(resp);
     rq->done = 1;
     px_client_flush(rq->cl);
 }

@@ -120,8 +120,12 @@ static void px_pass_send(px_pass *ps)
         return;
     }
     size_t n = rq->frame->len - rq->body_off;
-    if (n > 0)
-        evbuffer_add(body, rq->frame->data + rq->body_off, n);
+    if (n > 0 && kc_frame_add_ref(body, rq->frame, rq->frame->data + rq->body_off, n) != 0) {
+        evbuffer_free(body);
+        free(ps);
+        px_req_reject(rq, "out of memory");
+        return;
+    }
     /* Group joins wait up to the rebalance timeout: a generous extra wait. */
     int extra = ps->pa->blocking ? 300000 : 0;
     if (mc_conn_request(c, rq->hdr.api_key, rq->hdr.api_version, rq->hdr.client_id, body, 1, extra,
