@@ -4,6 +4,7 @@
 
 #include "codec/kc_msg.h"
 #include "codec/kc_proto.h"
+#include "common/kz_addr.h"
 #include "common/kz_log.h"
 
 #include <event2/buffer.h>
@@ -267,29 +268,6 @@ fail:
 }
 
 /* ---------------- connections ---------------- */
-
-static int mc_split_hostport(const char *s, char *host, size_t hostsz, int *port)
-{
-    const char *colon = strrchr(s, ':');
-    if (colon == NULL || colon == s)
-        return -1;
-    const char *h = s;
-    size_t hl = (size_t)(colon - s);
-    if (h[0] == '[' && hl >= 2 && h[hl - 1] == ']') {
-        h++;
-        hl -= 2;
-    }
-    if (hl >= hostsz)
-        return -1;
-    char *end;
-    long p = strtol(colon + 1, &end, 10);
-    if (*end != '\0' || p <= 0 || p > 65535)
-        return -1;
-    memcpy(host, h, hl);
-    host[hl] = '\0';
-    *port = (int)p;
-    return 0;
-}
 
 mc_conn *mc_cluster_conn(mc_cluster *mc, int32_t broker_id)
 {
@@ -594,7 +572,7 @@ mc_cluster *mc_cluster_new(struct event_base *base, struct evdns_base *dns, cons
     for (int i = 0; i < cfg->nbootstrap; i++) {
         char host[256];
         int port;
-        if (mc_split_hostport(cfg->bootstrap[i], host, sizeof(host), &port) != 0) {
+        if (kz_split_hostport(cfg->bootstrap[i], host, sizeof(host), &port) != 0 || port == 0) {
             kz_err("bootstrap server '%s' is not host:port", cfg->bootstrap[i]);
             goto fail;
         }

@@ -2,6 +2,7 @@
 
 #include "proxy/px_config.h"
 
+#include "common/kz_addr.h"
 #include "common/kz_log.h"
 
 #include <arpa/inet.h>
@@ -11,33 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-int px_split_hostport(const char *s, char *host, size_t hostsz, int *port)
-{
-    const char *colon = strrchr(s, ':');
-    if (colon == NULL || colon == s)
-        return -1;
-    const char *h = s;
-    size_t hl = (size_t)(colon - s);
-    if (h[0] == '[') {
-        if (hl < 2 || h[hl - 1] != ']')
-            return -1;
-        h++;
-        hl -= 2;
-    } else if (memchr(h, ':', hl) != NULL) {
-        return -1; /* bare IPv6 needs brackets */
-    }
-    if (hl == 0 || hl >= hostsz)
-        return -1;
-    char *end;
-    long p = strtol(colon + 1, &end, 10);
-    if (colon[1] == '\0' || *end != '\0' || p < 0 || p > 65535)
-        return -1;
-    memcpy(host, h, hl);
-    host[hl] = '\0';
-    *port = (int)p;
-    return 0;
-}
 
 static int px_cfg_err(char *errstr, size_t n, const char *fmt, ...)
 {
@@ -116,7 +90,7 @@ static int px_cfg_listen(json_t *obj, const char *key, px_listen_addr *la, int r
             rc = px_cfg_err(errstr, n, "%s: \"%s\" is not fd:N", key, s);
         else
             la->fd = (int)fd;
-    } else if (px_split_hostport(s, la->host, sizeof(la->host), &la->port) != 0) {
+    } else if (kz_split_hostport(s, la->host, sizeof(la->host), &la->port) != 0) {
         rc = px_cfg_err(errstr, n, "%s: \"%s\" is not host:port or fd:N", key, s);
     }
     free(s);
@@ -135,7 +109,7 @@ static int px_cfg_hostport(json_t *obj, const char *key, const char *where, char
         return 0;
     char h[256];
     int rc = 0;
-    if (px_split_hostport(s, h, sizeof(h), port) != 0 || *port == 0)
+    if (kz_split_hostport(s, h, sizeof(h), port) != 0 || *port == 0)
         rc = px_cfg_err(errstr, n, "%s%s: \"%s\" is not host:port", where, key, s);
     else if ((*host = strdup(h)) == NULL)
         rc = px_cfg_err(errstr, n, "out of memory");
@@ -284,7 +258,7 @@ static int px_cfg_bootstrap(json_t *v, px_config *cfg, char *errstr, size_t n)
         json_t *s = json_array_get(v, i);
         char host[256];
         int port;
-        if (!json_is_string(s) || px_split_hostport(json_string_value(s), host, sizeof(host), &port) != 0 ||
+        if (!json_is_string(s) || kz_split_hostport(json_string_value(s), host, sizeof(host), &port) != 0 ||
             port == 0)
             return px_cfg_err(errstr, n, "bootstrap_servers[%zu]: expected \"host:port\"", i);
         cfg->bootstrap[cfg->nbootstrap++] = strdup(json_string_value(s));

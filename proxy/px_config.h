@@ -72,7 +72,5 @@ int px_config_load(const char *path, px_config *cfg, char *errstr, size_t errstr
 int px_config_parse(const char *json, px_config *cfg, char *errstr, size_t errstr_size);
 void px_config_free(px_config *cfg);
 
-/* Split "host:port" (IPv6 in brackets). Returns 0 or -1. */
-int px_split_hostport(const char *s, char *host, size_t hostsz, int *port);
 
 #endif

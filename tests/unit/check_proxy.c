@@ -2,6 +2,7 @@
  * mapping, addresses, the CIDR map. */
 #include "config.h"
 
+#include "common/kz_addr.h"
 #include "proxy/px_proxy.h"
 
 #include <arpa/inet.h>
@@ -59,16 +60,16 @@ START_TEST(test_hostport)
 {
     char h[64];
     int port;
-    ck_assert_int_eq(px_split_hostport("127.0.0.1:9092", h, sizeof(h), &port), 0);
+    ck_assert_int_eq(kz_split_hostport("127.0.0.1:9092", h, sizeof(h), &port), 0);
     ck_assert_str_eq(h, "127.0.0.1");
     ck_assert_int_eq(port, 9092);
-    ck_assert_int_eq(px_split_hostport("[::1]:19092", h, sizeof(h), &port), 0);
+    ck_assert_int_eq(kz_split_hostport("[::1]:19092", h, sizeof(h), &port), 0);
     ck_assert_str_eq(h, "::1");
-    ck_assert_int_eq(px_split_hostport("::1:9092", h, sizeof(h), &port), -1);
-    ck_assert_int_eq(px_split_hostport("host", h, sizeof(h), &port), -1);
-    ck_assert_int_eq(px_split_hostport("host:", h, sizeof(h), &port), -1);
-    ck_assert_int_eq(px_split_hostport("host:70000", h, sizeof(h), &port), -1);
-    ck_assert_int_eq(px_split_hostport(":9092", h, sizeof(h), &port), -1);
+    ck_assert_int_eq(kz_split_hostport("::1:9092", h, sizeof(h), &port), -1);
+    ck_assert_int_eq(kz_split_hostport("host", h, sizeof(h), &port), -1);
+    ck_assert_int_eq(kz_split_hostport("host:", h, sizeof(h), &port), -1);
+    ck_assert_int_eq(kz_split_hostport("host:70000", h, sizeof(h), &port), -1);
+    ck_assert_int_eq(kz_split_hostport(":9092", h, sizeof(h), &port), -1);
 }
 END_TEST
 
