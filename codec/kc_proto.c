@@ -85,8 +85,18 @@ static const kc_api_info kc_api_table[KC_API_MAX + 1] = {
     [74] = {74, "ListClientMetricsResources", 0, -1, 0},
 };
 
+/* kzproxy's private peer RPC keys (codec/kc_peer.h): never advertised to
+ * clients, served only to peers that prove the shared secret. */
+static const kc_api_info kc_api_peer_table[] = {
+    {0x4b5a, "KzHello", 0, 0, 0},
+    {0x4b5b, "KzWalAppend", 0, 0, 0},
+};
+
 const kc_api_info *kc_api_lookup(int16_t key)
 {
+    for (size_t i = 0; i < sizeof(kc_api_peer_table) / sizeof(kc_api_peer_table[0]); i++)
+        if (kc_api_peer_table[i].key == key)
+            return &kc_api_peer_table[i];
     if (key < 0 || key > KC_API_MAX || kc_api_table[key].name == NULL)
         return NULL;
     return &kc_api_table[key];

@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include "meta-client/mc_cluster.h"
+#include "meta-client/mc_xzone.h"
 
 #include "codec/kc_msg.h"
 #include "codec/kc_proto.h"
@@ -269,6 +270,21 @@ fail:
 
 /* ---------------- connections ---------------- */
 
+int mc_cluster_broker_remote(const mc_cluster *mc, const mc_view *v, int32_t broker_id)
+{
+    const mc_broker *b = mc_view_broker(v, broker_id);
+    return mc->cfg.zone == NULL || b == NULL || b->rack == NULL || strcmp(b->rack, mc->cfg.zone) != 0;
+}
+
+/* A new connection to a broker of the view, metered when it crosses zones. */
+static mc_conn *mc_new_conn(mc_cluster *mc, const mc_broker *b)
+{
+    mc_conn *c = mc_conn_new(mc->base, mc->dns, b->host, b->port, b->id, &mc->cfg.conn, &mc->stats);
+    if (c && mc->cfg.xz && mc_cluster_broker_remote(mc, mc->view, b->id))
+        mc_conn_set_xzone(c, mc->cfg.xz, MC_XZ_BROKER);
+    return c;
+}
+
 mc_conn *mc_cluster_conn(mc_cluster *mc, int32_t broker_id)
 {
     const mc_broker *b = mc_view_broker(mc->view, broker_id);
@@ -283,7 +299,7 @@ mc_conn *mc_cluster_conn(mc_cluster *mc, int32_t broker_id)
         /* The broker moved: new address, new connection. */
         kz_info("broker %d moved to %s:%d", broker_id, b->host, b->port);
         mc_conn_free(e->conn);
-        e->conn = mc_conn_new(mc->base, mc->dns, b->host, b->port, broker_id, &mc->cfg.conn, &mc->stats);
+        e->conn = mc_new_conn(mc, b);
         return e->conn;
     }
     if (mc->npool == mc->cappool) {
@@ -294,7 +310,7 @@ mc_conn *mc_cluster_conn(mc_cluster *mc, int32_t broker_id)
         mc->pool = np;
         mc->cappool = cap;
     }
-    mc_conn *c = mc_conn_new(mc->base, mc->dns, b->host, b->port, broker_id, &mc->cfg.conn, &mc->stats);
+    mc_conn *c = mc_new_conn(mc, b);
     if (c == NULL)
         return NULL;
     mc->pool[mc->npool].broker_id = broker_id;
@@ -308,7 +324,7 @@ mc_conn *mc_cluster_conn_private(mc_cluster *mc, int32_t broker_id)
     const mc_broker *b = mc_view_broker(mc->view, broker_id);
     if (b == NULL)
         return NULL;
-    return mc_conn_new(mc->base, mc->dns, b->host, b->port, broker_id, &mc->cfg.conn, &mc->stats);
+    return mc_new_conn(mc, b);
 }
 
 /* A connection for the proxy's own requests: a broker of the view, in turn,

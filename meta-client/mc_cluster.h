@@ -73,6 +73,8 @@ typedef struct mc_config {
     int nbootstrap;
     int refresh_ms;    /* periodic full refresh */
     mc_conn_config conn;
+    const char *zone;  /* the proxy's zone (not owned): brokers of other racks cross zones */
+    struct mc_xz *xz;  /* cross-zone meter for those connections (may be NULL) */
 } mc_config;
 
 typedef struct mc_cluster mc_cluster;
@@ -125,6 +127,9 @@ void mc_cluster_coordinator(mc_cluster *mc, int8_t key_type, kc_str key, int ref
  * at a time, so these must not queue behind each other on a shared one.
  */
 mc_conn *mc_cluster_conn_private(mc_cluster *mc, int32_t broker_id);
+
+/* 1 if the broker is in another zone than the proxy (or its rack is unknown). */
+int mc_cluster_broker_remote(const mc_cluster *mc, const mc_view *v, int32_t broker_id);
 
 /* Counters of all upstream connections. */
 const mc_conn_stats *mc_cluster_stats(const mc_cluster *mc);

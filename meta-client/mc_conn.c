@@ -4,6 +4,7 @@
 
 #include "codec/kc_proto.h"
 #include "common/kz_log.h"
+#include "meta-client/mc_xzone.h"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -39,6 +40,8 @@ struct mc_conn {
     int32_t broker_id;
     mc_conn_config cfg;
     mc_conn_stats *stats;
+    mc_xz *xz;   /* set when the far end is in another zone */
+    int xz_kind;
     struct bufferevent *bev;
     int state;
     int32_t next_corr;
@@ -83,6 +86,7 @@ static void mc_conn_pump(mc_conn *c)
         }
         if (c->stats)
             c->stats->bytes_out += n;
+        mc_xz_count(c->xz, MC_XZ_OUT, c->xz_kind, p->api_key, n);
         evbuffer_free(p->frame);
         p->frame = NULL;
         if (p->expect_response) {
@@ -133,6 +137,7 @@ static void mc_conn_read_cb(struct bufferevent *bev, void *arg)
             mc_conn_fail_all(c, "unexpected response from broker", 0);
             return;
         }
+        mc_xz_count(c->xz, MC_XZ_IN, c->xz_kind, p->api_key, 4 + (uint64_t)size);
         TAILQ_REMOVE(&c->inflight, p, link);
         c->ninflight--;
         c->npending--;
@@ -316,6 +321,19 @@ int mc_conn_request(mc_conn *c, int16_t api_key, int16_t version, kc_str client_
     else
         mc_conn_pump(c);
     return 0;
+}
+
+void mc_conn_set_xzone(mc_conn *c, mc_xz *m, int kind)
+{
+    c->xz = m;
+    c->xz_kind = kind;
+}
+
+mc_xz *mc_conn_xzone(const mc_conn *c, int *kind)
+{
+    if (kind)
+        *kind = c->xz_kind;
+    return c->xz;
 }
 
 int32_t mc_conn_broker_id(const mc_conn *c) { return c->broker_id; }

@@ -51,6 +51,13 @@ typedef struct mc_conn_stats {
     uint64_t connects;
 } mc_conn_stats;
 
+struct mc_xz;
+/* Count this connection's bytes as crossing zones (kind: MC_XZ_BROKER or
+ * MC_XZ_PEER), or stop counting (m NULL). */
+void mc_conn_set_xzone(mc_conn *c, struct mc_xz *m, int kind);
+/* The meter and far-end kind when this connection crosses zones, else NULL. */
+struct mc_xz *mc_conn_xzone(const mc_conn *c, int *kind);
+
 /* host is copied. stats may be NULL. */
 mc_conn *mc_conn_new(struct event_base *base, struct evdns_base *dns, const char *host, int port,
                      int32_t broker_id, const mc_conn_config *cfg, mc_conn_stats *stats);

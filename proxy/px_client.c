@@ -272,7 +272,8 @@ static void px_dispatch(px_client *cl, kc_frame *f)
         return;
     }
     rq->body_off = rd.off;
-    px->m.requests[rq->hdr.api_key]++;
+    if (rq->hdr.api_key >= 0 && rq->hdr.api_key <= KC_API_MAX)
+        px->m.requests[rq->hdr.api_key]++;
     if (!cl->zone_checked && rq->hdr.client_id.len > 0)
         px_client_check_zone(cl, rq->hdr.client_id);
     kz_dbg("client %s: %s v%d correlation id %d, %zu bytes", cl->peer, kc_api_name(rq->hdr.api_key),

@@ -132,6 +132,146 @@ static void px_cfg_defaults(px_config *cfg)
     cfg->limits.upstream_timeout_ms = 30000;
     cfg->limits.max_response_bytes = 512 * 1024 * 1024;
     cfg->limits.max_connections = 100000;
+    cfg->wal.flush_ms = 250;
+    cfg->wal.flush_bytes = 8 * 1024 * 1024;
+    cfg->wal.max_inflight_uploads = 8;
+    cfg->wal.mem_cap_bytes = 128 * 1024 * 1024;
+    cfg->wal.store_deadline_ms = 15000;
+    cfg->wal.gc_sweep_ms = 60000;
+    cfg->wal.gc_max_age_ms = 3600000;
+    cfg->health_check_ms = 1000;
+    cfg->rpc_timeout_ms = 10000;
+    cfg->discovery.interval_ms = 10000;
+    cfg->prices.cross_zone_per_gb = 0.02;
+    cfg->prices.s3_put_per_1000 = 0.005;
+    cfg->prices.s3_get_per_1000 = 0.0004;
+}
+
+static int px_cfg_bool(json_t *obj, const char *key, const char *where, int *out, char *errstr, size_t n)
+{
+    json_t *v = json_object_get(obj, key);
+    if (v == NULL)
+        return 0;
+    if (!json_is_boolean(v))
+        return px_cfg_err(errstr, n, "%s%s: expected true or false", where, key);
+    *out = json_is_true(v);
+    return 0;
+}
+
+static int px_cfg_num(json_t *obj, const char *key, const char *where, double min, double max, double *out,
+                      char *errstr, size_t n)
+{
+    json_t *v = json_object_get(obj, key);
+    if (v == NULL)
+        return 0;
+    if (!json_is_number(v))
+        return px_cfg_err(errstr, n, "%s%s: expected a number", where, key);
+    double x = json_number_value(v);
+    if (!(x >= min && x <= max))
+        return px_cfg_err(errstr, n, "%s%s: %g is out of range [%g, %g]", where, key, x, min, max);
+    *out = x;
+    return 0;
+}
+
+#define PX_CFG_INT(obj, key, where, min, max, lvalue)                                              \
+    do {                                                                                           \
+        long long v_ = (long long)(lvalue);                                                        \
+        if (px_cfg_int(obj, key, where, min, max, &v_, 0, errstr, n) != 0)                         \
+            return -1;                                                                             \
+        (lvalue) = (__typeof__(lvalue))v_;                                                         \
+    } while (0)
+
+static int px_cfg_wal(json_t *obj, px_wal_config *w, char *errstr, size_t n)
+{
+    static const char *const keys[] = {"store", "flush_ms", "flush_bytes", "max_inflight_uploads",
+                                       "mem_cap_bytes", "key_prefix", "store_deadline_ms",
+                                       "gc_sweep_ms", "gc_max_age_ms", NULL};
+    static const char *const skeys[] = {"backend", "root", "no_fsync", "bucket", "endpoint", "region",
+                                        "path_style", "access_key", "secret_key", NULL};
+    if (!json_is_object(obj))
+        return px_cfg_err(errstr, n, "wal: expected an object");
+    if (px_cfg_known(obj, "wal.", keys, errstr, n) != 0)
+        return -1;
+    json_t *st = json_object_get(obj, "store");
+    if (st == NULL)
+        return px_cfg_err(errstr, n, "wal.store: missing (an object with \"backend\": \"local\" or \"s3\")");
+    if (!json_is_object(st))
+        return px_cfg_err(errstr, n, "wal.store: expected an object");
+    if (px_cfg_known(st, "wal.store.", skeys, errstr, n) != 0 ||
+        px_cfg_str(st, "backend", "wal.store.", &w->backend, 1, errstr, n) != 0)
+        return -1;
+    if (strcmp(w->backend, "local") == 0) {
+        if (px_cfg_str(st, "root", "wal.store.", &w->root, 1, errstr, n) != 0 ||
+            px_cfg_bool(st, "no_fsync", "wal.store.", &w->no_fsync, errstr, n) != 0)
+            return -1;
+    } else if (strcmp(w->backend, "s3") == 0) {
+        if (px_cfg_str(st, "bucket", "wal.store.", &w->bucket, 1, errstr, n) != 0 ||
+            px_cfg_str(st, "endpoint", "wal.store.", &w->endpoint, 0, errstr, n) != 0 ||
+            px_cfg_str(st, "region", "wal.store.", &w->region, 0, errstr, n) != 0 ||
+            px_cfg_bool(st, "path_style", "wal.store.", &w->path_style, errstr, n) != 0 ||
+            px_cfg_str(st, "access_key", "wal.store.", &w->access_key, 0, errstr, n) != 0 ||
+            px_cfg_str(st, "secret_key", "wal.store.", &w->secret_key, 0, errstr, n) != 0)
+            return -1;
+    } else {
+        return px_cfg_err(errstr, n, "wal.store.backend: \"%s\" is not \"local\" or \"s3\"", w->backend);
+    }
+    PX_CFG_INT(obj, "flush_ms", "wal.", 1, 60000, w->flush_ms);
+    PX_CFG_INT(obj, "flush_bytes", "wal.", 1024, 1LL << 30, w->flush_bytes);
+    PX_CFG_INT(obj, "max_inflight_uploads", "wal.", 1, 1024, w->max_inflight_uploads);
+    PX_CFG_INT(obj, "mem_cap_bytes", "wal.", 1LL << 20, 1LL << 36, w->mem_cap_bytes);
+    PX_CFG_INT(obj, "store_deadline_ms", "wal.", 100, 600000, w->store_deadline_ms);
+    PX_CFG_INT(obj, "gc_sweep_ms", "wal.", 0, 86400000, w->gc_sweep_ms);
+    PX_CFG_INT(obj, "gc_max_age_ms", "wal.", 60000, 7LL * 86400000, w->gc_max_age_ms);
+    if (px_cfg_str(obj, "key_prefix", "wal.", &w->key_prefix, 0, errstr, n) != 0)
+        return -1;
+    if (w->mem_cap_bytes < w->flush_bytes)
+        return px_cfg_err(errstr, n, "wal.mem_cap_bytes: must be at least wal.flush_bytes (%lld)", w->flush_bytes);
+    w->enabled = 1;
+    return 0;
+}
+
+static int px_cfg_discovery(json_t *obj, px_discovery *d, char *errstr, size_t n)
+{
+    static const char *const keys[] = {"dns_name", "port", "interval_ms", "nameservers", NULL};
+    if (!json_is_object(obj))
+        return px_cfg_err(errstr, n, "discovery: expected an object");
+    if (px_cfg_known(obj, "discovery.", keys, errstr, n) != 0 ||
+        px_cfg_str(obj, "dns_name", "discovery.", &d->dns_name, 1, errstr, n) != 0)
+        return -1;
+    long long port = 0;
+    if (px_cfg_int(obj, "port", "discovery.", 1, 65535, &port, 1, errstr, n) != 0)
+        return -1;
+    d->port = (int)port;
+    PX_CFG_INT(obj, "interval_ms", "discovery.", 100, 3600000, d->interval_ms);
+    json_t *ns = json_object_get(obj, "nameservers");
+    if (ns) {
+        if (!json_is_array(ns))
+            return px_cfg_err(errstr, n, "discovery.nameservers: expected an array of \"ip[:port]\"");
+        size_t cnt = json_array_size(ns);
+        d->nameservers = calloc(cnt ? cnt : 1, sizeof(char *));
+        if (d->nameservers == NULL)
+            return px_cfg_err(errstr, n, "out of memory");
+        for (size_t i = 0; i < cnt; i++) {
+            json_t *s = json_array_get(ns, i);
+            if (!json_is_string(s) || json_string_length(s) == 0)
+                return px_cfg_err(errstr, n, "discovery.nameservers[%zu]: expected \"ip[:port]\"", i);
+            d->nameservers[d->nnameservers++] = strdup(json_string_value(s));
+        }
+    }
+    return 0;
+}
+
+static int px_cfg_prices(json_t *obj, px_prices *p, char *errstr, size_t n)
+{
+    static const char *const keys[] = {"cross_zone_per_gb", "s3_put_per_1000", "s3_get_per_1000", NULL};
+    if (!json_is_object(obj))
+        return px_cfg_err(errstr, n, "prices: expected an object");
+    if (px_cfg_known(obj, "prices.", keys, errstr, n) != 0 ||
+        px_cfg_num(obj, "cross_zone_per_gb", "prices.", 0, 1000, &p->cross_zone_per_gb, errstr, n) != 0 ||
+        px_cfg_num(obj, "s3_put_per_1000", "prices.", 0, 1000, &p->s3_put_per_1000, errstr, n) != 0 ||
+        px_cfg_num(obj, "s3_get_per_1000", "prices.", 0, 1000, &p->s3_get_per_1000, errstr, n) != 0)
+        return -1;
+    return 0;
 }
 
 static int px_cfg_limits(json_t *obj, px_limits *l, char *errstr, size_t n)
@@ -270,7 +410,9 @@ static int px_cfg_from_json(json_t *root, px_config *cfg, char *errstr, size_t n
 {
     static const char *const keys[] = {"node_id", "zone", "listen", "advertised", "admin_listen",
                                        "bootstrap_servers", "peers", "log_level",
-                                       "metadata_refresh_ms", "limits", "client_zones", NULL};
+                                       "metadata_refresh_ms", "limits", "client_zones", "wal",
+                                       "peer_secret", "cross_zone_policy", "health_check_ms",
+                                       "rpc_timeout_ms", "discovery", "prices", NULL};
     if (!json_is_object(root))
         return px_cfg_err(errstr, n, "the top level must be a JSON object");
     if (px_cfg_known(root, "", keys, errstr, n) != 0)
@@ -313,6 +455,33 @@ static int px_cfg_from_json(json_t *root, px_config *cfg, char *errstr, size_t n
     cfg->metadata_refresh_ms = (int)v;
     json_t *lim = json_object_get(root, "limits");
     if (lim && px_cfg_limits(lim, &cfg->limits, errstr, n) != 0)
+        return -1;
+    json_t *wal = json_object_get(root, "wal");
+    if (wal && px_cfg_wal(wal, &cfg->wal, errstr, n) != 0)
+        return -1;
+    if (px_cfg_str(root, "peer_secret", "", &cfg->peer_secret, 0, errstr, n) != 0)
+        return -1;
+    if (cfg->peer_secret && strlen(cfg->peer_secret) < 16)
+        return px_cfg_err(errstr, n, "peer_secret: too short (use at least 16 characters, e.g. from openssl rand -hex 32)");
+    if (cfg->wal.enabled && cfg->peer_secret == NULL)
+        return px_cfg_err(errstr, n, "peer_secret: missing (required with wal: peers authenticate the WAL RPC with it)");
+    char *policy = NULL;
+    if (px_cfg_str(root, "cross_zone_policy", "", &policy, 0, errstr, n) != 0)
+        return -1;
+    if (policy && strcmp(policy, "direct") == 0)
+        cfg->cross_zone_direct = 1;
+    else if (policy && strcmp(policy, "wal") != 0) {
+        free(policy);
+        return px_cfg_err(errstr, n, "cross_zone_policy: expected \"wal\" or \"direct\"");
+    }
+    free(policy);
+    PX_CFG_INT(root, "health_check_ms", "", 50, 600000, cfg->health_check_ms);
+    PX_CFG_INT(root, "rpc_timeout_ms", "", 100, 600000, cfg->rpc_timeout_ms);
+    json_t *disc = json_object_get(root, "discovery");
+    if (disc && px_cfg_discovery(disc, &cfg->discovery, errstr, n) != 0)
+        return -1;
+    json_t *pr = json_object_get(root, "prices");
+    if (pr && px_cfg_prices(pr, &cfg->prices, errstr, n) != 0)
         return -1;
     return 0;
 }
@@ -358,5 +527,19 @@ void px_config_free(px_config *cfg)
         free(cfg->client_zones[i].zone);
     free(cfg->client_zones);
     free(cfg->log_level);
+    px_wal_config *w = &cfg->wal;
+    free(w->backend);
+    free(w->root);
+    free(w->bucket);
+    free(w->endpoint);
+    free(w->region);
+    free(w->access_key);
+    free(w->secret_key);
+    free(w->key_prefix);
+    free(cfg->peer_secret);
+    free(cfg->discovery.dns_name);
+    for (int i = 0; i < cfg->discovery.nnameservers; i++)
+        free(cfg->discovery.nameservers[i]);
+    free(cfg->discovery.nameservers);
     memset(cfg, 0, sizeof(*cfg));
 }

@@ -43,6 +43,45 @@ typedef struct px_limits {
     int max_connections;            /* client connections at once */
 } px_limits;
 
+/* The WAL path (issue: zone-aware produce). Absent: cross-zone produce goes
+ * straight to the leader. */
+typedef struct px_wal_config {
+    int enabled;
+    char *backend;      /* "local" or "s3" */
+    char *root;         /* local: directory */
+    int no_fsync;       /* local: tests only */
+    char *bucket;       /* s3 */
+    char *endpoint;     /* s3: NULL for AWS */
+    char *region;       /* s3 */
+    int path_style;     /* s3 */
+    char *access_key;   /* s3: NULL for $AWS_ACCESS_KEY_ID */
+    char *secret_key;   /* s3: NULL for $AWS_SECRET_ACCESS_KEY */
+    char *key_prefix;   /* default "wal/" */
+    int flush_ms;       /* seal an object this long after its first chunk */
+    long long flush_bytes;     /* or at this size */
+    int max_inflight_uploads;
+    long long mem_cap_bytes;   /* bytes held by a writer at most */
+    int store_deadline_ms;     /* one PUT or GET, retries included */
+    int gc_sweep_ms;           /* sweeper period, 0 off */
+    long long gc_max_age_ms;   /* sweep objects older than this */
+} px_wal_config;
+
+/* Peers found through DNS: A/AAAA records of a name, all on one port. */
+typedef struct px_discovery {
+    char *dns_name;
+    int port;
+    int interval_ms;
+    char **nameservers; /* "ip[:port]"; none: the system's resolv.conf */
+    int nnameservers;
+} px_discovery;
+
+/* Prices for the cost estimates in /metrics (USD). */
+typedef struct px_prices {
+    double cross_zone_per_gb; /* both directions together */
+    double s3_put_per_1000;
+    double s3_get_per_1000;
+} px_prices;
+
 typedef struct px_config {
     int32_t node_id;
     char *zone;
@@ -60,6 +99,13 @@ typedef struct px_config {
     char *log_level;
     int metadata_refresh_ms;
     px_limits limits;
+    px_wal_config wal;
+    char *peer_secret;       /* shared secret of the peer RPC */
+    int cross_zone_direct;   /* policy "direct": never use the WAL path */
+    int health_check_ms;     /* peer health-check period */
+    int rpc_timeout_ms;      /* peer RPC timeout, on top of the produce timeout */
+    px_discovery discovery;
+    px_prices prices;
 } px_config;
 
 /*

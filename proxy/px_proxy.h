@@ -51,13 +51,29 @@ typedef struct px_metrics {
     uint64_t clients_zone_from_id;     /* client connections placed by their client.id */
     uint64_t clients_zone_from_cidr;   /* client connections placed by the CIDR map */
     uint64_t passthrough_requests;     /* requests forwarded unchanged */
+    uint64_t peer_requests;            /* peer RPC requests received */
+    uint64_t peer_auth_failures;       /* peer RPC requests refused (MAC, clock) */
+    uint64_t produce_parts_direct;     /* produce partitions by path: leader in this zone */
+    uint64_t produce_parts_wal;        /*   leader in another zone, through a WAL object */
+    uint64_t produce_parts_cross;      /*   leader in another zone, sent straight to it */
 } px_metrics;
+
+struct mc_peers;
+struct rt_router;
+struct ow_store;
+struct ow_gc;
 
 typedef struct px_proxy {
     struct event_base *base;
     struct evdns_base *dns;
     px_config *cfg;
     mc_cluster *mc;
+    struct mc_peers *peers;  /* the other proxies and their health */
+    struct rt_router *rt;    /* the WAL path; NULL without a wal config */
+    struct ow_store *store;  /* the WAL store; NULL without a wal config */
+    struct ow_gc *gc;
+    struct mc_xz *xz;        /* bytes to and from other zones */
+    int64_t started_wall_ms;
     struct evconnlistener *listener;
     struct evhttp *http;
     int ready;
@@ -134,6 +150,11 @@ void px_vc_findcoordinator(px_req *rq);
 /* Respond with a broker's response frame as is, but the client's correlation
  * id; takes the frame reference. */
 void px_req_respond_frame(px_req *rq, kc_frame *resp);
+
+/* ---- px_peer.c: the peer RPC (KzHello, KzWalAppend) ---- */
+void px_peer_dispatch(px_req *rq);
+/* Identifies a client connection for router-in's ordering. */
+const void *px_client_stream(const px_client *cl);
 
 /* ---- px_route.c ---- */
 void px_route_produce(px_req *rq);

@@ -3,6 +3,7 @@
 #include "proxy/px_proxy.h"
 
 #include "codec/kc_msg.h"
+#include "codec/kc_peer.h"
 #include "common/kz_log.h"
 
 #include <event2/buffer.h>
@@ -66,6 +67,13 @@ static const struct {
 int px_vc_version_range(px_proxy *px, int16_t key, int16_t *min, int16_t *max)
 {
     int16_t pmax;
+    if (kc_peer_api(key)) {
+        /* The peer RPC: only when a secret is configured (never advertised). */
+        if (px->cfg->peer_secret == NULL)
+            return -1;
+        *min = *max = KC_PEER_VERSION;
+        return 0;
+    }
     if (px_pass_versions(key, &pmax) == 0) {
         /* Forwarded unchanged: the backend's range, capped where kzproxy
          * knows the routing field. Not offered before the backend is known. */

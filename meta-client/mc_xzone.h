@@ -1,0 +1,35 @@
+/*
+ * mc_xzone: the bytes a proxy sends to and receives from other zones.
+ *
+ * Every upstream connection whose far end is in another zone (a broker whose
+ * rack differs from the proxy's zone, or a peer proxy of another zone) is
+ * tagged with the meter; the connection counts whole frames by ApiKey
+ * (metadata-type requests, the peer RPC, everything else). Produce and Fetch
+ * frames start as "other"; the code that knows how many of their bytes are
+ * record data moves those to "payload" (mc_xz_payload).
+ */
+#ifndef MC_XZONE_H
+#define MC_XZONE_H
+
+#include <stdint.h>
+
+enum { MC_XZ_OUT = 0, MC_XZ_IN = 1 };
+enum { MC_XZ_BROKER = 0, MC_XZ_PEER = 1 };
+enum { MC_XZ_PAYLOAD = 0, MC_XZ_RPC, MC_XZ_METADATA, MC_XZ_OTHER, MC_XZ_NCAT };
+
+typedef struct mc_xz {
+    uint64_t bytes[2][2][MC_XZ_NCAT]; /* [direction][far end][category] */
+} mc_xz;
+
+/* The category of a whole frame of this ApiKey. */
+int mc_xz_category(int16_t api_key);
+/* Count n bytes of a frame (direction, far end, ApiKey). */
+void mc_xz_count(mc_xz *m, int dir, int kind, int16_t api_key, uint64_t n);
+/* Of the bytes already counted as "other", n were record data. */
+void mc_xz_payload(mc_xz *m, int dir, int kind, uint64_t n);
+/* Label of a category / direction / far end for /metrics. */
+const char *mc_xz_category_name(int cat);
+/* Sum over categories (and both far ends when kind < 0). */
+uint64_t mc_xz_total(const mc_xz *m, int dir, int kind, int cat);
+
+#endif

@@ -1,0 +1,148 @@
+/*
+ * rt_router: zone-aware routing of Produce (see docs/ARCHITECTURE.md).
+ *
+ * router-out (in the producer's zone): partitions whose leader is in another
+ * zone take the WAL path. Their record batches go into a WAL object (one
+ * ow_writer per destination zone, so a destination's slices are contiguous
+ * and read with one ranged GET); when the object is stored, one KzWalAppend
+ * RPC per object goes to a healthy peer of the leader's zone, which answers
+ * with the leader's per-partition results.
+ *
+ * router-in (in the leader's zone): a KzWalAppend reads its slices with one
+ * ranged GET, checks each CRC32C, and appends them to the leaders over
+ * same-zone connections in ProduceRequests carrying the client's batches
+ * byte for byte, with the client's acks, timeout and transactional id.
+ *
+ * Order: all objects for a zone come from one writer and are reported in
+ * seal order; their RPCs go, in that order, over one connection to one peer;
+ * router-in starts the leader appends of one connection's RPCs in arrival
+ * order whatever order their GETs finish in. So the batches of one
+ * (client connection, partition) reach the leader in the client's order,
+ * with many objects and RPCs in flight.
+ *
+ * Failure: any failure (upload, RPC, peer, GET, CRC, leader moved) becomes a
+ * retriable Kafka error on the partitions concerned; nothing is reported as
+ * written before the leader said so.
+ */
+#ifndef RT_ROUTER_H
+#define RT_ROUTER_H
+
+#include "codec/kc_arena.h"
+#include "codec/kc_buf.h"
+#include "codec/kc_msg.h"
+#include "meta-client/mc_cluster.h"
+#include "meta-client/mc_peers.h"
+#include "objwal/ow_gc.h"
+#include "objwal/ow_store.h"
+#include "objwal/ow_writer.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+struct evbuffer;
+
+typedef struct rt_router rt_router;
+
+typedef struct rt_config {
+    int32_t node_id;
+    const char *zone;
+    const void *secret; /* peer RPC secret (not copied) */
+    size_t secret_len;
+    ow_store *store;    /* not owned */
+    ow_gc *gc;          /* optional, not owned */
+    uint64_t seal_bytes;
+    uint32_t seal_age_ms;
+    unsigned max_inflight_uploads;
+    uint64_t mem_cap;   /* per destination zone */
+    const char *key_prefix;
+    int rpc_timeout_ms; /* on top of the produce timeout */
+    int cross_zone_direct; /* policy: never take the WAL path */
+} rt_config;
+
+typedef struct rt_stats {
+    uint64_t out_batches;       /* client produce requests (with WAL partitions) */
+    uint64_t out_parts;         /* partitions sent on the WAL path */
+    uint64_t out_bytes;         /* record bytes sent on the WAL path (cross-zone bytes avoided) */
+    uint64_t out_errors;        /* WAL-path partitions answered with an error */
+    uint64_t out_waits;         /* appends that waited for writer memory */
+    uint64_t rpcs_sent;
+    uint64_t rpcs_failed;       /* attempts that failed (connection, timeout, bad answer) */
+    uint64_t rpcs_retried;      /* resent to another peer of the zone */
+    uint64_t in_rpcs;           /* KzWalAppend served */
+    uint64_t in_parts;
+    uint64_t in_bytes;          /* record bytes appended for peers */
+    uint64_t in_errors;         /* partitions answered with an error */
+    uint64_t in_read_errors;    /* objects that could not be read or verified */
+} rt_stats;
+
+/* NULL with a sentence in errstr on a bad configuration. */
+rt_router *rt_new(struct event_base *base, mc_cluster *mc, mc_peers *peers, const rt_config *cfg,
+                  char *errstr, size_t errstr_size);
+/* Flush, and free; requests still in flight fail. */
+void rt_free(rt_router *rt);
+const rt_stats *rt_get_stats(const rt_router *rt);
+/* Bytes held by the writers (for /metrics). */
+uint64_t rt_mem_used(const rt_router *rt);
+
+/* ---- router-out ---- */
+
+enum { RT_PATH_DIRECT = 0, RT_PATH_WAL = 1, RT_PATH_CROSS = 2 };
+
+/* The path for a partition whose leader is leader_id in view v: direct when
+ * the leader is in this zone, WAL when a healthy peer serves its zone, else
+ * a direct cross-zone append (counted). */
+int rt_out_path(rt_router *rt, const mc_view *v, int32_t leader_id);
+
+typedef struct rt_part {
+    kc_str topic;       /* into the client's frame */
+    int32_t partition;
+    int32_t leader_id;
+    kc_bytes records;   /* into the client's frame */
+    kc_produce_resp_partition result; /* filled before done; strings in the batch's arena */
+} rt_part;
+
+typedef struct rt_batch rt_batch;
+typedef void (*rt_batch_done_fn)(rt_batch *b, void *arg);
+
+/* One client Produce request's WAL-path partitions. Set the fields, then
+ * rt_out_submit; done runs exactly once, later, from the loop. */
+struct rt_batch {
+    kc_frame *frame;        /* the client's request frame (kept while needed) */
+    int16_t version;        /* the client's Produce version */
+    int16_t acks;
+    int32_t timeout_ms;
+    kc_str transactional_id;
+    kc_str client_id;
+    int nparts;
+    rt_part *parts;
+    kc_arena *arena;        /* for the results' strings (the caller's) */
+    rt_batch_done_fn done;
+    void *arg;
+    /* router-private */
+    int pending;
+    int submitted;          /* parts handed to writers so far */
+    rt_router *rt;
+    struct rt_batch *next_wait;
+};
+
+void rt_out_submit(rt_router *rt, rt_batch *b);
+
+/* ---- router-in ---- */
+
+/* resp: the response payload (unsealed), or NULL and err (close the peer's
+ * connection: the request was malformed). */
+typedef void (*rt_in_done_fn)(struct evbuffer *resp, const char *err, void *arg);
+
+/*
+ * Serve a KzWalAppend whose payload (after the auth header, before the MAC)
+ * is p[0..len) inside frame. stream identifies the connection it came on:
+ * appends of one stream start in arrival order.
+ */
+void rt_in_append(rt_router *rt, kc_frame *frame, const uint8_t *p, size_t len, int32_t sender,
+                  const void *stream, rt_in_done_fn done, void *arg);
+
+/* The peer RPC client side needs this proxy's clock (wall, ms). */
+int64_t rt_wall_ms(void);
+
+#endif
