@@ -4,6 +4,11 @@
 #include "proxy/px_proxy.h"
 
 #include "common/kz_log.h"
+#include "meta-client/mc_peers.h"
+#include "meta-client/mc_xzone.h"
+#include "objwal/ow_metrics.h"
+#include "objwal/ow_store.h"
+#include "router/rt_router.h"
 
 #include <event2/buffer.h>
 #include <event2/http.h>
@@ -19,6 +24,87 @@ static void px_metric(struct evbuffer *b, const char *name, const char *type, co
 {
     evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", name, help, name, type,
                         name, v);
+}
+
+static void px_gauge_f(struct evbuffer *b, const char *name, const char *help, double v)
+{
+    evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s gauge\n%s %.6f\n", name, help, name, name, v);
+}
+
+/* The WAL path: bytes across zones, the router, the object store, and what
+ * it all costs and saves at the configured prices. */
+static void px_admin_zone_metrics(px_proxy *px, struct evbuffer *b)
+{
+    static const char *const dirs[2] = {"out", "in"}, *const kinds[2] = {"broker", "peer"};
+    const px_metrics *m = &px->m;
+    evbuffer_add_printf(b, "# HELP kzproxy_xzone_bytes_total Bytes sent to (out) and received from (in) "
+                           "brokers and peers in other zones, by category.\n"
+                           "# TYPE kzproxy_xzone_bytes_total counter\n");
+    for (int d = 0; d < 2; d++)
+        for (int k = 0; k < 2; k++)
+            for (int c = 0; c < MC_XZ_NCAT; c++)
+                evbuffer_add_printf(b, "kzproxy_xzone_bytes_total{direction=\"%s\",peer=\"%s\",category=\"%s\"} %" PRIu64 "\n",
+                                    dirs[d], kinds[k], mc_xz_category_name(c), px->xz->bytes[d][k][c]);
+    evbuffer_add_printf(b, "# HELP kzproxy_produce_path_partitions_total Produce partitions by path.\n"
+                           "# TYPE kzproxy_produce_path_partitions_total counter\n"
+                           "kzproxy_produce_path_partitions_total{path=\"direct\"} %" PRIu64 "\n"
+                           "kzproxy_produce_path_partitions_total{path=\"wal\"} %" PRIu64 "\n"
+                           "kzproxy_produce_path_partitions_total{path=\"cross_zone\"} %" PRIu64 "\n",
+                        m->produce_parts_direct, m->produce_parts_wal, m->produce_parts_cross);
+    px_metric(b, "kzproxy_peer_requests_total", "counter", "Peer RPC requests received.", m->peer_requests);
+    px_metric(b, "kzproxy_peer_auth_failures_total", "counter",
+              "Peer RPC requests refused: bad MAC (peer_secret differs) or clock too far off.",
+              m->peer_auth_failures);
+    if (px->peers) {
+        evbuffer_add_printf(b, "# HELP kzproxy_peer_up 1 when the peer proxy answers its health checks.\n"
+                               "# TYPE kzproxy_peer_up gauge\n");
+        for (int i = 0; i < mc_peers_count(px->peers); i++) {
+            const mc_peer *p = mc_peers_at(px->peers, i);
+            evbuffer_add_printf(b, "kzproxy_peer_up{node_id=\"%d\",zone=\"%s\"} %d\n", p->node_id, p->zone,
+                                p->healthy ? 1 : 0);
+        }
+    }
+    double gb = 1e9, xz_bytes = 0;
+    for (int d = 0; d < 2; d++)
+        xz_bytes += (double)mc_xz_total(px->xz, d, -1, -1);
+    const px_prices *pr = &px->cfg->prices;
+    /* Each direction is charged to one side: count what this proxy sends
+     * and receives at half the both-ways price. */
+    px_gauge_f(b, "kzproxy_cost_xzone_usd", "Estimated cost of this proxy's cross-zone traffic (USD).",
+               xz_bytes / gb * pr->cross_zone_per_gb / 2);
+    if (px->rt == NULL)
+        return;
+    const rt_stats *st = rt_get_stats(px->rt);
+    px_metric(b, "kzproxy_wal_batches_total", "counter", "Client Produce requests with WAL-path partitions.",
+              st->out_batches);
+    px_metric(b, "kzproxy_wal_partitions_total", "counter", "Partitions sent on the WAL path.", st->out_parts);
+    px_metric(b, "kzproxy_wal_record_bytes_total", "counter",
+              "Record bytes sent on the WAL path: cross-zone bytes avoided.", st->out_bytes);
+    px_metric(b, "kzproxy_wal_partition_errors_total", "counter",
+              "WAL-path partitions answered with an error (retriable for the client).", st->out_errors);
+    px_metric(b, "kzproxy_wal_memory_waits_total", "counter", "Appends that waited for writer memory.",
+              st->out_waits);
+    px_metric(b, "kzproxy_wal_memory_bytes", "gauge", "Bytes held by the WAL writers.", rt_mem_used(px->rt));
+    px_metric(b, "kzproxy_wal_rpcs_sent_total", "counter", "KzWalAppend RPCs sent.", st->rpcs_sent);
+    px_metric(b, "kzproxy_wal_rpcs_failed_total", "counter", "KzWalAppend attempts that failed.", st->rpcs_failed);
+    px_metric(b, "kzproxy_wal_rpcs_retried_total", "counter", "KzWalAppend RPCs resent to another peer.",
+              st->rpcs_retried);
+    px_metric(b, "kzproxy_wal_in_rpcs_total", "counter", "KzWalAppend RPCs served for peers.", st->in_rpcs);
+    px_metric(b, "kzproxy_wal_in_partitions_total", "counter", "Partitions appended for peers.", st->in_parts);
+    px_metric(b, "kzproxy_wal_in_record_bytes_total", "counter", "Record bytes appended for peers.",
+              st->in_bytes);
+    px_metric(b, "kzproxy_wal_in_partition_errors_total", "counter",
+              "Partitions of served RPCs answered with an error.", st->in_errors);
+    px_metric(b, "kzproxy_wal_in_read_errors_total", "counter",
+              "WAL objects that could not be read or failed their CRC.", st->in_read_errors);
+    const ow_metrics *om = ow_store_metrics(px->store);
+    ow_metrics_write_prometheus(om, "kzproxy_objwal_", b);
+    px_gauge_f(b, "kzproxy_cost_xzone_avoided_usd",
+               "Estimated cross-zone transfer cost avoided by the WAL path (USD).",
+               (double)st->out_bytes / gb * pr->cross_zone_per_gb);
+    px_gauge_f(b, "kzproxy_cost_s3_requests_usd", "Estimated cost of this proxy's object-store requests (USD).",
+               (double)om->put_requests / 1000 * pr->s3_put_per_1000 +
+                   (double)om->get_requests / 1000 * pr->s3_get_per_1000);
 }
 
 static void px_admin_metrics(struct evhttp_request *req, void *arg)
@@ -90,6 +176,7 @@ static void px_admin_metrics(struct evhttp_request *req, void *arg)
     px_metric(b, "kzproxy_backend_brokers", "gauge", "Brokers in the backend view.",
               v ? (uint64_t)v->nbrokers : 0);
     px_metric(b, "kzproxy_backend_topics", "gauge", "Topics in the backend view.", v ? (uint64_t)v->ntopics : 0);
+    px_admin_zone_metrics(px, b);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                       "text/plain; version=0.0.4; charset=utf-8");
     evhttp_send_reply(req, HTTP_OK, "OK", b);

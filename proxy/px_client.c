@@ -2,6 +2,8 @@
 
 #include "proxy/px_proxy.h"
 
+#include "codec/kc_peer.h"
+
 #include "common/kz_log.h"
 
 #include <arpa/inet.h>
@@ -223,6 +225,8 @@ static void px_client_flush(px_client *cl)
     px_client_release(cl);
 }
 
+const void *px_client_stream(const px_client *cl) { return cl; }
+
 void px_req_respond(px_req *rq, struct evbuffer *body)
 {
     if (body == NULL) {
@@ -296,6 +300,10 @@ static void px_dispatch(px_client *cl, kc_frame *f)
         break;
     case KC_API_FINDCOORDINATOR:
         px_vc_findcoordinator(rq);
+        break;
+    case KC_API_KZ_HELLO:
+    case KC_API_KZ_WAL_APPEND:
+        px_peer_dispatch(rq);
         break;
     default:
         if (px_pass_versions(rq->hdr.api_key, NULL) == 0) {

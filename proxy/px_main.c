@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include "common/kz_log.h"
+#include "meta-client/mc_xzone.h"
 #include "proxy/px_proxy.h"
 
 #include <event2/dns.h>
@@ -137,7 +138,9 @@ int main(int argc, char **argv)
     px.cfg = &cfg;
     int rc = 1;
     px.base = event_base_new();
-    if (px.base == NULL || px_build_nodes(&px) != 0) {
+    px.xz = calloc(1, sizeof(*px.xz));
+    px.started_wall_ms = px_peer_wall_ms();
+    if (px.base == NULL || px.xz == NULL || px_build_nodes(&px) != 0) {
         kz_err("cannot start: out of memory");
         goto out;
     }
@@ -152,10 +155,16 @@ int main(int argc, char **argv)
                  .request_timeout_ms = cfg.limits.upstream_timeout_ms,
                  .max_response_bytes = cfg.limits.max_response_bytes,
                  .reconnect_backoff_ms = 200},
+        .zone = cfg.zone,
+        .xz = px.xz,
     };
     px.mc = mc_cluster_new(px.base, px.dns, &mcfg);
     if (px.mc == NULL) {
         kz_err("cannot start the backend client");
+        goto out;
+    }
+    if (px_wal_start(&px, err, sizeof(err)) != 0) {
+        kz_err("cannot start: %s", err);
         goto out;
     }
     if (px_listen(&px, err, sizeof(err)) != 0 || px_admin_start(&px, err, sizeof(err)) != 0) {
@@ -176,12 +185,14 @@ int main(int argc, char **argv)
 out:
     px_admin_stop(&px);
     px_listen_close(&px);
+    px_wal_stop(&px);
     mc_cluster_free(px.mc);
     if (px.dns)
         evdns_base_free(px.dns, 0);
     if (px.base)
         event_base_free(px.base);
     free(px.nodes);
+    free(px.xz);
     px_config_free(&cfg);
     return rc;
 }

@@ -161,6 +161,11 @@ void px_route_produce(px_req *rq);
 void px_route_fetch(px_req *rq);
 void px_route_listoffsets(px_req *rq);
 
+/* ---- px_wal.c: the WAL path's parts (store, gc, peers, router) ---- */
+int px_wal_start(px_proxy *px, char *errstr, size_t errstr_size);
+void px_wal_stop(px_proxy *px);
+int64_t px_peer_wall_ms(void);
+
 /* ---- px_admin.c ---- */
 int px_admin_start(px_proxy *px, char *errstr, size_t errstr_size);
 void px_admin_stop(px_proxy *px);

@@ -11,6 +11,7 @@
 
 #include "codec/kc_msg.h"
 #include "common/kz_log.h"
+#include "router/rt_router.h"
 
 #include <event2/buffer.h>
 #include <stdio.h>
@@ -49,7 +50,12 @@ typedef struct px_split {
         struct px_split *sp;
         int idx;
     } *cbs;
+    rt_batch wal;     /* Produce: the partitions on the WAL path */
+    kc_frame *frame;  /* the client's frame, kept while the WAL path needs it */
 } px_split;
+
+/* assign[][] value of a partition on the WAL path. */
+#define PX_ASSIGN_WAL INT16_MAX
 
 static px_split *px_split_new(px_req *rq)
 {
@@ -79,6 +85,7 @@ static void px_split_free(px_split *sp)
         kc_arena_destroy(&sp->subs[i].arena);
     }
     mc_view_release(sp->view);
+    kc_frame_release(sp->frame);
     kc_arena_destroy(&sp->arena);
     free(sp->subs);
     free(sp->cbs);
@@ -92,8 +99,16 @@ static int px_split_decode_fail(px_split *sp, kc_rd *rd)
     return -1;
 }
 
-/* Decide where one partition goes: a sub index, or -error code. */
+/* Decide where one partition goes: a sub index, PX_ASSIGN_WAL (Produce with
+ * records, leader in a zone with a healthy peer), or -error code. */
+static int16_t px_split_place_path(px_split *sp, kc_str topic, int32_t partition, int *cap, int wal_ok);
+
 static int16_t px_split_place(px_split *sp, kc_str topic, int32_t partition, int *cap)
+{
+    return px_split_place_path(sp, topic, partition, cap, 0);
+}
+
+static int16_t px_split_place_path(px_split *sp, kc_str topic, int32_t partition, int *cap, int wal_ok)
 {
     if (sp->view == NULL)
         return -KC_ERR_LEADER_NOT_AVAILABLE;
@@ -105,6 +120,18 @@ static int16_t px_split_place(px_split *sp, kc_str topic, int32_t partition, int
         return -KC_ERR_UNKNOWN_TOPIC_OR_PARTITION;
     if (p->leader_id < 0 || mc_view_broker(sp->view, p->leader_id) == NULL)
         return -KC_ERR_LEADER_NOT_AVAILABLE;
+    if (sp->key == KC_API_PRODUCE) {
+        px_proxy *px = px_client_proxy(sp->rq->cl);
+        int path = rt_out_path(px->rt, sp->view, p->leader_id);
+        if (path == RT_PATH_WAL && wal_ok) {
+            px->m.produce_parts_wal++;
+            return PX_ASSIGN_WAL;
+        }
+        if (path == RT_PATH_DIRECT)
+            px->m.produce_parts_direct++;
+        else
+            px->m.produce_parts_cross++;
+    }
     for (int i = 0; i < sp->nsubs; i++)
         if (sp->subs[i].broker == p->leader_id)
             return (int16_t)i;
@@ -185,7 +212,7 @@ static void px_split_send(px_split *sp, struct evbuffer **bodies, int expect_res
 {
     px_proxy *px = px_client_proxy(sp->rq->cl);
     sp->cbs = calloc((size_t)(sp->nsubs ? sp->nsubs : 1), sizeof(*sp->cbs));
-    sp->pending = sp->nsubs + 1; /* +1 until every sub is sent */
+    sp->pending = sp->nsubs + 1 + (sp->wal.nparts > 0); /* +1 until every sub is sent */
     for (int i = 0; i < sp->nsubs; i++) {
         px_sub *s = &sp->subs[i];
         /* A broker holds a Fetch up to its max wait and serves one request per
@@ -210,6 +237,16 @@ static void px_split_send(px_split *sp, struct evbuffer **bodies, int expect_res
     for (int i = 0; i < sp->nsubs; i++)
         if (bodies[i])
             evbuffer_free(bodies[i]);
+    if (sp->wal.nparts > 0)
+        rt_out_submit(px->rt, &sp->wal); /* its done callback drops the extra count */
+    if (--sp->pending == 0)
+        px_split_finish(sp);
+}
+
+static void px_wal_done(rt_batch *b, void *arg)
+{
+    (void)b;
+    px_split *sp = arg;
     if (--sp->pending == 0)
         px_split_finish(sp);
 }
@@ -269,7 +306,7 @@ static void px_produce_encode(kc_wr *w, px_split *sp)
         w->err = 1;
         return;
     }
-    int stale = 0;
+    int stale = 0, widx = 0;
     for (int32_t t = 0; t < in->ntopics; t++) {
         const kc_produce_req_topic *it = &in->topics[t];
         kc_produce_resp_topic *ot = &out.topics[t];
@@ -285,7 +322,10 @@ static void px_produce_encode(kc_wr *w, px_split *sp)
             int16_t where = sp->assign[t][p];
             const kc_produce_resp_partition *found = NULL;
             int16_t code = where < 0 ? (int16_t)-where : 0;
-            if (where >= 0) {
+            if (where == PX_ASSIGN_WAL) {
+                found = widx < sp->wal.nparts ? &sp->wal.parts[widx++].result : NULL;
+                code = found ? 0 : KC_ERR_NETWORK_EXCEPTION;
+            } else if (where >= 0) {
                 px_sub *s = &sp->subs[where];
                 code = s->fail_code;
                 if (code == 0 && (found = px_produce_find(s, it->name, it->partitions[p].index)) == NULL)
@@ -294,6 +334,8 @@ static void px_produce_encode(kc_wr *w, px_split *sp)
             if (found) {
                 *op = *found;
                 op->tags = (kc_tags){0};
+                if (op->error_code != 0)
+                    px->m.partition_errors++;
             } else {
                 op->index = it->partitions[p].index;
                 op->error_code = code;
@@ -327,6 +369,40 @@ static void px_split_finish(px_split *sp)
     px_split_free(sp);
 }
 
+/* Fill the WAL batch from the partitions assigned to it, in request order. */
+static int px_split_wal_prepare(px_split *sp)
+{
+    const kc_produce_req *in = &sp->in.produce;
+    rt_batch *b = &sp->wal;
+    b->parts = kc_arena_calloc(&sp->arena, (size_t)b->nparts, sizeof(*b->parts));
+    if (b->parts == NULL)
+        return -1;
+    int k = 0;
+    for (int32_t t = 0; t < in->ntopics; t++) {
+        const kc_produce_req_topic *it = &in->topics[t];
+        for (int32_t p = 0; p < it->npartitions; p++) {
+            if (sp->assign[t][p] != PX_ASSIGN_WAL || k >= b->nparts)
+                continue;
+            rt_part *rp = &b->parts[k++];
+            rp->topic = it->name;
+            rp->partition = it->partitions[p].index;
+            rp->records = it->partitions[p].records;
+            rp->leader_id = mc_view_partition(sp->view, it->name, rp->partition)->leader_id;
+        }
+    }
+    sp->frame = kc_frame_keep(sp->rq->frame);
+    b->frame = sp->frame;
+    b->version = sp->version;
+    b->acks = in->acks;
+    b->timeout_ms = in->timeout_ms;
+    b->transactional_id = in->transactional_id;
+    b->client_id = sp->rq->hdr.client_id;
+    b->arena = &sp->arena;
+    b->done = px_wal_done;
+    b->arg = sp;
+    return 0;
+}
+
 void px_route_produce(px_req *rq)
 {
     px_proxy *px = px_client_proxy(rq->cl);
@@ -351,12 +427,17 @@ void px_route_produce(px_req *rq)
         if (sp->assign[t] == NULL)
             goto oom;
         for (int32_t p = 0; p < it->npartitions; p++) {
-            sp->assign[t][p] = px_split_place(sp, it->name, it->partitions[p].index, &cap);
+            int32_t rlen = it->partitions[p].records.len;
+            sp->assign[t][p] = px_split_place_path(sp, it->name, it->partitions[p].index, &cap, rlen > 0);
             px->m.produce_partitions++;
-            if (it->partitions[p].records.len > 0)
-                px->m.produce_record_bytes += (uint64_t)it->partitions[p].records.len;
+            if (rlen > 0)
+                px->m.produce_record_bytes += (uint64_t)rlen;
+            if (sp->assign[t][p] == PX_ASSIGN_WAL)
+                sp->wal.nparts++;
         }
     }
+    if (sp->wal.nparts > 0 && px_split_wal_prepare(sp) != 0)
+        goto oom;
     struct evbuffer **bodies = calloc((size_t)(sp->nsubs ? sp->nsubs : 1), sizeof(*bodies));
     if (bodies == NULL)
         goto oom;

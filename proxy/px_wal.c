@@ -1,0 +1,134 @@
+/*
+ * Setting up the zone-aware produce path from the config: the peers (for
+ * the RPC and its health checks), and with a "wal" section the object store,
+ * its garbage collector and the router.
+ */
+#include "config.h"
+
+#include "proxy/px_proxy.h"
+
+#include "common/kz_log.h"
+#include "meta-client/mc_peers.h"
+#include "meta-client/mc_xzone.h"
+#include "objwal/ow_gc.h"
+#include "objwal/ow_store.h"
+#include "router/rt_router.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int px_wal_store(px_proxy *px, char *errstr, size_t n)
+{
+    const px_wal_config *w = &px->cfg->wal;
+    ow_store_config sc;
+    ow_store_config_init(&sc);
+    if (strcmp(w->backend, "local") == 0) {
+        sc.backend = OW_BACKEND_LOCAL;
+        sc.local.root = w->root;
+        sc.local.no_fsync = w->no_fsync;
+    } else {
+        sc.backend = OW_BACKEND_S3;
+        sc.s3.bucket = w->bucket;
+        sc.s3.endpoint = w->endpoint;
+        sc.s3.region = w->region;
+        sc.s3.path_style = w->path_style;
+        sc.s3.access_key = w->access_key;
+        sc.s3.secret_key = w->secret_key;
+        sc.s3.deadline_ms = (uint32_t)w->store_deadline_ms;
+    }
+    char err[512];
+    px->store = ow_store_new(px->base, &sc, err, sizeof(err));
+    if (px->store == NULL) {
+        snprintf(errstr, n, "wal.store: %s", err);
+        return -1;
+    }
+    ow_gc_config gc;
+    ow_gc_config_init(&gc);
+    gc.prefix = w->key_prefix ? w->key_prefix : "wal/";
+    gc.sweep_interval_ms = (uint32_t)w->gc_sweep_ms;
+    gc.max_age_ms = (uint64_t)w->gc_max_age_ms;
+    px->gc = ow_gc_new(px->base, px->store, &gc, err, sizeof(err));
+    if (px->gc == NULL) {
+        snprintf(errstr, n, "wal: garbage collector: %s", err);
+        return -1;
+    }
+    return 0;
+}
+
+int px_wal_start(px_proxy *px, char *errstr, size_t n)
+{
+    px_config *cfg = px->cfg;
+    mc_peers_config pc = {
+        .self_id = cfg->node_id,
+        .self_zone = cfg->zone,
+        .self_host = cfg->advertised_host,
+        .self_port = cfg->advertised_port,
+        .started_ms = px->started_wall_ms,
+        .secret = cfg->peer_secret,
+        .secret_len = cfg->peer_secret ? strlen(cfg->peer_secret) : 0,
+        .health_ms = cfg->health_check_ms,
+        .dns_name = cfg->discovery.dns_name,
+        .dns_port = cfg->discovery.port,
+        .dns_interval_ms = cfg->discovery.interval_ms,
+        .conn = {.max_inflight = cfg->limits.upstream_max_inflight,
+                 .request_timeout_ms = cfg->rpc_timeout_ms,
+                 .max_response_bytes = cfg->limits.max_response_bytes,
+                 .reconnect_backoff_ms = 200},
+        .xz = px->xz,
+    };
+    px->peers = mc_peers_new(px->base, px->dns, &pc);
+    if (px->peers == NULL) {
+        snprintf(errstr, n, "out of memory");
+        return -1;
+    }
+    for (int i = 0; i < cfg->npeers; i++) {
+        const px_peer *p = &cfg->peers[i];
+        if (mc_peers_add_static(px->peers, p->node_id, p->zone, p->host, p->port) != 0) {
+            snprintf(errstr, n, "out of memory");
+            return -1;
+        }
+    }
+    if (cfg->wal.enabled) {
+        if (px_wal_store(px, errstr, n) != 0)
+            return -1;
+        rt_config rc = {
+            .node_id = cfg->node_id,
+            .zone = cfg->zone,
+            .secret = cfg->peer_secret,
+            .secret_len = strlen(cfg->peer_secret),
+            .store = px->store,
+            .gc = px->gc,
+            .seal_bytes = (uint64_t)cfg->wal.flush_bytes,
+            .seal_age_ms = (uint32_t)cfg->wal.flush_ms,
+            .max_inflight_uploads = (unsigned)cfg->wal.max_inflight_uploads,
+            .mem_cap = (uint64_t)cfg->wal.mem_cap_bytes,
+            .key_prefix = cfg->wal.key_prefix,
+            .rpc_timeout_ms = cfg->rpc_timeout_ms,
+            .cross_zone_direct = cfg->cross_zone_direct,
+        };
+        px->rt = rt_new(px->base, px->mc, px->peers, &rc, errstr, n);
+        if (px->rt == NULL)
+            return -1;
+        kz_info("WAL path on %s: flush at %d ms or %lld bytes, %d uploads in flight, policy %s",
+                ow_store_describe(px->store), cfg->wal.flush_ms, cfg->wal.flush_bytes,
+                cfg->wal.max_inflight_uploads, cfg->cross_zone_direct ? "direct" : "wal");
+    } else {
+        kz_info("no wal section: produce to leaders in other zones goes straight to them");
+    }
+    mc_peers_start(px->peers);
+    return 0;
+}
+
+void px_wal_stop(px_proxy *px)
+{
+    rt_free(px->rt);
+    px->rt = NULL;
+    mc_peers_free(px->peers);
+    px->peers = NULL;
+    ow_gc_free(px->gc);
+    px->gc = NULL;
+    if (px->store)
+        ow_store_free(px->store);
+    px->store = NULL;
+}
