@@ -1,11 +1,16 @@
 #!/usr/bin/python3
 """The kzproxy demo: 3 zones, a broker and a proxy in each, a topic whose
 partition leaders sit in every zone; a producer in each zone writes through its
-zone's proxy, a consumer in another zone reads everything back; then an
-account of what each proxy did, from its own /metrics."""
+zone's proxy (batches for leaders in other zones go through WAL objects and a
+peer proxy in the leader's zone), a consumer in another zone reads everything
+back; then an account, from the proxies' own /metrics, of the payload
+produced, the bytes that crossed zones, the S3 requests, and the money saved
+per TB."""
 import argparse
 import os
+import shutil
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'tests', 'integration'))
@@ -14,62 +19,105 @@ import kzharness as kz  # noqa: E402
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument('--messages', type=int, default=3000, help='messages per zone (default 3000)')
+    ap.add_argument('--messages', type=int, default=10000, help='messages per zone (default 10000)')
+    ap.add_argument('--size', type=int, default=1024, help='message size in bytes (default 1024)')
     ap.add_argument('--partitions', type=int, default=12)
+    ap.add_argument('--flush-ms', type=int, default=250, help='WAL object flush interval (default 250)')
     args = ap.parse_args()
     zones = ('a', 'b', 'c')
     topic = 'demo'
-    print('Starting a mock Kafka cluster (3 brokers, racks a/b/c) and one kzproxy per zone...')
-    with kz.TestBed(zones=zones, brokers=3, topics={topic: args.partitions}) as tb, \
-            kz.ProxyCluster(tb, zones=zones) as pc:
-        for b in tb.brokers:
-            print('  broker %d  %-21s zone %s' % (b.id, b.address, b.rack))
-        for p in pc.proxies:
-            print('  kzproxy %d %-21s zone %s  (admin http://%s/metrics)' % (p.node_id, p.kafka, p.zone, p.admin))
-        print('Partition leaders: partition p is led by broker (p %% 3) + 1, so every zone leads %d partitions.'
-              % (args.partitions // 3))
-        t0 = time.monotonic()
-        sent = 0
-        for z in zones:
-            p = pc.proxy_in(z)
-            msgs = [(('%s-key%d' % (z, i % 50)).encode(), ('zone %s message %d' % (z, i)).encode())
-                    for i in range(args.messages)]
-            kz.produce(p.kafka, topic, msgs, config={'client.id': 'demo-producer-' + z})
-            sent += len(msgs)
-            print('Produced %d messages through the zone-%s proxy' % (len(msgs), z))
-        reader = pc.proxy_in('b')
-        got = kz.consume_all(reader.kafka, topic, partitions=list(range(args.partitions)), timeout=60)
-        elapsed = time.monotonic() - t0
-        print('Consumed %d messages through the zone-b proxy (%.1fs in all)' % (len(got), elapsed))
-        seen = {}
-        in_order = True
-        for m in got:
-            key, value = m[2], m[3]
-            n = int(value.split()[-1])
-            if key in seen and seen[key] >= n:
-                in_order = False
-            seen[key] = n
-        print('Every message back exactly once: %s; each key in order: %s'
-              % ('yes' if len(got) == sent and len(set(x[3] for x in got)) == sent else 'NO', 'yes' if in_order else 'NO'))
-        print()
-        print('%-8s %-5s %10s %10s %12s %12s %12s %10s' % ('proxy', 'zone', 'requests', 'produced', 'fetched',
-                                                       'to brokers', 'from brokers', 'bad input'))
-        for p in pc.proxies:
-            m = kz.metrics(p)
-            print('%-8d %-5s %10d %10s %12s %12s %12s %10d' % (
-                p.node_id, p.zone, m.sum('kzproxy_requests_total', 0),
-                human(m.sum('kzproxy_produce_record_bytes_total', 0)),
-                human(m.sum('kzproxy_fetch_record_bytes_total', 0)),
-                human(m.sum('kzproxy_upstream_bytes_out_total', 0)),
-                human(m.sum('kzproxy_upstream_bytes_in_total', 0)),
-                m.sum('kzproxy_connections_closed_bad_input_total', 0)))
-        print()
-        print('Each client saw a cluster made only of its own zone\'s proxy; the proxy split every')
-        print('Produce and Fetch by the real leader and merged the answers. In this version Produce')
-        print('to a leader in another zone still crosses zones directly; the WAL path through S3')
-        print('that keeps payload in-zone is the next milestone (see README, "Deployment modes").')
-        if len(got) != sent or not in_order:
-            sys.exit(1)
+    workdir = tempfile.mkdtemp(prefix='kzproxy-demo-')
+    extra = {'peer_secret': 'demo-peer-secret-%s' % os.urandom(8).hex(),
+             'wal': {'store': {'backend': 'local', 'root': os.path.join(workdir, 'wal-store')},
+                     'flush_ms': args.flush_ms}}
+    print('Starting a mock Kafka cluster (3 brokers, racks a/b/c) and one kzproxy per zone,')
+    print('sharing a WAL store in %s/wal-store (the local stand-in for S3)...' % workdir)
+    try:
+        with kz.TestBed(zones=zones, brokers=3, topics={topic: args.partitions}) as tb, \
+                kz.ProxyCluster(tb, zones=zones, extra_config=extra, workdir=workdir) as pc:
+            run(args, tb, pc, zones, topic)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run(args, tb, pc, zones, topic):
+    for b in tb.brokers:
+        print('  broker %d  %-21s zone %s' % (b.id, b.address, b.rack))
+    for p in pc.proxies:
+        print('  kzproxy %d %-21s zone %s  (admin http://%s/metrics)' % (p.node_id, p.kafka, p.zone, p.admin))
+    print('Partition leaders: partition p is led by broker (p %% 3) + 1, so every zone leads %d partitions.'
+          % (args.partitions // 3))
+    t0 = time.monotonic()
+    sent = 0
+    pad = b'.' * args.size
+    for z in zones:
+        p = pc.proxy_in(z)
+        msgs = []
+        for i in range(args.messages):
+            head = ('zone %s message %d ' % (z, i)).encode()
+            msgs.append((('%s-key%d' % (z, i % 50)).encode(), head + pad[:max(0, args.size - len(head))]))
+        kz.produce(p.kafka, topic, msgs, config={'client.id': 'demo-producer-' + z, 'linger.ms': 20})
+        sent += len(msgs)
+        print('Produced %d messages of %d bytes through the zone-%s proxy' % (len(msgs), args.size, z))
+    produced_at = {p.node_id: kz.metrics(p) for p in pc.proxies}
+    reader = pc.proxy_in('b')
+    got = kz.consume_all(reader.kafka, topic, partitions=list(range(args.partitions)), timeout=120)
+    elapsed = time.monotonic() - t0
+    print('Consumed %d messages through the zone-b proxy (%.1fs in all)' % (len(got), elapsed))
+    seen = {}
+    in_order = True
+    for m in got:
+        key, value = m[2], m[3]
+        n = int(value.split()[3])
+        if key in seen and seen[key] >= n:
+            in_order = False
+        seen[key] = n
+    once = len(got) == sent and len(set(x[3] for x in got)) == sent
+    print('Every message back exactly once: %s; each key in order: %s' % ('yes' if once else 'NO',
+                                                                        'yes' if in_order else 'NO'))
+    print()
+    print('While producing (each proxy\'s own /metrics):')
+    print('%-8s %-5s %10s %8s %8s %12s %12s %6s %6s' % ('proxy', 'zone', 'produced', 'direct', 'via WAL',
+                                                      'xzone data', 'xzone all', 'PUTs', 'GETs'))
+    tot = dict(produced=0, wal=0, payload=0, xall=0, puts=0, gets=0)
+    for p in pc.proxies:
+        m = produced_at[p.node_id]
+        row = dict(produced=m.sum('kzproxy_produce_record_bytes_total', 0),
+                   wal=m.sum('kzproxy_wal_record_bytes_total', 0),
+                   payload=m.sum('kzproxy_xzone_bytes_total', 0, category='payload'),
+                   xall=m.sum('kzproxy_xzone_bytes_total', 0),
+                   puts=m.sum('kzproxy_objwal_requests_total', 0, op='put'),
+                   gets=m.sum('kzproxy_objwal_requests_total', 0, op='get'))
+        for k in tot:
+            tot[k] += row[k]
+        print('%-8d %-5s %10s %8d %8d %12s %12s %6d %6d' % (
+            p.node_id, p.zone, human(row['produced']),
+            m.sum('kzproxy_produce_path_partitions_total', 0, path='direct'),
+            m.sum('kzproxy_produce_path_partitions_total', 0, path='wal'),
+            human(row['payload']), human(row['xall']), row['puts'], row['gets']))
+    print()
+    tb_bytes = 1e12
+    scale = tb_bytes / tot['produced'] if tot['produced'] else 0
+    xz_price, put_price, get_price = 0.02, 0.005 / 1000, 0.0004 / 1000
+    remote_share = tot['wal'] / tot['produced'] if tot['produced'] else 0
+    avoided = tot['wal'] * scale / 1e9 * xz_price
+    s3_cost = (tot['puts'] * put_price + tot['gets'] * get_price) * scale
+    control = tot['xall'] * scale / 1e9 * xz_price / 2
+    print('Payload produced:            %s' % human(tot['produced']))
+    print('Sent through WAL objects:    %s (%.0f%%: the share whose leader was in another zone)'
+          % (human(tot['wal']), remote_share * 100))
+    print('Payload bytes across zones:  %s' % human(tot['payload']))
+    print('All bytes across zones:      %s (%.3f%% of payload: RPCs and metadata)'
+          % (human(tot['xall']), 100.0 * tot['xall'] / max(1, tot['produced'])))
+    print('S3 requests:                 %d PUTs, %d GETs' % (tot['puts'], tot['gets']))
+    print('Per TB produced at list prices ($0.02/GB cross-zone, $0.005 per 1,000 PUTs, $0.0004 per 1,000 GETs):')
+    print('  cross-zone transfer avoided  $%8.2f' % avoided)
+    print('  S3 requests spent            $%8.2f  (objects here are small: %d ms flushes of a short burst)'
+          % (s3_cost, args.flush_ms))
+    print('  control traffic across zones $%8.2f' % control)
+    print('  saved                        $%8.2f per TB' % (avoided - s3_cost - control))
+    if not once or not in_order or tot['payload'] != 0:
+        sys.exit(1)
 
 
 def human(n):
