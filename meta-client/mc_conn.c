@@ -50,6 +50,11 @@ struct mc_conn {
     int64_t backoff_until_ms;
     struct mc_pending_q inflight; /* written, awaiting a response */
     struct mc_pending_q waiting;  /* not yet written */
+    /* Correlation ids of the last requests sent without expecting an answer
+     * (acks=0 Produce). Kafka brokers send none; some (librdkafka's mock
+     * cluster) do: such an answer is dropped instead of breaking the stream. */
+    int32_t noresp[32];
+    unsigned nnoresp;
     struct event *timer;          /* request deadlines */
 };
 
@@ -93,10 +98,20 @@ static void mc_conn_pump(mc_conn *c)
             TAILQ_INSERT_TAIL(&c->inflight, p, link);
             c->ninflight++;
         } else {
+            c->noresp[c->nnoresp++ % (sizeof(c->noresp) / sizeof(c->noresp[0]))] = p->corr;
             c->npending--;
             mc_pending_free(p);
         }
     }
+}
+
+static int mc_conn_was_noresp(const mc_conn *c, int32_t corr)
+{
+    unsigned n = c->nnoresp < 32 ? c->nnoresp : 32;
+    for (unsigned i = 0; i < n; i++)
+        if (c->noresp[i] == corr)
+            return 1;
+    return 0;
 }
 
 static void mc_conn_read_cb(struct bufferevent *bev, void *arg)
@@ -130,6 +145,10 @@ static void mc_conn_read_cb(struct bufferevent *bev, void *arg)
         int32_t corr = (int32_t)((uint32_t)f->data[0] << 24 | (uint32_t)f->data[1] << 16 |
                                  (uint32_t)f->data[2] << 8 | f->data[3]);
         mc_pending *p = TAILQ_FIRST(&c->inflight);
+        if ((p == NULL || p->corr != corr) && mc_conn_was_noresp(c, corr)) {
+            kc_frame_release(f);
+            continue;
+        }
         if (p == NULL || p->corr != corr) {
             kz_warn("broker %d (%s:%d): response with correlation id %d matches no request, "
                     "reconnecting", c->broker_id, c->host, c->port, corr);

@@ -9,6 +9,9 @@ Then: no delivery error and no error callback at all (so no
 OUT_OF_ORDER_SEQUENCE_NUMBER or other sequence error), each partition's
 acknowledged offsets are 0..n-1 in production order, and a consumer reads
 every message exactly once in that order.
+Then an acks=0 producer writes 3,000 more through the WAL path: it gets no
+responses, and every message still reaches the leaders (the partitions' end
+offsets, read through the proxy, grow by 3,000).
 """
 import os
 import shutil
@@ -93,9 +96,44 @@ def main():
             print('idempotent producer through the WAL path: %d messages, max.in.flight=5, in %.2fs; %d partition '
                   'batches on the WAL path in %d RPCs; no sequence or other errors; offsets 0..n-1 in order on '
                   'all %d partitions; read back exactly once' % (MESSAGES, secs, wal, rpcs, PARTITIONS))
+            acks0(pc)
     finally:
         if not os.environ.get('KZ_TEST_KEEP'):
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+ACKS0 = 3000
+
+
+def end_offsets(bootstrap):
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({'bootstrap.servers': bootstrap, 'group.id': 'kz-test-wal-acks0-offsets'})
+    try:
+        return sum(c.get_watermark_offsets(TopicPartition(TOPIC, part), timeout=10)[1] for part in range(PARTITIONS))
+    finally:
+        c.close()
+
+
+def acks0(pc):
+    from confluent_kafka import Producer
+    reader = pc.proxy_in('b').kafka
+    start = end_offsets(reader)
+    p = Producer({'bootstrap.servers': pc.proxy_in('a').kafka, 'client.id': 'kz-test-wal-acks0', 'acks': 0,
+                  'linger.ms': 5})
+    for i in range(ACKS0):
+        while True:
+            try:
+                p.produce(TOPIC, value=b'acks0-%d' % i, partition=i % PARTITIONS)
+                break
+            except BufferError:
+                p.poll(0.05)
+    if p.flush(30):
+        raise HarnessError('acks=0 producer: messages left in its queue')
+    got = kz.wait_until(lambda: end_offsets(reader) - start >= ACKS0 and end_offsets(reader) - start, 30,
+                        'the %d acks=0 messages to reach the leaders' % ACKS0)
+    if got != ACKS0:
+        raise HarnessError('end offsets grew by %d for %d acks=0 messages' % (got, ACKS0))
+    print('acks=0 through the WAL path: %d messages, no responses, all appended (end offsets +%d)' % (ACKS0, got))
 
 
 if __name__ == '__main__':
