@@ -184,7 +184,7 @@ static int px_cfg_num(json_t *obj, const char *key, const char *where, double mi
 static int px_cfg_wal(json_t *obj, px_wal_config *w, char *errstr, size_t n)
 {
     static const char *const keys[] = {"store", "flush_ms", "flush_bytes", "max_inflight_uploads",
-                                       "mem_cap_bytes", "key_prefix", "store_deadline_ms",
+                                       "mem_cap_bytes", "flush_idle_ms", "key_prefix", "store_deadline_ms",
                                        "gc_sweep_ms", "gc_max_age_ms", NULL};
     static const char *const skeys[] = {"backend", "root", "no_fsync", "bucket", "endpoint", "region",
                                         "path_style", "access_key", "secret_key", NULL};
@@ -216,6 +216,7 @@ static int px_cfg_wal(json_t *obj, px_wal_config *w, char *errstr, size_t n)
         return px_cfg_err(errstr, n, "wal.store.backend: \"%s\" is not \"local\" or \"s3\"", w->backend);
     }
     PX_CFG_INT(obj, "flush_ms", "wal.", 1, 60000, w->flush_ms);
+    PX_CFG_INT(obj, "flush_idle_ms", "wal.", 0, 60000, w->flush_idle_ms);
     PX_CFG_INT(obj, "flush_bytes", "wal.", 1024, 1LL << 30, w->flush_bytes);
     PX_CFG_INT(obj, "max_inflight_uploads", "wal.", 1, 1024, w->max_inflight_uploads);
     PX_CFG_INT(obj, "mem_cap_bytes", "wal.", 1LL << 20, 1LL << 36, w->mem_cap_bytes);

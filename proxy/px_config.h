@@ -58,6 +58,7 @@ typedef struct px_wal_config {
     char *secret_key;   /* s3: NULL for $AWS_SECRET_ACCESS_KEY */
     char *key_prefix;   /* default "wal/" */
     int flush_ms;       /* seal an object this long after its first chunk */
+    int flush_idle_ms;  /* or when no append came for this long (0: off) */
     long long flush_bytes;     /* or at this size */
     int max_inflight_uploads;
     long long mem_cap_bytes;   /* bytes held by a writer at most */

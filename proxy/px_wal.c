@@ -101,6 +101,7 @@ int px_wal_start(px_proxy *px, char *errstr, size_t n)
             .gc = px->gc,
             .seal_bytes = (uint64_t)cfg->wal.flush_bytes,
             .seal_age_ms = (uint32_t)cfg->wal.flush_ms,
+            .seal_idle_ms = (uint32_t)cfg->wal.flush_idle_ms,
             .max_inflight_uploads = (unsigned)cfg->wal.max_inflight_uploads,
             .mem_cap = (uint64_t)cfg->wal.mem_cap_bytes,
             .key_prefix = cfg->wal.key_prefix,

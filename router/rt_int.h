@@ -28,6 +28,7 @@ typedef struct rt_dest {
     rt_obj *head, *tail;
     struct rt_router *rt;
     int waiting; /* a room callback is registered */
+    struct event *idle; /* seal_idle_ms timer, re-armed on every append */
 } rt_dest;
 
 typedef struct rt_in_req rt_in_req;

@@ -13,6 +13,7 @@
 #include "meta-client/mc_xzone.h"
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,6 +91,14 @@ static void rt_part_result(rt_batch *b, int part, const kc_produce_resp_partitio
 static void rt_sealed_cb(const ow_sealed *obj, void *arg);
 static void rt_room_cb(void *arg);
 
+static void rt_idle_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    rt_dest *d = arg;
+    ow_writer_flush(d->w); /* appends stopped: the clients wait on this object */
+}
+
 static rt_dest *rt_dest_get(rt_router *rt, const char *zone)
 {
     for (int i = 0; i < rt->ndests; i++)
@@ -119,6 +128,12 @@ static rt_dest *rt_dest_get(rt_router *rt, const char *zone)
     d->w = ow_writer_new(rt->base, rt->cfg.store, &wc, rt_sealed_cb, d, err, sizeof(err));
     if (d->w == NULL) {
         kz_err("router: cannot create the WAL writer for zone %s: %s", zone, err);
+        free(d->zone);
+        free(d);
+        return NULL;
+    }
+    if (rt->cfg.seal_idle_ms > 0 && (d->idle = event_new(rt->base, -1, 0, rt_idle_cb, d)) == NULL) {
+        ow_writer_free(d->w);
         free(d->zone);
         free(d);
         return NULL;
@@ -227,6 +242,10 @@ static int rt_batch_feed(rt_router *rt, rt_batch *b)
         }
         rt->st.out_parts++;
         rt->st.out_bytes += (uint64_t)p->records.len;
+        if (d->idle) {
+            struct timeval tv = {rt->cfg.seal_idle_ms / 1000, (rt->cfg.seal_idle_ms % 1000) * 1000};
+            event_add(d->idle, &tv);
+        }
     }
     return 1;
 }
@@ -577,6 +596,8 @@ void rt_free(rt_router *rt)
     rt_in_free_all(rt);
     for (int i = 0; i < rt->ndests; i++) {
         rt_dest *d = rt->dests[i];
+        if (d->idle)
+            event_free(d->idle);
         ow_writer_free(d->w);
         while (d->head) {
             rt_obj *o = d->head;

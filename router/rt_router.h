@@ -53,6 +53,7 @@ typedef struct rt_config {
     ow_gc *gc;          /* optional, not owned */
     uint64_t seal_bytes;
     uint32_t seal_age_ms;
+    uint32_t seal_idle_ms; /* also seal when no append came for this long (0: off) */
     unsigned max_inflight_uploads;
     uint64_t mem_cap;   /* per destination zone */
     const char *key_prefix;
