@@ -363,6 +363,193 @@ int kc_findcoordinator_resp_decode(kc_rd *rd, int16_t version, kc_arena *a,
                                    kc_findcoordinator_resp *out);
 void kc_findcoordinator_resp_encode(kc_wr *w, int16_t version, const kc_findcoordinator_resp *in);
 
+/* ---------------- ListGroups (16), v0-v4, flexible v3+ ---------------- */
+
+typedef struct kc_listgroups_req {
+    int32_t nstates_filter; /* v4+ */
+    kc_str *states_filter;
+    kc_tags tags;
+} kc_listgroups_req;
+
+typedef struct kc_listgroups_group {
+    kc_str group_id;
+    kc_str protocol_type;
+    kc_str group_state; /* v4+, default "" */
+    kc_tags tags;
+} kc_listgroups_group;
+
+typedef struct kc_listgroups_resp {
+    int32_t throttle_time_ms; /* v1+ */
+    int16_t error_code;
+    int32_t ngroups;
+    kc_listgroups_group *groups;
+    kc_tags tags;
+} kc_listgroups_resp;
+
+int kc_listgroups_req_decode(kc_rd *rd, int16_t version, kc_arena *a, kc_listgroups_req *out);
+void kc_listgroups_req_encode(kc_wr *w, int16_t version, const kc_listgroups_req *in);
+int kc_listgroups_resp_decode(kc_rd *rd, int16_t version, kc_arena *a, kc_listgroups_resp *out);
+void kc_listgroups_resp_encode(kc_wr *w, int16_t version, const kc_listgroups_resp *in);
+
+/* ---------------- DeleteRecords (21), v0-v2, flexible v2+ ---------------- */
+
+typedef struct kc_deleterecords_req_partition {
+    int32_t partition_index;
+    int64_t offset;
+    kc_tags tags;
+} kc_deleterecords_req_partition;
+
+typedef struct kc_deleterecords_req_topic {
+    kc_str name;
+    int32_t npartitions;
+    kc_deleterecords_req_partition *partitions;
+    kc_tags tags;
+} kc_deleterecords_req_topic;
+
+typedef struct kc_deleterecords_req {
+    int32_t ntopics;
+    kc_deleterecords_req_topic *topics;
+    int32_t timeout_ms;
+    kc_tags tags;
+} kc_deleterecords_req;
+
+typedef struct kc_deleterecords_resp_partition {
+    int32_t partition_index;
+    int64_t low_watermark;
+    int16_t error_code;
+    kc_tags tags;
+} kc_deleterecords_resp_partition;
+
+typedef struct kc_deleterecords_resp_topic {
+    kc_str name;
+    int32_t npartitions;
+    kc_deleterecords_resp_partition *partitions;
+    kc_tags tags;
+} kc_deleterecords_resp_topic;
+
+typedef struct kc_deleterecords_resp {
+    int32_t throttle_time_ms;
+    int32_t ntopics;
+    kc_deleterecords_resp_topic *topics;
+    kc_tags tags;
+} kc_deleterecords_resp;
+
+int kc_deleterecords_req_decode(kc_rd *rd, int16_t version, kc_arena *a, kc_deleterecords_req *out);
+void kc_deleterecords_req_encode(kc_wr *w, int16_t version, const kc_deleterecords_req *in);
+int kc_deleterecords_resp_decode(kc_rd *rd, int16_t version, kc_arena *a, kc_deleterecords_resp *out);
+void kc_deleterecords_resp_encode(kc_wr *w, int16_t version, const kc_deleterecords_resp *in);
+
+/* ---------------- OffsetForLeaderEpoch (23), v0-v4, flexible v4+ ---------------- */
+
+typedef struct kc_offsetforleaderepoch_req_partition {
+    int32_t partition;
+    int32_t current_leader_epoch; /* v2+, default -1 */
+    int32_t leader_epoch;
+    kc_tags tags;
+} kc_offsetforleaderepoch_req_partition;
+
+typedef struct kc_offsetforleaderepoch_req_topic {
+    kc_str topic;
+    int32_t npartitions;
+    kc_offsetforleaderepoch_req_partition *partitions;
+    kc_tags tags;
+} kc_offsetforleaderepoch_req_topic;
+
+typedef struct kc_offsetforleaderepoch_req {
+    int32_t replica_id; /* v3+, default -2 */
+    int32_t ntopics;
+    kc_offsetforleaderepoch_req_topic *topics;
+    kc_tags tags;
+} kc_offsetforleaderepoch_req;
+
+typedef struct kc_offsetforleaderepoch_resp_partition {
+    int16_t error_code;
+    int32_t partition;
+    int32_t leader_epoch; /* v1+, default -1 */
+    int64_t end_offset;
+    kc_tags tags;
+} kc_offsetforleaderepoch_resp_partition;
+
+typedef struct kc_offsetforleaderepoch_resp_topic {
+    kc_str topic;
+    int32_t npartitions;
+    kc_offsetforleaderepoch_resp_partition *partitions;
+    kc_tags tags;
+} kc_offsetforleaderepoch_resp_topic;
+
+typedef struct kc_offsetforleaderepoch_resp {
+    int32_t throttle_time_ms; /* v2+ */
+    int32_t ntopics;
+    kc_offsetforleaderepoch_resp_topic *topics;
+    kc_tags tags;
+} kc_offsetforleaderepoch_resp;
+
+int kc_offsetforleaderepoch_req_decode(kc_rd *rd, int16_t version, kc_arena *a,
+                                       kc_offsetforleaderepoch_req *out);
+void kc_offsetforleaderepoch_req_encode(kc_wr *w, int16_t version, const kc_offsetforleaderepoch_req *in);
+int kc_offsetforleaderepoch_resp_decode(kc_rd *rd, int16_t version, kc_arena *a,
+                                        kc_offsetforleaderepoch_resp *out);
+void kc_offsetforleaderepoch_resp_encode(kc_wr *w, int16_t version,
+                                         const kc_offsetforleaderepoch_resp *in);
+
+/* ---------------- DescribeCluster (60), v0-v1, flexible v0+ ---------------- */
+
+typedef struct kc_describecluster_req {
+    int include_cluster_authorized_operations;
+    int8_t endpoint_type; /* v1+, default 1 (brokers) */
+    kc_tags tags;
+} kc_describecluster_req;
+
+typedef struct kc_describecluster_broker {
+    int32_t broker_id;
+    kc_str host;
+    int32_t port;
+    kc_str rack; /* nullable */
+    kc_tags tags;
+} kc_describecluster_broker;
+
+typedef struct kc_describecluster_resp {
+    int32_t throttle_time_ms;
+    int16_t error_code;
+    kc_str error_message; /* nullable */
+    int8_t endpoint_type; /* v1+, default 1 */
+    kc_str cluster_id;
+    int32_t controller_id; /* default -1 */
+    int32_t nbrokers;
+    kc_describecluster_broker *brokers;
+    int32_t cluster_authorized_operations; /* default INT32_MIN */
+    kc_tags tags;
+} kc_describecluster_resp;
+
+int kc_describecluster_req_decode(kc_rd *rd, int16_t version, kc_arena *a, kc_describecluster_req *out);
+void kc_describecluster_req_encode(kc_wr *w, int16_t version, const kc_describecluster_req *in);
+int kc_describecluster_resp_decode(kc_rd *rd, int16_t version, kc_arena *a,
+                                   kc_describecluster_resp *out);
+void kc_describecluster_resp_encode(kc_wr *w, int16_t version, const kc_describecluster_resp *in);
+
+/*
+ * The tagged fields of a Fetch response partition (v12+) that kzproxy knows:
+ * DivergingEpoch (tag 0) and SnapshotId (tag 2) carry no broker ids and are
+ * kept as their raw values; CurrentLeader (tag 1, KIP-951) names a broker and
+ * is decoded so the proxy can rewrite it. Unknown tags are dropped.
+ */
+typedef struct kc_fetch_partition_tags {
+    int has_diverging_epoch;
+    kc_bytes diverging_epoch; /* raw value of tag 0 */
+    int has_current_leader;
+    int32_t leader_id;        /* tag 1: LeaderId */
+    int32_t leader_epoch;     /* tag 1: LeaderEpoch */
+    int has_snapshot_id;
+    kc_bytes snapshot_id;     /* raw value of tag 2 */
+} kc_fetch_partition_tags;
+
+/* Parse a partition's raw tag section. 0, or -1 when it is malformed (a
+ * truncated tag, or a CurrentLeader shorter than its two int32s). */
+int kc_fetch_partition_tags_parse(const kc_tags *tags, kc_fetch_partition_tags *out);
+/* Build a tag section with the known tags of pt, in tag order; the raw bytes
+ * are allocated in a. 0, or -1 when out of memory. */
+int kc_fetch_partition_tags_build(kc_arena *a, const kc_fetch_partition_tags *pt, kc_tags *out);
+
 /* ---------------- Record batch v2 header ---------------- */
 
 #define KC_RECORD_BATCH_HEADER_SIZE 61 /* bytes up to and including the record count */

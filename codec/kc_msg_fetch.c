@@ -12,6 +12,8 @@
 #include "codec/kc_msg.h"
 #include "codec/kc_proto.h"
 
+#include <string.h>
+
 #define KC_FETCH_FLEX 12
 #define KC_FETCH_TOPIC_IDS 13
 
@@ -354,4 +356,99 @@ void kc_fetch_resp_encode(kc_wr *w, int16_t version, const kc_fetch_resp *in)
     }
     if (flex)
         kc_wr_tags(w, &in->tags);
+}
+
+/* ---- response partition tags (KIP-951 CurrentLeader) ---- */
+
+int kc_fetch_partition_tags_parse(const kc_tags *tags, kc_fetch_partition_tags *out)
+{
+    *out = (kc_fetch_partition_tags){0};
+    out->leader_id = -1;
+    out->leader_epoch = -1;
+    if (tags == NULL || tags->count == 0 || tags->raw.len <= 0)
+        return 0;
+    kc_rd rd;
+    kc_rd_init(&rd, tags->raw.p, (size_t)tags->raw.len);
+    for (uint32_t i = 0; i < tags->count && rd.err == NULL; i++) {
+        uint32_t tag = kc_rd_uvarint(&rd);
+        uint32_t size = kc_rd_uvarint(&rd);
+        if (rd.err || size > kc_rd_remain(&rd))
+            return -1;
+        kc_bytes v = {rd.p + rd.off, (int32_t)size};
+        if (tag == 0) {
+            out->has_diverging_epoch = 1;
+            out->diverging_epoch = v;
+        } else if (tag == 1) {
+            /* LeaderIdAndEpoch: two int32s, then the struct's own tags. */
+            kc_rd sub;
+            kc_rd_init(&sub, v.p, size);
+            out->leader_id = kc_rd_i32(&sub);
+            out->leader_epoch = kc_rd_i32(&sub);
+            if (sub.err)
+                return -1;
+            out->has_current_leader = 1;
+        } else if (tag == 2) {
+            out->has_snapshot_id = 1;
+            out->snapshot_id = v;
+        }
+        kc_rd_skip(&rd, size);
+    }
+    return rd.err ? -1 : 0;
+}
+
+/* Append an unsigned varint at b; returns the bytes written (at most 5). */
+static size_t kc_fetch_put_uvarint(uint8_t *b, uint32_t v)
+{
+    size_t n = 0;
+    while (v >= 0x80) {
+        b[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    b[n++] = (uint8_t)v;
+    return n;
+}
+
+static size_t kc_fetch_put_tag(uint8_t *b, uint32_t tag, const void *v, uint32_t len)
+{
+    size_t n = kc_fetch_put_uvarint(b, tag);
+    n += kc_fetch_put_uvarint(b + n, len);
+    memcpy(b + n, v, len);
+    return n + len;
+}
+
+int kc_fetch_partition_tags_build(kc_arena *a, const kc_fetch_partition_tags *pt, kc_tags *out)
+{
+    *out = (kc_tags){0};
+    size_t cap = 0;
+    if (pt->has_diverging_epoch && pt->diverging_epoch.len > 0)
+        cap += 10 + (size_t)pt->diverging_epoch.len;
+    if (pt->has_current_leader)
+        cap += 10 + 9;
+    if (pt->has_snapshot_id && pt->snapshot_id.len > 0)
+        cap += 10 + (size_t)pt->snapshot_id.len;
+    if (cap == 0)
+        return 0;
+    uint8_t *b = kc_arena_calloc(a, cap, 1);
+    if (b == NULL)
+        return -1;
+    size_t n = 0;
+    if (pt->has_diverging_epoch && pt->diverging_epoch.len > 0) {
+        n += kc_fetch_put_tag(b + n, 0, pt->diverging_epoch.p, (uint32_t)pt->diverging_epoch.len);
+        out->count++;
+    }
+    if (pt->has_current_leader) {
+        /* LeaderId, LeaderEpoch (big-endian int32s), an empty tag section. */
+        uint32_t id = (uint32_t)pt->leader_id, ep = (uint32_t)pt->leader_epoch;
+        uint8_t v[9] = {(uint8_t)(id >> 24), (uint8_t)(id >> 16), (uint8_t)(id >> 8), (uint8_t)id,
+                        (uint8_t)(ep >> 24), (uint8_t)(ep >> 16), (uint8_t)(ep >> 8), (uint8_t)ep, 0};
+        n += kc_fetch_put_tag(b + n, 1, v, sizeof(v));
+        out->count++;
+    }
+    if (pt->has_snapshot_id && pt->snapshot_id.len > 0) {
+        n += kc_fetch_put_tag(b + n, 2, pt->snapshot_id.p, (uint32_t)pt->snapshot_id.len);
+        out->count++;
+    }
+    out->raw.p = b;
+    out->raw.len = (int32_t)n;
+    return 0;
 }

@@ -28,6 +28,10 @@ int main(void)
     srunner_add_suite(sr, kc_listoffsets_suite());
     srunner_add_suite(sr, kc_findcoordinator_suite());
     srunner_add_suite(sr, kc_record_suite());
+    srunner_add_suite(sr, kc_listgroups_suite());
+    srunner_add_suite(sr, kc_deleterecords_suite());
+    srunner_add_suite(sr, kc_offsetforleaderepoch_suite());
+    srunner_add_suite(sr, kc_describecluster_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

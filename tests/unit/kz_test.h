@@ -35,5 +35,9 @@ Suite *kc_fetch_suite(void);
 Suite *kc_listoffsets_suite(void);
 Suite *kc_findcoordinator_suite(void);
 Suite *kc_record_suite(void);
+Suite *kc_listgroups_suite(void);
+Suite *kc_deleterecords_suite(void);
+Suite *kc_offsetforleaderepoch_suite(void);
+Suite *kc_describecluster_suite(void);
 
 #endif

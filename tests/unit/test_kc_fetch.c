@@ -744,6 +744,81 @@ START_TEST(test_fetch_resp_records_by_reference)
 }
 END_TEST
 
+/* KIP-951: a v12+ partition's tags with DivergingEpoch (0), CurrentLeader (1),
+ * SnapshotId (2) and an unknown tag 7. */
+static const uint8_t ptags_raw[] = {
+    UV(0), UV(13), I32(4), I64(500), NOTAGS,   /* DivergingEpoch: Epoch 4, EndOffset 500 */
+    UV(1), UV(9), I32(102), I32(17), NOTAGS,   /* CurrentLeader: LeaderId 102, LeaderEpoch 17 */
+    UV(2), UV(13), I64(90), I32(3), NOTAGS,    /* SnapshotId: EndOffset 90, Epoch 3 */
+    UV(7), UV(2), 0xbe, 0xef,                  /* unknown tag 7 */
+};
+
+START_TEST(test_fetch_current_leader_tags)
+{
+    kc_tags in = {4, {ptags_raw, (int32_t)sizeof(ptags_raw)}};
+    kc_fetch_partition_tags pt;
+    ck_assert_int_eq(kc_fetch_partition_tags_parse(&in, &pt), 0);
+    ck_assert(pt.has_diverging_epoch);
+    ck_assert_int_eq(pt.diverging_epoch.len, 13);
+    ck_assert(pt.has_current_leader);
+    ck_assert_int_eq(pt.leader_id, 102);
+    ck_assert_int_eq(pt.leader_epoch, 17);
+    ck_assert(pt.has_snapshot_id);
+    ck_assert_int_eq(pt.snapshot_id.len, 13);
+
+    /* Rebuilt with the leader replaced: tags 0-2 in order, 7 dropped. */
+    kc_arena a;
+    kc_arena_init(&a);
+    pt.leader_id = 5;
+    kc_tags out;
+    ck_assert_int_eq(kc_fetch_partition_tags_build(&a, &pt, &out), 0);
+    static const uint8_t want[] = {
+        UV(0), UV(13), I32(4), I64(500), NOTAGS,
+        UV(1), UV(9), I32(5), I32(17), NOTAGS,
+        UV(2), UV(13), I64(90), I32(3), NOTAGS,
+    };
+    ck_assert_uint_eq(out.count, 3);
+    kz_expect_bytes("partition tags", out.raw.p, (size_t)out.raw.len, want, sizeof(want));
+
+    /* Only CurrentLeader present. */
+    kc_fetch_partition_tags only = {0};
+    only.has_current_leader = 1;
+    only.leader_id = -1;
+    only.leader_epoch = 2;
+    ck_assert_int_eq(kc_fetch_partition_tags_build(&a, &only, &out), 0);
+    static const uint8_t want_only[] = {UV(1), UV(9), I32(-1), I32(2), NOTAGS};
+    ck_assert_uint_eq(out.count, 1);
+    kz_expect_bytes("CurrentLeader only", out.raw.p, (size_t)out.raw.len, want_only, sizeof(want_only));
+
+    /* No known tag: an empty section. */
+    kc_fetch_partition_tags none;
+    kc_tags unknown_only = {1, {ptags_raw + sizeof(ptags_raw) - 4, 4}};
+    ck_assert_int_eq(kc_fetch_partition_tags_parse(&unknown_only, &none), 0);
+    ck_assert(!none.has_current_leader && !none.has_diverging_epoch && !none.has_snapshot_id);
+    ck_assert_int_eq(kc_fetch_partition_tags_build(&a, &none, &out), 0);
+    ck_assert_uint_eq(out.count, 0);
+    kc_arena_destroy(&a);
+}
+END_TEST
+
+START_TEST(test_fetch_current_leader_tags_bad)
+{
+    kc_fetch_partition_tags pt;
+    /* CurrentLeader of 4 bytes: too short for LeaderId + LeaderEpoch. */
+    static const uint8_t short_leader[] = {UV(1), UV(4), I32(1)};
+    kc_tags t1 = {1, {short_leader, (int32_t)sizeof(short_leader)}};
+    ck_assert_int_eq(kc_fetch_partition_tags_parse(&t1, &pt), -1);
+    /* A tag claiming more bytes than the section holds. */
+    static const uint8_t overlong[] = {UV(2), UV(100), 0x00};
+    kc_tags t2 = {1, {overlong, (int32_t)sizeof(overlong)}};
+    ck_assert_int_eq(kc_fetch_partition_tags_parse(&t2, &pt), -1);
+    /* A count larger than the tags present. */
+    static const uint8_t one[] = {UV(0), UV(1), 0x00};
+    kc_tags t3 = {2, {one, (int32_t)sizeof(one)}};
+    ck_assert_int_eq(kc_fetch_partition_tags_parse(&t3, &pt), -1);
+}
+END_TEST
+
 Suite *kc_fetch_suite(void)
 {
     Suite *s = suite_create("kc_fetch");
@@ -762,6 +837,8 @@ Suite *kc_fetch_suite(void)
     tcase_add_test(tc, test_fetch_resp_truncated);
     tcase_add_test(tc, test_fetch_resp_huge_counts);
     tcase_add_test(tc, test_fetch_resp_records_by_reference);
+    tcase_add_test(tc, test_fetch_current_leader_tags);
+    tcase_add_test(tc, test_fetch_current_leader_tags_bad);
     suite_add_tcase(s, tc);
     return s;
 }
