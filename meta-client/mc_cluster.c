@@ -118,6 +118,33 @@ const mc_topic *mc_view_topic(const mc_view *v, kc_str name)
     return NULL;
 }
 
+static int mc_uuid_is_zero(const kc_uuid *u)
+{
+    static const kc_uuid zero;
+    return memcmp(u->b, zero.b, sizeof(zero.b)) == 0;
+}
+
+static int mc_topic_id_cmp(const void *a, const void *b)
+{
+    const mc_topic *x = *(const mc_topic *const *)a, *y = *(const mc_topic *const *)b;
+    return memcmp(x->topic_id.b, y->topic_id.b, sizeof(x->topic_id.b));
+}
+
+const mc_topic *mc_view_topic_by_id(const mc_view *v, kc_uuid id)
+{
+    if (v == NULL || v->nby_id == 0 || mc_uuid_is_zero(&id))
+        return NULL;
+    mc_topic key = {.topic_id = id};
+    const mc_topic *kp = &key;
+    mc_topic *const *hit = bsearch(&kp, v->by_id, (size_t)v->nby_id, sizeof(mc_topic *), mc_topic_id_cmp);
+    return hit ? *hit : NULL;
+}
+
+int mc_view_has_topic_ids(const mc_view *v)
+{
+    return v != NULL && v->nby_id > 0;
+}
+
 const mc_partition *mc_view_partition(const mc_view *v, kc_str topic, int32_t partition)
 {
     const mc_topic *t = mc_view_topic(v, topic);
@@ -262,6 +289,14 @@ static mc_view *mc_view_build(const kc_metadata_resp *r, const mc_view *old, int
     }
     v->ntopics = n;
     qsort(v->topics, (size_t)n, sizeof(mc_topic), mc_topic_cmp);
+    /* Index of the topics that have an id (Metadata v10+), for Fetch v13+. */
+    v->by_id = kc_arena_calloc(a, (size_t)n, sizeof(mc_topic *));
+    if (v->by_id == NULL)
+        goto fail;
+    for (int32_t i = 0; i < n; i++)
+        if (!mc_uuid_is_zero(&v->topics[i].topic_id))
+            v->by_id[v->nby_id++] = &v->topics[i];
+    qsort(v->by_id, (size_t)v->nby_id, sizeof(mc_topic *), mc_topic_id_cmp);
     return v;
 fail:
     mc_view_release(v);

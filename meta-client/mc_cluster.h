@@ -60,6 +60,8 @@ typedef struct mc_view {
     mc_broker *brokers; /* sorted by id */
     int32_t ntopics;
     mc_topic *topics; /* sorted by name */
+    int32_t nby_id;
+    mc_topic **by_id; /* the topics that have an id (Metadata v10+), sorted by id */
 } mc_view;
 
 mc_view *mc_view_keep(mc_view *v);
@@ -67,6 +69,12 @@ void mc_view_release(mc_view *v);
 const mc_broker *mc_view_broker(const mc_view *v, int32_t id);
 const mc_topic *mc_view_topic(const mc_view *v, kc_str name);
 const mc_partition *mc_view_partition(const mc_view *v, kc_str topic, int32_t partition);
+/* The topic with this id (Fetch v13+ names topics by id), NULL when unknown
+ * or the id is all zero. */
+const mc_topic *mc_view_topic_by_id(const mc_view *v, kc_uuid id);
+/* Whether the view knows any topic id: only then can the proxy translate
+ * requests that name topics by id (the backend speaks Metadata v10+). */
+int mc_view_has_topic_ids(const mc_view *v);
 
 typedef struct mc_config {
     char **bootstrap;  /* "host:port" strings, not owned */

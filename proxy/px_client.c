@@ -305,6 +305,18 @@ static void px_dispatch(px_client *cl, kc_frame *f)
     case KC_API_KZ_WAL_APPEND:
         px_peer_dispatch(rq);
         break;
+    case KC_API_OFFSETFORLEADEREPOCH:
+        px_route_offsetforleaderepoch(rq);
+        break;
+    case KC_API_DELETERECORDS:
+        px_route_deleterecords(rq);
+        break;
+    case KC_API_LISTGROUPS:
+        px_route_listgroups(rq);
+        break;
+    case KC_API_DESCRIBECLUSTER:
+        px_vc_describecluster(rq);
+        break;
     default:
         if (px_pass_versions(rq->hdr.api_key, NULL) == 0) {
             px->m.passthrough_requests++;

@@ -3,7 +3,8 @@
  * pieces of the front end:
  *   px_client.c   client connections: framing, limits, in-order responses
  *   px_vcluster.c the virtual cluster: ApiVersions and Metadata answers
- *   px_route.c    Produce / Fetch / ListOffsets split by leader and merged
+ *   px_route.c    Produce / Fetch / ListOffsets / OffsetForLeaderEpoch /
+ *                 DeleteRecords split by leader and merged; ListGroups fanned out
  *   px_admin.c    the admin HTTP listener: /metrics and /healthz
  */
 #ifndef PX_PROXY_H
@@ -11,6 +12,7 @@
 
 #include "codec/kc_arena.h"
 #include "codec/kc_buf.h"
+#include "codec/kc_msg.h"
 #include "codec/kc_proto.h"
 #include "meta-client/mc_cluster.h"
 #include "proxy/px_config.h"
@@ -132,6 +134,8 @@ const px_node *px_vc_map_broker(const px_node *nodes, int n, int32_t broker_id);
 int px_vc_version_range(px_proxy *px, int16_t key, int16_t *min, int16_t *max);
 void px_vc_apiversions(px_req *rq);
 void px_vc_metadata(px_req *rq);
+/* DescribeCluster, answered from the virtual cluster like Metadata. */
+void px_vc_describecluster(px_req *rq);
 
 /* ---- px_zone.c ---- */
 /* The zone named in a client.id ("app,kz_az=b"); 0 and the zone in out, or -1. */
@@ -160,6 +164,23 @@ const void *px_client_stream(const px_client *cl);
 void px_route_produce(px_req *rq);
 void px_route_fetch(px_req *rq);
 void px_route_listoffsets(px_req *rq);
+void px_route_offsetforleaderepoch(px_req *rq);
+void px_route_deleterecords(px_req *rq);
+void px_route_listgroups(px_req *rq);
+/* A Fetch response partition's tags as the client gets them (KIP-951): the
+ * CurrentLeader's broker id becomes the proxy of nodes[] it maps to (epoch
+ * kept), DivergingEpoch and SnapshotId pass, unknown tags are dropped. The
+ * new section is allocated in a. 0, or -1 when out of memory. */
+int px_fetch_rewrite_tags(kc_arena *a, const kc_tags *in, const px_node *nodes, int nnodes, kc_tags *out);
+/* Fetch v13+: fill each topic's name from its id using the view (names point
+ * into the view); unknown[t] is set for ids the view does not know. */
+void px_fetch_names_from_ids(kc_fetch_req *in, const mc_view *view, uint8_t *unknown);
+/* ListGroups: merge the per-broker answers in[0..n) (NULL for a broker that
+ * did not answer) into out, groups in broker order; the error is the first
+ * broker's error (COORDINATOR_NOT_AVAILABLE for one that did not answer),
+ * and the groups of the brokers that answered without error are kept. The
+ * group array is allocated in a. 0, or -1 when out of memory. */
+int px_listgroups_merge(kc_arena *a, const kc_listgroups_resp *const *in, int n, kc_listgroups_resp *out);
 
 /* ---- px_wal.c: the WAL path's parts (store, gc, peers, router) ---- */
 int px_wal_start(px_proxy *px, char *errstr, size_t errstr_size);

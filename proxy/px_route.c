@@ -1,7 +1,9 @@
 /*
- * Requests that carry partitions (Produce, Fetch, ListOffsets) are split by
- * the real leader of each partition, sent over the pooled broker connections,
- * and the answers merged back into one response in the request's order.
+ * Requests that carry partitions (Produce, Fetch, ListOffsets,
+ * OffsetForLeaderEpoch, DeleteRecords) are split by the real leader of each
+ * partition, sent over the pooled broker connections, and the answers merged
+ * back into one response in the request's order. ListGroups goes to every
+ * broker (each lists the groups it coordinates) and the lists are merged.
  * Record data is never copied: sub-requests reference the client's frame and
  * the merged response references the brokers' frames.
  */
@@ -27,6 +29,9 @@ typedef struct px_sub {
         kc_produce_resp produce;
         kc_fetch_resp fetch;
         kc_listoffsets_resp lo;
+        kc_offsetforleaderepoch_resp ofle;
+        kc_deleterecords_resp dr;
+        kc_listgroups_resp lg;
     } r;
     int32_t cursor_t, cursor_p; /* where the next lookup starts */
 } px_sub;
@@ -41,6 +46,9 @@ typedef struct px_split {
         kc_produce_req produce;
         kc_fetch_req fetch;
         kc_listoffsets_req lo;
+        kc_offsetforleaderepoch_req ofle;
+        kc_deleterecords_req dr;
+        kc_listgroups_req lg;
     } in;
     int nsubs;
     px_sub *subs;
@@ -99,6 +107,8 @@ static int px_split_decode_fail(px_split *sp, kc_rd *rd)
     return -1;
 }
 
+static int16_t px_split_sub_for(px_split *sp, int32_t broker, int *cap);
+
 /* Decide where one partition goes: a sub index, PX_ASSIGN_WAL (Produce with
  * records, leader in a zone with a healthy peer), or -error code. */
 static int16_t px_split_place_path(px_split *sp, kc_str topic, int32_t partition, int *cap, int wal_ok);
@@ -132,8 +142,15 @@ static int16_t px_split_place_path(px_split *sp, kc_str topic, int32_t partition
         else
             px->m.produce_parts_cross++;
     }
+    return px_split_sub_for(sp, p->leader_id, cap);
+}
+
+/* The index of the sub-request to broker, added when there is none yet; or
+ * -UNKNOWN_SERVER_ERROR when out of memory. */
+static int16_t px_split_sub_for(px_split *sp, int32_t broker, int *cap)
+{
     for (int i = 0; i < sp->nsubs; i++)
-        if (sp->subs[i].broker == p->leader_id)
+        if (sp->subs[i].broker == broker)
             return (int16_t)i;
     if (sp->nsubs == *cap) {
         int ncap = *cap ? *cap * 2 : 4;
@@ -145,7 +162,7 @@ static int16_t px_split_place_path(px_split *sp, kc_str topic, int32_t partition
     }
     px_sub *s = &sp->subs[sp->nsubs];
     memset(s, 0, sizeof(*s));
-    s->broker = p->leader_id;
+    s->broker = broker;
     kc_arena_init(&s->arena);
     return (int16_t)sp->nsubs++;
 }
@@ -161,13 +178,16 @@ static int px_is_stale_metadata(int16_t e)
 {
     return e == KC_ERR_NOT_LEADER_OR_FOLLOWER || e == KC_ERR_LEADER_NOT_AVAILABLE ||
            e == KC_ERR_UNKNOWN_TOPIC_OR_PARTITION || e == KC_ERR_FENCED_LEADER_EPOCH ||
-           e == KC_ERR_UNKNOWN_LEADER_EPOCH;
+           e == KC_ERR_UNKNOWN_LEADER_EPOCH || e == KC_ERR_UNKNOWN_TOPIC_ID;
 }
 
 static void px_split_finish(px_split *sp);
 static void px_produce_encode(kc_wr *w, px_split *sp);
 static void px_fetch_encode(kc_wr *w, px_split *sp);
 static void px_listoffsets_encode(kc_wr *w, px_split *sp);
+static void px_ofle_encode(kc_wr *w, px_split *sp);
+static void px_dr_encode(kc_wr *w, px_split *sp);
+static void px_lg_encode(kc_wr *w, px_split *sp);
 
 static void px_sub_cb(kc_frame *resp, const char *err, void *arg)
 {
@@ -196,6 +216,15 @@ static void px_sub_cb(kc_frame *resp, const char *err, void *arg)
         case KC_API_LISTOFFSETS:
             rc = kc_listoffsets_resp_decode(&rd, sp->up_version, &s->arena, &s->r.lo);
             break;
+        case KC_API_OFFSETFORLEADEREPOCH:
+            rc = kc_offsetforleaderepoch_resp_decode(&rd, sp->up_version, &s->arena, &s->r.ofle);
+            break;
+        case KC_API_DELETERECORDS:
+            rc = kc_deleterecords_resp_decode(&rd, sp->up_version, &s->arena, &s->r.dr);
+            break;
+        case KC_API_LISTGROUPS:
+            rc = kc_listgroups_resp_decode(&rd, sp->up_version, &s->arena, &s->r.lg);
+            break;
         }
         if (rc != 0) {
             kz_warn("broker %d: malformed %s v%d response: %s at byte %zu", s->broker,
@@ -215,9 +244,11 @@ static void px_split_send(px_split *sp, struct evbuffer **bodies, int expect_res
     sp->pending = sp->nsubs + 1 + (sp->wal.nparts > 0); /* +1 until every sub is sent */
     for (int i = 0; i < sp->nsubs; i++) {
         px_sub *s = &sp->subs[i];
-        /* A broker holds a Fetch up to its max wait and serves one request per
-         * connection at a time: fetches use the client's own connections. */
-        mc_conn *c = px_client_conn(sp->rq->cl, s->broker, sp->key == KC_API_FETCH);
+        /* A broker holds a Fetch up to its max wait (a DeleteRecords up to its
+         * timeout) and serves one request per connection at a time: those use
+         * the client's own connections. */
+        mc_conn *c = px_client_conn(sp->rq->cl, s->broker,
+                                    sp->key == KC_API_FETCH || sp->key == KC_API_DELETERECORDS);
         if (sp->cbs == NULL || c == NULL || bodies[i] == NULL) {
             s->fail_code = KC_ERR_LEADER_NOT_AVAILABLE;
             sp->pending--;
@@ -363,6 +394,12 @@ static void px_split_finish(px_split *sp)
             px_split_respond(sp, px_produce_encode);
     } else if (sp->key == KC_API_FETCH) {
         px_split_respond(sp, px_fetch_encode);
+    } else if (sp->key == KC_API_OFFSETFORLEADEREPOCH) {
+        px_split_respond(sp, px_ofle_encode);
+    } else if (sp->key == KC_API_DELETERECORDS) {
+        px_split_respond(sp, px_dr_encode);
+    } else if (sp->key == KC_API_LISTGROUPS) {
+        px_split_respond(sp, px_lg_encode);
     } else {
         px_split_respond(sp, px_listoffsets_encode);
     }
@@ -486,6 +523,31 @@ oom:
 
 /* ======================= Fetch ======================= */
 
+int px_fetch_rewrite_tags(kc_arena *a, const kc_tags *in, const px_node *nodes, int nnodes, kc_tags *out)
+{
+    kc_fetch_partition_tags pt;
+    *out = (kc_tags){0};
+    if (in == NULL || in->count == 0)
+        return 0;
+    if (kc_fetch_partition_tags_parse(in, &pt) != 0)
+        return 0; /* a malformed section is dropped, not passed on */
+    if (pt.has_current_leader) {
+        const px_node *p = px_vc_map_broker(nodes, nnodes, pt.leader_id);
+        pt.leader_id = p ? p->node_id : -1;
+    }
+    return kc_fetch_partition_tags_build(a, &pt, out);
+}
+
+void px_fetch_names_from_ids(kc_fetch_req *in, const mc_view *view, uint8_t *unknown)
+{
+    for (int32_t t = 0; t < in->ntopics; t++) {
+        const mc_topic *mt = mc_view_topic_by_id(view, in->topics[t].topic_id);
+        unknown[t] = mt == NULL;
+        /* The name lives in the view, which the request keeps until it ends. */
+        in->topics[t].topic = mt ? kc_str_c(mt->name) : (kc_str){"", 0};
+    }
+}
+
 static int px_fetch_topic_match(int16_t version, const kc_fetch_resp_topic *rt, const kc_fetch_req_topic *it)
 {
     if (version >= 13)
@@ -518,6 +580,9 @@ static void px_fetch_encode(kc_wr *w, px_split *sp)
     px_proxy *px = px_client_proxy(sp->rq->cl);
     kc_arena *a = &sp->arena;
     kc_fetch_resp out = {0};
+    const px_node *nodes;
+    int fallback;
+    int nnodes = px_vc_zone_nodes(px, px_client_zone(sp->rq->cl), &nodes, &fallback);
     out.nresponses = in->ntopics;
     out.responses = kc_arena_calloc(a, (size_t)in->ntopics, sizeof(*out.responses));
     if (out.responses == NULL) {
@@ -553,9 +618,13 @@ static void px_fetch_encode(kc_wr *w, px_split *sp)
             if (found) {
                 *op = *found;
                 /* Real broker ids must not reach the client: no preferred
-                 * replica, and no CurrentLeader tag naming a broker. */
+                 * replica, and a CurrentLeader tag names the proxy its
+                 * leader maps to. */
                 op->preferred_read_replica = -1;
-                op->tags = (kc_tags){0};
+                if (px_fetch_rewrite_tags(a, &found->tags, nodes, nnodes, &op->tags) != 0) {
+                    w->err = 1;
+                    return;
+                }
                 if (op->records.len > 0)
                     px->m.fetch_record_bytes += (uint64_t)op->records.len;
             } else {
@@ -597,11 +666,14 @@ void px_route_fetch(px_req *rq)
         px_split_decode_fail(sp, &rd);
         return;
     }
+    /* v13+ names topics by id: look the names up, so partitions can be
+     * placed and brokers below v13 be asked by name. */
+    uint8_t *unknown_id = NULL;
     if (sp->version >= 13) {
-        /* Topic ids need the id->name map the backend view does not keep yet. */
-        px_req_reject(rq, "Fetch by topic id is not supported yet");
-        px_split_free(sp);
-        return;
+        unknown_id = kc_arena_calloc(&sp->arena, (size_t)in->ntopics, 1);
+        if (unknown_id == NULL)
+            goto oom;
+        px_fetch_names_from_ids(in, sp->view, unknown_id);
     }
     int cap = 0;
     if (px_split_assign_alloc(sp, in->ntopics) != 0)
@@ -612,7 +684,9 @@ void px_route_fetch(px_req *rq)
         if (sp->assign[t] == NULL)
             goto oom;
         for (int32_t p = 0; p < it->npartitions; p++)
-            sp->assign[t][p] = px_split_place(sp, it->topic, it->partitions[p].partition, &cap);
+            sp->assign[t][p] = unknown_id && unknown_id[t]
+                                   ? -KC_ERR_UNKNOWN_TOPIC_ID
+                                   : px_split_place(sp, it->topic, it->partitions[p].partition, &cap);
     }
     struct evbuffer **bodies = calloc((size_t)(sp->nsubs ? sp->nsubs : 1), sizeof(*bodies));
     if (bodies == NULL)
@@ -788,6 +862,381 @@ void px_route_listoffsets(px_req *rq)
             kc_wr w;
             kc_wr_init(&w, bodies[i], NULL);
             kc_listoffsets_req_encode(&w, sp->up_version, &sub);
+            if (w.err) {
+                evbuffer_free(bodies[i]);
+                bodies[i] = NULL;
+            }
+        }
+    }
+    px_split_send(sp, bodies, 1, 0);
+    free(bodies);
+    return;
+oom:
+    px_req_reject(rq, "out of memory");
+    px_split_free(sp);
+}
+
+/* ======================= OffsetForLeaderEpoch ======================= */
+
+static const kc_offsetforleaderepoch_resp_partition *px_ofle_find(px_sub *s, kc_str topic, int32_t part)
+{
+    const kc_offsetforleaderepoch_resp *r = &s->r.ofle;
+    for (int32_t t = 0; t < r->ntopics; t++) {
+        const kc_offsetforleaderepoch_resp_topic *rt = &r->topics[t];
+        if (rt->topic.len != topic.len || memcmp(rt->topic.p, topic.p, (size_t)topic.len) != 0)
+            continue;
+        for (int32_t j = 0; j < rt->npartitions; j++)
+            if (rt->partitions[j].partition == part)
+                return &rt->partitions[j];
+    }
+    return NULL;
+}
+
+static void px_ofle_encode(kc_wr *w, px_split *sp)
+{
+    const kc_offsetforleaderepoch_req *in = &sp->in.ofle;
+    px_proxy *px = px_client_proxy(sp->rq->cl);
+    kc_arena *a = &sp->arena;
+    kc_offsetforleaderepoch_resp out = {0};
+    out.ntopics = in->ntopics;
+    out.topics = kc_arena_calloc(a, (size_t)in->ntopics, sizeof(*out.topics));
+    if (out.topics == NULL) {
+        w->err = 1;
+        return;
+    }
+    int stale = 0;
+    for (int32_t t = 0; t < in->ntopics; t++) {
+        const kc_offsetforleaderepoch_req_topic *it = &in->topics[t];
+        kc_offsetforleaderepoch_resp_topic *ot = &out.topics[t];
+        ot->topic = it->topic;
+        ot->npartitions = it->npartitions;
+        ot->partitions = kc_arena_calloc(a, (size_t)it->npartitions, sizeof(*ot->partitions));
+        if (ot->partitions == NULL) {
+            w->err = 1;
+            return;
+        }
+        for (int32_t p = 0; p < it->npartitions; p++) {
+            kc_offsetforleaderepoch_resp_partition *op = &ot->partitions[p];
+            int16_t where = sp->assign[t][p];
+            const kc_offsetforleaderepoch_resp_partition *found = NULL;
+            int16_t code = where < 0 ? (int16_t)-where : 0;
+            if (where >= 0) {
+                px_sub *s = &sp->subs[where];
+                code = s->fail_code;
+                if (code == 0 && (found = px_ofle_find(s, it->topic, it->partitions[p].partition)) == NULL)
+                    code = KC_ERR_NETWORK_EXCEPTION;
+            }
+            if (found) {
+                *op = *found;
+                op->tags = (kc_tags){0};
+            } else {
+                op->partition = it->partitions[p].partition;
+                op->error_code = code;
+                op->leader_epoch = -1;
+                op->end_offset = -1;
+                px->m.partition_errors++;
+            }
+            stale |= px_is_stale_metadata(op->error_code);
+        }
+    }
+    for (int i = 0; i < sp->nsubs; i++)
+        if (sp->subs[i].resp && sp->subs[i].fail_code == 0 &&
+            sp->subs[i].r.ofle.throttle_time_ms > out.throttle_time_ms)
+            out.throttle_time_ms = sp->subs[i].r.ofle.throttle_time_ms;
+    if (stale)
+        mc_cluster_refresh_soon(px->mc);
+    kc_offsetforleaderepoch_resp_encode(w, sp->version, &out);
+}
+
+void px_route_offsetforleaderepoch(px_req *rq)
+{
+    px_split *sp = px_split_new(rq);
+    if (sp == NULL) {
+        px_req_reject(rq, "out of memory");
+        return;
+    }
+    kc_rd rd;
+    kc_rd_init(&rd, rq->frame->data + rq->body_off, rq->frame->len - rq->body_off);
+    kc_offsetforleaderepoch_req *in = &sp->in.ofle;
+    if (kc_offsetforleaderepoch_req_decode(&rd, sp->version, &sp->arena, in) != 0) {
+        px_split_decode_fail(sp, &rd);
+        return;
+    }
+    int cap = 0;
+    if (px_split_assign_alloc(sp, in->ntopics) != 0)
+        goto oom;
+    for (int32_t t = 0; t < in->ntopics; t++) {
+        const kc_offsetforleaderepoch_req_topic *it = &in->topics[t];
+        sp->assign[t] = kc_arena_calloc(&sp->arena, (size_t)it->npartitions, sizeof(int16_t));
+        if (sp->assign[t] == NULL)
+            goto oom;
+        for (int32_t p = 0; p < it->npartitions; p++)
+            sp->assign[t][p] = px_split_place(sp, it->topic, it->partitions[p].partition, &cap);
+    }
+    struct evbuffer **bodies = calloc((size_t)(sp->nsubs ? sp->nsubs : 1), sizeof(*bodies));
+    if (bodies == NULL)
+        goto oom;
+    for (int i = 0; i < sp->nsubs; i++) {
+        kc_offsetforleaderepoch_req sub = *in;
+        kc_arena *a = &sp->arena;
+        sub.topics = kc_arena_calloc(a, (size_t)in->ntopics, sizeof(*sub.topics));
+        sub.ntopics = 0;
+        if (sub.topics == NULL)
+            continue;
+        for (int32_t t = 0; t < in->ntopics; t++) {
+            const kc_offsetforleaderepoch_req_topic *it = &in->topics[t];
+            kc_offsetforleaderepoch_req_topic *st = &sub.topics[sub.ntopics];
+            *st = *it;
+            st->npartitions = 0;
+            st->partitions = kc_arena_calloc(a, (size_t)it->npartitions, sizeof(*st->partitions));
+            if (st->partitions == NULL)
+                break;
+            for (int32_t p = 0; p < it->npartitions; p++)
+                if (sp->assign[t][p] == i)
+                    st->partitions[st->npartitions++] = it->partitions[p];
+            if (st->npartitions > 0)
+                sub.ntopics++;
+        }
+        bodies[i] = evbuffer_new();
+        if (bodies[i]) {
+            kc_wr w;
+            kc_wr_init(&w, bodies[i], NULL);
+            kc_offsetforleaderepoch_req_encode(&w, sp->up_version, &sub);
+            if (w.err) {
+                evbuffer_free(bodies[i]);
+                bodies[i] = NULL;
+            }
+        }
+    }
+    px_split_send(sp, bodies, 1, 0);
+    free(bodies);
+    return;
+oom:
+    px_req_reject(rq, "out of memory");
+    px_split_free(sp);
+}
+
+/* ======================= DeleteRecords ======================= */
+
+static const kc_deleterecords_resp_partition *px_dr_find(px_sub *s, kc_str topic, int32_t part)
+{
+    const kc_deleterecords_resp *r = &s->r.dr;
+    for (int32_t t = 0; t < r->ntopics; t++) {
+        const kc_deleterecords_resp_topic *rt = &r->topics[t];
+        if (rt->name.len != topic.len || memcmp(rt->name.p, topic.p, (size_t)topic.len) != 0)
+            continue;
+        for (int32_t j = 0; j < rt->npartitions; j++)
+            if (rt->partitions[j].partition_index == part)
+                return &rt->partitions[j];
+    }
+    return NULL;
+}
+
+static void px_dr_encode(kc_wr *w, px_split *sp)
+{
+    const kc_deleterecords_req *in = &sp->in.dr;
+    px_proxy *px = px_client_proxy(sp->rq->cl);
+    kc_arena *a = &sp->arena;
+    kc_deleterecords_resp out = {0};
+    out.ntopics = in->ntopics;
+    out.topics = kc_arena_calloc(a, (size_t)in->ntopics, sizeof(*out.topics));
+    if (out.topics == NULL) {
+        w->err = 1;
+        return;
+    }
+    int stale = 0;
+    for (int32_t t = 0; t < in->ntopics; t++) {
+        const kc_deleterecords_req_topic *it = &in->topics[t];
+        kc_deleterecords_resp_topic *ot = &out.topics[t];
+        ot->name = it->name;
+        ot->npartitions = it->npartitions;
+        ot->partitions = kc_arena_calloc(a, (size_t)it->npartitions, sizeof(*ot->partitions));
+        if (ot->partitions == NULL) {
+            w->err = 1;
+            return;
+        }
+        for (int32_t p = 0; p < it->npartitions; p++) {
+            kc_deleterecords_resp_partition *op = &ot->partitions[p];
+            int16_t where = sp->assign[t][p];
+            const kc_deleterecords_resp_partition *found = NULL;
+            int16_t code = where < 0 ? (int16_t)-where : 0;
+            if (where >= 0) {
+                px_sub *s = &sp->subs[where];
+                code = s->fail_code;
+                if (code == 0 && (found = px_dr_find(s, it->name, it->partitions[p].partition_index)) == NULL)
+                    code = KC_ERR_NETWORK_EXCEPTION;
+            }
+            if (found) {
+                *op = *found;
+                op->tags = (kc_tags){0};
+            } else {
+                op->partition_index = it->partitions[p].partition_index;
+                op->low_watermark = -1;
+                op->error_code = code;
+                px->m.partition_errors++;
+            }
+            stale |= px_is_stale_metadata(op->error_code);
+        }
+    }
+    for (int i = 0; i < sp->nsubs; i++)
+        if (sp->subs[i].resp && sp->subs[i].fail_code == 0 &&
+            sp->subs[i].r.dr.throttle_time_ms > out.throttle_time_ms)
+            out.throttle_time_ms = sp->subs[i].r.dr.throttle_time_ms;
+    if (stale)
+        mc_cluster_refresh_soon(px->mc);
+    kc_deleterecords_resp_encode(w, sp->version, &out);
+}
+
+void px_route_deleterecords(px_req *rq)
+{
+    px_split *sp = px_split_new(rq);
+    if (sp == NULL) {
+        px_req_reject(rq, "out of memory");
+        return;
+    }
+    kc_rd rd;
+    kc_rd_init(&rd, rq->frame->data + rq->body_off, rq->frame->len - rq->body_off);
+    kc_deleterecords_req *in = &sp->in.dr;
+    if (kc_deleterecords_req_decode(&rd, sp->version, &sp->arena, in) != 0) {
+        px_split_decode_fail(sp, &rd);
+        return;
+    }
+    int cap = 0;
+    if (px_split_assign_alloc(sp, in->ntopics) != 0)
+        goto oom;
+    for (int32_t t = 0; t < in->ntopics; t++) {
+        const kc_deleterecords_req_topic *it = &in->topics[t];
+        sp->assign[t] = kc_arena_calloc(&sp->arena, (size_t)it->npartitions, sizeof(int16_t));
+        if (sp->assign[t] == NULL)
+            goto oom;
+        for (int32_t p = 0; p < it->npartitions; p++)
+            sp->assign[t][p] = px_split_place(sp, it->name, it->partitions[p].partition_index, &cap);
+    }
+    struct evbuffer **bodies = calloc((size_t)(sp->nsubs ? sp->nsubs : 1), sizeof(*bodies));
+    if (bodies == NULL)
+        goto oom;
+    for (int i = 0; i < sp->nsubs; i++) {
+        kc_deleterecords_req sub = *in;
+        kc_arena *a = &sp->arena;
+        sub.topics = kc_arena_calloc(a, (size_t)in->ntopics, sizeof(*sub.topics));
+        sub.ntopics = 0;
+        if (sub.topics == NULL)
+            continue;
+        for (int32_t t = 0; t < in->ntopics; t++) {
+            const kc_deleterecords_req_topic *it = &in->topics[t];
+            kc_deleterecords_req_topic *st = &sub.topics[sub.ntopics];
+            *st = *it;
+            st->npartitions = 0;
+            st->partitions = kc_arena_calloc(a, (size_t)it->npartitions, sizeof(*st->partitions));
+            if (st->partitions == NULL)
+                break;
+            for (int32_t p = 0; p < it->npartitions; p++)
+                if (sp->assign[t][p] == i)
+                    st->partitions[st->npartitions++] = it->partitions[p];
+            if (st->npartitions > 0)
+                sub.ntopics++;
+        }
+        bodies[i] = evbuffer_new();
+        if (bodies[i]) {
+            kc_wr w;
+            kc_wr_init(&w, bodies[i], NULL);
+            kc_deleterecords_req_encode(&w, sp->up_version, &sub);
+            if (w.err) {
+                evbuffer_free(bodies[i]);
+                bodies[i] = NULL;
+            }
+        }
+    }
+    /* The leader waits up to TimeoutMs for the followers to catch up. */
+    px_split_send(sp, bodies, 1, in->timeout_ms > 0 ? in->timeout_ms : 0);
+    free(bodies);
+    return;
+oom:
+    px_req_reject(rq, "out of memory");
+    px_split_free(sp);
+}
+
+/* ======================= ListGroups ======================= */
+
+int px_listgroups_merge(kc_arena *a, const kc_listgroups_resp *const *in, int n, kc_listgroups_resp *out)
+{
+    *out = (kc_listgroups_resp){0};
+    size_t total = 0;
+    for (int i = 0; i < n; i++)
+        if (in[i] && in[i]->error_code == 0 && in[i]->ngroups > 0)
+            total += (size_t)in[i]->ngroups;
+    out->groups = kc_arena_calloc(a, total, sizeof(*out->groups));
+    if (out->groups == NULL)
+        return -1;
+    for (int i = 0; i < n; i++) {
+        int16_t e = in[i] ? in[i]->error_code : KC_ERR_COORDINATOR_NOT_AVAILABLE;
+        if (out->error_code == 0)
+            out->error_code = e;
+        if (in[i] == NULL)
+            continue;
+        if (in[i]->throttle_time_ms > out->throttle_time_ms)
+            out->throttle_time_ms = in[i]->throttle_time_ms;
+        if (e != 0)
+            continue;
+        for (int32_t g = 0; g < in[i]->ngroups; g++) {
+            out->groups[out->ngroups] = in[i]->groups[g];
+            out->groups[out->ngroups++].tags = (kc_tags){0};
+        }
+    }
+    return 0;
+}
+
+static void px_lg_encode(kc_wr *w, px_split *sp)
+{
+    const kc_listgroups_resp **in = kc_arena_calloc(&sp->arena, (size_t)sp->nsubs, sizeof(*in));
+    kc_listgroups_resp out;
+    if (in == NULL) {
+        w->err = 1;
+        return;
+    }
+    for (int i = 0; i < sp->nsubs; i++)
+        in[i] = sp->subs[i].fail_code == 0 && sp->subs[i].resp ? &sp->subs[i].r.lg : NULL;
+    if (px_listgroups_merge(&sp->arena, in, sp->nsubs, &out) != 0) {
+        w->err = 1;
+        return;
+    }
+    if (sp->nsubs == 0)
+        out.error_code = KC_ERR_COORDINATOR_NOT_AVAILABLE; /* no broker known yet */
+    if (out.error_code != 0)
+        kz_info("client %s: ListGroups over %d brokers: %s", px_client_peer(sp->rq->cl), sp->nsubs,
+                kc_err_name(out.error_code));
+    kc_listgroups_resp_encode(w, sp->version, &out);
+}
+
+void px_route_listgroups(px_req *rq)
+{
+    px_split *sp = px_split_new(rq);
+    if (sp == NULL) {
+        px_req_reject(rq, "out of memory");
+        return;
+    }
+    kc_rd rd;
+    kc_rd_init(&rd, rq->frame->data + rq->body_off, rq->frame->len - rq->body_off);
+    kc_listgroups_req *in = &sp->in.lg;
+    if (kc_listgroups_req_decode(&rd, sp->version, &sp->arena, in) != 0) {
+        px_split_decode_fail(sp, &rd);
+        return;
+    }
+    /* Every broker coordinates some groups: ask them all. */
+    int cap = 0;
+    int32_t nb = sp->view ? sp->view->nbrokers : 0;
+    for (int32_t b = 0; b < nb; b++)
+        if (px_split_sub_for(sp, sp->view->brokers[b].id, &cap) < 0)
+            goto oom;
+    struct evbuffer **bodies = calloc((size_t)(sp->nsubs ? sp->nsubs : 1), sizeof(*bodies));
+    if (bodies == NULL)
+        goto oom;
+    for (int i = 0; i < sp->nsubs; i++) {
+        bodies[i] = evbuffer_new();
+        if (bodies[i]) {
+            kc_wr w;
+            kc_wr_init(&w, bodies[i], NULL);
+            kc_listgroups_req_encode(&w, sp->up_version, in);
             if (w.err) {
                 evbuffer_free(bodies[i]);
                 bodies[i] = NULL;

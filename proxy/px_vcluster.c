@@ -59,9 +59,18 @@ const px_node *px_vc_map_broker(const px_node *nodes, int n, int32_t broker_id)
 static const struct {
     int16_t key;
     int forwarded;
+    int optional; /* forwarded, and some backends lack it: offered only when the backend has it */
 } px_served[] = {
-    {KC_API_PRODUCE, 1},     {KC_API_FETCH, 1},       {KC_API_LISTOFFSETS, 1},
-    {KC_API_METADATA, 0},    {KC_API_APIVERSIONS, 0}, {KC_API_FINDCOORDINATOR, 0},
+    {KC_API_PRODUCE, 1, 0},
+    {KC_API_FETCH, 1, 0},
+    {KC_API_LISTOFFSETS, 1, 0},
+    {KC_API_METADATA, 0, 0},
+    {KC_API_APIVERSIONS, 0, 0},
+    {KC_API_FINDCOORDINATOR, 0, 0},
+    {KC_API_OFFSETFORLEADEREPOCH, 1, 1},
+    {KC_API_DELETERECORDS, 1, 1},
+    {KC_API_LISTGROUPS, 1, 1},
+    {KC_API_DESCRIBECLUSTER, 0, 0},
 };
 
 int px_vc_version_range(px_proxy *px, int16_t key, int16_t *min, int16_t *max)
@@ -93,17 +102,26 @@ int px_vc_version_range(px_proxy *px, int16_t key, int16_t *min, int16_t *max)
             continue;
         const kc_api_info *ai = kc_api_lookup(key);
         int16_t lo = ai->min_version, hi = ai->max_version, bmin, bmax;
-        if (px_served[i].forwarded && px->mc &&
-            mc_cluster_backend_versions(px->mc, key, &bmin, &bmax) == 0) {
+        int have = px_served[i].forwarded && px->mc &&
+                   mc_cluster_backend_versions(px->mc, key, &bmin, &bmax) == 0;
+        if (px_served[i].optional && !have)
+            return -1;
+        if (have) {
             /* kzproxy re-encodes these: a client may use any version the codec
              * knows, and the brokers get min(client's, backend's highest). */
             if (bmin > lo)
                 lo = bmin;
             if (bmax < lo)
                 return -1;
+            /* Brokers below ListGroups v4 cannot filter by state nor report
+             * it: a client must not be offered what they cannot answer. */
+            if (key == KC_API_LISTGROUPS && bmax < hi)
+                hi = bmax;
         }
-        if (key == KC_API_FETCH && hi > 12)
-            hi = 12; /* v13 names topics by id: needs the id->name map first */
+        /* Fetch v13+ names topics by id: served only when the view knows the
+         * ids (the backend speaks Metadata v10+), else capped at v12. */
+        if (key == KC_API_FETCH && hi > 12 && !(px->mc && mc_view_has_topic_ids(mc_cluster_view(px->mc))))
+            hi = 12;
         if (lo > hi)
             return -1;
         *min = lo;
@@ -323,4 +341,73 @@ void px_vc_metadata(px_req *rq)
     }
     int allow_create = version >= 4 ? req->allow_auto_topic_creation : 1;
     mc_cluster_refresh(px->mc, md->names, md->nnames, allow_create, px_md_answer, md);
+}
+
+/* ---------------- DescribeCluster ---------------- */
+
+void px_vc_describecluster(px_req *rq)
+{
+    px_proxy *px = px_client_proxy(rq->cl);
+    int16_t version = rq->hdr.api_version;
+    kc_arena a;
+    kc_describecluster_req req;
+    kc_rd rd;
+    kc_arena_init(&a);
+    kc_rd_init(&rd, rq->frame->data + rq->body_off, rq->frame->len - rq->body_off);
+    if (kc_describecluster_req_decode(&rd, version, &a, &req) != 0) {
+        px_req_reject(rq, "malformed request: %s at byte %zu", rd.err, rq->body_off + rd.err_off);
+        kc_arena_destroy(&a);
+        return;
+    }
+    const mc_view *view = px->mc ? mc_cluster_view(px->mc) : NULL;
+    const px_node *nodes;
+    int fallback;
+    int n = px_vc_zone_nodes(px, px_client_zone(rq->cl), &nodes, &fallback);
+    if (fallback)
+        px->m.zone_fallbacks++;
+
+    /* The same cluster Metadata shows: the zone's proxies, one of them the
+     * controller, the backend's cluster id. */
+    kc_describecluster_resp r = {0};
+    r.error_message = kc_str_c(NULL);
+    r.endpoint_type = 1;
+    r.cluster_id = kc_str_c(view && view->cluster_id ? view->cluster_id : "");
+    r.controller_id = n > 0 ? nodes[0].node_id : -1;
+    r.cluster_authorized_operations = INT32_MIN;
+    if (req.endpoint_type != 1) {
+        /* Controllers (2) are not reachable through a broker endpoint. */
+        r.error_code = req.endpoint_type == 2 ? KC_ERR_MISMATCHED_ENDPOINT_TYPE
+                                              : KC_ERR_UNSUPPORTED_ENDPOINT_TYPE;
+        r.endpoint_type = req.endpoint_type;
+        r.controller_id = -1;
+    } else {
+        r.brokers = kc_arena_calloc(&a, (size_t)n, sizeof(*r.brokers));
+        if (r.brokers == NULL) {
+            px_req_reject(rq, "out of memory");
+            kc_arena_destroy(&a);
+            return;
+        }
+        r.nbrokers = n;
+        for (int i = 0; i < n; i++) {
+            r.brokers[i].broker_id = nodes[i].node_id;
+            r.brokers[i].host = kc_str_c(nodes[i].host);
+            r.brokers[i].port = nodes[i].port;
+            r.brokers[i].rack = kc_str_c(nodes[i].zone);
+        }
+    }
+    struct evbuffer *body = evbuffer_new();
+    if (body == NULL) {
+        px_req_reject(rq, "out of memory");
+        kc_arena_destroy(&a);
+        return;
+    }
+    kc_wr w;
+    kc_wr_init(&w, body, NULL);
+    kc_describecluster_resp_encode(&w, version, &r);
+    if (w.err)
+        px_req_reject(rq, "out of memory for the response");
+    else
+        px_req_respond(rq, body);
+    evbuffer_free(body);
+    kc_arena_destroy(&a);
 }
