@@ -117,6 +117,13 @@ def main():
         print('advertised: Produce %s Fetch %s ListOffsets %s Metadata %s' %
               (versions[0], versions[1], versions[2], versions[3]))
         assert versions[0][1] == 9 and versions[1][1] == 12 and versions[3][1] == 12
+        # The mock speaks Metadata 0-2: no topic ids, so Fetch v13 is not offered
+        # (above). It lacks ListGroups, DeleteRecords and OffsetForLeaderEpoch,
+        # which kzproxy forwards: not offered either. DescribeCluster is
+        # answered by the proxy itself.
+        for k in (16, 21, 23):
+            assert k not in versions, 'ApiKey %d advertised though the backend lacks it' % k
+        assert versions.get(60) == (0, 1), versions.get(60)
 
         # Metadata v12: all topics
         r = call(s, 3, 12, 2, uvarint(0) + b'\0' + b'\0' + b'\0')
@@ -127,6 +134,20 @@ def main():
             r.tags()
         assert brokers == [(p.node_id, b'127.0.0.1', p.kafka_port, b'a')], brokers
         print('Metadata v12 brokers:', brokers)
+
+        # DescribeCluster v1 against the mock: the zone's proxy, the mock's cluster id
+        r = call(s, 60, 1, 5, b'\0' + b'\1' + b'\0')
+        assert r.i32() == 0 and r.i16() == 0 and r.cstr() is None and r.i8() == 1
+        cluster_id = r.cstr()
+        controller = r.i32()
+        dc_brokers = []
+        for _ in range(r.uv() - 1):
+            dc_brokers.append((r.i32(), r.cstr(), r.i32(), r.cstr()))
+            r.tags()
+        assert r.i32() == -2**31
+        assert dc_brokers == brokers and controller == p.node_id, (dc_brokers, controller)
+        assert cluster_id, 'no cluster id'
+        print('DescribeCluster v1: cluster %s, brokers %s' % (cluster_id.decode(), dc_brokers))
 
         # Produce v9 (flexible) carrying one record batch
         value = b'translated-%d' % os.getpid()

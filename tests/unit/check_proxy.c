@@ -1,5 +1,6 @@
 /* Unit tests for the proxy's pure pieces: client zones, the broker->proxy
- * mapping, addresses, the CIDR map. */
+ * mapping, addresses, the CIDR map, the KIP-951 CurrentLeader rewrite, Fetch
+ * v13 topic ids -> names, the ListGroups merge. */
 #include "config.h"
 
 #include "common/kz_addr.h"
@@ -103,6 +104,138 @@ START_TEST(test_cidr_map)
 }
 END_TEST
 
+/* A Fetch partition's tags: CurrentLeader names the proxy the real leader
+ * maps to, the epoch stays, DivergingEpoch passes, unknown tags go. */
+START_TEST(test_fetch_rewrite_tags)
+{
+    px_node nodes[2] = {{201, "b", "h", 1}, {202, "b", "h", 2}};
+    static const uint8_t raw[] = {
+        0x00, 13, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0x01, 0xf4, 0x00, /* DivergingEpoch 4 @ 500 */
+        0x01, 9, 0, 0, 0, 7, 0, 0, 0, 42, 0x00,                   /* CurrentLeader 7, epoch 42 */
+        0x05, 1, 0xaa,                                           /* unknown tag 5 */
+    };
+    kc_tags in = {3, {raw, (int32_t)sizeof(raw)}};
+    kc_arena a;
+    kc_arena_init(&a);
+    kc_tags out;
+    ck_assert_int_eq(px_fetch_rewrite_tags(&a, &in, nodes, 2, &out), 0);
+    ck_assert_uint_eq(out.count, 2);
+    int32_t want = px_vc_map_broker(nodes, 2, 7)->node_id;
+    uint8_t expect[] = {
+        0x00, 13, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0x01, 0xf4, 0x00,
+        0x01, 9, 0, 0, 0, (uint8_t)want, 0, 0, 0, 42, 0x00,
+    };
+    ck_assert_int_eq(out.raw.len, (int32_t)sizeof(expect));
+    ck_assert_mem_eq(out.raw.p, expect, sizeof(expect));
+
+    kc_fetch_partition_tags pt;
+    ck_assert_int_eq(kc_fetch_partition_tags_parse(&out, &pt), 0);
+    ck_assert(want == 201 || want == 202);
+    ck_assert_int_eq(pt.leader_id, want);
+    ck_assert_int_eq(pt.leader_epoch, 42);
+
+    /* An unknown leader (-1) stays -1. */
+    static const uint8_t none[] = {0x01, 9, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1, 0x00};
+    kc_tags in2 = {1, {none, (int32_t)sizeof(none)}};
+    ck_assert_int_eq(px_fetch_rewrite_tags(&a, &in2, nodes, 2, &out), 0);
+    ck_assert_int_eq(kc_fetch_partition_tags_parse(&out, &pt), 0);
+    ck_assert_int_eq(pt.leader_id, -1);
+    ck_assert_int_eq(pt.leader_epoch, 1);
+
+    /* A malformed section (CurrentLeader of 2 bytes) is dropped, not passed on. */
+    static const uint8_t bad[] = {0x01, 2, 0, 7};
+    kc_tags in3 = {1, {bad, (int32_t)sizeof(bad)}};
+    ck_assert_int_eq(px_fetch_rewrite_tags(&a, &in3, nodes, 2, &out), 0);
+    ck_assert_uint_eq(out.count, 0);
+    kc_arena_destroy(&a);
+}
+END_TEST
+
+static int uuid_cmp(const void *x, const void *y)
+{
+    const mc_topic *a = *(const mc_topic *const *)x, *b = *(const mc_topic *const *)y;
+    return memcmp(a->topic_id.b, b->topic_id.b, 16);
+}
+
+/* Fetch v13 names topics by id; brokers below v13 need names. */
+START_TEST(test_fetch_names_from_ids)
+{
+    mc_topic topics[3] = {{.name = "alpha"}, {.name = "beta"}, {.name = "gamma"}};
+    topics[0].topic_id.b[0] = 0x90; /* ids in another order than names */
+    topics[1].topic_id.b[15] = 0x01;
+    /* gamma has no id (all zero): never found by id */
+    mc_topic *by_id[2] = {&topics[0], &topics[1]};
+    qsort(by_id, 2, sizeof(by_id[0]), uuid_cmp);
+    mc_view v = {.refcnt = 1, .ntopics = 3, .topics = topics, .nby_id = 2, .by_id = by_id};
+    ck_assert(mc_view_has_topic_ids(&v));
+    ck_assert_ptr_eq(mc_view_topic_by_id(&v, topics[1].topic_id), &topics[1]);
+
+    kc_fetch_req_topic rt[4] = {0};
+    rt[0].topic_id = topics[1].topic_id; /* beta */
+    rt[1].topic_id.b[3] = 0x77;          /* unknown */
+    rt[2].topic_id = topics[0].topic_id; /* alpha */
+    /* rt[3]: the zero id, which is gamma's "no id" and must not match it */
+    kc_fetch_req in = {.ntopics = 4, .topics = rt};
+    uint8_t unknown[4];
+    px_fetch_names_from_ids(&in, &v, unknown);
+    ck_assert(kc_str_eq(rt[0].topic, "beta"));
+    ck_assert(!unknown[0]);
+    ck_assert(unknown[1]);
+    ck_assert_int_eq(rt[1].topic.len, 0);
+    ck_assert(kc_str_eq(rt[2].topic, "alpha"));
+    ck_assert(!unknown[2]);
+    ck_assert(unknown[3]);
+
+    mc_view noids = {.refcnt = 1, .ntopics = 3, .topics = topics};
+    ck_assert(!mc_view_has_topic_ids(&noids));
+    ck_assert(!mc_view_has_topic_ids(NULL));
+    px_fetch_names_from_ids(&in, &noids, unknown);
+    ck_assert(unknown[0] && unknown[2]);
+}
+END_TEST
+
+/* ListGroups: groups of the brokers that answered without error, in broker
+ * order, and the first broker's error. */
+START_TEST(test_listgroups_merge)
+{
+    kc_listgroups_group g1[2] = {{.group_id = kc_str_c("a")}, {.group_id = kc_str_c("b")}};
+    kc_listgroups_group g3[1] = {{.group_id = kc_str_c("c")}};
+    kc_listgroups_group gx[1] = {{.group_id = kc_str_c("x")}};
+    kc_listgroups_resp r1 = {.throttle_time_ms = 5, .ngroups = 2, .groups = g1};
+    kc_listgroups_resp r3 = {.ngroups = 1, .groups = g3};
+    kc_listgroups_resp loading = {.error_code = 14, .ngroups = 1, .groups = gx};
+    kc_arena a;
+    kc_arena_init(&a);
+    kc_listgroups_resp out;
+
+    const kc_listgroups_resp *all_ok[2] = {&r1, &r3};
+    ck_assert_int_eq(px_listgroups_merge(&a, all_ok, 2, &out), 0);
+    ck_assert_int_eq(out.error_code, 0);
+    ck_assert_int_eq(out.throttle_time_ms, 5);
+    ck_assert_int_eq(out.ngroups, 3);
+    ck_assert(kc_str_eq(out.groups[0].group_id, "a"));
+    ck_assert(kc_str_eq(out.groups[2].group_id, "c"));
+
+    /* A broker that did not answer counts as COORDINATOR_NOT_AVAILABLE. */
+    const kc_listgroups_resp *gone[3] = {&r1, NULL, &loading};
+    ck_assert_int_eq(px_listgroups_merge(&a, gone, 3, &out), 0);
+    ck_assert_int_eq(out.error_code, 15);
+    ck_assert_int_eq(out.ngroups, 2);
+
+    /* The first error wins; an erring broker's groups are not listed. */
+    const kc_listgroups_resp *first[3] = {&loading, &r3, NULL};
+    ck_assert_int_eq(px_listgroups_merge(&a, first, 3, &out), 0);
+    ck_assert_int_eq(out.error_code, 14);
+    ck_assert_int_eq(out.ngroups, 1);
+    ck_assert(kc_str_eq(out.groups[0].group_id, "c"));
+
+    ck_assert_int_eq(px_listgroups_merge(&a, NULL, 0, &out), 0);
+    ck_assert_int_eq(out.error_code, 0);
+    ck_assert_int_eq(out.ngroups, 0);
+    kc_arena_destroy(&a);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("proxy");
@@ -111,6 +244,9 @@ int main(void)
     tcase_add_test(tc, test_map_broker_deterministic);
     tcase_add_test(tc, test_hostport);
     tcase_add_test(tc, test_cidr_map);
+    tcase_add_test(tc, test_fetch_rewrite_tags);
+    tcase_add_test(tc, test_fetch_names_from_ids);
+    tcase_add_test(tc, test_listgroups_merge);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
