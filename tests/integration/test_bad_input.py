@@ -45,6 +45,12 @@ CASES = [
      frame(header(0, 3) + struct.pack('>hhi', -1, 1, 1000) + struct.pack('>i', 1) +
            struct.pack('>h', 1) + b't' + struct.pack('>i', -7)),
      'Produce'),
+    ('DescribeCluster with garbage after the body',
+     frame(header(60, 0) + b'\0' + b'\0' + b'\0' + b'\xff'), 'garbage after message'),
+    ('DescribeCluster whose tag section is cut short',
+     frame(header(60, 1) + b'\0' + b'\0' + b'\1' + b'\x03\x01\x50'), 'malformed request'),
+    ('OffsetForLeaderEpoch, which the backend (the mock) lacks',
+     frame(header(23, 2) + struct.pack('>i', 0)), 'unsupported ApiKey 23 (OffsetForLeaderEpoch)'),
 ]
 
 
