@@ -1200,7 +1200,7 @@ static void px_lg_encode(kc_wr *w, px_split *sp)
         w->err = 1;
         return;
     }
-    if (sp->nsubs == 0)
+    if (sp->nsubs == 0 && sp->view == NULL)
         out.error_code = KC_ERR_COORDINATOR_NOT_AVAILABLE; /* no broker known yet */
     if (out.error_code != 0)
         kz_info("client %s: ListGroups over %d brokers: %s", px_client_peer(sp->rq->cl), sp->nsubs,
@@ -1222,9 +1222,18 @@ void px_route_listgroups(px_req *rq)
         px_split_decode_fail(sp, &rd);
         return;
     }
+    /* Clients send ListGroups to every broker they know, here every proxy
+     * of their zone: only the zone's first proxy lists the groups (it asks
+     * every real broker), the others answer with none, so each group is
+     * listed once. */
+    px_proxy *px = px_client_proxy(rq->cl);
+    const px_node *zn;
+    int fallback;
+    int nz = px_vc_zone_nodes(px, px_client_zone(rq->cl), &zn, &fallback);
+    int lister = nz > 0 && zn[0].node_id == px->cfg->node_id;
     /* Every broker coordinates some groups: ask them all. */
     int cap = 0;
-    int32_t nb = sp->view ? sp->view->nbrokers : 0;
+    int32_t nb = sp->view && lister ? sp->view->nbrokers : 0;
     for (int32_t b = 0; b < nb; b++)
         if (px_split_sub_for(sp, sp->view->brokers[b].id, &cap) < 0)
             goto oom;

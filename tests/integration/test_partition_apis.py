@@ -373,6 +373,19 @@ def check_listgroups(s, script):
     script.listgroups_errors = {}
 
 
+def check_listgroups_second(port, script):
+    """The zone's other proxies list no groups (clients ask every proxy and
+    would see each group once per proxy otherwise)."""
+    s2 = socket.create_connection(('127.0.0.1', port), timeout=20)
+    del script.seen[:]
+    r = call(s2, LISTGROUPS, 4, 70, carray([]) + uvarint(0), True)
+    r.i32()
+    err, n = r.i16(), r.array_len(True)
+    s2.close()
+    assert err == 0 and n == 0 and not script.seen, (err, n, script.seen)
+    print('ListGroups to the zone\'s second proxy: no groups, no broker asked (the first proxy lists them)')
+
+
 def check_describecluster(s, zone_proxies):
     for version in (0, 1):
         body = i8(0) + (i8(1) if version >= 1 else b'') + uvarint(0)
@@ -423,6 +436,7 @@ def scenario(fetch_max, ofle_max, dr_max):
         check_ofle(s, script, ofle_max)
         check_deleterecords(s, script, dr_max)
         check_listgroups(s, script)
+        check_listgroups_second(zone_b[1].kafka_port, script)
         check_describecluster(s, zone_b)
         s.close()
 
