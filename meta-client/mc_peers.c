@@ -1,58 +1,713 @@
 /*
- * mc_peers, first cut: static peers only, no health checks yet (a peer
- * marked down by a failed RPC comes back after one health period). The
- * health-checked, DNS-discovering version replaces this file.
+ * mc_peers: the peer table, its health checks and DNS discovery (see
+ * mc_peers.h for the behaviour).
+ *
+ * Two kinds of entries:
+ *   - peers (mc_peer_int): static ones from the config and those found
+ *     through DNS, each with its own mc_conn to its advertised address;
+ *   - probes (mc_probe): one per address of the latest DNS answer, with a
+ *     connection of its own only while it asks "who are you" (KzHello).
+ * A probe that answers names a node id: this proxy (ignored from then on), a
+ * known peer, or a new peer, which is added.
+ *
+ * Callbacks from a connection may run inside mc_conn_request (a refused
+ * connect) and inside mc_conn_free ("shutting down"): the entries carry a
+ * closing flag for the latter and never free a connection from its own
+ * callback; idle probe connections are freed on the next DNS round.
  */
 #include "config.h"
 
 #include "meta-client/mc_peers.h"
 
+#include "codec/kc_peer.h"
+#include "codec/kc_proto.h"
 #include "common/kz_log.h"
 #include "meta-client/mc_xzone.h"
 
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <event2/dns.h>
 #include <event2/event.h>
+#include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#define MC_PEERS_MAX 1024   /* peers known at once (static + discovered) */
+#define MC_PROBES_MAX 256   /* DNS addresses tracked at once */
+#define MC_PEER_CLIENT_ID "kzproxy-peer"
+
+typedef struct mc_peer_int {
+    mc_peer pub;          /* first: what mc_peers_at returns */
+    mc_peers *ps;
+    int discovered;       /* found through DNS: forgotten when down and gone from DNS */
+    int closing;          /* its connection is being freed: ignore callbacks */
+    int checking;         /* a KzHello is in flight */
+    int64_t check_sent_ms;
+    uint8_t nonce[KC_PEER_NONCE_LEN];
+} mc_peer_int;
+
+typedef struct mc_probe {
+    mc_peers *ps;
+    char host[INET6_ADDRSTRLEN];
+    mc_conn *conn;        /* while asking (freed on the next round once idle) */
+    int inflight;
+    int closing;
+    int in_dns;           /* in the latest answer */
+    int failing;          /* the last attempt failed (logged once) */
+    int is_self;
+    int32_t node_id;      /* who answered here; -1 before */
+    char adv_host[256];   /* the address that node advertised */
+    int adv_port;
+    size_t req_bytes;     /* of the KzHello in flight: metered once the zone is known */
+    uint8_t nonce[KC_PEER_NONCE_LEN];
+} mc_probe;
+
+/* One DNS query in flight. Outlives mc_peers when cancelled at free. */
+typedef struct mc_dnsq {
+    mc_peers *ps;         /* NULL once mc_peers is gone */
+    struct evdns_request *req;
+    int family;           /* 0: A, 1: AAAA */
+} mc_dnsq;
 
 struct mc_peers {
     struct event_base *base;
     struct evdns_base *dns;
-    mc_peers_config cfg;
-    char *self_zone;
-    int n, cap;
-    mc_peer *v;
-    int64_t *down_until;
-    struct event *tick;
-    mc_peers_change_fn change;
+    mc_peers_config cfg;  /* strings below are our copies */
+    char *self_zone, *self_host, *dns_name;
+    mc_peer_int **v;      /* sorted by node id */
+    int n;
+    mc_probe **probes;
+    int nprobes;
+    struct event *health_ev;
+    struct event *dns_ev;
+    mc_dnsq *dnsq[2];
+    int dns_pending;      /* queries of the current round not answered */
+    int round_transient;  /* a query failed for a reason that says nothing about the name */
+    int round_err;        /* the first error of the round (for the log) */
+    int dns_failing;      /* last round failed (logged once per change) */
+    int started;
+    int check_timeout_ms;
+    mc_peers_change_fn change_fn;
     void *change_arg;
-    mc_peers_stats st;
+    mc_peers_stats stats;
 };
 
-static int64_t mc_peers_now(void)
+static int64_t mc_mono_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void mc_peers_tick(evutil_socket_t fd, short what, void *arg)
+static int64_t mc_wall_ms(void)
 {
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+static void mc_peers_changed(mc_peers *ps)
+{
+    if (ps->change_fn)
+        ps->change_fn(ps->change_arg);
+}
+
+/* ---------------- KzHello ---------------- */
+
+/* A sealed KzHello request body (caller frees), its nonce in nonce; NULL on
+ * allocation failure or without a secret. */
+static struct evbuffer *mc_hello_body(mc_peers *ps, uint8_t nonce[KC_PEER_NONCE_LEN])
+{
+    if (ps->cfg.secret == NULL)
+        return NULL;
+    struct evbuffer *b = evbuffer_new();
+    if (b == NULL)
+        return NULL;
+    kc_wr w;
+    kc_wr_init(&w, b, NULL);
+    kc_peer_auth a = {.sender = ps->cfg.self_id, .ts_ms = mc_wall_ms()};
+    kc_peer_auth_write(&w, &a);
+    kc_peer_hello me = {.node_id = ps->cfg.self_id,
+                        .zone = kc_str_c(ps->self_zone),
+                        .host = kc_str_c(ps->self_host),
+                        .port = ps->cfg.self_port,
+                        .started_ms = ps->cfg.started_ms};
+    kc_peer_hello_encode(&w, &me);
+    if (w.err || kc_peer_seal(b, ps->cfg.secret, ps->cfg.secret_len, KC_API_KZ_HELLO, KC_PEER_VERSION,
+                              NULL) != 0) {
+        evbuffer_free(b);
+        return NULL;
+    }
+    memcpy(nonce, a.nonce, KC_PEER_NONCE_LEN);
+    return b;
+}
+
+/* Bytes of the request frame for a body of n bytes (size, header, body). */
+static size_t mc_hello_frame_bytes(size_t n)
+{
+    size_t h = 4 + 2 + 2 + 4 + 2 + strlen(MC_PEER_CLIENT_ID);
+    if (kc_req_hdr_version(KC_API_KZ_HELLO, KC_PEER_VERSION) >= 2)
+        h += 1; /* empty tagged fields */
+    return h + n;
+}
+
+/*
+ * Check and decode a KzHello response frame (correlation id first) answering
+ * the request with nonce. 0 with *h pointing into resp; -1 with why filled.
+ */
+static int mc_hello_parse(mc_peers *ps, const kc_frame *resp, const uint8_t *nonce, kc_peer_hello *h,
+                          char *why, size_t whysz)
+{
+    kc_rd rd;
+    kc_rd_init(&rd, resp->data, resp->len);
+    kc_resp_hdr_decode(&rd, kc_resp_hdr_version(KC_API_KZ_HELLO, KC_PEER_VERSION));
+    if (rd.err) {
+        snprintf(why, whysz, "KzHello answer too short for its header");
+        return -1;
+    }
+    size_t plen = 0;
+    if (kc_peer_verify(rd.p + rd.off, kc_rd_remain(&rd), ps->cfg.secret, ps->cfg.secret_len,
+                       KC_API_KZ_HELLO, KC_PEER_VERSION, nonce, &plen) != 0) {
+        snprintf(why, whysz, "KzHello answer failed authentication (check that every proxy has the "
+                             "same peer_secret)");
+        return -1;
+    }
+    kc_rd body;
+    kc_rd_init(&body, rd.p + rd.off, plen);
+    if (kc_peer_hello_decode(&body, h) != 0) {
+        snprintf(why, whysz, "malformed KzHello answer: %s at byte %zu", body.err, body.err_off);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---------------- the peer table ---------------- */
+
+static int mc_peers_index(const mc_peers *ps, int32_t node_id)
+{
+    int lo = 0, hi = ps->n;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (ps->v[mid]->pub.node_id < node_id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static mc_peer_int *mc_peers_get(const mc_peers *ps, int32_t node_id)
+{
+    int i = mc_peers_index(ps, node_id);
+    return i < ps->n && ps->v[i]->pub.node_id == node_id ? ps->v[i] : NULL;
+}
+
+/* Meter the peer's connection when it is in another zone. */
+static void mc_peer_meter(mc_peer_int *p)
+{
+    mc_peers *ps = p->ps;
+    if (ps->cfg.xz && strcmp(p->pub.zone, ps->self_zone) != 0)
+        mc_conn_set_xzone(p->pub.conn, ps->cfg.xz, MC_XZ_PEER);
+    else
+        mc_conn_set_xzone(p->pub.conn, NULL, MC_XZ_PEER);
+}
+
+static void mc_peer_free(mc_peer_int *p)
+{
+    if (p == NULL)
+        return;
+    p->closing = 1;
+    mc_conn_free(p->pub.conn); /* may call back (ignored) and fail the router's RPCs */
+    free(p->pub.zone);
+    free(p->pub.host);
+    free(p);
+}
+
+/* Insert a new peer (healthy). NULL when full, a duplicate or out of memory. */
+static mc_peer_int *mc_peers_insert(mc_peers *ps, int32_t node_id, const char *zone, const char *host,
+                                    int port, int is_static)
+{
+    if (ps->n >= MC_PEERS_MAX || node_id == ps->cfg.self_id || mc_peers_get(ps, node_id) != NULL)
+        return NULL;
+    mc_peer_int *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return NULL;
+    p->ps = ps;
+    p->discovered = !is_static;
+    p->pub.node_id = node_id;
+    p->pub.zone = strdup(zone);
+    p->pub.host = strdup(host);
+    p->pub.port = port;
+    p->pub.is_static = is_static;
+    p->pub.healthy = 1;
+    if (p->pub.zone && p->pub.host)
+        p->pub.conn = mc_conn_new(ps->base, ps->dns, host, port, node_id, &ps->cfg.conn, NULL);
+    mc_peer_int **nv = p->pub.conn ? realloc(ps->v, (size_t)(ps->n + 1) * sizeof(*nv)) : NULL;
+    if (nv == NULL) {
+        if (p->pub.conn)
+            mc_conn_free(p->pub.conn);
+        free(p->pub.zone);
+        free(p->pub.host);
+        free(p);
+        return NULL;
+    }
+    ps->v = nv;
+    mc_peer_meter(p);
+    int i = mc_peers_index(ps, node_id);
+    memmove(&ps->v[i + 1], &ps->v[i], (size_t)(ps->n - i) * sizeof(*ps->v));
+    ps->v[i] = p;
+    ps->n++;
+    return p;
+}
+
+/* Take p out of the table and free it. Callers notify the change. */
+static void mc_peers_remove(mc_peers *ps, mc_peer_int *p)
+{
+    int i = mc_peers_index(ps, p->pub.node_id);
+    if (i >= ps->n || ps->v[i] != p)
+        return;
+    memmove(&ps->v[i], &ps->v[i + 1], (size_t)(ps->n - i - 1) * sizeof(*ps->v));
+    ps->n--;
+    /* Out of the table first: the router's failed RPCs may call us back. */
+    mc_peer_free(p);
+}
+
+/* A check failed (or an RPC did): log on the healthy -> down edge only. */
+static void mc_peer_down(mc_peer_int *p, const char *why)
+{
+    if (!p->pub.healthy) {
+        kz_dbg("peer %d (%s:%d, zone %s): still down: %s", p->pub.node_id, p->pub.host, p->pub.port,
+               p->pub.zone, why);
+        return;
+    }
+    p->pub.healthy = 0;
+    kz_warn("peer %d (%s:%d, zone %s) is down: %s", p->pub.node_id, p->pub.host, p->pub.port,
+            p->pub.zone, why);
+    mc_peers_changed(p->ps);
+}
+
+static void mc_peer_check_cb(kc_frame *resp, const char *err, void *arg)
+{
+    mc_peer_int *p = arg;
+    if (p->closing) {
+        if (resp)
+            kc_frame_release(resp);
+        return;
+    }
+    mc_peers *ps = p->ps;
+    p->checking = 0;
+    char why[256];
+    kc_peer_hello h;
+    if (resp == NULL) {
+        snprintf(why, sizeof(why), "%s", err ? err : "KzHello failed");
+    } else if (mc_hello_parse(ps, resp, p->nonce, &h, why, sizeof(why)) != 0) {
+        /* why is filled */
+    } else if (h.node_id != p->pub.node_id) {
+        snprintf(why, sizeof(why), "it answers as node %d (check node_id there and the peers list here)",
+                 h.node_id);
+    } else if (!kc_str_eq(h.zone, p->pub.zone)) {
+        if (p->pub.is_static) {
+            snprintf(why, sizeof(why), "it says it is in zone %.*s, the config here says %s",
+                     (int)h.zone.len, h.zone.p, p->pub.zone);
+        } else {
+            /* A discovered peer moved zones: take its word. */
+            char *z = kc_str_dup(h.zone);
+            if (z == NULL) {
+                snprintf(why, sizeof(why), "out of memory");
+            } else {
+                kz_info("peer %d (%s:%d): now in zone %s (was %s)", p->pub.node_id, p->pub.host,
+                        p->pub.port, z, p->pub.zone);
+                free(p->pub.zone);
+                p->pub.zone = z;
+                mc_peer_meter(p);
+                mc_peers_changed(ps);
+                why[0] = '\0';
+            }
+        }
+    } else {
+        why[0] = '\0';
+    }
+    if (why[0] == '\0') {
+        if (p->pub.started_ms != 0 && p->pub.started_ms != h.started_ms)
+            kz_info("peer %d (%s:%d): restarted", p->pub.node_id, p->pub.host, p->pub.port);
+        p->pub.started_ms = h.started_ms;
+        if (!p->pub.healthy) {
+            p->pub.healthy = 1;
+            kz_info("peer %d (%s:%d, zone %s) is up", p->pub.node_id, p->pub.host, p->pub.port,
+                    p->pub.zone);
+            mc_peers_changed(ps);
+        }
+    } else {
+        ps->stats.health_failures++;
+        mc_peer_down(p, why);
+    }
+    if (resp)
+        kc_frame_release(resp);
+}
+
+static void mc_peer_check(mc_peer_int *p)
+{
+    mc_peers *ps = p->ps;
+    struct evbuffer *body = mc_hello_body(ps, p->nonce);
+    ps->stats.health_checks++;
+    if (body == NULL) {
+        ps->stats.health_failures++;
+        mc_peer_down(p, "out of memory for a KzHello");
+        return;
+    }
+    p->checking = 1;
+    p->check_sent_ms = mc_mono_ms();
+    if (mc_conn_request(p->pub.conn, KC_API_KZ_HELLO, KC_PEER_VERSION, kc_str_c(MC_PEER_CLIENT_ID), body,
+                        1, 0, mc_peer_check_cb, p) != 0) {
+        /* Not sent (reconnect backoff after a refused connect): the callback does not run. */
+        p->checking = 0;
+        ps->stats.health_failures++;
+        mc_peer_down(p, "cannot connect");
+    }
+    evbuffer_free(body);
+}
+
+static void mc_peers_health_cb(evutil_socket_t fd, short what, void *arg)
+{
+    mc_peers *ps = arg;
     (void)fd;
     (void)what;
-    mc_peers *ps = arg;
-    int changed = 0;
-    int64_t now = mc_peers_now();
+    int64_t now = mc_mono_ms();
+    /* Index loop: a check's callback may run inside mc_conn_request, but it
+     * never adds or removes peers. */
     for (int i = 0; i < ps->n; i++) {
-        if (!ps->v[i].healthy && now >= ps->down_until[i]) {
-            ps->v[i].healthy = 1;
-            changed = 1;
+        mc_peer_int *p = ps->v[i];
+        if (p->checking) {
+            /* The answer may still come (the connection's own timeout is
+             * longer, for the RPC); health does not wait for it. */
+            if (now - p->check_sent_ms > ps->check_timeout_ms && p->pub.healthy) {
+                char why[96];
+                snprintf(why, sizeof(why), "no KzHello answer within %d ms", ps->check_timeout_ms);
+                ps->stats.health_failures++;
+                mc_peer_down(p, why);
+            }
+            continue;
+        }
+        mc_peer_check(p);
+    }
+}
+
+/* ---------------- DNS discovery ---------------- */
+
+static void mc_probe_free(mc_probe *pr)
+{
+    pr->closing = 1;
+    if (pr->conn)
+        mc_conn_free(pr->conn);
+    free(pr);
+}
+
+/* The probe answered hello: place the node it names. */
+static void mc_probe_answered(mc_probe *pr, const kc_peer_hello *h)
+{
+    mc_peers *ps = pr->ps;
+    char zone[256];
+    if (h->host.len >= (int32_t)sizeof(pr->adv_host) || h->zone.len >= (int32_t)sizeof(zone)) {
+        kz_warn("discovery: %s:%d (node %d) advertises a host or zone name too long to use", pr->host,
+                ps->cfg.dns_port, h->node_id);
+        return;
+    }
+    snprintf(zone, sizeof(zone), "%.*s", (int)h->zone.len, h->zone.p);
+    pr->node_id = h->node_id;
+    snprintf(pr->adv_host, sizeof(pr->adv_host), "%.*s", (int)h->host.len, h->host.p);
+    pr->adv_port = h->port;
+    if (h->node_id == ps->cfg.self_id) {
+        if (!pr->is_self)
+            kz_info("discovery: %s:%d (from %s) is this proxy", pr->host, ps->cfg.dns_port, ps->dns_name);
+        pr->is_self = 1;
+        return;
+    }
+    pr->is_self = 0;
+    mc_peer_int *p = mc_peers_get(ps, h->node_id);
+    if (p != NULL && (p->pub.is_static ||
+                      (strcmp(p->pub.host, pr->adv_host) == 0 && p->pub.port == pr->adv_port)))
+        return; /* known: its own health checks decide */
+    if (p != NULL) {
+        if (p->pub.healthy) {
+            kz_dbg("discovery: node %d answers at %s:%d but is healthy at %s:%d; keeping that", h->node_id,
+                   pr->adv_host, pr->adv_port, p->pub.host, p->pub.port);
+            return;
+        }
+        kz_info("discovery: peer %d moved from %s:%d to %s:%d", h->node_id, p->pub.host, p->pub.port,
+                pr->adv_host, pr->adv_port);
+        mc_peers_remove(ps, p);
+    }
+    p = mc_peers_insert(ps, h->node_id, zone, pr->adv_host, pr->adv_port, 0);
+    if (p == NULL) {
+        kz_warn("discovery: cannot add peer %d (%s:%d): %s", h->node_id, pr->adv_host, pr->adv_port,
+                ps->n >= MC_PEERS_MAX ? "too many peers" : "out of memory");
+        mc_peers_changed(ps);
+        return;
+    }
+    p->pub.started_ms = h->started_ms;
+    ps->stats.discovered++;
+    kz_info("discovery: found peer %d (%s:%d, zone %s) at %s:%d through %s", h->node_id, pr->adv_host,
+            pr->adv_port, zone, pr->host, ps->cfg.dns_port, ps->dns_name);
+    mc_peers_changed(ps);
+}
+
+static void mc_probe_cb(kc_frame *resp, const char *err, void *arg)
+{
+    mc_probe *pr = arg;
+    if (pr->closing) {
+        if (resp)
+            kc_frame_release(resp);
+        return;
+    }
+    mc_peers *ps = pr->ps;
+    pr->inflight = 0;
+    char why[256];
+    kc_peer_hello h;
+    if (resp == NULL)
+        snprintf(why, sizeof(why), "%s", err ? err : "KzHello failed");
+    else if (mc_hello_parse(ps, resp, pr->nonce, &h, why, sizeof(why)) == 0)
+        why[0] = '\0';
+    if (why[0]) {
+        if (!pr->failing)
+            kz_warn("discovery: %s:%d (from %s) does not answer as a kzproxy peer: %s", pr->host,
+                    ps->cfg.dns_port, ps->dns_name, why);
+        pr->failing = 1;
+    } else {
+        if (pr->failing)
+            kz_info("discovery: %s:%d (from %s) answers now", pr->host, ps->cfg.dns_port, ps->dns_name);
+        pr->failing = 0;
+        if (ps->cfg.xz && !kc_str_eq(h.zone, ps->self_zone)) {
+            /* The exchange crossed zones: count it now that we know. */
+            mc_xz_count(ps->cfg.xz, MC_XZ_OUT, MC_XZ_PEER, KC_API_KZ_HELLO, pr->req_bytes);
+            mc_xz_count(ps->cfg.xz, MC_XZ_IN, MC_XZ_PEER, KC_API_KZ_HELLO, 4 + (uint64_t)resp->len);
+        }
+        mc_probe_answered(pr, &h);
+    }
+    if (resp)
+        kc_frame_release(resp);
+}
+
+/* Whether the address needs asking who is there. */
+static int mc_probe_needed(const mc_peers *ps, const mc_probe *pr)
+{
+    if (pr->inflight || pr->is_self)
+        return 0;
+    if (pr->node_id < 0)
+        return 1;
+    const mc_peer_int *p = mc_peers_get(ps, pr->node_id);
+    if (p == NULL)
+        return 1; /* forgotten (or never added): ask again */
+    if (p->pub.is_static)
+        return 0;
+    if (strcmp(p->pub.host, pr->adv_host) != 0 || p->pub.port != pr->adv_port)
+        return !p->pub.healthy; /* the node moved: replace it once it is down */
+    return 0;
+}
+
+static void mc_probe_send(mc_probe *pr)
+{
+    mc_peers *ps = pr->ps;
+    if (pr->conn == NULL) {
+        pr->conn = mc_conn_new(ps->base, ps->dns, pr->host, ps->cfg.dns_port, -1, &ps->cfg.conn, NULL);
+        if (pr->conn == NULL)
+            return;
+    }
+    struct evbuffer *body = mc_hello_body(ps, pr->nonce);
+    if (body == NULL)
+        return;
+    pr->req_bytes = mc_hello_frame_bytes(evbuffer_get_length(body));
+    pr->inflight = 1;
+    if (mc_conn_request(pr->conn, KC_API_KZ_HELLO, KC_PEER_VERSION, kc_str_c(MC_PEER_CLIENT_ID), body, 1, 0,
+                        mc_probe_cb, pr) != 0) {
+        pr->inflight = 0;
+        if (!pr->failing)
+            kz_warn("discovery: %s:%d (from %s): cannot connect", pr->host, ps->cfg.dns_port, ps->dns_name);
+        pr->failing = 1;
+    }
+    evbuffer_free(body);
+}
+
+static mc_probe *mc_probe_find(const mc_peers *ps, const char *host)
+{
+    for (int i = 0; i < ps->nprobes; i++)
+        if (strcmp(ps->probes[i]->host, host) == 0)
+            return ps->probes[i];
+    return NULL;
+}
+
+/* Note one address of the current answer. */
+static void mc_dns_address(mc_peers *ps, int af, const void *addr)
+{
+    char host[INET6_ADDRSTRLEN];
+    if (inet_ntop(af, addr, host, sizeof(host)) == NULL)
+        return;
+    mc_probe *pr = mc_probe_find(ps, host);
+    if (pr == NULL) {
+        if (ps->nprobes >= MC_PROBES_MAX) {
+            kz_dbg("discovery: %s names more than %d addresses; ignoring %s", ps->dns_name, MC_PROBES_MAX,
+                   host);
+            return;
+        }
+        mc_probe **np = realloc(ps->probes, (size_t)(ps->nprobes + 1) * sizeof(*np));
+        pr = np ? calloc(1, sizeof(*pr)) : NULL;
+        if (np)
+            ps->probes = np;
+        if (pr == NULL)
+            return;
+        pr->ps = ps;
+        pr->node_id = -1;
+        snprintf(pr->host, sizeof(pr->host), "%s", host);
+        ps->probes[ps->nprobes++] = pr;
+    }
+    pr->in_dns = 1;
+}
+
+/* Whether a discovered peer is still named by the latest complete answer. */
+static int mc_peer_in_dns(const mc_peers *ps, const mc_peer_int *p)
+{
+    for (int i = 0; i < ps->nprobes; i++) {
+        const mc_probe *pr = ps->probes[i];
+        if (pr->in_dns && pr->node_id == p->pub.node_id && pr->adv_port == p->pub.port &&
+            strcmp(pr->adv_host, p->pub.host) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* Both queries of a round are in. */
+static void mc_dns_round_done(mc_peers *ps)
+{
+    int complete = !ps->round_transient;
+    if (ps->round_err) {
+        ps->stats.dns_failures++;
+        if (!ps->dns_failing)
+            kz_warn("discovery: resolving %s failed: %s%s", ps->dns_name, evdns_err_to_string(ps->round_err),
+                    complete ? "" : " (keeping the peers found so far)");
+        ps->dns_failing = 1;
+    } else if (ps->dns_failing) {
+        kz_info("discovery: resolving %s works again", ps->dns_name);
+        ps->dns_failing = 0;
+    }
+    int changed = 0;
+    for (int i = 0; i < ps->nprobes;) {
+        mc_probe *pr = ps->probes[i];
+        if (complete && !pr->in_dns) {
+            /* The address left DNS. */
+            ps->probes[i] = ps->probes[--ps->nprobes];
+            mc_probe_free(pr);
+            continue;
+        }
+        if (pr->conn && !pr->inflight) {
+            /* Done asking: no need for a second connection to that proxy. */
+            mc_conn *c = pr->conn;
+            pr->conn = NULL;
+            pr->closing = 1;
+            mc_conn_free(c);
+            pr->closing = 0;
+        }
+        i++;
+    }
+    if (complete) {
+        for (int i = 0; i < ps->n;) {
+            mc_peer_int *p = ps->v[i];
+            if (p->discovered && !p->pub.healthy && !mc_peer_in_dns(ps, p)) {
+                kz_info("discovery: forgetting peer %d (%s:%d): down and no longer in %s", p->pub.node_id,
+                        p->pub.host, p->pub.port, ps->dns_name);
+                mc_peers_remove(ps, p);
+                changed = 1;
+                continue;
+            }
+            i++;
         }
     }
-    if (changed && ps->change)
-        ps->change(ps->change_arg);
-    struct timeval tv = {ps->cfg.health_ms / 1000, (ps->cfg.health_ms % 1000) * 1000};
-    event_add(ps->tick, &tv);
+    if (changed)
+        mc_peers_changed(ps);
+    /* Probing may add peers (callbacks run later) but never removes probes. */
+    for (int i = 0; i < ps->nprobes; i++)
+        if (ps->probes[i]->in_dns && mc_probe_needed(ps, ps->probes[i]))
+            mc_probe_send(ps->probes[i]);
 }
+
+static void mc_dns_cb(int result, char type, int count, int ttl, void *addresses, void *arg)
+{
+    mc_dnsq *q = arg;
+    mc_peers *ps = q->ps;
+    int fam = q->family;
+    (void)ttl;
+    free(q);
+    if (ps == NULL)
+        return; /* cancelled by mc_peers_free */
+    ps->dnsq[fam] = NULL;
+    if (result == DNS_ERR_NONE) {
+        if (count > MC_PROBES_MAX)
+            count = MC_PROBES_MAX;
+        for (int i = 0; i < count; i++) {
+            if (type == DNS_IPv4_A)
+                mc_dns_address(ps, AF_INET, (const uint8_t *)addresses + 4 * i);
+            else if (type == DNS_IPv6_AAAA)
+                mc_dns_address(ps, AF_INET6, (const uint8_t *)addresses + 16 * i);
+        }
+    } else if (result != DNS_ERR_NODATA) {
+        /* NXDOMAIN is an answer (the name is gone); anything else says nothing. */
+        if (ps->round_err == 0)
+            ps->round_err = result;
+        if (result != DNS_ERR_NOTEXIST)
+            ps->round_transient = 1;
+    }
+    if (--ps->dns_pending == 0)
+        mc_dns_round_done(ps);
+}
+
+static void mc_dns_round(evutil_socket_t fd, short what, void *arg)
+{
+    mc_peers *ps = arg;
+    (void)fd;
+    (void)what;
+    if (ps->dns_pending > 0)
+        return; /* the previous round is still waiting (evdns has its own timeouts) */
+    ps->stats.dns_resolutions++;
+    ps->round_err = 0;
+    ps->round_transient = 0;
+    for (int i = 0; i < ps->nprobes; i++)
+        ps->probes[i]->in_dns = 0;
+    ps->dns_pending = 2;
+    for (int fam = 0; fam < 2; fam++) {
+        mc_dnsq *q = calloc(1, sizeof(*q));
+        if (q == NULL) {
+            ps->round_transient = 1;
+            if (ps->round_err == 0)
+                ps->round_err = DNS_ERR_UNKNOWN;
+            if (--ps->dns_pending == 0)
+                mc_dns_round_done(ps);
+            continue;
+        }
+        q->ps = ps;
+        q->family = fam;
+        ps->dnsq[fam] = q;
+        struct evdns_request *r =
+            fam == 0 ? evdns_base_resolve_ipv4(ps->dns, ps->dns_name, DNS_QUERY_NO_SEARCH, mc_dns_cb, q)
+                     : evdns_base_resolve_ipv6(ps->dns, ps->dns_name, DNS_QUERY_NO_SEARCH, mc_dns_cb, q);
+        if (r == NULL) {
+            /* Refused at once; the callback does not run (unless it already has). */
+            if (ps->dnsq[fam] == q) {
+                ps->dnsq[fam] = NULL;
+                free(q);
+                ps->round_transient = 1;
+                if (ps->round_err == 0)
+                    ps->round_err = DNS_ERR_UNKNOWN;
+                if (--ps->dns_pending == 0)
+                    mc_dns_round_done(ps);
+            }
+        } else if (ps->dnsq[fam] == q) {
+            q->req = r;
+        }
+    }
+}
+
+/* ---------------- public ---------------- */
 
 mc_peers *mc_peers_new(struct event_base *base, struct evdns_base *dns, const mc_peers_config *cfg)
 {
@@ -62,14 +717,32 @@ mc_peers *mc_peers_new(struct event_base *base, struct evdns_base *dns, const mc
     ps->base = base;
     ps->dns = dns;
     ps->cfg = *cfg;
-    if (ps->cfg.health_ms <= 0)
-        ps->cfg.health_ms = 1000;
     ps->self_zone = strdup(cfg->self_zone ? cfg->self_zone : "");
-    ps->tick = event_new(base, -1, 0, mc_peers_tick, ps);
-    if (ps->self_zone == NULL || ps->tick == NULL) {
+    ps->self_host = strdup(cfg->self_host ? cfg->self_host : "");
+    ps->dns_name = cfg->dns_name ? strdup(cfg->dns_name) : NULL;
+    ps->health_ev = event_new(base, -1, EV_PERSIST, mc_peers_health_cb, ps);
+    ps->dns_ev = event_new(base, -1, EV_PERSIST, mc_dns_round, ps);
+    if (ps->self_zone == NULL || ps->self_host == NULL || (cfg->dns_name && ps->dns_name == NULL) ||
+        ps->health_ev == NULL || ps->dns_ev == NULL) {
         mc_peers_free(ps);
         return NULL;
     }
+    ps->cfg.self_zone = ps->self_zone;
+    ps->cfg.self_host = ps->self_host;
+    ps->cfg.dns_name = ps->dns_name;
+    if (ps->cfg.secret_len == 0)
+        ps->cfg.secret = NULL;
+    if (ps->cfg.health_ms <= 0)
+        ps->cfg.health_ms = 1000;
+    if (ps->cfg.dns_interval_ms <= 0)
+        ps->cfg.dns_interval_ms = 10000;
+    /* A check outstanding this long marks the peer down (its answer may still
+     * bring it back): a few periods, at least a second, at most the RPC timeout. */
+    ps->check_timeout_ms = 3 * ps->cfg.health_ms;
+    if (ps->check_timeout_ms < 1000)
+        ps->check_timeout_ms = 1000;
+    if (ps->cfg.conn.request_timeout_ms > 0 && ps->check_timeout_ms > ps->cfg.conn.request_timeout_ms)
+        ps->check_timeout_ms = ps->cfg.conn.request_timeout_ms;
     return ps;
 }
 
@@ -77,115 +750,127 @@ void mc_peers_free(mc_peers *ps)
 {
     if (ps == NULL)
         return;
-    for (int i = 0; i < ps->n; i++) {
-        mc_conn_free(ps->v[i].conn);
-        free(ps->v[i].zone);
-        free(ps->v[i].host);
+    ps->change_fn = NULL; /* nobody to tell any more */
+    for (int fam = 0; fam < 2; fam++) {
+        mc_dnsq *q = ps->dnsq[fam];
+        if (q == NULL)
+            continue;
+        /* The cancelled callback runs later (deferred): it frees q. */
+        q->ps = NULL;
+        ps->dnsq[fam] = NULL;
+        if (q->req)
+            evdns_cancel_request(ps->dns, q->req);
     }
+    for (int i = 0; i < ps->nprobes; i++)
+        mc_probe_free(ps->probes[i]);
+    free(ps->probes);
+    while (ps->n > 0)
+        mc_peer_free(ps->v[--ps->n]);
     free(ps->v);
-    free(ps->down_until);
-    if (ps->tick)
-        event_free(ps->tick);
+    if (ps->health_ev)
+        event_free(ps->health_ev);
+    if (ps->dns_ev)
+        event_free(ps->dns_ev);
     free(ps->self_zone);
+    free(ps->self_host);
+    free(ps->dns_name);
     free(ps);
-}
-
-static int mc_peer_cmp(const void *a, const void *b)
-{
-    const mc_peer *x = a, *y = b;
-    return (x->node_id > y->node_id) - (x->node_id < y->node_id);
 }
 
 int mc_peers_add_static(mc_peers *ps, int32_t node_id, const char *zone, const char *host, int port)
 {
-    if (ps->n == ps->cap) {
-        int cap = ps->cap ? ps->cap * 2 : 8;
-        mc_peer *nv = realloc(ps->v, (size_t)cap * sizeof(*nv));
-        if (nv == NULL)
-            return -1;
-        ps->v = nv;
-        int64_t *nd = realloc(ps->down_until, (size_t)cap * sizeof(*nd));
-        if (nd == NULL)
-            return -1;
-        ps->down_until = nd;
-        ps->cap = cap;
-    }
-    mc_peer *p = &ps->v[ps->n];
-    memset(p, 0, sizeof(*p));
-    p->node_id = node_id;
-    p->zone = strdup(zone);
-    p->host = strdup(host);
-    p->port = port;
-    p->is_static = 1;
-    p->healthy = 1;
-    p->conn = mc_conn_new(ps->base, ps->dns, host, port, node_id, &ps->cfg.conn, NULL);
-    if (p->zone == NULL || p->host == NULL || p->conn == NULL) {
-        free(p->zone);
-        free(p->host);
-        if (p->conn)
-            mc_conn_free(p->conn);
+    if (zone == NULL || host == NULL || port <= 0 || port > 65535)
         return -1;
-    }
-    if (ps->cfg.xz && strcmp(zone, ps->self_zone) != 0)
-        mc_conn_set_xzone(p->conn, ps->cfg.xz, MC_XZ_PEER);
-    ps->down_until[ps->n] = 0;
-    ps->n++;
-    qsort(ps->v, (size_t)ps->n, sizeof(*ps->v), mc_peer_cmp);
-    return 0;
+    return mc_peers_insert(ps, node_id, zone, host, port, 1) ? 0 : -1;
 }
 
 void mc_peers_start(mc_peers *ps)
 {
+    if (ps->started)
+        return;
+    ps->started = 1;
+    if (ps->cfg.secret == NULL) {
+        if (ps->n > 0)
+            kz_info("peers: no peer_secret, so no peer RPC: the %d static peers are taken as healthy "
+                    "and never checked", ps->n);
+        if (ps->dns_name)
+            kz_warn("discovery: %s is not resolved: discovered peers identify themselves over the "
+                    "peer RPC, which needs a peer_secret", ps->dns_name);
+        return;
+    }
     struct timeval tv = {ps->cfg.health_ms / 1000, (ps->cfg.health_ms % 1000) * 1000};
-    event_add(ps->tick, &tv);
+    event_add(ps->health_ev, &tv);
+    if (ps->dns_name && ps->dns) {
+        struct timeval dv = {ps->cfg.dns_interval_ms / 1000, (ps->cfg.dns_interval_ms % 1000) * 1000};
+        event_add(ps->dns_ev, &dv);
+        event_active(ps->dns_ev, EV_TIMEOUT, 0); /* the first round now */
+        kz_info("discovery: peers from %s port %d, every %d ms", ps->dns_name, ps->cfg.dns_port,
+                ps->cfg.dns_interval_ms);
+    }
 }
 
 void mc_peers_on_change(mc_peers *ps, mc_peers_change_fn fn, void *arg)
 {
-    ps->change = fn;
+    ps->change_fn = fn;
     ps->change_arg = arg;
 }
 
 int mc_peers_count(const mc_peers *ps) { return ps ? ps->n : 0; }
-const mc_peer *mc_peers_at(const mc_peers *ps, int i) { return &ps->v[i]; }
+
+const mc_peer *mc_peers_at(const mc_peers *ps, int i)
+{
+    return ps && i >= 0 && i < ps->n ? &ps->v[i]->pub : NULL;
+}
 
 const mc_peer *mc_peers_find(const mc_peers *ps, int32_t node_id)
 {
-    for (int i = 0; ps && i < ps->n; i++)
-        if (ps->v[i].node_id == node_id)
-            return &ps->v[i];
-    return NULL;
+    const mc_peer_int *p = ps ? mc_peers_get(ps, node_id) : NULL;
+    return p ? &p->pub : NULL;
+}
+
+/* Murmur3's finaliser. */
+static uint32_t mc_mix32(uint32_t h)
+{
+    h ^= h >> 16;
+    h *= 0x85ebca6bu;
+    h ^= h >> 13;
+    h *= 0xc2b2ae35u;
+    h ^= h >> 16;
+    return h;
 }
 
 const mc_peer *mc_peers_pick(const mc_peers *ps, const char *zone, uint32_t key, int32_t avoid_id)
 {
-    if (ps == NULL)
-        return NULL;
-    int cnt = 0;
-    for (int i = 0; i < ps->n; i++)
-        if (ps->v[i].healthy && ps->v[i].node_id != avoid_id && strcmp(ps->v[i].zone, zone) == 0)
-            cnt++;
-    if (cnt == 0)
-        return NULL;
-    int want = (int)(key % (uint32_t)cnt);
-    for (int i = 0; i < ps->n; i++)
-        if (ps->v[i].healthy && ps->v[i].node_id != avoid_id && strcmp(ps->v[i].zone, zone) == 0 && want-- == 0)
-            return &ps->v[i];
-    return NULL;
+    /* Rendezvous hashing: a key keeps its peer while that peer is healthy,
+     * whatever other peers come and go. */
+    const mc_peer *best = NULL;
+    uint32_t best_w = 0;
+    for (int i = 0; ps && i < ps->n; i++) {
+        const mc_peer *p = &ps->v[i]->pub;
+        if (!p->healthy || p->node_id == avoid_id || strcmp(p->zone, zone) != 0)
+            continue;
+        uint32_t w = mc_mix32(key ^ mc_mix32((uint32_t)p->node_id * 0x9e3779b1u));
+        if (best == NULL || w > best_w) {
+            best = p;
+            best_w = w;
+        }
+    }
+    return best;
 }
 
 void mc_peers_mark_down(mc_peers *ps, int32_t node_id, const char *why)
 {
-    for (int i = 0; ps && i < ps->n; i++) {
-        if (ps->v[i].node_id != node_id || !ps->v[i].healthy)
-            continue;
-        kz_warn("peer %d (zone %s) marked down: %s", node_id, ps->v[i].zone, why);
-        ps->v[i].healthy = 0;
-        ps->down_until[i] = mc_peers_now() + ps->cfg.health_ms;
-        ps->st.marked_down++;
-        if (ps->change)
-            ps->change(ps->change_arg);
+    mc_peer_int *p = mc_peers_get(ps, node_id);
+    if (p == NULL)
+        return;
+    if (ps->cfg.secret == NULL) {
+        /* No health checks would ever bring it back. */
+        kz_dbg("peer %d: %s (not marked down: no peer_secret, no health checks)", node_id, why);
+        return;
     }
+    if (p->pub.healthy)
+        ps->stats.marked_down++;
+    mc_peer_down(p, why ? why : "RPC failed");
 }
 
-const mc_peers_stats *mc_peers_get_stats(const mc_peers *ps) { return &ps->st; }
+const mc_peers_stats *mc_peers_get_stats(const mc_peers *ps) { return &ps->stats; }

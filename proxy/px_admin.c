@@ -55,15 +55,6 @@ static void px_admin_zone_metrics(px_proxy *px, struct evbuffer *b)
     px_metric(b, "kzproxy_peer_auth_failures_total", "counter",
               "Peer RPC requests refused: bad MAC (peer_secret differs) or clock too far off.",
               m->peer_auth_failures);
-    if (px->peers) {
-        evbuffer_add_printf(b, "# HELP kzproxy_peer_up 1 when the peer proxy answers its health checks.\n"
-                               "# TYPE kzproxy_peer_up gauge\n");
-        for (int i = 0; i < mc_peers_count(px->peers); i++) {
-            const mc_peer *p = mc_peers_at(px->peers, i);
-            evbuffer_add_printf(b, "kzproxy_peer_up{node_id=\"%d\",zone=\"%s\"} %d\n", p->node_id, p->zone,
-                                p->healthy ? 1 : 0);
-        }
-    }
     double gb = 1e9, xz_bytes = 0;
     for (int d = 0; d < 2; d++)
         xz_bytes += (double)mc_xz_total(px->xz, d, -1, -1);
@@ -105,6 +96,34 @@ static void px_admin_zone_metrics(px_proxy *px, struct evbuffer *b)
     px_gauge_f(b, "kzproxy_cost_s3_requests_usd", "Estimated cost of this proxy's object-store requests (USD).",
                (double)om->put_requests / 1000 * pr->s3_put_per_1000 +
                    (double)om->get_requests / 1000 * pr->s3_get_per_1000);
+}
+
+/* The peers: their health, the health checks and DNS discovery. */
+static void px_admin_peer_metrics(px_proxy *px, struct evbuffer *b)
+{
+    if (px->peers) {
+        int n = mc_peers_count(px->peers);
+        evbuffer_add_printf(b, "# HELP kzproxy_peer_up 1 while the peer proxy answers its health checks.\n"
+                               "# TYPE kzproxy_peer_up gauge\n");
+        for (int i = 0; i < n; i++) {
+            const mc_peer *p = mc_peers_at(px->peers, i);
+            evbuffer_add_printf(b, "kzproxy_peer_up{node_id=\"%d\",zone=\"%s\",source=\"%s\"} %d\n",
+                                p->node_id, p->zone, p->is_static ? "static" : "dns", p->healthy ? 1 : 0);
+        }
+        const mc_peers_stats *st = mc_peers_get_stats(px->peers);
+        px_metric(b, "kzproxy_peer_health_checks_total", "counter", "KzHello health checks sent to peers.",
+                  st->health_checks);
+        px_metric(b, "kzproxy_peer_health_failures_total", "counter",
+                  "Peer health checks that failed (no connection, timeout, bad answer).", st->health_failures);
+        px_metric(b, "kzproxy_peer_marked_down_total", "counter", "Peers marked down by a failed RPC.",
+                  st->marked_down);
+        px_metric(b, "kzproxy_discovery_resolutions_total", "counter",
+                  "DNS resolutions of discovery.dns_name (A and AAAA).", st->dns_resolutions);
+        px_metric(b, "kzproxy_discovery_failures_total", "counter",
+                  "DNS resolutions of discovery.dns_name that failed.", st->dns_failures);
+        px_metric(b, "kzproxy_discovery_peers_found_total", "counter", "Peers added through DNS discovery.",
+                  st->discovered);
+    }
 }
 
 static void px_admin_metrics(struct evhttp_request *req, void *arg)
@@ -172,6 +191,7 @@ static void px_admin_metrics(struct evhttp_request *req, void *arg)
               "Broker requests failed by a lost connection or a timeout.", us->failures);
     px_metric(b, "kzproxy_upstream_connects_total", "counter", "Connections opened to brokers.",
               us->connects);
+    px_admin_peer_metrics(px, b);
     mc_view *v = mc_cluster_view(px->mc);
     px_metric(b, "kzproxy_backend_brokers", "gauge", "Brokers in the backend view.",
               v ? (uint64_t)v->nbrokers : 0);

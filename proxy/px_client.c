@@ -123,9 +123,8 @@ static void px_client_check_zone(px_client *cl, kc_str client_id)
         return;
     snprintf(cl->zone, sizeof(cl->zone), "%s", zone);
     px->m.clients_zone_from_id++;
-    for (int i = 0; i < px->nnodes; i++)
-        if (strcmp(px->nodes[i].zone, zone) == 0)
-            return;
+    if (px_vc_zone_known(px, zone))
+        return; /* even when none of its proxies is up right now */
     /* A typo must not silently cost money: count it, and log once per client id. */
     px->m.clients_unknown_zone++;
     uint32_t h = 2166136261u;

@@ -481,6 +481,8 @@ static int px_cfg_from_json(json_t *root, px_config *cfg, char *errstr, size_t n
     json_t *disc = json_object_get(root, "discovery");
     if (disc && px_cfg_discovery(disc, &cfg->discovery, errstr, n) != 0)
         return -1;
+    if (cfg->discovery.dns_name && cfg->peer_secret == NULL)
+        return px_cfg_err(errstr, n, "discovery: needs peer_secret (discovered proxies identify themselves over the authenticated peer RPC)");
     json_t *pr = json_object_get(root, "prices");
     if (pr && px_cfg_prices(pr, &cfg->prices, errstr, n) != 0)
         return -1;

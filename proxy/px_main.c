@@ -33,29 +33,38 @@ static void px_usage(FILE *f)
             "See README.md for the configuration reference.\n");
 }
 
-static int px_node_cmp(const void *a, const void *b)
+/*
+ * The resolver: the system's (resolv.conf), or, when discovery names its
+ * nameservers, only those (plus /etc/hosts, so "localhost" and local names
+ * still resolve). NULL with errstr on a nameserver evdns refuses.
+ */
+static struct evdns_base *px_dns_new(px_proxy *px, char *errstr, size_t n)
 {
-    const px_node *x = a, *y = b;
-    int c = strcmp(x->zone, y->zone);
-    if (c)
-        return c;
-    return (x->node_id > y->node_id) - (x->node_id < y->node_id);
-}
-
-static int px_build_nodes(px_proxy *px)
-{
-    px_config *cfg = px->cfg;
-    px->nodes = calloc((size_t)cfg->npeers + 1, sizeof(px_node));
-    if (px->nodes == NULL)
-        return -1;
-    px->nodes[0] = (px_node){cfg->node_id, cfg->zone, cfg->advertised_host, cfg->advertised_port};
-    px->nnodes = 1;
-    for (int i = 0; i < cfg->npeers; i++) {
-        const px_peer *p = &cfg->peers[i];
-        px->nodes[px->nnodes++] = (px_node){p->node_id, p->zone, p->host, p->port};
+    const px_discovery *d = &px->cfg->discovery;
+    struct evdns_base *dns;
+    if (d->nnameservers == 0) {
+        dns = evdns_base_new(px->base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
+        if (dns == NULL)
+            dns = evdns_base_new(px->base, 0); /* no resolv.conf: numeric addresses still work */
+        if (dns == NULL)
+            snprintf(errstr, n, "cannot create the DNS resolver");
+        return dns;
     }
-    qsort(px->nodes, (size_t)px->nnodes, sizeof(px_node), px_node_cmp);
-    return 0;
+    dns = evdns_base_new(px->base, 0);
+    if (dns == NULL) {
+        snprintf(errstr, n, "cannot create the DNS resolver");
+        return NULL;
+    }
+    evdns_base_load_hosts(dns, NULL);
+    for (int i = 0; i < d->nnameservers; i++) {
+        if (evdns_base_nameserver_ip_add(dns, d->nameservers[i]) != 0) {
+            snprintf(errstr, n, "discovery.nameservers[%d]: cannot use \"%s\" as a nameserver "
+                     "(expected an IP address, optionally with :port)", i, d->nameservers[i]);
+            evdns_base_free(dns, 0);
+            return NULL;
+        }
+    }
+    return dns;
 }
 
 static void px_ready_cb(mc_view *view, const char *err, void *arg)
@@ -137,16 +146,17 @@ int main(int argc, char **argv)
     memset(&px, 0, sizeof(px));
     px.cfg = &cfg;
     int rc = 1;
+    px.started_wall_ms = px_peer_wall_ms();
     px.base = event_base_new();
     px.xz = calloc(1, sizeof(*px.xz));
-    px.started_wall_ms = px_peer_wall_ms();
-    if (px.base == NULL || px.xz == NULL || px_build_nodes(&px) != 0) {
+    if (px.base == NULL || px.xz == NULL) {
         kz_err("cannot start: out of memory");
         goto out;
     }
-    px.dns = evdns_base_new(px.base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
-    if (px.dns == NULL)
-        px.dns = evdns_base_new(px.base, 0); /* no resolv.conf: numeric addresses still work */
+    if ((px.dns = px_dns_new(&px, err, sizeof(err))) == NULL) {
+        kz_err("cannot start: %s", err);
+        goto out;
+    }
     mc_config mcfg = {
         .bootstrap = cfg.bootstrap,
         .nbootstrap = cfg.nbootstrap,
@@ -165,6 +175,10 @@ int main(int argc, char **argv)
     }
     if (px_wal_start(&px, err, sizeof(err)) != 0) {
         kz_err("cannot start: %s", err);
+        goto out;
+    }
+    if (px_vc_nodes_init(&px) != 0) {
+        kz_err("cannot start: out of memory");
         goto out;
     }
     if (px_listen(&px, err, sizeof(err)) != 0 || px_admin_start(&px, err, sizeof(err)) != 0) {
@@ -186,12 +200,17 @@ out:
     px_admin_stop(&px);
     px_listen_close(&px);
     px_wal_stop(&px);
+    /* mc_peers_free (in px_wal_stop) cancels its DNS queries; evdns reports
+     * the cancel through deferred callbacks, which free the queries: run them
+     * once. */
+    if (px.base)
+        event_base_loop(px.base, EVLOOP_NONBLOCK);
+    px_vc_nodes_free(&px);
     mc_cluster_free(px.mc);
     if (px.dns)
         evdns_base_free(px.dns, 0);
     if (px.base)
         event_base_free(px.base);
-    free(px.nodes);
     free(px.xz);
     px_config_free(&cfg);
     return rc;

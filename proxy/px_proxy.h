@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
+struct event;
 struct event_base;
 struct evdns_base;
 struct evconnlistener;
@@ -80,7 +81,10 @@ typedef struct px_proxy {
     struct evhttp *http;
     int ready;
     int nnodes;
-    px_node *nodes; /* every proxy (self and peers), sorted by node id */
+    px_node *nodes; /* this proxy and the healthy peers, sorted by zone then node id;
+                     * one block with its strings, replaced (from the loop) when
+                     * the peers change */
+    struct event *nodes_ev; /* deferred rebuild of nodes */
     px_metrics m;
     int64_t started_ms;
     struct px_client *clients; /* every open client connection */
@@ -125,6 +129,16 @@ void px_req_reject(px_req *rq, const char *fmt, ...) __attribute__((format(print
 
 /* ---- px_vcluster.c ---- */
 
+/* Build px->nodes from this proxy and the healthy peers (px->peers, or the
+ * config's peers without it); 0, or -1 (out of memory: nodes unchanged). */
+int px_vc_nodes_rebuild(px_proxy *px);
+/* Build nodes now and rebuild them whenever px->peers reports a change. */
+int px_vc_nodes_init(px_proxy *px);
+void px_vc_nodes_free(px_proxy *px);
+/* mc_peers change callback (arg: px): schedules a rebuild. */
+void px_vc_peers_changed(void *arg);
+/* 1 if this proxy or any known peer (healthy or not) is in zone. */
+int px_vc_zone_known(px_proxy *px, const char *zone);
 /* The proxies clients of a zone see (at least one: falls back to all). */
 int px_vc_zone_nodes(px_proxy *px, const char *zone, const px_node **out, int *fallback);
 /* The proxy a real broker id maps to, among the zone's proxies. */

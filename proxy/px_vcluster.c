@@ -5,13 +5,147 @@
 #include "codec/kc_msg.h"
 #include "codec/kc_peer.h"
 #include "common/kz_log.h"
+#include "meta-client/mc_peers.h"
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* ---------------- the proxies a zone sees ---------------- */
+
+static int px_node_cmp(const void *a, const void *b)
+{
+    const px_node *x = a, *y = b;
+    int c = strcmp(x->zone, y->zone);
+    if (c)
+        return c;
+    return (x->node_id > y->node_id) - (x->node_id < y->node_id);
+}
+
+/* Append a copy of s to the string area at *pos; returns the copy. */
+static const char *px_vc_put(char **pos, const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = *pos;
+    memcpy(d, s, n);
+    *pos += n;
+    return d;
+}
+
+int px_vc_nodes_rebuild(px_proxy *px)
+{
+    const px_config *cfg = px->cfg;
+    int n = 1;
+    size_t strbytes = strlen(cfg->zone) + strlen(cfg->advertised_host) + 2;
+    int np = px->peers ? mc_peers_count(px->peers) : cfg->npeers;
+    for (int i = 0; i < np; i++) {
+        const char *zone, *host;
+        if (px->peers) {
+            const mc_peer *p = mc_peers_at(px->peers, i);
+            if (!p->healthy)
+                continue;
+            zone = p->zone;
+            host = p->host;
+        } else {
+            zone = cfg->peers[i].zone;
+            host = cfg->peers[i].host;
+        }
+        n++;
+        strbytes += strlen(zone) + strlen(host) + 2;
+    }
+    /* One block: the nodes, then the strings they point to. */
+    px_node *nodes = malloc((size_t)n * sizeof(px_node) + strbytes);
+    if (nodes == NULL)
+        return -1;
+    char *pos = (char *)(nodes + n);
+    int k = 0;
+    nodes[k++] = (px_node){cfg->node_id, px_vc_put(&pos, cfg->zone), px_vc_put(&pos, cfg->advertised_host),
+                           cfg->advertised_port};
+    for (int i = 0; i < np; i++) {
+        if (px->peers) {
+            const mc_peer *p = mc_peers_at(px->peers, i);
+            if (!p->healthy)
+                continue;
+            nodes[k].node_id = p->node_id;
+            nodes[k].zone = px_vc_put(&pos, p->zone);
+            nodes[k].host = px_vc_put(&pos, p->host);
+            nodes[k].port = p->port;
+        } else {
+            const px_peer *p = &cfg->peers[i];
+            nodes[k].node_id = p->node_id;
+            nodes[k].zone = px_vc_put(&pos, p->zone);
+            nodes[k].host = px_vc_put(&pos, p->host);
+            nodes[k].port = p->port;
+        }
+        k++;
+    }
+    qsort(nodes, (size_t)n, sizeof(px_node), px_node_cmp);
+    free(px->nodes);
+    px->nodes = nodes;
+    px->nnodes = n;
+    return 0;
+}
+
+static void px_vc_nodes_cb(evutil_socket_t fd, short what, void *arg)
+{
+    px_proxy *px = arg;
+    (void)fd;
+    (void)what;
+    if (px_vc_nodes_rebuild(px) != 0) {
+        kz_err("out of memory rebuilding the virtual cluster; keeping the previous one");
+        return;
+    }
+    kz_dbg("virtual cluster: %d proxies", px->nnodes);
+}
+
+void px_vc_peers_changed(void *arg)
+{
+    px_proxy *px = arg;
+    /* Rebuild from the loop, not deep inside a peer connection's callback:
+     * several changes in one pass give one rebuild, and px->nodes stays put
+     * while anyone up the stack may be using it. */
+    if (px->nodes_ev)
+        event_active(px->nodes_ev, EV_TIMEOUT, 0);
+    else
+        px_vc_nodes_cb(-1, 0, px);
+}
+
+int px_vc_nodes_init(px_proxy *px)
+{
+    px->nodes_ev = event_new(px->base, -1, 0, px_vc_nodes_cb, px);
+    if (px->nodes_ev == NULL)
+        return -1;
+    if (px->peers)
+        mc_peers_on_change(px->peers, px_vc_peers_changed, px);
+    return px_vc_nodes_rebuild(px);
+}
+
+void px_vc_nodes_free(px_proxy *px)
+{
+    if (px->nodes_ev) {
+        event_free(px->nodes_ev);
+        px->nodes_ev = NULL;
+    }
+    free(px->nodes);
+    px->nodes = NULL;
+    px->nnodes = 0;
+}
+
+int px_vc_zone_known(px_proxy *px, const char *zone)
+{
+    if (strcmp(px->cfg->zone, zone) == 0)
+        return 1;
+    int np = px->peers ? mc_peers_count(px->peers) : 0;
+    for (int i = 0; i < np; i++)
+        if (strcmp(mc_peers_at(px->peers, i)->zone, zone) == 0)
+            return 1;
+    for (int i = 0; i < px->nnodes; i++)
+        if (strcmp(px->nodes[i].zone, zone) == 0)
+            return 1;
+    return 0;
+}
 
 int px_vc_zone_nodes(px_proxy *px, const char *zone, const px_node **out, int *fallback)
 {
