@@ -11,6 +11,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <stdlib.h>
 #include <string.h>
 
 int kc_peer_api(int16_t key)
@@ -77,22 +78,19 @@ int kc_peer_seal(struct evbuffer *body, const void *secret, size_t secret_len, i
     kc_mac m = {0};
     uint8_t tag[KC_PEER_MAC_LEN];
     int rc = kc_mac_begin(&m, secret, secret_len, api_key, version, req_nonce);
-    struct evbuffer_ptr pos;
-    evbuffer_ptr_set(body, &pos, 0, EVBUFFER_PTR_SET);
-    while (rc == 0) {
-        struct evbuffer_iovec v[8];
-        int n = evbuffer_peek(body, -1, &pos, v, 8);
-        if (n <= 0)
-            break;
-        size_t got = 0;
-        for (int i = 0; i < n && i < 8; i++) {
+    /* Every chain at once: evbuffer_peek with len -1 stops at n_vec, so a
+     * fixed-size window would miss the chains past it. */
+    int n = evbuffer_peek(body, -1, NULL, NULL, 0);
+    struct evbuffer_iovec *v = n > 0 ? calloc((size_t)n, sizeof(*v)) : NULL;
+    if (n > 0 && v == NULL)
+        rc = -1;
+    if (rc == 0 && n > 0) {
+        n = evbuffer_peek(body, -1, NULL, v, n);
+        for (int i = 0; i < n && rc == 0; i++)
             if (EVP_MAC_update(m.ctx, v[i].iov_base, v[i].iov_len) != 1)
                 rc = -1;
-            got += v[i].iov_len;
-        }
-        if (n <= 8 || evbuffer_ptr_set(body, &pos, got, EVBUFFER_PTR_ADD) != 0)
-            break;
     }
+    free(v);
     if (rc == 0)
         rc = kc_mac_final(&m, tag);
     kc_mac_end(&m);

@@ -39,5 +39,6 @@ Suite *kc_listgroups_suite(void);
 Suite *kc_deleterecords_suite(void);
 Suite *kc_offsetforleaderepoch_suite(void);
 Suite *kc_describecluster_suite(void);
+Suite *kc_peer_suite(void);
 
 #endif
