@@ -185,11 +185,13 @@ static void mc_conn_event_cb(struct bufferevent *bev, short what, void *arg)
     const char *why = (what & BEV_EVENT_EOF) ? "connection closed by broker" : "connection to broker failed";
     if (was_connecting) {
         int dnserr = bufferevent_socket_get_dns_error(bev);
-        kz_warn("broker %d (%s:%d): cannot connect: %s", c->broker_id, c->host, c->port,
-                dnserr ? evutil_gai_strerror(dnserr) : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+        kz_log(c->cfg.quiet ? KZ_LOG_DEBUG : KZ_LOG_WARN, "broker %d (%s:%d): cannot connect: %s",
+               c->broker_id, c->host, c->port,
+               dnserr ? evutil_gai_strerror(dnserr) : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
         c->backoff_until_ms = mc_now_ms() + c->cfg.reconnect_backoff_ms;
     } else {
-        kz_info("broker %d (%s:%d): %s", c->broker_id, c->host, c->port, why);
+        kz_log(c->cfg.quiet ? KZ_LOG_DEBUG : KZ_LOG_INFO, "broker %d (%s:%d): %s", c->broker_id, c->host,
+               c->port, why);
     }
     /* A refused connect fails queued requests too: they would only wait. */
     mc_conn_fail_all(c, why, was_connecting);

@@ -39,6 +39,8 @@ typedef struct mc_conn_config {
     int request_timeout_ms;    /* added to a request's own wait time */
     size_t max_response_bytes; /* a larger response frame kills the connection */
     int reconnect_backoff_ms;  /* after a failed connect */
+    int quiet;                 /* connect failures and closes at debug level: the
+                                * owner logs state changes (peer health) */
 } mc_conn_config;
 
 /* Traffic counters, shared by all connections of a pool. */

@@ -730,6 +730,7 @@ mc_peers *mc_peers_new(struct event_base *base, struct evdns_base *dns, const mc
     ps->cfg.self_zone = ps->self_zone;
     ps->cfg.self_host = ps->self_host;
     ps->cfg.dns_name = ps->dns_name;
+    ps->cfg.conn.quiet = 1; /* peer state changes are logged here, once each */
     if (ps->cfg.secret_len == 0)
         ps->cfg.secret = NULL;
     if (ps->cfg.health_ms <= 0)
