@@ -314,10 +314,11 @@ class Proxy:
     config: dict = field(default_factory=dict)
     proc: object = None
     stopped: bool = False  # stopped on purpose by the test (not an early exit)
+    host: str = '127.0.0.1'  # its Kafka listener's address (see ProxyCluster distinct_ips)
 
     @property
     def kafka(self):
-        return '127.0.0.1:%d' % self.kafka_port
+        return '%s:%d' % (self.host, self.kafka_port)
 
     @property
     def admin(self):
@@ -344,17 +345,38 @@ def log_tail(proxy, lines=40):
     return '\n'.join(text.splitlines()[-lines:])
 
 
-def _listen_socket(port=0):
+def _listen_socket(port=0, host='127.0.0.1'):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
-        if port:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(('127.0.0.1', port))
+        # Always, also for port 0: accepted connections inherit it, so the
+        # TIME_WAIT they leave when the daemon dies (SIGKILL) does not keep
+        # restart_proxy from binding the port again.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((host, port))
         s.listen(128)
     except OSError as e:
         s.close()
-        raise HarnessError('cannot listen on 127.0.0.1:%d: %s' % (port, e))
+        raise HarnessError('cannot listen on %s:%d: %s' % (host, port, e))
     return s
+
+
+def _same_port_sockets(hosts, attempts=20):
+    """Listening sockets on each of hosts, all on one kernel-chosen port:
+    the first host picks it, the others bind it; a port taken on another
+    host makes a bounded number of fresh attempts."""
+    last = None
+    for _ in range(attempts):
+        socks = [_listen_socket(0, hosts[0])]
+        port = socks[0].getsockname()[1]
+        try:
+            for h in hosts[1:]:
+                socks.append(_listen_socket(port, h))
+            return socks
+        except HarnessError as e:
+            last = e
+            for s in socks:
+                s.close()
+    raise HarnessError('no port free on all of %s after %d attempts: %s' % (', '.join(hosts), attempts, last))
 
 
 def _merge(base, extra):
@@ -374,12 +396,16 @@ class ProxyCluster:
     with pass_fds, named "fd:N" in the config, so all ports are known before
     the first daemon starts. Waits for "kzproxy ready" on each daemon's stdout.
     extra_config: dict deep-merged into every config, or callable(proxy) -> dict.
+    distinct_ips: each proxy's Kafka listener on its own loopback address
+    (127.0.0.2, 127.0.0.3, ... in node id order), all on one kernel-chosen
+    port (kafka_port), as DNS discovery wants (one port for every address);
+    admin listeners stay on 127.0.0.1.
     """
 
     READY_LINE = 'kzproxy ready'
 
     def __init__(self, testbed, zones=('a', 'b', 'c'), per_zone=1, extra_config=None,
-                 ready_timeout=30, stop_timeout=15, log_level='info', workdir=None):
+                 ready_timeout=30, stop_timeout=15, log_level='info', workdir=None, distinct_ips=False):
         self.testbed = testbed
         self.zones = tuple(zones)
         self.per_zone = per_zone
@@ -388,6 +414,7 @@ class ProxyCluster:
         self.stop_timeout = stop_timeout
         self.log_level = log_level
         self.workdir = workdir
+        self.distinct_ips = distinct_ips
         self._own_workdir = workdir is None
         self.proxies = []
         self._socks = {}        # node_id -> (kafka sock, admin sock) until handed over
@@ -396,13 +423,22 @@ class ProxyCluster:
     # -- setup
     def _plan(self):
         node_id = 101
+        count = len(self.zones) * self.per_zone
+        if self.distinct_ips:
+            hosts = ['127.0.0.%d' % (2 + i) for i in range(count)]
+            kafka_socks = _same_port_sockets(hosts)
+        else:
+            hosts = ['127.0.0.1'] * count
+            kafka_socks = [None] * count
         for zone in self.zones:
             for _ in range(self.per_zone):
-                ks, ads = _listen_socket(), _listen_socket()
+                i = node_id - 101
+                ks = kafka_socks[i] or _listen_socket()
+                ads = _listen_socket()
                 base = os.path.join(self.workdir, 'kzproxy-%d' % node_id)
                 p = Proxy(zone=zone, node_id=node_id, kafka_port=ks.getsockname()[1],
                           admin_port=ads.getsockname()[1], log=base + '.log',
-                          stdout_log=base + '.stdout.log', config_path=base + '.json')
+                          stdout_log=base + '.stdout.log', config_path=base + '.json', host=hosts[i])
                 self._socks[node_id] = (ks, ads)
                 self.proxies.append(p)
                 node_id += 1
@@ -624,7 +660,7 @@ class ProxyCluster:
         """Start a stopped daemon again on the same ports and wait for it to be ready."""
         if p.running:
             raise HarnessError('kzproxy %d is still running' % p.node_id)
-        self._socks[p.node_id] = (_listen_socket(p.kafka_port), _listen_socket(p.admin_port))
+        self._socks[p.node_id] = (_listen_socket(p.kafka_port, p.host), _listen_socket(p.admin_port))
         self._spawn(p)
         self._wait_ready([p])
 
