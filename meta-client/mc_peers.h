@@ -59,6 +59,10 @@ typedef struct mc_peers mc_peers;
 
 /* Strings in cfg are copied except secret. */
 mc_peers *mc_peers_new(struct event_base *base, struct evdns_base *dns, const mc_peers_config *cfg);
+/* Frees every peer connection (failing their pending requests) and cancels
+ * DNS queries in flight; evdns reports those through deferred callbacks that
+ * free the last bits, so run the loop once more (EVLOOP_NONBLOCK) before
+ * freeing the evdns and event bases. */
 void mc_peers_free(mc_peers *ps);
 /* A peer from the config (before mc_peers_start). 0, or -1. */
 int mc_peers_add_static(mc_peers *ps, int32_t node_id, const char *zone, const char *host, int port);

@@ -61,6 +61,8 @@ BAD = [
     ('cross_zone_policy unknown', variant(cross_zone_policy='cheap'), 'cross_zone_policy: expected "wal" or "direct"'),
     ('discovery without port', variant(discovery={'dns_name': 'kz.local'}), 'discovery.port: missing'),
     ('price negative', variant(prices={'cross_zone_per_gb': -1}), 'prices.cross_zone_per_gb: -1 is out of range'),
+    ('discovery without peer_secret', variant(discovery={'dns_name': 'kz.internal', 'port': 9092}),
+     'discovery: needs peer_secret'),
     ('not JSON', '{"node_id": 1,', 'line 1'),
     ('top level not an object', '[1, 2]', 'the top level must be a JSON object'),
 ]

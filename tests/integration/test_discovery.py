@@ -23,6 +23,9 @@ lists a fake peer 999 in zone b, a Python server that answers every request
 with garbage: 999 is marked down, the proxy keeps running and logs it once.
 Proxy 104 killed (SIGKILL): marked down, gone from Metadata; restarted: up
 and back.
+
+Part 3: a nameserver that never answers; the proxy stops cleanly (exit 0)
+with its DNS queries in flight.
 """
 import os
 import signal
@@ -246,9 +249,6 @@ def peer_up(m, node_id):
 def part_discovery():
     with DnsServer({}) as dns, kz.TestBed(zones=('a', 'b'), brokers=2, topics={'t4': 4}) as tb:
         def extra(p):
-            # Called once every proxy's address is known (pc.proxies): the
-            # name resolves from the first query on.
-            dns.set(NAME, [q.host for q in pc.proxies])
             cfg = {'peer_secret': SECRET, 'health_check_ms': 200}
             if p.zone == 'a':
                 cfg.update({'peers': [], 'discovery': {
@@ -261,6 +261,14 @@ def part_discovery():
             p101, p102 = pc.proxies_in('a')
             p103, p104 = pc.proxies_in('b')
             all_ips = [p.host for p in pc.proxies]
+            # The name does not exist yet (NXDOMAIN): counted, logged once.
+            kz.wait_until(lambda: kz.metrics(p101).sum('kzproxy_discovery_failures_total') >= 3, BOUND,
+                          'failed resolutions of a name that does not exist')
+            assert metadata_brokers(p101.kafka, 'kz_az=a') == {101: p101.kafka}
+            lines = [l for l in p101.log_text().splitlines() if 'resolving %s failed' % NAME in l]
+            assert len(lines) == 1, 'expected one line about the failed resolution, got %s' % lines
+            print('before the name exists: %s' % lines[0].split('  ', 1)[-1])
+            dns.set(NAME, all_ips)
             print('DNS server 127.0.0.1:%d: %s -> %s (port %d)' % (dns.port, NAME, ', '.join(all_ips),
                                                                   p101.kafka_port))
             want_b = {103: p103.kafka, 104: p104.kafka}
@@ -279,7 +287,6 @@ def part_discovery():
                 assert m.sum('kzproxy_peer_up', node_id=node, source='dns') == 1, (node, m)
             assert peer_up(m, 101) is None, 'proxy 101 lists itself as a peer'
             assert m.sum('kzproxy_discovery_peers_found_total') == 3, m.sum('kzproxy_discovery_peers_found_total')
-            assert m.sum('kzproxy_discovery_failures_total') == 0
             print('proxy 101: %d resolutions, %d peers found, %d DNS queries served'
                   % (m.sum('kzproxy_discovery_resolutions_total'), m.sum('kzproxy_discovery_peers_found_total'),
                      dns.queries))
@@ -317,6 +324,7 @@ def part_discovery():
             print('proxy 101: cross-zone peer RPC bytes out %d in %d, payload %d' % (rpc_out, rpc_in, payload))
             log = p101.log_text()
             assert 'is this proxy' in log, 'proxy 101 did not recognise its own address'
+            assert 'resolving %s works again' % NAME in log, 'no line saying the name resolves again'
 
 
 # ---------------------------------------------------------------- part 2
@@ -362,9 +370,34 @@ def part_health():
             print('proxy 104 restarted: up, zone-b client sees %s' % got)
 
 
+# ---------------------------------------------------------------- part 3
+
+def part_silent_nameserver():
+    """A nameserver that never answers: queries stay in flight, and the proxy
+    still stops cleanly (exit 0; under the sanitizers, nothing leaked)."""
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(('127.0.0.1', 0))
+    try:
+        with kz.TestBed(zones=('a',), brokers=1, topics={'t': 1}) as tb:
+            pc = kz.ProxyCluster(tb, zones=('a',), per_zone=1, extra_config={
+                'peer_secret': SECRET, 'discovery': {
+                    'dns_name': NAME, 'port': 9, 'interval_ms': 100,
+                    'nameservers': ['127.0.0.1:%d' % silent.getsockname()[1]]}})
+            with pc:
+                p = pc.proxies[0]
+                kz.wait_until(lambda: kz.metrics(p).sum('kzproxy_discovery_resolutions_total') >= 1, BOUND,
+                              'a resolution to start')
+                rc = pc.stop_proxy(p)
+                assert rc == 0, 'proxy stopped with %s while a DNS query was in flight:\n%s' % (rc, kz.log_tail(p))
+                print('silent nameserver: proxy stopped cleanly with queries in flight')
+    finally:
+        silent.close()
+
+
 def main():
     part_discovery()
     part_health()
+    part_silent_nameserver()
 
 
 if __name__ == '__main__':
