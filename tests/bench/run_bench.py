@@ -1,0 +1,772 @@
+#!/usr/bin/python3
+"""run_bench: kzproxy measured side by side with direct-to-broker (issue 6).
+
+Starts the test bed (librdkafka mock brokers in zones a and b), kzproxy
+daemons (one per zone) and, for the S3 path, s3rver, and drives the load
+generator tests/bench/kz_bench through every scenario in one run:
+
+  produce, 1 KiB messages, at a fixed offered load and flat out:
+    direct       client -> brokers (leaders in zone a)
+    same-zone    client (zone a) -> proxy a -> leader in zone a
+    WAL local    client (zone a) -> proxy a -> WAL object (local store) ->
+                 RPC -> proxy b -> leader in zone b
+    WAL s3rver   the same with the S3 backend on s3rver
+  consume, direct and through proxy a;
+  10,000 idle client connections on proxy a (RSS per connection);
+  one idempotent producer (max.in.flight=5) on one partition, same-zone and
+  through the WAL paths: produce requests per second and p99.
+
+For every run it reads the proxies' CPU time (utime+stime, /proc/PID/stat),
+peak RSS (VmHWM), and /metrics before and after (cross-zone bytes, S3
+requests, object sizes). Prints a table, writes JSON (--json), and lists
+the issue's targets as met or missed. Nothing here asserts a timing: the
+numbers are reported, and judged by people.
+
+  /usr/bin/python3 tests/bench/run_bench.py [--quick] [--json FILE]
+      [--duration S] [--rate-mbps R] [--idle-conns N] [--only a,b]
+
+Run from the build directory (or set top_builddir); `make bench` does that.
+--quick is the smoke test's mode: every scenario for a fraction of a second.
+Exit status: 0 when every scenario that could run produced numbers, 1 if
+one failed (its entry in the JSON says why), 2 on bad arguments.
+"""
+
+import argparse
+import json
+import os
+import platform
+import resource
+import selectors
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, '..', 'integration'))
+
+from kzharness import (HarnessError, ProxyCluster, SkipTest, TestBed, log_tail,  # noqa: E402
+                       metrics, rss_kib, top_builddir, top_srcdir, wait_until)
+
+NA_WAL = 'n/a (WAL path not available)'
+MSG_SIZE = 1024
+PEER_SECRET = 'kz-bench-peer-secret-0123456789abcdef'
+FLUSH_MS = 250
+CLK_TCK = os.sysconf('SC_CLK_TCK')
+
+# Every produce scenario: (name, label, path) in table order.
+PATHS = [
+    ('direct', 'direct', None),
+    ('same_zone', 'kzproxy same-zone', 'same_zone'),
+    ('wal_local', 'kzproxy WAL local', 'wal_local'),
+    ('wal_s3', 'kzproxy WAL s3rver', 'wal_s3'),
+]
+
+
+# ---------------------------------------------------------------- measurements
+
+def kz_bench_binary():
+    return os.path.join(top_builddir(), 'tests', 'bench', 'kz_bench')
+
+
+def proc_cpu_s(pid):
+    """utime + stime of a process in seconds (/proc/PID/stat), None if gone."""
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            fields = f.read().rsplit(')', 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def proc_status_kib(pid, key):
+    try:
+        with open('/proc/%d/status' % pid) as f:
+            for line in f:
+                if line.startswith(key + ':'):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def children_cpu_s():
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def run_kz_bench(args, timeout):
+    """Run kz_bench; returns (its JSON result, its CPU seconds). The result
+    has "error" when kz_bench failed or printed no JSON."""
+    argv = [kz_bench_binary()] + [str(a) for a in args]
+    c0 = children_cpu_s()
+    try:
+        cp = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            timeout=timeout + 30)
+    except subprocess.TimeoutExpired:
+        return {'error': 'kz_bench did not finish within %.0fs' % (timeout + 30)}, None
+    cpu = children_cpu_s() - c0
+    lines = cp.stdout.decode('utf-8', 'replace').strip().splitlines()
+    try:
+        res = json.loads(lines[-1])
+    except (IndexError, ValueError):
+        err = cp.stderr.decode('utf-8', 'replace').strip().splitlines()
+        return {'error': 'kz_bench exited %d without results: %s'
+                         % (cp.returncode, ' | '.join(err[-3:]))}, cpu
+    if cp.returncode != 0 and 'error' not in res:
+        res['error'] = 'kz_bench exited %d' % cp.returncode
+    return res, cpu
+
+
+class Snapshot:
+    """CPU seconds and /metrics of a set of processes at one moment."""
+
+    def __init__(self, proxies, others):
+        self.cpu = {p.node_id: proc_cpu_s(p.pid) for p in proxies}
+        self.other_cpu = {name: proc_cpu_s(pid) for name, pid in others.items()}
+        self.metrics = {}
+        for p in proxies:
+            try:
+                self.metrics[p.node_id] = metrics(p)
+            except HarnessError:
+                self.metrics[p.node_id] = None
+
+
+def series_sum(m, pred):
+    """Sum of the series of Metrics m for which pred(name, labels) holds; None if none."""
+    if m is None:
+        return None
+    vals = [v for n, ls, v in m.series if pred(n, ls)]
+    return sum(vals) if vals else None
+
+
+def is_xzone(n):
+    return n.endswith('xzone_bytes_total')
+
+
+def is_objwal(n, suffix):
+    return 'objwal' in n and n.endswith(suffix)
+
+
+METRIC_PICKS = {
+    # name: predicate over (series name, labels)
+    'produce_record_bytes': lambda n, ls: n == 'kzproxy_produce_record_bytes_total',
+    'fetch_record_bytes': lambda n, ls: n == 'kzproxy_fetch_record_bytes_total',
+    'produce_requests': lambda n, ls: n == 'kzproxy_requests_total' and ls.get('api') == 'Produce',
+    'partition_errors': lambda n, ls: n == 'kzproxy_partition_errors_total',
+    # Cross-zone bytes: everything a proxy sends to another zone, plus what it
+    # receives from brokers of another zone (brokers count nothing); bytes
+    # between proxies are counted once, by the sender.
+    'xzone_bytes': lambda n, ls: is_xzone(n) and (ls.get('direction') == 'out' or
+                                                 ls.get('peer') == 'broker'),
+    'xzone_payload_bytes': lambda n, ls: is_xzone(n) and ls.get('category') == 'payload' and (
+        ls.get('direction') == 'out' or ls.get('peer') == 'broker'),
+    's3_put': lambda n, ls: is_objwal(n, 'requests_total') and ls.get('op') == 'put',
+    's3_get': lambda n, ls: is_objwal(n, 'requests_total') and ls.get('op') == 'get',
+    's3_bytes_up': lambda n, ls: is_objwal(n, 'bytes_up_total'),
+    'object_size_sum': lambda n, ls: is_objwal(n, 'object_size_bytes_sum'),
+    'object_size_count': lambda n, ls: is_objwal(n, 'object_size_bytes_count'),
+}
+
+
+def delta_metrics(before, after, node_ids=None):
+    """{pick: delta summed over proxies (those of node_ids if given)}; None
+    where no proxy has the metric."""
+    out = {}
+    for key, pred in METRIC_PICKS.items():
+        tot = None
+        for nid, m1 in after.metrics.items():
+            if node_ids is not None and nid not in node_ids:
+                continue
+            v1 = series_sum(m1, pred)
+            if v1 is None:
+                continue
+            v0 = series_sum(before.metrics.get(nid), pred) or 0
+            tot = (tot or 0) + v1 - v0
+        out[key] = tot
+    return out
+
+
+def measure(proxies, others, fn):
+    """Run fn() between two snapshots; returns (fn's result, figures)."""
+    s0 = Snapshot(proxies, others)
+    res = fn()
+    s1 = Snapshot(proxies, others)
+    fig = {'proxy_cpu_s': {}, 'other_cpu_s': {}, 'metrics': delta_metrics(s0, s1),
+           'metrics_by_zone': {p.zone: delta_metrics(s0, s1, {p.node_id}) for p in proxies},
+           'proxy_peak_rss_kib': {}, 'proxy_rss_kib': {}}
+    for p in proxies:
+        a, b = s0.cpu.get(p.node_id), s1.cpu.get(p.node_id)
+        fig['proxy_cpu_s'][p.zone] = None if a is None or b is None else round(b - a, 3)
+        fig['proxy_peak_rss_kib'][p.zone] = proc_status_kib(p.pid, 'VmHWM')
+        fig['proxy_rss_kib'][p.zone] = proc_status_kib(p.pid, 'VmRSS')
+    for name in others:
+        a, b = s0.other_cpu.get(name), s1.other_cpu.get(name)
+        fig['other_cpu_s'][name] = None if a is None or b is None else round(b - a, 3)
+    return res, fig
+
+
+def ratio(a, b):
+    if a is None or b is None or b == 0:
+        return None
+    return a / b
+
+
+# ---------------------------------------------------------------- scenarios
+
+class Bench:
+    def __init__(self, opts):
+        self.o = opts
+        self.results = {'produce': [], 'consume': [], 'idle_connections': [], 'idempotent': [],
+                        'failures': []}
+        self.tb = None
+        self.workdir = tempfile.mkdtemp(prefix='kz-bench-')
+
+    # -- helpers
+    def want(self, name):
+        return not self.o.only or name in self.o.only
+
+    def fail(self, where, err):
+        self.results['failures'].append({'scenario': where, 'error': str(err)})
+        sys.stderr.write('run_bench: %s: %s\n' % (where, err))
+
+    def producer_args(self, bootstrap, topic, rate, extra=()):
+        o = self.o
+        args = ['produce', '-b', bootstrap, '-t', topic, '--msg-size', MSG_SIZE,
+                '--duration', o.duration, '--warmup', o.warmup, '--timeout', o.timeout,
+                '-X', 'linger.ms=5', '-X', 'acks=all',
+                '-X', 'message.timeout.ms=%d' % int(o.timeout * 1000)]
+        if rate:
+            args += ['--rate-mbps', rate]
+        return args + list(extra)
+
+    def produce_runs(self, path, label, bootstrap, topic, cluster=None, others=None):
+        """The fixed-rate and the flat-out run of one path."""
+        proxies = cluster.proxies if cluster else []
+        others = dict(others or {})
+        others['brokers'] = self.tb.proc.pid
+        for load, rate in (('fixed', self.o.rate_mbps), ('saturation', None)):
+            entry = {'path': path, 'label': label, 'load': load,
+                     'offered_mbps': rate}
+            (res, client_cpu), fig = measure(
+                proxies, others,
+                lambda: run_kz_bench(self.producer_args(bootstrap, topic, rate), self.o.timeout))
+            entry['client'] = res
+            entry['client_cpu_s'] = round(client_cpu, 3) if client_cpu is not None else None
+            entry.update(fig)
+            if 'error' in res and not res.get('delivered'):
+                self.fail('%s %s' % (path, load), res['error'])
+            self.derive_produce(entry)
+            self.results['produce'].append(entry)
+            self.print_progress(entry)
+
+    def derive_produce(self, e):
+        c = e['client']
+        payload = (c.get('delivered', 0) + c.get('warmup_delivered', 0)) * MSG_SIZE
+        e['payload_bytes'] = payload
+        gb = payload / 1e9
+        cpu = [v for v in e['proxy_cpu_s'].values() if v is not None]
+        e['proxy_cpu_s_per_gb'] = round(sum(cpu) / gb, 3) if cpu and gb else None
+        e['broker_cpu_s_per_gb'] = (round(e['other_cpu_s']['brokers'] / gb, 3)
+                                    if gb and e['other_cpu_s'].get('brokers') is not None else None)
+        e['client_cpu_s_per_gb'] = round(e['client_cpu_s'] / gb, 3) if gb and e['client_cpu_s'] else None
+        m = e['metrics']
+        e['xzone_bytes_per_payload_byte'] = (m['xzone_bytes'] / payload
+                                             if m.get('xzone_bytes') is not None and payload else None)
+        e['xzone_payload_bytes_per_payload_byte'] = (
+            m['xzone_payload_bytes'] / payload if m.get('xzone_payload_bytes') is not None and payload
+            else None)
+        e['s3_puts_per_gb'] = m['s3_put'] / gb if m.get('s3_put') is not None and gb else None
+        e['s3_gets_per_gb'] = m['s3_get'] / gb if m.get('s3_get') is not None and gb else None
+        e['mean_object_bytes'] = (m['object_size_sum'] / m['object_size_count']
+                                  if m.get('object_size_count') else None)
+        e['proxy_peak_rss_kib_max'] = max([v for v in e['proxy_peak_rss_kib'].values() if v] or [0]) or None
+
+    def print_progress(self, e):
+        c = e['client']
+        lat = c.get('lat_us', {})
+        sys.stdout.write('  %-20s %-10s %8.1f MB/s  p50 %7.2f ms  p99 %7.2f ms  proxy CPU %s s/GB%s\n' % (
+            e['label'], e['load'], c.get('mbps', 0), lat.get('p50', -1) / 1e3, lat.get('p99', -1) / 1e3,
+            e['proxy_cpu_s_per_gb'], ('  ERROR ' + c['error']) if 'error' in c else ''))
+        sys.stdout.flush()
+
+    # -- the test bed
+    def start_testbed(self):
+        o = self.o
+        topics = {'bench_a': 12, 'bench_b': 12, 'bench_consume': o.consume_partitions,
+                  'bench_idem_a': 1, 'bench_idem_b': 1}
+        self.tb = TestBed(zones=('a', 'b'), brokers=2, topics=topics).start()
+        a, b = self.tb.brokers_in('a')[0].id, self.tb.brokers_in('b')[0].id
+        for name, parts in topics.items():
+            leader = b if name.endswith('_b') else a
+            for p in range(parts):
+                self.tb.set_leader(name, p, leader)
+
+    def fill_consume_topic(self):
+        """Fill bench_consume (the test bed keeps the last few MB of a partition)."""
+        res, _ = run_kz_bench(['produce', '-b', self.tb.bootstrap, '-t', 'bench_consume',
+                               '--msg-size', MSG_SIZE, '--duration', self.o.fill_s, '--warmup', 0,
+                               '--timeout', self.o.timeout], self.o.timeout)
+        if 'error' in res:
+            self.fail('consume (fill)', res['error'])
+
+    def consume_run(self, path, label, bootstrap, cluster=None):
+        proxies = cluster.proxies if cluster else []
+        args = ['consume', '-b', bootstrap, '-t', 'bench_consume', '--duration', self.o.consume_s,
+                '--timeout', self.o.timeout, '-X', 'fetch.wait.max.ms=20']
+        (res, ccpu), fig = measure(proxies, {'brokers': self.tb.proc.pid},
+                                   lambda: run_kz_bench(args, self.o.timeout))
+        e = {'path': path, 'label': label, 'client': res, 'client_cpu_s': ccpu}
+        e.update(fig)
+        gb = res.get('bytes', 0) / 1e9
+        cpu = [v for v in fig['proxy_cpu_s'].values() if v is not None]
+        e['proxy_cpu_s_per_gb'] = round(sum(cpu) / gb, 3) if cpu and gb else None
+        if 'error' in res:
+            self.fail('consume %s' % path, res['error'])
+        self.results['consume'].append(e)
+        sys.stdout.write('  consume %-12s %8.1f MB/s (%d passes)%s\n' % (
+            path, res.get('mbps', 0), res.get('passes', 0),
+            ('  ERROR ' + res['error']) if 'error' in res else ''))
+
+    def idempotent_run(self, path, label, proxy, topic, cluster):
+        """One idempotent producer, max.in.flight=5, flat out on one partition."""
+        o = self.o
+        args = ['produce', '-b', proxy.kafka, '-t', topic, '--partition', 0, '--idempotent',
+                '--msg-size', MSG_SIZE, '--duration', o.idem_s, '--warmup', 0, '--timeout', o.timeout,
+                '-X', 'max.in.flight.requests.per.connection=5', '-X', 'linger.ms=5',
+                '-X', 'message.timeout.ms=%d' % int(o.timeout * 1000)]
+        (res, _), fig = measure(cluster.proxies, {}, lambda: run_kz_bench(args, o.timeout))
+        # Produce requests the client sent to the proxy of its zone (the
+        # peer's count is of the appends it makes for them).
+        client_reqs = fig['metrics_by_zone'].get(proxy.zone, {}).get('produce_requests')
+        e = {'path': path, 'label': label, 'client': res}
+        e.update(fig)
+        e['produce_requests'] = client_reqs
+        e['requests_per_s'] = (client_reqs / res['window_s']
+                               if client_reqs and res.get('window_s') else None)
+        if 'error' in res:
+            self.fail('idempotent %s' % path, res['error'])
+        self.results['idempotent'].append(e)
+        lat = res.get('lat_us', {})
+        sys.stdout.write('  idempotent %-12s %s req/s  p99 %.1f ms%s\n' % (
+            path, e['requests_per_s'] and round(e['requests_per_s'], 1), lat.get('p99', -1) / 1e3,
+            ('  ERROR ' + res['error']) if 'error' in res else ''))
+
+    def idle_run(self, proxy, n):
+        """n idle client connections on proxy, each after one ApiVersions
+        exchange, as a client leaves them; RSS before and after."""
+        e = {'proxy_zone': proxy.zone, 'connections': n}
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        e['rlimit_nofile'] = soft
+        if n + 200 > soft:
+            e['error'] = 'RLIMIT_NOFILE is %d, too low for %d connections' % (soft, n)
+            self.fail('idle connections', e['error'])
+            self.results['idle_connections'].append(e)
+            return
+        base_active = metrics(proxy).sum('kzproxy_connections_active')
+        e['rss_before_kib'] = rss_kib(proxy)
+        socks = []
+        sel = selectors.DefaultSelector()
+        req = struct.pack('>hhi', 18, 0, 1) + struct.pack('>h', 7) + b'kzbench'
+        req = struct.pack('>i', len(req)) + req
+        t0 = time.monotonic()
+        try:
+            # Connect in steps of at most a listen backlog, each step awaited
+            # (bounded), so no SYN is dropped and retried a second later.
+            step = 100
+            for i in range(0, n, step):
+                batch = []
+                for _ in range(min(step, n - i)):
+                    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                    s.setblocking(False)
+                    s.connect_ex(('127.0.0.1', proxy.kafka_port))
+                    socks.append(s)
+                    batch.append(s)
+                    sel.register(s, selectors.EVENT_WRITE)
+                pending, deadline = set(batch), time.monotonic() + 30
+                while pending:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise HarnessError('%d connections not established in 30s' % len(pending))
+                    for key, _ in sel.select(left):
+                        s = key.fileobj
+                        err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                        if err:
+                            raise HarnessError('connect: %s' % os.strerror(err))
+                        sel.unregister(s)
+                        pending.discard(s)
+            wait_until(lambda: metrics(proxy).sum('kzproxy_connections_active') >= base_active + n,
+                       60, '%d connections accepted' % n, interval=0.1)
+            e['rss_connected_kib'] = rss_kib(proxy)
+            # One ApiVersions exchange on each, as a client does before idling.
+            for s in socks:
+                s.send(req)  # 25 bytes into an empty socket buffer: never short
+                sel.register(s, selectors.EVENT_READ, [b''])
+            pending, deadline = set(socks), time.monotonic() + 60
+            while pending:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise HarnessError('%d ApiVersions responses missing after 60s' % len(pending))
+                for key, _ in sel.select(left):
+                    s, buf = key.fileobj, key.data
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        raise HarnessError('the proxy closed an idle connection')
+                    buf[0] += chunk
+                    if len(buf[0]) >= 4 and len(buf[0]) >= 4 + struct.unpack('>i', buf[0][:4])[0]:
+                        sel.unregister(s)
+                        pending.discard(s)
+            e['setup_s'] = round(time.monotonic() - t0, 2)
+            e['rss_idle_kib'] = rss_kib(proxy)
+            e['peak_rss_kib'] = proc_status_kib(proxy.pid, 'VmHWM')
+            e['kib_per_connection'] = (e['rss_idle_kib'] - e['rss_before_kib']) / n
+            e['active_connections'] = metrics(proxy).sum('kzproxy_connections_active')
+        except (HarnessError, OSError) as err:
+            e['error'] = str(err)
+            self.fail('idle connections', err)
+        finally:
+            sel.close()
+            for s in socks:
+                s.close()
+        self.results['idle_connections'].append(e)
+        sys.stdout.write('  idle connections: %d on proxy %s: %s KiB each (RSS %s -> %s KiB)%s\n' % (
+            n, proxy.zone, e.get('kib_per_connection') and round(e['kib_per_connection'], 2),
+            e.get('rss_before_kib'), e.get('rss_idle_kib'),
+            ('  ERROR ' + e['error']) if 'error' in e else ''))
+
+    # -- proxy clusters
+    def cluster(self, extra):
+        return ProxyCluster(self.tb, zones=('a', 'b'), per_zone=1, extra_config=extra,
+                            log_level='warn', workdir=tempfile.mkdtemp(dir=self.workdir))
+
+    def wal_config(self, store):
+        return {'wal': {'store': store, 'flush_ms': FLUSH_MS, 'flush_bytes': 8 * 1024 * 1024,
+                        'max_inflight_uploads': 4},
+                'peer_secret': PEER_SECRET}
+
+    def record_unavailable(self, path, label, reason):
+        for load in ('fixed', 'saturation'):
+            self.results['produce'].append({'path': path, 'label': label, 'load': load,
+                                            'available': False, 'reason': reason})
+        self.results['idempotent'].append({'path': path, 'label': label, 'available': False,
+                                           'reason': reason})
+        sys.stdout.write('  %-20s %s: %s\n' % (label, NA_WAL, reason))
+
+    def wal_path(self, path, label, store, others=None):
+        try:
+            pc = self.cluster(self.wal_config(store)).start()
+        except HarnessError as err:
+            lines = [ln for ln in str(err).splitlines() if ln.strip()]
+            reason = next((ln.strip() for ln in reversed(lines) if 'wal' in ln.lower()
+                           or 'unknown key' in ln or 'peer_secret' in ln), lines[0] if lines else '?')
+            if 'invalid: ' in reason:  # "kzproxy: /tmp/.../x.json: invalid: wal: unknown key"
+                reason = 'kzproxy rejected the config: ' + reason.split('invalid: ', 1)[1]
+            self.record_unavailable(path, label, reason[:300])
+            return
+        with pc:
+            a = pc.proxy_in('a')
+            self.produce_runs(path, label, a.kafka, 'bench_b', pc, others)
+            # A proxy that took the config but sent nothing to the store did
+            # not use the WAL path: say so rather than report its numbers as WAL.
+            runs = [e for e in self.results['produce'] if e['path'] == path and 'client' in e]
+            puts = sum((e['metrics'].get('s3_put') or 0) for e in runs)
+            if puts == 0:
+                for e in runs:
+                    e['available'] = False
+                    e['reason'] = 'no object was written: cross-zone produce did not take the WAL path'
+                sys.stdout.write('  %s: %s (0 objects written)\n' % (label, NA_WAL))
+            self.idempotent_run(path, label, a, 'bench_idem_b', pc)
+
+    def run(self):
+        o = self.o
+        self.start_testbed()
+        sys.stdout.write('kzproxy benchmark: %s s per run after %s s warm-up, fixed load %s MB/s, '
+                         '%d-byte messages\n' % (o.duration, o.warmup, o.rate_mbps, MSG_SIZE))
+        if self.want('direct'):
+            self.produce_runs('direct', 'direct', self.tb.bootstrap, 'bench_a')
+        if self.want('idle'):
+            # A proxy of its own that has served no load, so the connections'
+            # memory is not hidden in heap the produce runs left free.
+            with self.cluster(None) as pc:
+                self.idle_run(pc.proxy_in('a'), o.idle_conns)
+        if self.want('same_zone') or self.want('consume'):
+            with self.cluster(None) as pc:
+                a = pc.proxy_in('a')
+                if self.want('same_zone'):
+                    self.produce_runs('same_zone', 'kzproxy same-zone', a.kafka, 'bench_a', pc)
+                    self.idempotent_run('same_zone', 'kzproxy same-zone', a, 'bench_idem_a', pc)
+                if self.want('consume'):
+                    self.fill_consume_topic()
+                    self.consume_run('direct', 'direct', self.tb.bootstrap)
+                    self.consume_run('same_zone', 'kzproxy same-zone', a.kafka, pc)
+        if self.want('wal_local'):
+            root = tempfile.mkdtemp(prefix='wal-', dir=self.workdir)
+            self.wal_path('wal_local', 'kzproxy WAL local', {'backend': 'local', 'root': root})
+        if self.want('wal_s3'):
+            self.wal_s3()
+
+    def wal_s3(self):
+        label = 'kzproxy WAL s3rver'
+        try:
+            from objwal_env import S3rver
+            srv = S3rver('s3rver', 'kz-bench')
+        except (Exception, SystemExit) as err:  # objwal_env exits when node_modules is missing
+            self.record_unavailable('wal_s3', label, 's3rver did not start: %s' % err)
+            return
+        try:
+            store = {'backend': 's3', 'bucket': 'kz-bench', 'endpoint': 'http://127.0.0.1:%d' % srv.port,
+                     'region': 'us-east-1', 'path_style': True, 'access_key': 'S3RVER',
+                     'secret_key': 'S3RVER'}
+            self.wal_path('wal_s3', label, store, others={'s3rver': srv.proc.pid})
+        finally:
+            srv.stop()
+
+    def close(self):
+        if self.tb is not None:
+            self.tb.stop(check=False)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- report
+
+def machine_info():
+    info = {'nproc': os.cpu_count(), 'kernel': platform.release(), 'python': platform.python_version()}
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    info['cpu_model'] = line.split(':', 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        with open('/proc/meminfo') as f:
+            info['mem_total_kib'] = int(f.readline().split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        from confluent_kafka import libversion
+        info['librdkafka'] = libversion()[0]
+    except ImportError:
+        pass
+    try:
+        info['git'] = subprocess.run(['git', '-C', top_srcdir(), 'describe', '--always', '--dirty'],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=10,
+                                     text=True).stdout.strip() or None
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    return info
+
+
+def fmt(v, spec='%.2f', na='-'):
+    return na if v is None else spec % v
+
+
+def direct_of(results, load):
+    for e in results['produce']:
+        if e['path'] == 'direct' and e['load'] == load and 'client' in e:
+            return e
+    return None
+
+
+def add_ratios(results):
+    for e in results['produce']:
+        d = direct_of(results, e['load'])
+        if d is None or 'client' not in e or e.get('available') is False:
+            continue
+        c, dc = e['client'], d['client']
+        e['throughput_ratio_to_direct'] = ratio(c.get('mbps'), dc.get('mbps'))
+        for q in ('p50', 'p99', 'p999'):
+            a, b = c.get('lat_us', {}).get(q), dc.get('lat_us', {}).get(q)
+            e['%s_added_ms' % q] = (a - b) / 1e3 if a is not None and b is not None and a >= 0 and b >= 0 else None
+    dcons = next((e for e in results['consume'] if e['path'] == 'direct'), None)
+    for e in results['consume']:
+        if dcons is not None:
+            e['throughput_ratio_to_direct'] = ratio(e['client'].get('mbps'), dcons['client'].get('mbps'))
+
+
+def targets(results, opts):
+    """The issue's targets, each with the measured figure and met/missed."""
+    out = []
+
+    def add(name, value, ok, unit=''):
+        out.append({'target': name, 'measured': value, 'unit': unit,
+                    'status': 'n/a' if ok is None else ('met' if ok else 'MISSED')})
+
+    def prod(path, load):
+        for e in results['produce']:
+            if e['path'] == path and e['load'] == load:
+                return e if e.get('available') is not False and 'client' in e else None
+        return None
+
+    sz = prod('same_zone', 'fixed')
+    if sz:
+        mbps = sz['client'].get('mbps')
+        add('same-zone carries the whole fixed load (%s MB/s)' % opts.rate_mbps, mbps,
+            mbps is not None and mbps >= 0.97 * opts.rate_mbps and not sz['client'].get('failed')
+            and not sz['client'].get('undelivered'), 'MB/s')
+        add('same-zone p99 added over direct <= 0.2 ms', sz.get('p99_added_ms'),
+            None if sz.get('p99_added_ms') is None else sz['p99_added_ms'] <= 0.2, 'ms')
+        add('same-zone proxy CPU <= 1 core-s/GB', sz.get('proxy_cpu_s_per_gb'),
+            None if sz.get('proxy_cpu_s_per_gb') is None else sz['proxy_cpu_s_per_gb'] <= 1.0, 's/GB')
+    for path in ('wal_local', 'wal_s3'):
+        w = prod(path, 'fixed')
+        add('%s proxy CPU <= 2 core-s/GB (both proxies)' % path, w and w.get('proxy_cpu_s_per_gb'),
+            None if not w or w.get('proxy_cpu_s_per_gb') is None else w['proxy_cpu_s_per_gb'] <= 2.0, 's/GB')
+    w = prod('wal_local', 'fixed')
+    p99 = w['client'].get('lat_us', {}).get('p99') / 1e3 if w else None
+    add('WAL local p99 <= flush interval + 25 ms (%d ms)' % (FLUSH_MS + 25), p99,
+        None if p99 is None else p99 <= FLUSH_MS + 25, 'ms')
+    idem = next((e for e in results['idempotent'] if e['path'] == 'wal_local'
+                 and e.get('available') is not False), None)
+    rps = idem.get('requests_per_s') if idem else None
+    add('one idempotent producer on the WAL path >= 20 requests/s', rps,
+        None if rps is None else rps >= 20, 'req/s')
+    idle = next((e for e in results['idle_connections'] if 'kib_per_connection' in e), None)
+    kib = idle['kib_per_connection'] if idle else None
+    add('<= 16 KiB per idle client connection', kib, None if kib is None else kib <= 16, 'KiB')
+    return out
+
+
+def print_table(results, opts, out=sys.stdout):
+    w = out.write
+    m = results['machine']
+    w('\nkzproxy benchmark  (%s; %s CPUs: %s; kernel %s; librdkafka %s)\n' % (
+        m.get('git'), m.get('nproc'), m.get('cpu_model'), m.get('kernel'), m.get('librdkafka')))
+    w('%d-byte messages, acks=all, linger.ms=5; runs of %ss after %ss warm-up; fixed load %s MB/s '
+      '(MB = 10^6 bytes); flush %d ms.\n' % (MSG_SIZE, opts.duration, opts.warmup, opts.rate_mbps, FLUSH_MS))
+    w('Client, brokers (one mock-cluster thread) and proxies share the same CPUs.\n\n')
+    hdr = ('%-20s %-6s %8s %9s %6s %8s %8s %8s %8s %9s %9s %8s %7s %7s %9s %9s\n' % (
+        'produce', 'load', 'MB/s', 'msgs/s', 'ratio', 'p50 ms', 'p99 ms', 'p999 ms', '+p99 ms',
+        'pxCPU/GB', 'brkCPU/GB', 'xzone/B', 'PUT/GB', 'GET/GB', 'obj KiB', 'peakRSS'))
+    w(hdr)
+    w('-' * (len(hdr) - 1) + '\n')
+    for e in results['produce']:
+        load = 'fixed' if e['load'] == 'fixed' else 'sat'
+        if e.get('available') is False:
+            w('%-20s %-6s %s: %s\n' % (e['label'], load, NA_WAL, e.get('reason', '')[:90]))
+            continue
+        c = e['client']
+        lat = c.get('lat_us', {})
+        w('%-20s %-6s %8s %9s %6s %8s %8s %8s %8s %9s %9s %8s %7s %7s %9s %9s%s\n' % (
+            e['label'], load, fmt(c.get('mbps'), '%.1f'), fmt(c.get('msgs_per_s'), '%.0f'),
+            fmt(e.get('throughput_ratio_to_direct'), '%.2f'),
+            fmt(lat.get('p50') / 1e3 if 'p50' in lat else None), fmt(lat.get('p99') / 1e3 if 'p99' in lat else None),
+            fmt(lat.get('p999') / 1e3 if 'p999' in lat else None),
+            fmt(e.get('p99_added_ms')) if e['path'] != 'direct' else '',
+            fmt(e.get('proxy_cpu_s_per_gb')) if e['path'] != 'direct' else '',
+            fmt(e.get('broker_cpu_s_per_gb')),
+            fmt(e.get('xzone_bytes_per_payload_byte'), '%.4f') if e['path'] != 'direct' else '',
+            fmt(e.get('s3_puts_per_gb'), '%.0f') if e['path'].startswith('wal') else '',
+            fmt(e.get('s3_gets_per_gb'), '%.0f') if e['path'].startswith('wal') else '',
+            fmt(e['mean_object_bytes'] / 1024 if e.get('mean_object_bytes') else None, '%.0f')
+            if e['path'].startswith('wal') else '',
+            ('%d KiB' % e['proxy_peak_rss_kib_max']) if e.get('proxy_peak_rss_kib_max') else '',
+            ('  ERROR: ' + c['error']) if 'error' in c else ''))
+    w('\n%-20s %8s %9s %6s %9s %7s\n' % ('consume', 'MB/s', 'msgs/s', 'ratio', 'pxCPU/GB', 'passes'))
+    for e in results['consume']:
+        c = e['client']
+        w('%-20s %8s %9s %6s %9s %7s%s\n' % (
+            e['label'], fmt(c.get('mbps'), '%.1f'), fmt(c.get('msgs_per_s'), '%.0f'),
+            fmt(e.get('throughput_ratio_to_direct')),
+            fmt(e.get('proxy_cpu_s_per_gb')) if e['path'] != 'direct' else '', c.get('passes', '-'),
+            ('  ERROR: ' + c['error']) if 'error' in c else ''))
+    w('\n%-20s %8s %8s %8s %9s\n' % ('idempotent, 1 part.', 'req/s', 'p50 ms', 'p99 ms', 'msgs/s'))
+    for e in results['idempotent']:
+        if e.get('available') is False:
+            w('%-20s %s: %s\n' % (e['label'], NA_WAL, e.get('reason', '')[:90]))
+            continue
+        c = e['client']
+        lat = c.get('lat_us', {})
+        w('%-20s %8s %8s %8s %9s%s\n' % (
+            e['label'], fmt(e.get('requests_per_s'), '%.1f'),
+            fmt(lat.get('p50') / 1e3 if 'p50' in lat else None), fmt(lat.get('p99') / 1e3 if 'p99' in lat else None),
+            fmt(c.get('msgs_per_s'), '%.0f'), ('  ERROR: ' + c['error']) if 'error' in c else ''))
+    for e in results['idle_connections']:
+        w('\nidle connections: %d on proxy %s: RSS %s -> %s KiB (%s KiB per connection), peak %s KiB%s\n' % (
+            e['connections'], e['proxy_zone'], e.get('rss_before_kib'), e.get('rss_idle_kib'),
+            fmt(e.get('kib_per_connection')), e.get('peak_rss_kib'),
+            ('  ERROR: ' + e['error']) if 'error' in e else ''))
+    w('\ntargets (reported, not asserted):\n')
+    for t in results['targets']:
+        v = t['measured']
+        w('  %-7s %-62s %s %s\n' % (t['status'], t['target'], fmt(v, '%.3g', 'n/a'), t['unit'] if v is not None else ''))
+    if results['failures']:
+        w('\nfailures:\n')
+        for f in results['failures']:
+            w('  %s: %s\n' % (f['scenario'], f['error']))
+    out.flush()
+
+
+# ---------------------------------------------------------------- main
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    ap.add_argument('--quick', action='store_true', help='smoke-test mode: a few seconds in all')
+    ap.add_argument('--json', help='write the results here')
+    ap.add_argument('--duration', type=float, help='seconds per produce run (default 10)')
+    ap.add_argument('--warmup', type=float, help='warm-up seconds before each run (default 2)')
+    ap.add_argument('--rate-mbps', type=float, default=100.0, help='fixed offered load (default 100)')
+    ap.add_argument('--idle-conns', type=int, help='idle client connections (default 10000)')
+    ap.add_argument('--only', help='comma-separated: direct,same_zone,consume,idle,wal_local,wal_s3')
+    o = ap.parse_args(argv)
+    q = o.quick
+    o.duration = o.duration or (0.5 if q else 10.0)
+    o.warmup = o.warmup if o.warmup is not None else (0.2 if q else 2.0)
+    o.idle_conns = o.idle_conns or (200 if q else 10000)
+    o.consume_s = 0.5 if q else 5.0
+    o.fill_s = 0.3 if q else 2.0
+    o.consume_partitions = 12 if q else 48
+    o.idem_s = 0.5 if q else 10.0
+    o.timeout = 60.0 if q else 120.0
+    o.only = set(o.only.split(',')) if o.only else None
+    return o
+
+
+def raise_nofile(n):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, max(soft, n)) if hard != resource.RLIM_INFINITY else max(soft, n)
+    if want > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
+def main(argv):
+    opts = parse_args(argv)
+    if not os.access(kz_bench_binary(), os.X_OK):
+        sys.stderr.write('run_bench: %s is not built (run make, or set top_builddir)\n' % kz_bench_binary())
+        return 2
+    # The proxies inherit the limit: 10,000 client sockets each side and the rest.
+    raise_nofile(opts.idle_conns * 2 + 1024)
+    t0 = time.monotonic()
+    b = Bench(opts)
+    results = b.results
+    try:
+        b.run()
+    except (HarnessError, SkipTest, OSError) as err:
+        b.fail('setup', err)
+        traceback.print_exc()
+    finally:
+        b.close()
+    results['machine'] = machine_info()
+    results['options'] = {'duration_s': opts.duration, 'warmup_s': opts.warmup, 'rate_mbps': opts.rate_mbps,
+                          'msg_size': MSG_SIZE, 'idle_conns': opts.idle_conns, 'flush_ms': FLUSH_MS,
+                          'quick': opts.quick}
+    add_ratios(results)
+    results['targets'] = targets(results, opts)
+    results['elapsed_s'] = round(time.monotonic() - t0, 1)
+    print_table(results, opts)
+    sys.stdout.write('\n(%.0f s in all)\n' % results['elapsed_s'])
+    if opts.json:
+        with open(opts.json, 'w') as f:
+            json.dump(results, f, indent=1, sort_keys=True)
+            f.write('\n')
+        sys.stdout.write('results written to %s\n' % opts.json)
+    return 1 if results['failures'] else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main(sys.argv[1:]))
