@@ -199,12 +199,16 @@ def delta_metrics(before, after, node_ids=None):
 
 def measure(proxies, others, fn):
     """Run fn() between two snapshots; returns (fn's result, figures)."""
+    load0 = loadavg()
     s0 = Snapshot(proxies, others)
     res = fn()
     s1 = Snapshot(proxies, others)
     fig = {'proxy_cpu_s': {}, 'other_cpu_s': {}, 'metrics': delta_metrics(s0, s1),
            'metrics_by_zone': {p.zone: delta_metrics(s0, s1, {p.node_id}) for p in proxies},
-           'proxy_peak_rss_kib': {}, 'proxy_rss_kib': {}}
+           'proxy_peak_rss_kib': {}, 'proxy_rss_kib': {},
+           # The 1-minute load average before and after: other work on the
+           # machine shows here (the run itself adds about 2 on 2 CPUs).
+           'loadavg_before_after': [load0, loadavg()]}
     for p in proxies:
         a, b = s0.cpu.get(p.node_id), s1.cpu.get(p.node_id)
         fig['proxy_cpu_s'][p.zone] = None if a is None or b is None else round(b - a, 3)
@@ -214,6 +218,14 @@ def measure(proxies, others, fn):
         a, b = s0.other_cpu.get(name), s1.other_cpu.get(name)
         fig['other_cpu_s'][name] = None if a is None or b is None else round(b - a, 3)
     return res, fig
+
+
+def loadavg():
+    try:
+        with open('/proc/loadavg') as f:
+            return float(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def ratio(a, b):
@@ -338,24 +350,31 @@ class Bench:
             path, res.get('mbps', 0), res.get('passes', 0),
             ('  ERROR ' + res['error']) if 'error' in res else ''))
 
-    def idempotent_run(self, path, label, proxy, topic, cluster):
-        """One idempotent producer, max.in.flight=5, flat out on one partition."""
+    def idempotent_run(self, path, label, proxy, topic, cluster, idempotent=True):
+        """One producer, max.in.flight=5, on one partition; idempotent unless
+        told otherwise (the plain one shows what the path pipelines when the
+        client does: see PERFORMANCE.md)."""
         o = self.o
         # Offered well above what 5 requests per round trip carry, with a
         # bounded client queue: the producer always has a batch ready, so
         # its request rate is max.in.flight / round trip, and the run ends
         # soon after the window (no backlog of minutes to drain).
-        args = ['produce', '-b', proxy.kafka, '-t', topic, '--partition', 0, '--idempotent',
+        args = ['produce', '-b', proxy.kafka, '-t', topic, '--partition', 0,
                 '--msg-size', MSG_SIZE, '--duration', o.idem_s, '--warmup', 0, '--timeout', o.timeout,
                 '--rate-mbps', IDEM_RATE_MBPS,
                 '-X', 'max.in.flight.requests.per.connection=5', '-X', 'linger.ms=5',
                 '-X', 'queue.buffering.max.kbytes=%d' % IDEM_QUEUE_KIB,
                 '-X', 'message.timeout.ms=%d' % int(o.timeout * 1000)]
+        if idempotent:
+            args.append('--idempotent')
+            label += ', idempotent'
+        else:
+            path, label = path + '_plain', label + ', not idempotent'
         (res, _), fig = measure(cluster.proxies, {}, lambda: run_kz_bench(args, o.timeout))
         # Produce requests the client sent to the proxy of its zone (the
         # peer's count is of the appends it makes for them).
         client_reqs = fig['metrics_by_zone'].get(proxy.zone, {}).get('produce_requests')
-        e = {'path': path, 'label': label, 'client': res}
+        e = {'path': path, 'label': label, 'client': res, 'idempotent': idempotent}
         e.update(fig)
         e['produce_requests'] = client_reqs
         e['requests_per_s'] = (client_reqs / res['window_s']
@@ -494,6 +513,7 @@ class Bench:
                     e['reason'] = 'no object was written: cross-zone produce did not take the WAL path'
                 sys.stdout.write('  %s: %s (0 objects written)\n' % (label, NA_WAL))
             self.idempotent_run(path, label, a, 'bench_idem_b', pc)
+            self.idempotent_run(path, label, a, 'bench_idem_b', pc, idempotent=False)
             failed = False
         finally:
             problems = pc._teardown(failed=failed)
@@ -537,6 +557,8 @@ class Bench:
                 if self.want('same_zone'):
                     self.produce_runs('same_zone', 'kzproxy same-zone', a.kafka, 'bench_a', pc)
                     self.idempotent_run('same_zone', 'kzproxy same-zone', a, 'bench_idem_a', pc)
+                    self.idempotent_run('same_zone', 'kzproxy same-zone', a, 'bench_idem_a', pc,
+                                        idempotent=False)
                 if self.want('consume'):
                     self.fill_consume_topic()
                     self.consume_run('direct', 'direct', self.tb.bootstrap)
@@ -665,6 +687,10 @@ def targets(results, opts):
         None if p99 is None else p99 <= FLUSH_MS + 25, 'ms')
     idem = next((e for e in results['idempotent'] if e['path'] == 'wal_local'
                  and e.get('available') is not False), None)
+    plain = next((e for e in results['idempotent'] if e['path'] == 'wal_local_plain'), None)
+    prps = plain.get('requests_per_s') if plain else None
+    add('one producer (not idempotent) on the WAL path >= 20 requests/s', prps,
+        None if prps is None else prps >= 20, 'req/s')
     rps = idem.get('requests_per_s') if idem else None
     add('one idempotent producer on the WAL path >= 20 requests/s', rps,
         None if rps is None else rps >= 20, 'req/s')
@@ -717,14 +743,14 @@ def print_table(results, opts, out=sys.stdout):
             fmt(e.get('throughput_ratio_to_direct')),
             fmt(e.get('proxy_cpu_s_per_gb')) if e['path'] != 'direct' else '', c.get('passes', '-'),
             ('  ERROR: ' + c['error']) if 'error' in c else ''))
-    w('\n%-20s %8s %8s %8s %9s\n' % ('idempotent, 1 part.', 'req/s', 'p50 ms', 'p99 ms', 'msgs/s'))
+    w('\n%-36s %8s %8s %8s %9s\n' % ('1 producer, 1 partition, 5 in flight', 'req/s', 'p50 ms', 'p99 ms', 'msgs/s'))
     for e in results['idempotent']:
         if e.get('available') is False:
-            w('%-20s %s: %s\n' % (e['label'], NA_WAL, e.get('reason', '')[:90]))
+            w('%-36s %s: %s\n' % (e['label'], NA_WAL, e.get('reason', '')[:90]))
             continue
         c = e['client']
         lat = c.get('lat_us', {})
-        w('%-20s %8s %8s %8s %9s%s\n' % (
+        w('%-36s %8s %8s %8s %9s%s\n' % (
             e['label'], fmt(e.get('requests_per_s'), '%.1f'),
             fmt(lat.get('p50') / 1e3 if 'p50' in lat else None), fmt(lat.get('p99') / 1e3 if 'p99' in lat else None),
             fmt(c.get('msgs_per_s'), '%.0f'), ('  ERROR: ' + c['error']) if 'error' in c else ''))
