@@ -23,7 +23,7 @@ the issue's targets as met or missed. Nothing here asserts a timing: the
 numbers are reported, and judged by people.
 
   /usr/bin/python3 tests/bench/run_bench.py [--quick] [--json FILE]
-      [--duration S] [--rate-mbps R] [--idle-conns N] [--only a,b]
+      [--duration S] [--rate-mbps R] [--idle-conns N] [--only a,b] [--perf DIR]
 
 Run from the build directory (or set top_builddir); `make bench` does that.
 --quick is the smoke test's mode: every scenario for a fraction of a second.
@@ -38,6 +38,7 @@ import platform
 import resource
 import selectors
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -270,9 +271,13 @@ class Bench:
         for load, rate in (('fixed', self.o.rate_mbps), ('saturation', None)):
             entry = {'path': path, 'label': label, 'load': load,
                      'offered_mbps': rate}
-            (res, client_cpu), fig = measure(
-                proxies, others,
-                lambda: run_kz_bench(self.producer_args(bootstrap, topic, rate), self.o.timeout))
+            perf = self.perf_start(path, proxies) if load == 'fixed' else []
+            try:
+                (res, client_cpu), fig = measure(
+                    proxies, others,
+                    lambda: run_kz_bench(self.producer_args(bootstrap, topic, rate), self.o.timeout))
+            finally:
+                self.perf_stop(perf)
             entry['client'] = res
             entry['client_cpu_s'] = round(client_cpu, 3) if client_cpu is not None else None
             entry.update(fig)
@@ -281,6 +286,41 @@ class Bench:
             self.derive_produce(entry)
             self.results['produce'].append(entry)
             self.print_progress(entry)
+
+    def perf_start(self, path, proxies):
+        """With --perf DIR: `perf record -g` on every proxy of this run."""
+        if not self.o.perf or not proxies:
+            return []
+        if shutil.which('perf') is None:
+            self.fail('perf', 'perf is not installed (apt-get install linux-perf)')
+            self.o.perf = None
+            return []
+        os.makedirs(self.o.perf, exist_ok=True)
+        out = []
+        for p in proxies:
+            data = os.path.join(self.o.perf, '%s-%s.data' % (path, p.zone))
+            proc = subprocess.Popen(['perf', 'record', '-g', '-o', data, '-p', str(p.pid)],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            out.append((proc, data))
+        return out
+
+    def perf_stop(self, perf):
+        """Stop the recorders (SIGINT, bounded) and write each report beside its data."""
+        for proc, _ in perf:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+        for proc, data in perf:
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                continue
+            with open(data[:-5] + '.txt', 'w') as f:
+                subprocess.run(['perf', 'report', '-i', data, '--no-children', '--sort', 'sym',
+                                '-g', 'none', '--percent-limit', '0.5', '--stdio'],
+                               stdout=f, stderr=subprocess.DEVNULL, timeout=120)
+            sys.stdout.write('  perf profile: %s\n' % (data[:-5] + '.txt'))
 
     def derive_produce(self, e):
         c = e['client']
@@ -780,6 +820,9 @@ def parse_args(argv):
     ap.add_argument('--warmup', type=float, help='warm-up seconds before each run (default 2)')
     ap.add_argument('--rate-mbps', type=float, default=100.0, help='fixed offered load (default 100)')
     ap.add_argument('--idle-conns', type=int, help='idle client connections (default 10000)')
+    ap.add_argument('--perf', metavar='DIR',
+                    help='record perf profiles of the proxies during the fixed-load runs into DIR '
+                         '(for profiles: perf takes CPU, so do not quote that run\'s numbers)')
     ap.add_argument('--only', help='comma-separated: direct,same_zone,consume,idle,wal_local,wal_s3')
     o = ap.parse_args(argv)
     q = o.quick
