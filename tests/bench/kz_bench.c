@@ -99,6 +99,7 @@ typedef struct kb_state {
 } kb_state;
 
 static volatile sig_atomic_t kb_stop;
+static int kb_log_debug; /* -X debug=...: pass librdkafka's debug lines on */
 
 static void kb_on_signal(int sig)
 {
@@ -281,6 +282,8 @@ static void kb_parse_args(kb_opts *o, int argc, char **argv)
             if (strchr(optarg, '=') == NULL)
                 kb_die_usage("-X '%s': expected KEY=VALUE", optarg);
             o->conf[o->conf_cnt++] = optarg;
+            if (strncmp(optarg, "debug=", 6) == 0)
+                kb_log_debug = 1;
             break;
         case O_CLIENT_ID: o->client_id = optarg; break;
         case O_TIMEOUT: o->timeout = kb_parse_num("--timeout", optarg, 0.1, 86400); break;
@@ -317,7 +320,7 @@ static void kb_parse_args(kb_opts *o, int argc, char **argv)
 static void kb_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
     (void)rk;
-    if (level <= 4)
+    if (level <= 4 || kb_log_debug)
         fprintf(stderr, "kz_bench: rdkafka %d %s: %s\n", level, fac, buf);
 }
 
