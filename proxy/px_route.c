@@ -181,6 +181,19 @@ static int px_is_stale_metadata(int16_t e)
            e == KC_ERR_UNKNOWN_LEADER_EPOCH || e == KC_ERR_UNKNOWN_TOPIC_ID;
 }
 
+/* The sub-request that answers an assigned partition, or NULL with the
+ * error the partition gets instead (placement error, or the sub failed). */
+static px_sub *px_split_answer(px_split *sp, int16_t where, int16_t *code)
+{
+    if (where < 0) {
+        *code = (int16_t)-where;
+        return NULL;
+    }
+    px_sub *s = &sp->subs[where];
+    *code = s->fail_code;
+    return s->fail_code == 0 ? s : NULL;
+}
+
 static void px_split_finish(px_split *sp);
 static void px_produce_encode(kc_wr *w, px_split *sp);
 static void px_fetch_encode(kc_wr *w, px_split *sp);
@@ -352,15 +365,14 @@ static void px_produce_encode(kc_wr *w, px_split *sp)
             kc_produce_resp_partition *op = &ot->partitions[p];
             int16_t where = sp->assign[t][p];
             const kc_produce_resp_partition *found = NULL;
-            int16_t code = where < 0 ? (int16_t)-where : 0;
+            int16_t code;
+            px_sub *s;
             if (where == PX_ASSIGN_WAL) {
                 found = widx < sp->wal.nparts ? &sp->wal.parts[widx++].result : NULL;
                 code = found ? 0 : KC_ERR_NETWORK_EXCEPTION;
-            } else if (where >= 0) {
-                px_sub *s = &sp->subs[where];
-                code = s->fail_code;
-                if (code == 0 && (found = px_produce_find(s, it->name, it->partitions[p].index)) == NULL)
-                    code = KC_ERR_NETWORK_EXCEPTION; /* the broker left it out */
+            } else if ((s = px_split_answer(sp, where, &code)) != NULL &&
+                       (found = px_produce_find(s, it->name, it->partitions[p].index)) == NULL) {
+                code = KC_ERR_NETWORK_EXCEPTION; /* the broker left it out */
             }
             if (found) {
                 *op = *found;
@@ -605,16 +617,12 @@ static void px_fetch_encode(kc_wr *w, px_split *sp)
             kc_fetch_resp_partition *op = &ot->partitions[p];
             int16_t where = sp->assign[t][p];
             const kc_fetch_resp_partition *found = NULL;
-            int16_t code = where < 0 ? (int16_t)-where : 0;
-            if (where >= 0) {
-                px_sub *s = &sp->subs[where];
-                code = s->fail_code;
-                if (code == 0 && s->r.fetch.error_code != 0)
-                    code = s->r.fetch.error_code;
-                if (code == 0 &&
-                    (found = px_fetch_find(s, sp->up_version, it, it->partitions[p].partition)) == NULL)
-                    code = KC_ERR_NETWORK_EXCEPTION;
-            }
+            int16_t code;
+            px_sub *s = px_split_answer(sp, where, &code);
+            if (s && s->r.fetch.error_code != 0)
+                code = s->r.fetch.error_code; /* the whole response failed */
+            else if (s && (found = px_fetch_find(s, sp->up_version, it, it->partitions[p].partition)) == NULL)
+                code = KC_ERR_NETWORK_EXCEPTION;
             if (found) {
                 *op = *found;
                 /* Real broker ids must not reach the client: no preferred
@@ -781,13 +789,10 @@ static void px_listoffsets_encode(kc_wr *w, px_split *sp)
             kc_listoffsets_resp_partition *op = &ot->partitions[p];
             int16_t where = sp->assign[t][p];
             const kc_listoffsets_resp_partition *found = NULL;
-            int16_t code = where < 0 ? (int16_t)-where : 0;
-            if (where >= 0) {
-                px_sub *s = &sp->subs[where];
-                code = s->fail_code;
-                if (code == 0 && (found = px_lo_find(s, it->name, it->partitions[p].partition_index)) == NULL)
-                    code = KC_ERR_NETWORK_EXCEPTION;
-            }
+            int16_t code;
+            px_sub *s = px_split_answer(sp, where, &code);
+            if (s && (found = px_lo_find(s, it->name, it->partitions[p].partition_index)) == NULL)
+                code = KC_ERR_NETWORK_EXCEPTION;
             if (found) {
                 *op = *found;
                 op->tags = (kc_tags){0};
@@ -919,13 +924,10 @@ static void px_ofle_encode(kc_wr *w, px_split *sp)
             kc_offsetforleaderepoch_resp_partition *op = &ot->partitions[p];
             int16_t where = sp->assign[t][p];
             const kc_offsetforleaderepoch_resp_partition *found = NULL;
-            int16_t code = where < 0 ? (int16_t)-where : 0;
-            if (where >= 0) {
-                px_sub *s = &sp->subs[where];
-                code = s->fail_code;
-                if (code == 0 && (found = px_ofle_find(s, it->topic, it->partitions[p].partition)) == NULL)
-                    code = KC_ERR_NETWORK_EXCEPTION;
-            }
+            int16_t code;
+            px_sub *s = px_split_answer(sp, where, &code);
+            if (s && (found = px_ofle_find(s, it->topic, it->partitions[p].partition)) == NULL)
+                code = KC_ERR_NETWORK_EXCEPTION;
             if (found) {
                 *op = *found;
                 op->tags = (kc_tags){0};
@@ -1059,13 +1061,10 @@ static void px_dr_encode(kc_wr *w, px_split *sp)
             kc_deleterecords_resp_partition *op = &ot->partitions[p];
             int16_t where = sp->assign[t][p];
             const kc_deleterecords_resp_partition *found = NULL;
-            int16_t code = where < 0 ? (int16_t)-where : 0;
-            if (where >= 0) {
-                px_sub *s = &sp->subs[where];
-                code = s->fail_code;
-                if (code == 0 && (found = px_dr_find(s, it->name, it->partitions[p].partition_index)) == NULL)
-                    code = KC_ERR_NETWORK_EXCEPTION;
-            }
+            int16_t code;
+            px_sub *s = px_split_answer(sp, where, &code);
+            if (s && (found = px_dr_find(s, it->name, it->partitions[p].partition_index)) == NULL)
+                code = KC_ERR_NETWORK_EXCEPTION;
             if (found) {
                 *op = *found;
                 op->tags = (kc_tags){0};
