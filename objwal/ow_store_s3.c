@@ -696,7 +696,11 @@ static void ow_s3_attempt_done(ow_s3 *s3, ow_s3_req *r, CURLcode code)
             cap = s3->backoff_max_ms;
         /* Equal jitter: half fixed, half random, so waits still grow. */
         uint64_t wait_ms = cap / 2 + (cap ? ow_s3_rand(s3) % (cap / 2 + 1) : 0);
-        if (now + wait_ms * 1000 + 1000 < r->deadline_us) {
+        /* Retry only if the attempt after the wait still has a useful time to
+         * run: one started with a millisecond left can only time out, and
+         * its timeout would replace the real cause in the final error. */
+        uint64_t min_attempt_ms = s3->attempt_timeout_ms < 50 ? s3->attempt_timeout_ms : 50;
+        if (now + (wait_ms + min_attempt_ms) * 1000 < r->deadline_us) {
             s3->st->metrics.retries++;
             kz_dbg("objwal: %s; retry %u in %" PRIu64 " ms", r->lastmsg, r->attempt, wait_ms);
             curl_easy_cleanup(r->easy);
