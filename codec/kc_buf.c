@@ -2,10 +2,13 @@
 
 #include "codec/kc_buf.h"
 
+#include <errno.h>
 #include <event2/buffer.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/types.h>
 
 kc_str kc_str_c(const char *s)
 {
@@ -305,6 +308,31 @@ void kc_frame_release(kc_frame *f)
 {
     if (f != NULL && --f->refcnt == 0)
         free(f);
+}
+
+int kc_frame_rx_fill(kc_frame_rx *rx, struct evbuffer *in, int fd)
+{
+    kc_frame *f = rx->f;
+    if (rx->got < f->len && in != NULL) {
+        int n = evbuffer_remove(in, f->data + rx->got, f->len - rx->got);
+        if (n > 0)
+            rx->got += (size_t)n;
+    }
+    /* Each pass either adds bytes or returns. */
+    while (rx->got < f->len) {
+        ssize_t n = recv(fd, f->data + rx->got, f->len - rx->got, 0);
+        if (n > 0) {
+            rx->got += (size_t)n;
+        } else if (n == 0) {
+            errno = 0;
+            return -1;
+        } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            return 0;
+        } else if (errno != EINTR) {
+            return -1;
+        }
+    }
+    return 1;
 }
 
 static void kc_frame_unref_cb(const void *data, size_t len, void *arg)

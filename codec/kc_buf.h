@@ -115,6 +115,23 @@ void kc_frame_release(kc_frame *f);
  * own reference to f and drops it once the bytes are sent. 0, or -1. */
 int kc_frame_add_ref(struct evbuffer *eb, kc_frame *f, const void *p, size_t n);
 
+/* A frame being received whose size prefix has been read and checked.
+ * libevent's socket bufferevent reads at most 4 KiB per event-loop turn, so
+ * a 500 KB Produce request would take 125 turns and be copied once more out
+ * of the input buffer. Instead the body goes straight into the frame: first
+ * what the input buffer already holds, then the rest read from the socket
+ * itself in as few calls as the kernel allows. */
+typedef struct kc_frame_rx {
+    kc_frame *f;  /* NULL when no frame is being received */
+    size_t got;   /* bytes of f->data filled */
+} kc_frame_rx;
+
+/* Fill rx->f from in, then from the non-blocking socket fd, until the frame
+ * is complete or the socket has nothing more. 1: complete (the caller takes
+ * rx->f and clears rx); 0: more to come; -1: the peer closed (errno 0) or
+ * the read failed (errno set). */
+int kc_frame_rx_fill(kc_frame_rx *rx, struct evbuffer *in, int fd);
+
 /* ---- writer ---- */
 
 /* Byte fields at least this long are added by reference when they lie inside

@@ -6,6 +6,7 @@
 #include "common/kz_log.h"
 #include "meta-client/mc_xzone.h"
 
+#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/dns.h>
@@ -58,6 +59,7 @@ struct mc_conn {
     int32_t noresp[32];
     unsigned nnoresp;
     struct event *timer;          /* request deadlines */
+    kc_frame_rx rx;               /* a large response read straight from the socket */
 };
 
 static int64_t mc_now_ms(void)
@@ -116,30 +118,52 @@ static int mc_conn_was_noresp(const mc_conn *c, int32_t corr)
     return 0;
 }
 
+static void mc_conn_event_cb(struct bufferevent *bev, short what, void *arg);
+
 static void mc_conn_read_cb(struct bufferevent *bev, void *arg)
 {
     mc_conn *c = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
     for (;;) {
-        uint8_t szb[4];
-        if (evbuffer_copyout(in, szb, 4) < 4)
-            return;
-        uint32_t size = (uint32_t)szb[0] << 24 | (uint32_t)szb[1] << 16 | (uint32_t)szb[2] << 8 | szb[3];
-        if (size < 4 || size > c->cfg.max_response_bytes) {
-            kz_warn("broker %d (%s:%d): response frame of %u bytes is out of range, reconnecting",
-                    c->broker_id, c->host, c->port, size);
-            mc_conn_fail_all(c, "bad response frame from broker", 0);
-            return;
+        kc_frame *f;
+        if (c->rx.f != NULL) {
+            int r = kc_frame_rx_fill(&c->rx, in, bufferevent_getfd(bev));
+            if (r == 0)
+                return;
+            if (r < 0) {
+                mc_conn_event_cb(bev, BEV_EVENT_READING | (errno == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR), c);
+                return;
+            }
+            f = c->rx.f;
+            c->rx.f = NULL;
+            c->rx.got = 0;
+        } else {
+            uint8_t szb[4];
+            size_t have = evbuffer_get_length(in);
+            if (evbuffer_copyout(in, szb, 4) < 4)
+                return;
+            uint32_t size = (uint32_t)szb[0] << 24 | (uint32_t)szb[1] << 16 | (uint32_t)szb[2] << 8 | szb[3];
+            if (size < 4 || size > c->cfg.max_response_bytes) {
+                kz_warn("broker %d (%s:%d): response frame of %u bytes is out of range, reconnecting",
+                        c->broker_id, c->host, c->port, size);
+                mc_conn_fail_all(c, "bad response frame from broker", 0);
+                return;
+            }
+            f = kc_frame_new(size);
+            if (f == NULL) {
+                mc_conn_fail_all(c, "out of memory", 0);
+                return;
+            }
+            evbuffer_drain(in, 4);
+            if (have < 4 + (size_t)size) {
+                /* The rest is still on its way: read it into the frame directly. */
+                c->rx.f = f;
+                c->rx.got = 0;
+                continue;
+            }
+            evbuffer_remove(in, f->data, size);
         }
-        if (evbuffer_get_length(in) < 4 + (size_t)size)
-            return;
-        kc_frame *f = kc_frame_new(size);
-        if (f == NULL) {
-            mc_conn_fail_all(c, "out of memory", 0);
-            return;
-        }
-        evbuffer_drain(in, 4);
-        evbuffer_remove(in, f->data, size);
+        size_t size = f->len;
         if (c->stats) {
             c->stats->bytes_in += 4 + size;
             c->stats->responses++;
@@ -225,6 +249,9 @@ static void mc_conn_fail_all(mc_conn *c, const char *why, int include_waiting)
         bufferevent_free(c->bev);
         c->bev = NULL;
     }
+    kc_frame_release(c->rx.f);
+    c->rx.f = NULL;
+    c->rx.got = 0;
     c->state = MC_DOWN;
     struct mc_pending_q failed;
     TAILQ_INIT(&failed);

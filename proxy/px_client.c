@@ -37,6 +37,7 @@ struct px_client {
     int ninflight;
     size_t inflight_bytes;
     TAILQ_HEAD(px_req_q, px_req) reqs;
+    kc_frame_rx rx;         /* a large frame being read straight from the socket */
     char zone[64];          /* the zone this client is served as */
     int zone_checked;       /* client.id looked at */
     px_client *next, *prev; /* px->clients */
@@ -64,6 +65,8 @@ static void px_client_close(px_client *cl)
     if (cl->closed)
         return;
     cl->closed = 1;
+    kc_frame_release(cl->rx.f);
+    cl->rx.f = NULL;
     if (cl->bev) {
         bufferevent_free(cl->bev);
         cl->bev = NULL;
@@ -328,6 +331,28 @@ static void px_dispatch(px_client *cl, kc_frame *f)
     }
 }
 
+/* Go on filling the frame being received; 1 when it is complete and dispatched. */
+static int px_client_fill(px_client *cl)
+{
+    int r = kc_frame_rx_fill(&cl->rx, bufferevent_get_input(cl->bev), bufferevent_getfd(cl->bev));
+    if (r == 0)
+        return 0;
+    if (r < 0) {
+        if (errno == 0)
+            kz_info("client %s: closed with %zu of the %zu bytes of a frame", cl->peer, cl->rx.got,
+                    cl->rx.f->len);
+        else
+            kz_info("client %s: connection error: %s", cl->peer, strerror(errno));
+        px_client_close(cl);
+        return 0;
+    }
+    kc_frame *f = cl->rx.f;
+    cl->rx.f = NULL;
+    cl->rx.got = 0;
+    px_dispatch(cl, f);
+    return 1;
+}
+
 static void px_client_read(px_client *cl)
 {
     px_proxy *px = cl->px;
@@ -337,6 +362,11 @@ static void px_client_read(px_client *cl)
         if (px_client_over_limits(cl)) {
             px_client_pause(cl);
             break;
+        }
+        if (cl->rx.f != NULL) {
+            if (!px_client_fill(cl))
+                break;
+            continue;
         }
         struct evbuffer *in = bufferevent_get_input(cl->bev);
         size_t have = evbuffer_get_length(in);
@@ -364,16 +394,20 @@ static void px_client_read(px_client *cl)
                           ver, vmin, vmax);
             break;
         }
-        if (have < 4 + (size_t)size)
-            break;
         kc_frame *f = kc_frame_new((size_t)size);
         if (f == NULL) {
             px_client_bad(cl, "out of memory for a frame of %d bytes", size);
             break;
         }
         evbuffer_drain(in, 4);
-        evbuffer_remove(in, f->data, (size_t)size);
-        px_dispatch(cl, f);
+        if (have >= 4 + (size_t)size) {
+            evbuffer_remove(in, f->data, (size_t)size);
+            px_dispatch(cl, f);
+            continue;
+        }
+        /* The rest is still on its way: read it into the frame directly. */
+        cl->rx.f = f;
+        cl->rx.got = 0;
     }
     px_client_release(cl);
 }
@@ -404,7 +438,7 @@ static void px_client_event_cb(struct bufferevent *bev, short what, void *arg)
     px_client *cl = arg;
     (void)bev;
     if (what & BEV_EVENT_EOF) {
-        size_t left = evbuffer_get_length(bufferevent_get_input(cl->bev));
+        size_t left = evbuffer_get_length(bufferevent_get_input(cl->bev)) + cl->rx.got;
         if (left > 0)
             kz_info("client %s: closed with %zu bytes of an incomplete frame", cl->peer, left);
         else

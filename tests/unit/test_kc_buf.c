@@ -6,8 +6,13 @@
 #include "codec/kc_crc32c.h"
 #include "tests/unit/kz_test.h"
 
+#include <errno.h>
 #include <event2/buffer.h>
+#include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 START_TEST(test_uvarint_roundtrip)
 {
@@ -182,6 +187,54 @@ START_TEST(test_arena)
 }
 END_TEST
 
+/* A frame body partly in the input buffer, partly on the socket, arriving in
+ * pieces; then a peer that closes mid-frame. */
+START_TEST(test_frame_rx)
+{
+    int sv[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    ck_assert_int_eq(fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK), 0);
+    enum { LEN = 100000, BUFFERED = 1000, FIRST = 30000 };
+    uint8_t *want = malloc(LEN);
+    ck_assert_ptr_nonnull(want);
+    for (size_t i = 0; i < LEN; i++)
+        want[i] = (uint8_t)(i * 7 + (i >> 11));
+    struct evbuffer *in = evbuffer_new();
+    evbuffer_add(in, want, BUFFERED);
+    kc_frame_rx rx = {kc_frame_new(LEN), 0};
+    ck_assert_ptr_nonnull(rx.f);
+    ck_assert_int_eq(kc_frame_rx_fill(&rx, in, sv[0]), 0); /* nothing on the socket yet */
+    ck_assert_uint_eq(rx.got, BUFFERED);
+    ck_assert_uint_eq(evbuffer_get_length(in), 0);
+    ck_assert_int_eq(write(sv[1], want + BUFFERED, FIRST), FIRST);
+    ck_assert_int_eq(kc_frame_rx_fill(&rx, in, sv[0]), 0);
+    ck_assert_uint_eq(rx.got, BUFFERED + FIRST);
+    /* The rest, followed by the start of the next frame, which must stay. */
+    size_t rest = LEN - BUFFERED - FIRST;
+    ck_assert_int_eq(write(sv[1], want + BUFFERED + FIRST, rest), (ssize_t)rest);
+    ck_assert_int_eq(write(sv[1], "next", 4), 4);
+    ck_assert_int_eq(kc_frame_rx_fill(&rx, in, sv[0]), 1);
+    ck_assert_uint_eq(rx.got, LEN);
+    ck_assert_int_eq(memcmp(rx.f->data, want, LEN), 0);
+    kc_frame_release(rx.f);
+    char next[8];
+    ck_assert_int_eq(read(sv[0], next, sizeof(next)), 4);
+    ck_assert_int_eq(memcmp(next, "next", 4), 0);
+
+    /* Closed after 10 bytes of a 20-byte frame. */
+    kc_frame_rx rx2 = {kc_frame_new(20), 0};
+    ck_assert_int_eq(write(sv[1], want, 10), 10);
+    close(sv[1]);
+    ck_assert_int_eq(kc_frame_rx_fill(&rx2, in, sv[0]), -1);
+    ck_assert_int_eq(errno, 0);
+    ck_assert_uint_eq(rx2.got, 10);
+    kc_frame_release(rx2.f);
+    close(sv[0]);
+    evbuffer_free(in);
+    free(want);
+}
+END_TEST
+
 Suite *kc_buf_suite(void)
 {
     Suite *s = suite_create("kc_buf");
@@ -196,6 +249,7 @@ Suite *kc_buf_suite(void)
     tcase_add_test(tc, test_bytes_by_reference);
     tcase_add_test(tc, test_crc32c_vectors);
     tcase_add_test(tc, test_arena);
+    tcase_add_test(tc, test_frame_rx);
     suite_add_tcase(s, tc);
     return s;
 }
