@@ -19,6 +19,10 @@
 #include <sys/queue.h>
 #include <time.h>
 
+/* libevent writes at most 16 KiB per call by default: a 500 KB Produce
+ * request would take 31 writev calls. */
+#define MC_MAX_SINGLE_WRITE (128 * 1024)
+
 typedef struct mc_pending {
     TAILQ_ENTRY(mc_pending) link;
     int32_t corr;
@@ -282,6 +286,7 @@ static void mc_conn_connect(mc_conn *c)
         return;
     }
     bufferevent_setcb(c->bev, mc_conn_read_cb, NULL, mc_conn_event_cb, c);
+    bufferevent_set_max_single_write(c->bev, MC_MAX_SINGLE_WRITE);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     c->state = MC_CONNECTING;
     if (bufferevent_socket_connect_hostname(c->bev, c->dns, AF_UNSPEC, c->host, c->port) != 0) {
