@@ -261,6 +261,11 @@ class Bench:
                 '-X', 'message.timeout.ms=%d' % int(o.timeout * 1000)]
         if rate:
             args += ['--rate-mbps', rate]
+        elif o.quick:
+            # Flat out, the warm-up fills the client queue and the proxy's
+            # request buffers; a short window (slower still under the
+            # sanitizers) may then see none of its own messages delivered.
+            args += ['-X', 'queue.buffering.max.kbytes=8192']
         return args + list(extra)
 
     def produce_runs(self, path, label, bootstrap, topic, cluster=None, others=None):
@@ -516,7 +521,7 @@ class Bench:
 
     def wal_config(self, store):
         # The defaults made explicit (250 ms / 8 MiB), so the table says what ran.
-        return {'wal': {'store': store, 'flush_ms': FLUSH_MS, 'flush_bytes': 8 * 1024 * 1024},
+        return {'wal': {'store': store, 'flush_ms': self.o.flush_ms, 'flush_bytes': 8 * 1024 * 1024},
                 'peer_secret': PEER_SECRET}
 
     def record_unavailable(self, path, label, reason):
@@ -723,8 +728,9 @@ def targets(results, opts):
             None if not w or w.get('proxy_cpu_s_per_gb') is None else w['proxy_cpu_s_per_gb'] <= 2.0, 's/GB')
     w = prod('wal_local', 'fixed')
     p99 = w['client'].get('lat_us', {}).get('p99') / 1e3 if w else None
-    add('WAL local p99 <= flush interval + 25 ms (%d ms)' % (FLUSH_MS + 25), p99,
-        None if p99 is None else p99 <= FLUSH_MS + 25, 'ms')
+    flush_ms = opts.flush_ms
+    add('WAL local p99 <= flush interval + 25 ms (%d ms)' % (flush_ms + 25), p99,
+        None if p99 is None else p99 <= flush_ms + 25, 'ms')
     idem = next((e for e in results['idempotent'] if e['path'] == 'wal_local'
                  and e.get('available') is not False), None)
     plain = next((e for e in results['idempotent'] if e['path'] == 'wal_local_plain'), None)
@@ -746,7 +752,7 @@ def print_table(results, opts, out=sys.stdout):
     w('\nkzproxy benchmark  (%s; %s CPUs: %s; kernel %s; librdkafka %s)\n' % (
         m.get('git'), m.get('nproc'), m.get('cpu_model'), m.get('kernel'), m.get('librdkafka')))
     w('%d-byte messages, acks=all, linger.ms=5; runs of %ss after %ss warm-up; fixed load %s MB/s '
-      '(MB = 10^6 bytes); flush %d ms.\n' % (MSG_SIZE, opts.duration, opts.warmup, opts.rate_mbps, FLUSH_MS))
+      '(MB = 10^6 bytes); flush %d ms.\n' % (MSG_SIZE, opts.duration, opts.warmup, opts.rate_mbps, opts.flush_ms))
     w('Client, brokers (one mock-cluster thread) and proxies share the same CPUs.\n\n')
     hdr = ('%-20s %-6s %8s %9s %6s %8s %8s %8s %8s %9s %9s %8s %7s %7s %9s %9s\n' % (
         'produce', 'load', 'MB/s', 'msgs/s', 'ratio', 'p50 ms', 'p99 ms', 'p999 ms', '+p99 ms',
@@ -833,6 +839,9 @@ def parse_args(argv):
     o.fill_s = 0.3 if q else 2.0
     o.consume_partitions = 12 if q else 48
     o.idem_s = 0.5 if q else 10.0
+    # Quick runs are too short for 250 ms objects (the sanitizers slow the
+    # path further): their figures are checked for form only.
+    o.flush_ms = 50 if q else FLUSH_MS
     o.timeout = 60.0 if q else 120.0
     o.only = set(o.only.split(',')) if o.only else None
     return o
@@ -864,7 +873,7 @@ def main(argv):
         b.close()
     results['machine'] = machine_info()
     results['options'] = {'duration_s': opts.duration, 'warmup_s': opts.warmup, 'rate_mbps': opts.rate_mbps,
-                          'msg_size': MSG_SIZE, 'idle_conns': opts.idle_conns, 'flush_ms': FLUSH_MS,
+                          'msg_size': MSG_SIZE, 'idle_conns': opts.idle_conns, 'flush_ms': opts.flush_ms,
                           'quick': opts.quick}
     add_ratios(results)
     results['targets'] = targets(results, opts)
