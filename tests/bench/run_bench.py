@@ -40,6 +40,7 @@ import selectors
 import shutil
 import signal
 import socket
+import statistics
 import struct
 import subprocess
 import sys
@@ -291,6 +292,44 @@ class Bench:
             self.derive_produce(entry)
             self.results['produce'].append(entry)
             self.print_progress(entry)
+
+    def latency_pairs(self, a, cluster):
+        """Direct and same-zone at the fixed load, alternately, --pairs times.
+        The p99 of one 10 s run moves by a millisecond or more from run to
+        run on a shared machine, five times the 0.2 ms being judged; the
+        median of the pairwise differences does not drift with the machine."""
+        o = self.o
+        runs = []
+        for i in range(o.pairs):
+            pair = {}
+            for path, boot, pc in (('direct', self.tb.bootstrap, None), ('same_zone', a.kafka, cluster)):
+                proxies = pc.proxies if pc else []
+                (res, _), fig = measure(proxies, {'brokers': self.tb.proc.pid},
+                                        lambda: run_kz_bench(self.producer_args(
+                                            boot, 'bench_a', o.rate_mbps, ('--duration', o.pair_s)),
+                                            o.timeout))
+                if 'error' in res and not res.get('delivered'):
+                    self.fail('%s latency pair %d' % (path, i + 1), res['error'])
+                    return
+                cpu = [v for v in fig['proxy_cpu_s'].values() if v is not None]
+                gb = (res.get('delivered', 0) + res.get('warmup_delivered', 0)) * MSG_SIZE / 1e9
+                pair[path] = {'p50_ms': res['lat_us']['p50'] / 1e3, 'p99_ms': res['lat_us']['p99'] / 1e3,
+                              'p999_ms': res['lat_us']['p999'] / 1e3, 'mbps': res.get('mbps'),
+                              'proxy_cpu_s_per_gb': round(sum(cpu) / gb, 3) if cpu and gb else None}
+            for q in ('p50', 'p99', 'p999'):
+                pair['%s_added_ms' % q] = round(pair['same_zone']['%s_ms' % q] - pair['direct']['%s_ms' % q], 3)
+            runs.append(pair)
+            sys.stdout.write('  pair %d: direct p99 %.2f ms, same-zone p99 %.2f ms (%+.2f), proxy %.2f core-s/GB\n' % (
+                i + 1, pair['direct']['p99_ms'], pair['same_zone']['p99_ms'], pair['p99_added_ms'],
+                pair['same_zone']['proxy_cpu_s_per_gb'] or 0))
+            sys.stdout.flush()
+        med = lambda xs: statistics.median(xs) if xs else None
+        self.results['latency_pairs'] = {
+            'pairs': len(runs), 'duration_s': o.pair_s, 'runs': runs,
+            'median': {k: med([r[k] for r in runs]) for k in ('p50_added_ms', 'p99_added_ms', 'p999_added_ms')},
+            'median_same_zone_cpu_s_per_gb': med([r['same_zone']['proxy_cpu_s_per_gb'] for r in runs
+                                                  if r['same_zone']['proxy_cpu_s_per_gb'] is not None]),
+        }
 
     def perf_start(self, path, proxies):
         """With --perf DIR: `perf record -g` on every proxy of this run."""
@@ -600,6 +639,8 @@ class Bench:
             with self.cluster(None) as pc:
                 a = pc.proxy_in('a')
                 if self.want('same_zone'):
+                    if self.want('direct') and o.pairs > 0:
+                        self.latency_pairs(a, pc)  # before any flat-out run through this proxy
                     self.produce_runs('same_zone', 'kzproxy same-zone', a.kafka, 'bench_a', pc)
                     self.idempotent_run('same_zone', 'kzproxy same-zone', a, 'bench_idem_a', pc)
                     self.idempotent_run('same_zone', 'kzproxy same-zone', a, 'bench_idem_a', pc,
@@ -718,8 +759,14 @@ def targets(results, opts):
         add('same-zone carries the whole fixed load (%s MB/s)' % opts.rate_mbps, mbps,
             mbps is not None and mbps >= 0.97 * opts.rate_mbps and not sz['client'].get('failed')
             and not sz['client'].get('undelivered'), 'MB/s')
-        add('same-zone p99 added over direct <= 0.2 ms', sz.get('p99_added_ms'),
-            None if sz.get('p99_added_ms') is None else sz['p99_added_ms'] <= 0.2, 'ms')
+        lp = results.get('latency_pairs')
+        if lp and lp['median']['p99_added_ms'] is not None:
+            v = lp['median']['p99_added_ms']
+            add('same-zone p99 added over direct <= 0.2 ms (median of %d pairs)' % lp['pairs'], v,
+                v <= 0.2, 'ms')
+        else:
+            add('same-zone p99 added over direct <= 0.2 ms', sz.get('p99_added_ms'),
+                None if sz.get('p99_added_ms') is None else sz['p99_added_ms'] <= 0.2, 'ms')
         add('same-zone proxy CPU <= 1 core-s/GB', sz.get('proxy_cpu_s_per_gb'),
             None if sz.get('proxy_cpu_s_per_gb') is None else sz['proxy_cpu_s_per_gb'] <= 1.0, 's/GB')
     for path in ('wal_local', 'wal_s3'):
@@ -781,6 +828,13 @@ def print_table(results, opts, out=sys.stdout):
             if e['path'].startswith('wal') else '',
             ('%d KiB' % e['proxy_peak_rss_kib_max']) if e.get('proxy_peak_rss_kib_max') else '',
             ('  ERROR: ' + c['error']) if 'error' in c else ''))
+    lp = results.get('latency_pairs')
+    if lp and lp['runs']:
+        w('\nfixed load, direct and same-zone alternately, %d pairs of %ss: median of the pairs\n' % (
+            lp['pairs'], lp['duration_s']))
+        w('  +p50 %s ms   +p99 %s ms   +p999 %s ms   same-zone proxy %s core-s/GB\n' % (
+            fmt(lp['median']['p50_added_ms']), fmt(lp['median']['p99_added_ms']),
+            fmt(lp['median']['p999_added_ms']), fmt(lp['median_same_zone_cpu_s_per_gb'])))
     w('\n%-20s %8s %9s %6s %9s %7s\n' % ('consume', 'MB/s', 'msgs/s', 'ratio', 'pxCPU/GB', 'passes'))
     for e in results['consume']:
         c = e['client']
@@ -829,6 +883,9 @@ def parse_args(argv):
     ap.add_argument('--perf', metavar='DIR',
                     help='record perf profiles of the proxies during the fixed-load runs into DIR '
                          '(for profiles: perf takes CPU, so do not quote that run\'s numbers)')
+    ap.add_argument('--pairs', type=int,
+                    help='alternating direct / same-zone fixed-load runs of 5 s for the added '
+                         'latency (default 5; 0: none)')
     ap.add_argument('--only', help='comma-separated: direct,same_zone,consume,idle,wal_local,wal_s3')
     o = ap.parse_args(argv)
     q = o.quick
@@ -839,6 +896,8 @@ def parse_args(argv):
     o.fill_s = 0.3 if q else 2.0
     o.consume_partitions = 12 if q else 48
     o.idem_s = 0.5 if q else 10.0
+    o.pairs = o.pairs if o.pairs is not None else (1 if q else 5)
+    o.pair_s = 0.5 if q else 5.0
     # Quick runs are too short for 250 ms objects (the sanitizers slow the
     # path further): their figures are checked for form only.
     o.flush_ms = 50 if q else FLUSH_MS

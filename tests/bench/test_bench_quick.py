@@ -58,6 +58,10 @@ def main():
             assert (p, load) in paths, 'no %s %s produce result' % (p, load)
     for e in r['produce']:
         check_produce(e)
+    lp = r['latency_pairs']
+    assert lp['pairs'] == len(lp['runs']) >= 1, lp
+    for k in ('p50_added_ms', 'p99_added_ms', 'p999_added_ms'):
+        number(lp['median'][k], 'latency pairs median ' + k)
     assert [e['path'] for e in r['consume']] == ['direct', 'same_zone']
     for e in r['consume']:
         assert 'error' not in e['client'], e['client'].get('error')
