@@ -37,7 +37,10 @@ typedef struct ow_gc ow_gc;
 
 typedef struct ow_writer_config {
     uint64_t seal_bytes;     /* seal when the object reaches this size (default 8 MiB) */
-    uint32_t seal_age_ms;    /* seal this long after its first chunk (default 250) */
+    uint32_t seal_age_ms;    /* objects not full are sealed this long after the previous seal,
+                              * or in the next loop turn when that is past: no chunk waits
+                              * longer, and objects not full come at most this often
+                              * (default 250) */
     unsigned max_inflight;   /* uploads at once (default 4) */
     uint64_t mem_cap;        /* bytes held at most (default 64 MiB; at least seal_bytes) */
     const char *proxy_id;    /* written into every object header (required, copied) */
