@@ -13,8 +13,15 @@ generator tests/bench/kz_bench through every scenario in one run:
     WAL s3rver   the same with the S3 backend on s3rver
   consume, direct and through proxy a;
   10,000 idle client connections on proxy a (RSS per connection);
-  one idempotent producer (max.in.flight=5) on one partition, same-zone and
-  through the WAL paths: produce requests per second and p99.
+  one producer (max.in.flight=5) on one partition, same-zone and through
+  the WAL paths: produce requests per second and p99. librdkafka, idempotent
+  and not (an idempotent librdkafka producer keeps one request in flight
+  per partition once its batches hold more than 5 messages), and kz_bench's
+  own protocol-level idempotent producer (`kz_bench idem`), which keeps 5
+  requests in flight as the Java client does; it checks that its batches
+  stayed in order (base offsets), and once more with a transactional id,
+  for which the test bed's mock broker checks sequences, plus a control run
+  with a deliberate sequence gap to show that check is live.
 
 For every run it reads the proxies' CPU time (utime+stime, /proc/PID/stat),
 peak RSS (VmHWM), and /metrics before and after (cross-zone bytes, S3
@@ -61,6 +68,11 @@ FLUSH_MS = 250
 FLUSH_IDLE_MS = 5         # wal.flush_idle_ms of the second idempotent run
 IDEM_RATE_MBPS = 20       # offered to the one idempotent producer
 IDEM_QUEUE_KIB = 4096     # its client queue
+# kz_bench's pipelined idempotent producer: one batch of 15 1 KiB values per
+# ProduceRequest (what fits the Java client's default batch.size, 16384),
+# at most 5 requests in flight.
+PIPE_BATCH_RECORDS = 15
+PIPE_IN_FLIGHT = 5
 CLK_TCK = os.sysconf('SC_CLK_TCK')
 
 # Every produce scenario: (name, label, path) in table order.
@@ -242,7 +254,7 @@ class Bench:
     def __init__(self, opts):
         self.o = opts
         self.results = {'produce': [], 'consume': [], 'idle_connections': [], 'idempotent': [],
-                        'failures': []}
+                        'sequence_controls': [], 'failures': []}
         self.tb = None
         self.workdir = tempfile.mkdtemp(prefix='kz-bench-')
 
@@ -458,7 +470,8 @@ class Bench:
         # Produce requests the client sent to the proxy of its zone (the
         # peer's count is of the appends it makes for them).
         client_reqs = fig['metrics_by_zone'].get(proxy.zone, {}).get('produce_requests')
-        e = {'path': path, 'label': label, 'client': res, 'idempotent': idempotent}
+        e = {'path': path, 'label': label, 'client': res, 'idempotent': idempotent,
+             'client_kind': 'librdkafka'}
         e.update(fig)
         e['produce_requests'] = client_reqs
         e['requests_per_s'] = (client_reqs / res['window_s']
@@ -470,6 +483,71 @@ class Bench:
         sys.stdout.write('  idempotent %-12s %s req/s  p99 %.1f ms%s\n' % (
             path, e['requests_per_s'] and round(e['requests_per_s'], 1), lat.get('p99', -1) / 1e3,
             ('  ERROR ' + res['error']) if 'error' in res else ''))
+
+    def pipelined_runs(self, path, label, proxy, topic, cluster):
+        """kz_bench's own idempotent producer on one partition, 5 requests
+        in flight: without a transactional id (as the Java client's
+        idempotent producer), then with one (the test bed's mock checks
+        sequences only then), then a control run whose deliberate sequence
+        gap that check must catch."""
+        self.pipelined_run(path, label, proxy, topic, cluster, None)
+        self.pipelined_run(path, label, proxy, topic, cluster, 'kz-bench-%s' % path)
+        self.sequence_control(path, proxy, topic)
+
+    def pipelined_args(self, proxy, topic, duration, txid=None, extra=()):
+        args = ['idem', '-b', proxy.kafka, '-t', topic, '--partition', 0, '--msg-size', MSG_SIZE,
+                '--batch-records', PIPE_BATCH_RECORDS, '--max-in-flight', PIPE_IN_FLIGHT,
+                '--duration', duration, '--warmup', 0, '--timeout', self.o.timeout]
+        if txid:
+            args += ['--transactional-id', txid]
+        return args + list(extra)
+
+    def pipelined_run(self, path, label, proxy, topic, cluster, txid):
+        o = self.o
+        if txid:
+            path, label, dur = path + '_pipelined_txn', label + ', pipelined, txn id', o.pipe_txn_s
+        else:
+            path, label, dur = path + '_pipelined', label + ', pipelined', o.pipe_s
+        args = self.pipelined_args(proxy, topic, dur, txid)
+        (res, _), fig = measure(cluster.proxies, {}, lambda: run_kz_bench(args, o.timeout))
+        e = {'path': path, 'label': label, 'client': res, 'idempotent': True, 'client_kind': 'kz_bench',
+             'pipelined': True, 'transactional_id': txid,
+             # The mock broker checks sequences only for a transactional id;
+             # the base offsets are checked by kz_bench in every run.
+             'sequences_checked_by_broker': bool(txid)}
+        e.update(fig)
+        # kz_bench counts its own requests exactly; the proxy's count (its
+        # whole run, set-up included) is kept to cross-check.
+        e['produce_requests'] = fig['metrics_by_zone'].get(proxy.zone, {}).get('produce_requests')
+        e['requests_per_s'] = res.get('requests_per_s')
+        e['sequence_errors'] = res.get('sequence_errors')
+        e['in_order'] = ('error' not in res and res.get('sequence_errors') == 0
+                         and res.get('offsets_backwards') == 0 and res.get('offset_gaps') == 0)
+        if 'error' in res:
+            self.fail('pipelined %s' % path, res['error'])
+        self.results['idempotent'].append(e)
+        lat = res.get('lat_us', {})
+        sys.stdout.write('  pipelined %-22s %s req/s  p99 %.1f ms  sequence errors %s%s\n' % (
+            path, e['requests_per_s'] and round(e['requests_per_s'], 1), lat.get('p99', -1) / 1e3,
+            res.get('sequence_errors'), ('  ERROR ' + res['error']) if 'error' in res else ''))
+
+    def sequence_control(self, path, proxy, topic):
+        """A run whose 4th request leaves a gap in the sequence: the broker
+        must answer OUT_OF_ORDER_SEQUENCE_NUMBER, or the zero sequence
+        errors of the runs above prove nothing."""
+        args = self.pipelined_args(proxy, topic, self.o.control_s, 'kz-bench-control-%s' % path,
+                                   ('--skip-sequence-at', 3))
+        res, _ = run_kz_bench(args, self.o.timeout)
+        errors = res.get('errors') or {}
+        e = {'path': path, 'client': res, 'detected': '45' in errors}
+        if not e['detected']:
+            self.fail('sequence check control %s' % path,
+                      'a batch sent with a sequence gap was not answered OUT_OF_ORDER_SEQUENCE_NUMBER '
+                      '(%s): the broker does not check sequences on this path'
+                      % res.get('error', 'no error at all'))
+        self.results['sequence_controls'].append(e)
+        sys.stdout.write('  sequence check control %-12s %s\n' % (
+            path, 'gap caught: %s' % res.get('error') if e['detected'] else 'NOT CAUGHT'))
 
     def idle_run(self, proxy, n):
         """n idle client connections on proxy, each after one ApiVersions
@@ -567,8 +645,9 @@ class Bench:
         for load in ('fixed', 'saturation'):
             self.results['produce'].append({'path': path, 'label': label, 'load': load,
                                             'available': False, 'reason': reason})
-        self.results['idempotent'].append({'path': path, 'label': label, 'available': False,
-                                           'reason': reason})
+        for suffix, what in (('', ''), ('_pipelined', ', pipelined'), ('_pipelined_txn', ', pipelined, txn id')):
+            self.results['idempotent'].append({'path': path + suffix, 'label': label + what,
+                                               'available': False, 'reason': reason})
         sys.stdout.write('  %-20s %s: %s\n' % (label, NA_WAL, reason))
 
     def wal_path(self, path, label, store, others=None):
@@ -598,6 +677,7 @@ class Bench:
                 sys.stdout.write('  %s: %s (0 objects written)\n' % (label, NA_WAL))
             self.idempotent_run(path, label, a, 'bench_idem_b', pc)
             self.idempotent_run(path, label, a, 'bench_idem_b', pc, idempotent=False)
+            self.pipelined_runs(path, label, a, 'bench_idem_b', pc)
             failed = False
         finally:
             problems = pc._teardown(failed=failed)
@@ -645,6 +725,7 @@ class Bench:
                     self.idempotent_run('same_zone', 'kzproxy same-zone', a, 'bench_idem_a', pc)
                     self.idempotent_run('same_zone', 'kzproxy same-zone', a, 'bench_idem_a', pc,
                                         idempotent=False)
+                    self.pipelined_runs('same_zone', 'kzproxy same-zone', a, 'bench_idem_a', pc)
                 if self.want('consume'):
                     self.fill_consume_topic()
                     self.consume_run('direct', 'direct', self.tb.bootstrap)
@@ -785,8 +866,17 @@ def targets(results, opts):
     add('one producer (not idempotent) on the WAL path >= 20 requests/s', prps,
         None if prps is None else prps >= 20, 'req/s')
     rps = idem.get('requests_per_s') if idem else None
-    add('one idempotent producer on the WAL path >= 20 requests/s', rps,
+    add('one idempotent producer on the WAL path >= 20 requests/s (librdkafka)', rps,
         None if rps is None else rps >= 20, 'req/s')
+    pipe = next((e for e in results['idempotent'] if e['path'] == 'wal_local_pipelined'
+                 and e.get('available') is not False), None)
+    pps = pipe.get('requests_per_s') if pipe else None
+    add('one idempotent producer on the WAL path >= 20 requests/s (pipelined)', pps,
+        None if pps is None else pps >= 20, 'req/s')
+    pipes = [e for e in results['idempotent'] if e.get('pipelined')]
+    bad = [e for e in pipes if not e.get('in_order')]
+    add('pipelined producer: every batch in order, on every path', len(bad) if pipes else None,
+        None if not pipes else not bad, 'runs out of order')
     idle = next((e for e in results['idle_connections'] if 'kib_per_connection' in e), None)
     kib = idle['kib_per_connection'] if idle else None
     add('<= 16 KiB per idle client connection', kib, None if kib is None else kib <= 16, 'KiB')
@@ -843,17 +933,30 @@ def print_table(results, opts, out=sys.stdout):
             fmt(e.get('throughput_ratio_to_direct')),
             fmt(e.get('proxy_cpu_s_per_gb')) if e['path'] != 'direct' else '', c.get('passes', '-'),
             ('  ERROR: ' + c['error']) if 'error' in c else ''))
-    w('\n%-36s %8s %8s %8s %9s\n' % ('1 producer, 1 partition, 5 in flight', 'req/s', 'p50 ms', 'p99 ms', 'msgs/s'))
+    w('\n%-38s %-10s %8s %8s %8s %9s  %s\n' % ('1 producer, 1 partition, 5 in flight', 'client', 'req/s',
+                                                'p50 ms', 'p99 ms', 'msgs/s', 'order'))
     for e in results['idempotent']:
         if e.get('available') is False:
-            w('%-36s %s: %s\n' % (e['label'], NA_WAL, e.get('reason', '')[:90]))
+            w('%-38s %s: %s\n' % (e['label'], NA_WAL, e.get('reason', '')[:90]))
             continue
         c = e['client']
         lat = c.get('lat_us', {})
-        w('%-36s %8s %8s %8s %9s%s\n' % (
-            e['label'], fmt(e.get('requests_per_s'), '%.1f'),
+        order = ''
+        if e.get('pipelined'):
+            order = ('ok: offsets, sequences' if e.get('sequences_checked_by_broker') else 'ok: offsets') \
+                if e.get('in_order') else 'FAILED'
+        w('%-38s %-10s %8s %8s %8s %9s  %s%s\n' % (
+            e['label'], e.get('client_kind', ''), fmt(e.get('requests_per_s'), '%.1f'),
             fmt(lat.get('p50') / 1e3 if 'p50' in lat else None), fmt(lat.get('p99') / 1e3 if 'p99' in lat else None),
-            fmt(c.get('msgs_per_s'), '%.0f'), ('  ERROR: ' + c['error']) if 'error' in c else ''))
+            fmt(c.get('msgs_per_s'), '%.0f'), order, ('  ERROR: ' + c['error']) if 'error' in c else ''))
+    if any(e.get('pipelined') for e in results['idempotent']):
+        w('(pipelined: kz_bench\'s own idempotent producer, %d requests of one %d-record batch in flight, as the\n'
+          ' Java client keeps them; librdkafka keeps one. order: the base offsets followed each other; with a\n'
+          ' txn id the mock broker also checked every sequence, which it does only for a transactional id.)\n'
+          % (PIPE_IN_FLIGHT, PIPE_BATCH_RECORDS))
+    for e in results['sequence_controls']:
+        w('sequence check control, %s: a deliberate sequence gap was %s\n' % (
+            e['path'], 'answered %s' % e['client'].get('error') if e['detected'] else 'NOT CAUGHT'))
     for e in results['idle_connections']:
         w('\nidle connections: %d on proxy %s: RSS %s -> %s KiB (%s KiB per connection), peak %s KiB%s\n' % (
             e['connections'], e['proxy_zone'], e.get('rss_before_kib'), e.get('rss_idle_kib'),
@@ -862,7 +965,7 @@ def print_table(results, opts, out=sys.stdout):
     w('\ntargets (reported, not asserted):\n')
     for t in results['targets']:
         v = t['measured']
-        w('  %-7s %-62s %s %s\n' % (t['status'], t['target'], fmt(v, '%.3g', 'n/a'), t['unit'] if v is not None else ''))
+        w('  %-7s %-62s %s %s\n' % (t['status'], t['target'], fmt(v, '%.4g', 'n/a'), t['unit'] if v is not None else ''))
     if results['failures']:
         w('\nfailures:\n')
         for f in results['failures']:
@@ -901,6 +1004,9 @@ def parse_args(argv):
     # Quick runs are too short for 250 ms objects (the sanitizers slow the
     # path further): their figures are checked for form only.
     o.flush_ms = 50 if q else FLUSH_MS
+    o.pipe_s = 0.5 if q else 4.0         # kz_bench's pipelined producer
+    o.pipe_txn_s = 0.5 if q else 2.0     # the same with a transactional id
+    o.control_s = 0.3 if q else 0.5      # the sequence-gap control
     o.timeout = 60.0 if q else 120.0
     o.only = set(o.only.split(',')) if o.only else None
     return o

@@ -42,6 +42,47 @@ def check_produce(e):
         assert e['proxy_peak_rss_kib_max'] > 0
 
 
+def check_pipelined(r):
+    """kz_bench's pipelined idempotent producer: a row on each path, with
+    numbers, and its batches in order: no sequence error, no base offset out
+    of place; the control run's sequence gap was caught (else the broker
+    checks nothing and zero sequence errors prove nothing)."""
+    rows = {e['path']: e for e in r['idempotent']}
+    for p in ('same_zone', 'wal_local', 'wal_s3'):
+        for suffix in ('_pipelined', '_pipelined_txn'):
+            e = rows.get(p + suffix)
+            assert e is not None, 'no %s%s row' % (p, suffix)
+            if e.get('available') is False:
+                assert p.startswith('wal') and e.get('reason'), e
+                continue
+            what = 'pipelined ' + e['path']
+            c = e['client']
+            assert c.get('mode') == 'idem', '%s: not kz_bench idem: %r' % (what, c)
+            errors = c.get('errors')
+            assert c.get('sequence_errors') == 0 and not errors, \
+                '%s: sequence errors, the path reordered or repeated pipelined batches: %r' % (what, errors)
+            assert c.get('offsets_backwards') == 0 and c.get('offset_gaps') == 0, \
+                '%s: base offsets out of order: %r' % (what, c)
+            assert 'error' not in c, '%s: %s' % (what, c['error'])
+            assert e['in_order'] is True, what
+            assert number(c['requests'], what + ' requests') > 0
+            assert number(e['requests_per_s'], what + ' requests/s') > 0
+            assert number(c['msgs_per_s'], what + ' msgs/s') > 0
+            assert number(c['mbps'], what + ' MB/s') > 0
+            assert 1 <= c['max_in_flight_seen'] <= 5, what
+            lat = c['lat_us']
+            assert 0 <= number(lat['p50'], what + ' p50') <= number(lat['p99'], what + ' p99') <= lat['max']
+            assert e['sequences_checked_by_broker'] == (suffix == '_pipelined_txn'), what
+    controls = {e['path']: e for e in r['sequence_controls']}
+    for p in ('same_zone', 'wal_local', 'wal_s3'):
+        if rows[p + '_pipelined'].get('available') is False:
+            continue
+        e = controls.get(p)
+        assert e is not None, 'no sequence check control on %s' % p
+        assert e['detected'] and e['client']['errors']['45']['count'] >= 1, \
+            'the sequence gap of the control run on %s was not caught: %r' % (p, e['client'])
+
+
 def main():
     with tempfile.TemporaryDirectory(prefix='kz-bench-smoke-') as d:
         out = os.path.join(d, 'bench.json')
@@ -76,6 +117,7 @@ def main():
         assert 'error' not in e['client'], e['client'].get('error')
         number(e['requests_per_s'], 'idempotent requests/s')
         number(e['client']['lat_us']['p99'], 'idempotent p99')
+    check_pipelined(r)
     for t in r['targets']:
         assert t['status'] in ('met', 'MISSED', 'n/a'), t
     for k in ('nproc', 'kernel'):
