@@ -1,3 +1,28 @@
+/*
+ * CRC32C (Castagnoli, reflected polynomial 0x82F63B78).
+ *
+ * Three implementations, chosen once by what the CPU has:
+ *
+ *  - table: software, eight 256-entry tables, eight bytes per step;
+ *  - SSE4.2: one chain of crc32q. The instruction has a latency of 3 cycles
+ *    but can start one per cycle, so a single chain runs at a third of the
+ *    possible rate;
+ *  - SSE4.2 + PCLMULQDQ: the buffer is cut into rounds of three adjacent
+ *    blocks of B bytes, each with its own crc32q chain (the second and
+ *    third starting from 0), so three instructions are in flight at once.
+ *    The three results are then joined. The raw CRC register (without the
+ *    pre- and post-inversion) is linear, so for blocks X, Y, Z:
+ *
+ *        raw(c, X Y Z) = raw(c, X) * x^(16B) + raw(0, Y) * x^(8B) + raw(0, Z)   (mod P)
+ *
+ *    Multiplying a 32-bit state S by x^m (mod P) is one carry-less multiply
+ *    by a constant K and one crc32q of the 64-bit product: with the bit
+ *    order of the instruction (bit j of the register is the coefficient of
+ *    x^(31-j)), clmul(S, K) read as a 64-bit message is S*K*x, and crc32q
+ *    of a 64-bit message M from state 0 is M*x^32 (mod P); so
+ *    crc32q(0, clmul(S, K)) = S*K*x^33, and K = x^(m-33) mod P. The
+ *    constants are computed when the module first runs (kc_crc32c_setup).
+ */
 #include "config.h"
 
 #include "codec/kc_crc32c.h"
@@ -6,34 +31,58 @@
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <nmmintrin.h>
+#include <wmmintrin.h>
 #define KC_HAVE_SSE42_PATH 1
 #endif
 
-static uint32_t kc_crc32c_table[8][256];
-static int kc_crc32c_ready;
+#define KC_CRC32C_POLY 0x82F63B78u /* reflected: bit 31 is x^0 */
 
-static void kc_crc32c_init(void)
+/* Bytes per block in one round of the three-chain path. Long blocks for the
+ * bulk (a join costs about as much as 10 crc32q), short ones for what is
+ * left; under 3 short blocks, one chain. */
+#define KC_CRC_LONG 4096
+#define KC_CRC_SHORT 128
+
+typedef uint32_t (*kc_crc_raw_fn)(uint32_t crc, const unsigned char *p, size_t n);
+
+static uint32_t kc_crc32c_table[8][256];
+/* {x^(8B-33), x^(16B-33)} mod P for B = KC_CRC_LONG and KC_CRC_SHORT. */
+static uint32_t kc_crc_k_long[2], kc_crc_k_short[2];
+static kc_crc_raw_fn kc_crc_best; /* NULL until kc_crc32c_setup ran */
+
+/* S * x mod P. */
+static uint32_t kc_crc_mulx(uint32_t s)
 {
-    for (uint32_t i = 0; i < 256; i++) {
-        uint32_t c = i;
-        for (int k = 0; k < 8; k++)
-            c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
-        kc_crc32c_table[0][i] = c;
+    return (s & 1) ? (s >> 1) ^ KC_CRC32C_POLY : s >> 1;
+}
+
+/* a * b mod P. */
+static uint32_t kc_crc_mulmod(uint32_t a, uint32_t b)
+{
+    uint32_t prod = 0;
+    for (int i = 0; i < 32; i++) { /* b holds (the original b) * x^i */
+        if (a & (0x80000000u >> i))
+            prod ^= b;
+        b = kc_crc_mulx(b);
     }
-    for (uint32_t i = 0; i < 256; i++) {
-        uint32_t c = kc_crc32c_table[0][i];
-        for (int t = 1; t < 8; t++) {
-            c = kc_crc32c_table[0][c & 0xff] ^ (c >> 8);
-            kc_crc32c_table[t][i] = c;
-        }
+    return prod;
+}
+
+/* x^n mod P, by squaring. */
+static uint32_t kc_crc_xpow(uint64_t n)
+{
+    uint32_t r = 0x80000000u, sq = 0x40000000u; /* x^0, x^1 */
+    while (n != 0) {
+        if (n & 1)
+            r = kc_crc_mulmod(r, sq);
+        sq = kc_crc_mulmod(sq, sq);
+        n >>= 1;
     }
-    kc_crc32c_ready = 1;
+    return r;
 }
 
 static uint32_t kc_crc32c_sw(uint32_t crc, const unsigned char *p, size_t n)
 {
-    if (!kc_crc32c_ready)
-        kc_crc32c_init();
     while (n >= 8) {
         uint32_t lo, hi;
         memcpy(&lo, p, 4);
@@ -56,14 +105,20 @@ static uint32_t kc_crc32c_sw(uint32_t crc, const unsigned char *p, size_t n)
 }
 
 #ifdef KC_HAVE_SSE42_PATH
+static inline uint64_t kc_crc_load64(const unsigned char *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+/* One chain of crc32q. */
 __attribute__((target("sse4.2"))) static uint32_t kc_crc32c_hw(uint32_t crc, const unsigned char *p,
                                                                size_t n)
 {
     uint64_t c = crc;
     while (n >= 8) {
-        uint64_t v;
-        memcpy(&v, p, 8);
-        c = _mm_crc32_u64(c, v);
+        c = _mm_crc32_u64(c, kc_crc_load64(p));
         p += 8;
         n -= 8;
     }
@@ -72,14 +127,143 @@ __attribute__((target("sse4.2"))) static uint32_t kc_crc32c_hw(uint32_t crc, con
         c32 = _mm_crc32_u8(c32, *p++);
     return c32;
 }
+
+/* One round: blocks [p, p+b), [p+b, p+2b), [p+2b, p+3b) in three chains,
+ * joined with k = {x^(8b-33), x^(16b-33)}. b is a multiple of 8. */
+__attribute__((always_inline, target("sse4.2,pclmul"))) static inline uint32_t
+kc_crc_round(uint32_t crc, const unsigned char *p, size_t b, const uint32_t k[2])
+{
+    uint64_t c0 = crc, c1 = 0, c2 = 0;
+    for (size_t i = 0; i < b; i += 8) {
+        c0 = _mm_crc32_u64(c0, kc_crc_load64(p + i));
+        c1 = _mm_crc32_u64(c1, kc_crc_load64(p + b + i));
+        c2 = _mm_crc32_u64(c2, kc_crc_load64(p + 2 * b + i));
+    }
+    /* c0 * x^(16b) + c1 * x^(8b): two products, one reduction (linear). */
+    __m128i m0 = _mm_clmulepi64_si128(_mm_cvtsi32_si128((int)(uint32_t)c0),
+                                      _mm_cvtsi32_si128((int)k[1]), 0x00);
+    __m128i m1 = _mm_clmulepi64_si128(_mm_cvtsi32_si128((int)(uint32_t)c1),
+                                      _mm_cvtsi32_si128((int)k[0]), 0x00);
+    uint64_t m = (uint64_t)_mm_cvtsi128_si64(_mm_xor_si128(m0, m1));
+    return (uint32_t)_mm_crc32_u64(0, m) ^ (uint32_t)c2;
+}
+
+/* Three chains for rounds of long then short blocks, one for the rest. */
+__attribute__((target("sse4.2,pclmul"))) static uint32_t
+kc_crc32c_hw3(uint32_t crc, const unsigned char *p, size_t n)
+{
+    if (n >= 3 * KC_CRC_SHORT) {
+        while (((uintptr_t)p & 7) != 0) {
+            crc = _mm_crc32_u8(crc, *p++);
+            n--;
+        }
+        while (n >= 3 * KC_CRC_LONG) {
+            crc = kc_crc_round(crc, p, KC_CRC_LONG, kc_crc_k_long);
+            p += 3 * KC_CRC_LONG;
+            n -= 3 * KC_CRC_LONG;
+        }
+        while (n >= 3 * KC_CRC_SHORT) {
+            crc = kc_crc_round(crc, p, KC_CRC_SHORT, kc_crc_k_short);
+            p += 3 * KC_CRC_SHORT;
+            n -= 3 * KC_CRC_SHORT;
+        }
+    }
+    return kc_crc32c_hw(crc, p, n);
+}
+#endif
+
+static void kc_crc32c_setup(void)
+{
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++)
+            c = kc_crc_mulx(c);
+        kc_crc32c_table[0][i] = c;
+    }
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = kc_crc32c_table[0][i];
+        for (int t = 1; t < 8; t++) {
+            c = kc_crc32c_table[0][c & 0xff] ^ (c >> 8);
+            kc_crc32c_table[t][i] = c;
+        }
+    }
+    kc_crc_k_long[0] = kc_crc_xpow(8 * KC_CRC_LONG - 33);
+    kc_crc_k_long[1] = kc_crc_xpow(16 * KC_CRC_LONG - 33);
+    kc_crc_k_short[0] = kc_crc_xpow(8 * KC_CRC_SHORT - 33);
+    kc_crc_k_short[1] = kc_crc_xpow(16 * KC_CRC_SHORT - 33);
+    kc_crc_raw_fn best = kc_crc32c_sw;
+#ifdef KC_HAVE_SSE42_PATH
+    __builtin_cpu_init(); /* may run as a constructor, before libgcc's own */
+    if (__builtin_cpu_supports("sse4.2"))
+        best = __builtin_cpu_supports("pclmul") ? kc_crc32c_hw3 : kc_crc32c_hw;
+#endif
+    kc_crc_best = best;
+}
+
+#if defined(__GNUC__) || defined(__clang__)
+/* Before main, so threads never race on the first call. */
+__attribute__((constructor)) static void kc_crc32c_ctor(void)
+{
+    kc_crc32c_setup();
+}
 #endif
 
 uint32_t kc_crc32c(uint32_t crc, const void *buf, size_t n)
 {
-    crc = ~crc;
+    if (kc_crc_best == NULL)
+        kc_crc32c_setup();
+    return ~kc_crc_best(~crc, buf, n);
+}
+
+/* ---- each implementation on its own, for tests and benchmarks ---- */
+
+static uint32_t kc_crc32c_api_table(uint32_t crc, const void *buf, size_t n)
+{
+    if (kc_crc_best == NULL)
+        kc_crc32c_setup();
+    return ~kc_crc32c_sw(~crc, buf, n);
+}
+
 #ifdef KC_HAVE_SSE42_PATH
-    if (__builtin_cpu_supports("sse4.2"))
-        return ~kc_crc32c_hw(crc, buf, n);
+static uint32_t kc_crc32c_api_sse42(uint32_t crc, const void *buf, size_t n)
+{
+    return ~kc_crc32c_hw(~crc, buf, n);
+}
+
+static uint32_t kc_crc32c_api_sse42_3way(uint32_t crc, const void *buf, size_t n)
+{
+    if (kc_crc_best == NULL)
+        kc_crc32c_setup();
+    return ~kc_crc32c_hw3(~crc, buf, n);
+}
 #endif
-    return ~kc_crc32c_sw(crc, buf, n);
+
+kc_crc32c_fn kc_crc32c_impl(kc_crc32c_kind kind)
+{
+    if (kc_crc_best == NULL)
+        kc_crc32c_setup();
+    switch (kind) {
+    case KC_CRC32C_TABLE: return kc_crc32c_api_table;
+#ifdef KC_HAVE_SSE42_PATH
+    case KC_CRC32C_SSE42: return __builtin_cpu_supports("sse4.2") ? kc_crc32c_api_sse42 : NULL;
+    case KC_CRC32C_SSE42_3WAY:
+        return __builtin_cpu_supports("sse4.2") && __builtin_cpu_supports("pclmul")
+                   ? kc_crc32c_api_sse42_3way
+                   : NULL;
+#endif
+    default: return NULL;
+    }
+}
+
+kc_crc32c_kind kc_crc32c_used(void)
+{
+    if (kc_crc_best == NULL)
+        kc_crc32c_setup();
+#ifdef KC_HAVE_SSE42_PATH
+    if (kc_crc_best == kc_crc32c_hw3)
+        return KC_CRC32C_SSE42_3WAY;
+    if (kc_crc_best == kc_crc32c_hw)
+        return KC_CRC32C_SSE42;
+#endif
+    return KC_CRC32C_TABLE;
 }

@@ -33,6 +33,7 @@ int main(void)
     srunner_add_suite(sr, kc_offsetforleaderepoch_suite());
     srunner_add_suite(sr, kc_describecluster_suite());
     srunner_add_suite(sr, kc_peer_suite());
+    srunner_add_suite(sr, kc_crc32c_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

@@ -40,5 +40,6 @@ Suite *kc_deleterecords_suite(void);
 Suite *kc_offsetforleaderepoch_suite(void);
 Suite *kc_describecluster_suite(void);
 Suite *kc_peer_suite(void);
+Suite *kc_crc32c_suite(void);
 
 #endif
