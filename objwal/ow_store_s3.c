@@ -917,7 +917,8 @@ int ow_s3_init(ow_store *st, const ow_s3_config *cfg, char *errstr, size_t errst
     curl_multi_setopt(s3->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS,
                       (long)(cfg->max_connections ? cfg->max_connections : 32));
     st->ops = &ow_s3_ops;
-    snprintf(st->desc, sizeof(st->desc), "s3://%s (%s://%s, %s, %s)", s3->bucket, s3->scheme,
-             s3->hostport, s3->region, cfg->path_style ? "path-style" : "virtual-host");
+    snprintf(st->desc, sizeof(st->desc), "s3://%s (%s://%s, %s, %s%s)", s3->bucket, s3->scheme,
+             s3->hostport, s3->region, cfg->path_style ? "path-style" : "virtual-host",
+             s3->unsigned_payload ? ", unsigned payload" : "");
     return OW_OK;
 }

@@ -187,7 +187,8 @@ static int px_cfg_wal(json_t *obj, px_wal_config *w, char *errstr, size_t n)
                                        "mem_cap_bytes", "flush_idle_ms", "key_prefix", "store_deadline_ms",
                                        "gc_sweep_ms", "gc_max_age_ms", NULL};
     static const char *const skeys[] = {"backend", "root", "no_fsync", "bucket", "endpoint", "region",
-                                        "path_style", "access_key", "secret_key", NULL};
+                                        "path_style", "unsigned_payload", "access_key", "secret_key",
+                                        NULL};
     if (!json_is_object(obj))
         return px_cfg_err(errstr, n, "wal: expected an object");
     if (px_cfg_known(obj, "wal.", keys, errstr, n) != 0)
@@ -209,6 +210,7 @@ static int px_cfg_wal(json_t *obj, px_wal_config *w, char *errstr, size_t n)
             px_cfg_str(st, "endpoint", "wal.store.", &w->endpoint, 0, errstr, n) != 0 ||
             px_cfg_str(st, "region", "wal.store.", &w->region, 0, errstr, n) != 0 ||
             px_cfg_bool(st, "path_style", "wal.store.", &w->path_style, errstr, n) != 0 ||
+            px_cfg_bool(st, "unsigned_payload", "wal.store.", &w->unsigned_payload, errstr, n) != 0 ||
             px_cfg_str(st, "access_key", "wal.store.", &w->access_key, 0, errstr, n) != 0 ||
             px_cfg_str(st, "secret_key", "wal.store.", &w->secret_key, 0, errstr, n) != 0)
             return -1;

@@ -54,6 +54,7 @@ typedef struct px_wal_config {
     char *endpoint;     /* s3: NULL for AWS */
     char *region;       /* s3 */
     int path_style;     /* s3 */
+    int unsigned_payload; /* s3: UNSIGNED-PAYLOAD instead of each body's SHA-256 in SigV4 */
     char *access_key;   /* s3: NULL for $AWS_ACCESS_KEY_ID */
     char *secret_key;   /* s3: NULL for $AWS_SECRET_ACCESS_KEY */
     char *key_prefix;   /* default "wal/" */

@@ -33,6 +33,7 @@ static int px_wal_store(px_proxy *px, char *errstr, size_t n)
         sc.s3.endpoint = w->endpoint;
         sc.s3.region = w->region;
         sc.s3.path_style = w->path_style;
+        sc.s3.unsigned_payload = w->unsigned_payload;
         sc.s3.access_key = w->access_key;
         sc.s3.secret_key = w->secret_key;
         sc.s3.deadline_ms = (uint32_t)w->store_deadline_ms;

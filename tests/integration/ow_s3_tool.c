@@ -13,7 +13,7 @@
  *       ("result err=CLASS retries=N ms=T msg=...") and exit 0 when the
  *       error class is CLASS ("ok", "auth", "timeout"...).
  *
- * Store options: --local DIR | --endpoint URL --bucket B [--vhost]
+ * Store options: --local DIR | --endpoint URL --bucket B [--vhost] [--unsigned-payload]
  *   [--access-key K --secret-key S] [--region R] [--deadline-ms N]
  *   [--attempt-ms N] [--backoff-ms N]
  */
@@ -174,6 +174,10 @@ static void parse_args(int argc, char **argv)
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--vhost") == 0) {
             scfg.s3.path_style = 0;
+            continue;
+        }
+        if (strcmp(a, "--unsigned-payload") == 0) {
+            scfg.s3.unsigned_payload = 1;
             continue;
         }
         if (v == NULL)

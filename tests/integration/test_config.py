@@ -54,6 +54,9 @@ BAD = [
      'wal.store.backend: "gcs" is not "local" or "s3"'),
     ('wal s3 without bucket', variant(peer_secret='s' * 20, wal={'store': {'backend': 's3'}}),
      'wal.store.bucket: missing'),
+    ('wal s3 unsigned_payload not a bool',
+     variant(peer_secret='s' * 20, wal={'store': {'backend': 's3', 'bucket': 'b', 'unsigned_payload': 'yes'}}),
+     'wal.store.unsigned_payload: expected true or false'),
     ('wal flush_ms out of range', variant(peer_secret='s' * 20,
                                           wal={'store': {'backend': 'local', 'root': '/tmp/x'}, 'flush_ms': 0}),
      'wal.flush_ms: 0 is out of range'),
@@ -88,6 +91,11 @@ def main():
             json.dump(GOOD, f)
         r = run('--check-config', path)
         assert r.returncode == 0 and 'valid' in r.stdout, r
+        with open(path, 'w') as f:
+            json.dump(variant(peer_secret='s' * 20,
+                              wal={'store': {'backend': 's3', 'bucket': 'b', 'unsigned_payload': True}}), f)
+        r = run('--check-config', path)
+        assert r.returncode == 0 and 'valid' in r.stdout, ('wal.store.unsigned_payload: true', r)
         for name, cfg, words in BAD:
             with open(path, 'w') as f:
                 f.write(cfg if isinstance(cfg, str) else json.dumps(cfg))

@@ -1,8 +1,10 @@
 #!/usr/bin/python3
 """objwal's S3 client against the npm S3 emulators:
  - s3rver 3.7.1 (no signature check), path-style and virtual-host addressing;
- - @20minutes/s3rver (verifies SigV4): the round trip with the right key, and
-   a wrong secret failing cleanly with the server's own error in the message."""
+ - @20minutes/s3rver (verifies SigV4): the round trip with the right key, also
+   with UNSIGNED-PAYLOAD in place of the bodies' SHA-256 (unsigned_payload),
+   and a wrong secret failing cleanly with the server's own error in the
+   message."""
 import os
 import sys
 
@@ -31,6 +33,10 @@ try:
     rc, out = run_tool(["roundtrip", "--endpoint", ep, "--bucket", BUCKET] + CREDS)
     check(rc == 0 and "objects deleted by GC" in out,
           "@20minutes/s3rver (SigV4 verified) roundtrip")
+    rc, out = run_tool(["roundtrip", "--unsigned-payload", "--endpoint", ep, "--bucket", BUCKET]
+                       + CREDS)
+    check(rc == 0 and "unsigned payload" in out and "objects deleted by GC" in out,
+          "@20minutes/s3rver (SigV4 verified) roundtrip with UNSIGNED-PAYLOAD")
     rc, out = run_tool(["put", "--endpoint", ep, "--bucket", BUCKET, "--access-key", "S3RVER",
                         "--secret-key", "not-the-secret", "--expect", "auth"])
     check(rc == 0, "wrong secret fails with an auth error")

@@ -31,11 +31,14 @@ PARTITIONS = 36
 SECRET = 'kz-test-peer-secret-0123456789abcdef'
 
 
-def store_config(backend, workdir, s3=None):
+def store_config(backend, workdir, s3=None, options=None):
     if backend == 'local':
-        return {'backend': 'local', 'root': os.path.join(workdir, 'wal-store'), 'no_fsync': True}
-    return {'backend': 's3', 'bucket': 'kzwal', 'endpoint': 'http://127.0.0.1:%d' % s3.port,
-            'region': 'us-east-1', 'path_style': True, 'access_key': 'S3RVER', 'secret_key': 'S3RVER'}
+        cfg = {'backend': 'local', 'root': os.path.join(workdir, 'wal-store'), 'no_fsync': True}
+    else:
+        cfg = {'backend': 's3', 'bucket': 'kzwal', 'endpoint': 'http://127.0.0.1:%d' % s3.port,
+               'region': 'us-east-1', 'path_style': True, 'access_key': 'S3RVER', 'secret_key': 'S3RVER'}
+    cfg.update(options or {})
+    return cfg
 
 
 def xzone(metrics):
@@ -148,7 +151,10 @@ def produce_all(pc, zones, per_zone, size, config):
     return acked, time.monotonic() - t0
 
 
-def run(backend, messages=100000, size=1024, flush_ms=50, producer_config=None, label='wal path'):
+def run(backend, messages=100000, size=1024, flush_ms=50, producer_config=None, label='wal path',
+        store_options=None, check_proxies=None):
+    """store_options: more wal.store keys; check_proxies(pc): called once the
+    messages are produced, while the proxies still run."""
     zones = ('a', 'b', 'c')
     per_zone = messages // len(zones)
     workdir = tempfile.mkdtemp(prefix='kz-wal-')
@@ -158,7 +164,7 @@ def run(backend, messages=100000, size=1024, flush_ms=50, producer_config=None, 
             import objwal_env
             s3 = objwal_env.S3rver('s3rver', 'kzwal')
         extra = {'peer_secret': SECRET,
-                 'wal': {'store': store_config(backend, workdir, s3), 'flush_ms': flush_ms,
+                 'wal': {'store': store_config(backend, workdir, s3, store_options), 'flush_ms': flush_ms,
                          'max_inflight_uploads': 8}}
         with kz.TestBed(topics={TOPIC: PARTITIONS}) as tb, \
                 kz.ProxyCluster(tb, extra_config=extra, workdir=workdir) as pc:
@@ -187,6 +193,8 @@ def run(backend, messages=100000, size=1024, flush_ms=50, producer_config=None, 
             rows = kz.consume_all(pc.proxy_in('b').kafka, TOPIC, config={'client.id': 'kz-test-wal-reader'},
                                   timeout=120)
             check_consumed(rows, zones, per_zone)
+            if check_proxies:
+                check_proxies(pc)
             mb = produced / 1e6
             print('%s (%s): %d messages of %d bytes from 3 zones in %.2fs (%.1f MB/s); consumed exactly once, in '
                   'order per partition; partitions by path: direct %d, wal %d, cross-zone %d; payload bytes across '

@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <check.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -101,6 +102,40 @@ START_TEST(test_cidr_map)
     ck_assert_int_eq(px_config_parse(bad, &cfg, err, sizeof(err)), -1);
     ck_assert_msg(strstr(err, "client_zones[0].cidr") != NULL, "%s", err);
     px_config_free(&cfg);
+}
+END_TEST
+
+/* wal.store.unsigned_payload: false unless set, a bool or an error. */
+START_TEST(test_wal_unsigned_payload)
+{
+    static const char *const fmt =
+        "{\"node_id\":1,\"zone\":\"a\",\"listen\":\"127.0.0.1:9092\","
+        "\"bootstrap_servers\":[\"127.0.0.1:1\"],\"peer_secret\":\"0123456789abcdef0123\","
+        "\"wal\":{\"store\":{\"backend\":\"s3\",\"bucket\":\"b\"%s}}}";
+    static const struct {
+        const char *extra;
+        int ok, want;
+    } cases[] = {{"", 1, 0},
+                 {",\"unsigned_payload\":true", 1, 1},
+                 {",\"unsigned_payload\":false", 1, 0},
+                 {",\"unsigned_payload\":1", 0, 0},
+                 {",\"unsigned_payload\":\"true\"", 0, 0}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char json[512], err[256] = "";
+        px_config cfg;
+        snprintf(json, sizeof(json), fmt, cases[i].extra);
+        int rc = px_config_parse(json, &cfg, err, sizeof(err));
+        if (cases[i].ok) {
+            ck_assert_msg(rc == 0, "%s: %s", cases[i].extra, err);
+            ck_assert_int_eq(cfg.wal.enabled, 1);
+            ck_assert_int_eq(cfg.wal.unsigned_payload, cases[i].want);
+        } else {
+            ck_assert_int_eq(rc, -1);
+            ck_assert_msg(strstr(err, "wal.store.unsigned_payload: expected true or false") != NULL,
+                          "%s", err);
+        }
+        px_config_free(&cfg);
+    }
 }
 END_TEST
 
@@ -244,6 +279,7 @@ int main(void)
     tcase_add_test(tc, test_map_broker_deterministic);
     tcase_add_test(tc, test_hostport);
     tcase_add_test(tc, test_cidr_map);
+    tcase_add_test(tc, test_wal_unsigned_payload);
     tcase_add_test(tc, test_fetch_rewrite_tags);
     tcase_add_test(tc, test_fetch_names_from_ids);
     tcase_add_test(tc, test_listgroups_merge);
