@@ -67,7 +67,10 @@ static void ow_read_data_done(ow_read *rd, const ow_result *res)
         ow_read_fail(rd, OW_ECORRUPT, "the store returned more bytes than asked");
         return;
     }
-    kc_frame *f = kc_frame_new(got ? got : 1);
+    /* The store may have read the bytes into a frame already (res->frame):
+     * keep it rather than copy them once more. */
+    kc_frame *f = res->frame != NULL && res->frame->len == got ? kc_frame_keep(res->frame)
+                                                                : kc_frame_new(got ? got : 1);
     ow_slice *sl = calloc(rd->n, sizeof(*sl));
     if (f == NULL || sl == NULL) {
         if (f != NULL)
@@ -76,8 +79,10 @@ static void ow_read_data_done(ow_read *rd, const ow_result *res)
         ow_read_fail(rd, OW_ENOMEM, "out of memory");
         return;
     }
-    f->len = got;
-    evbuffer_remove(res->body, f->data, got);
+    if (f != res->frame) {
+        f->len = got;
+        evbuffer_remove(res->body, f->data, got);
+    }
     char why[512];
     for (size_t i = 0; i < rd->n; i++) {
         const ow_range *r = &rd->ranges[i];

@@ -103,6 +103,9 @@ ow_req *ow_store_put(ow_store *st, const char *key, struct evbuffer *body, ow_st
  *   off >= 0, len == 0: from off to the end
  *   off < 0:            the last -off bytes (len ignored)
  * res->body holds the bytes; res->object_size the whole size when known.
+ * res->frame, when not NULL, holds the same bytes (the local store always,
+ * S3 for a 206 answer to off >= 0, len > 0): keep it to use them without a
+ * copy (the reader does).
  * A range starting at or past the end gives OW_ETRUNCATED; no key, OW_ENOTFOUND.
  */
 ow_req *ow_store_get(ow_store *st, const char *key, int64_t off, uint64_t len, ow_store_cb cb,

@@ -7,6 +7,8 @@
 
 #include "objwal/ow_store_int.h"
 
+#include "codec/kc_buf.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <event2/buffer.h>
@@ -201,8 +203,10 @@ static void ow_local_get(ow_store *st, ow_req *req, ow_result *res, char *msg, s
     }
     res->object_size = size;
     if (n > 0) {
-        struct evbuffer_iovec v;
-        if (evbuffer_reserve_space(res->body, (ev_ssize_t)n, &v, 1) < 1) {
+        /* Read into a frame that the body references: a reader keeps the
+         * frame instead of copying the bytes out (ow_result.frame). */
+        kc_frame *f = kc_frame_new((size_t)n);
+        if (f == NULL) {
             close(fd);
             res->err = OW_ENOMEM;
             snprintf(msg, msz, "GET %s: out of memory for %" PRIu64 " bytes", req->key, n);
@@ -210,15 +214,22 @@ static void ow_local_get(ow_store *st, ow_req *req, ow_result *res, char *msg, s
         }
         size_t got = 0;
         while (got < n) {
-            ssize_t r = pread(fd, (char *)v.iov_base + got, n - got, (off_t)(from + got));
+            ssize_t r = pread(fd, f->data + got, (size_t)n - got, (off_t)(from + got));
             if (r == -1 && errno == EINTR)
                 continue;
             if (r <= 0)
                 break;
             got += (size_t)r;
         }
-        v.iov_len = got;
-        evbuffer_commit_space(res->body, &v, 1);
+        f->len = got;
+        if (got > 0 && kc_frame_add_ref(res->body, f, f->data, got) != 0) {
+            kc_frame_release(f);
+            close(fd);
+            res->err = OW_ENOMEM;
+            snprintf(msg, msz, "GET %s: out of memory", req->key);
+            return;
+        }
+        res->frame = f;
         st->metrics.bytes_down += got;
     }
     close(fd);
@@ -347,10 +358,12 @@ static void ow_local_run(evutil_socket_t fd, short what, void *arg)
         ow_local_list(st, req, &res, msg, sizeof(msg), &kl);
     }
     struct evbuffer *body = res.body;
+    kc_frame *frame = res.frame;
     res.errmsg = msg;
     ow_req_complete(req, &res);
     if (body != NULL)
         evbuffer_free(body);
+    kc_frame_release(frame);
     for (size_t i = 0; i < kl.n; i++)
         free((char *)kl.e[i].key);
     free(kl.e);

@@ -9,6 +9,7 @@
 #include "objwal/ow_sigv4.h"
 #include "objwal/ow_store_int.h"
 
+#include "codec/kc_buf.h"
 #include "common/kz_log.h"
 
 #include <curl/curl.h>
@@ -56,6 +57,12 @@ typedef struct ow_s3_req {
     struct event *retry_ev;
     struct evbuffer *resp;
     uint64_t resp_cap;
+    /* A ranged GET's 206 body goes straight into a frame of the range's
+     * size, which resp then references (no second copy, ow_result.frame). */
+    uint64_t frame_cap;  /* the range's length; 0: everything into resp */
+    kc_frame *frame;
+    size_t frame_used;
+    int frame_in_resp;   /* resp references the frame's bytes */
     struct evbuffer_ptr upos;
     char payload_hash[65];
     uint64_t deadline_us;
@@ -148,10 +155,50 @@ static int ow_s3_timer_fn(CURLM *multi, long timeout_ms, void *userp)
 
 /* ---- curl easy callbacks ---- */
 
+/* Hand the frame's bytes to resp by reference (once per attempt). */
+static int ow_s3_frame_to_resp(ow_s3_req *r)
+{
+    if (r->frame == NULL || r->frame_in_resp)
+        return 0;
+    r->frame->len = r->frame_used;
+    r->frame_in_resp = 1;
+    if (r->frame_used == 0)
+        return 0;
+    return kc_frame_add_ref(r->resp, r->frame, r->frame->data, r->frame_used);
+}
+
+static void ow_s3_frame_drop(ow_s3_req *r)
+{
+    kc_frame_release(r->frame);
+    r->frame = NULL;
+    r->frame_used = 0;
+    r->frame_in_resp = 0;
+}
+
 static size_t ow_s3_write_fn(char *p, size_t size, size_t nmemb, void *arg)
 {
     ow_s3_req *r = arg;
     size_t n = size * nmemb;
+    if (r->frame_cap > 0 && r->frame == NULL && evbuffer_get_length(r->resp) == 0) {
+        long status = 0;
+        curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+        if (status == 206)
+            r->frame = kc_frame_new((size_t)r->frame_cap); /* NULL: into resp after all */
+        if (r->frame == NULL)
+            r->frame_cap = 0;
+    }
+    if (r->frame != NULL && !r->frame_in_resp) {
+        if (n <= r->frame_cap - r->frame_used) {
+            memcpy(r->frame->data + r->frame_used, p, n);
+            r->frame_used += n;
+            return n;
+        }
+        /* More than the range: the rest goes after it in resp, capped below. */
+        if (ow_s3_frame_to_resp(r) != 0)
+            return 0;
+        ow_s3_frame_drop(r);
+        r->frame_cap = 0;
+    }
     if (evbuffer_get_length(r->resp) + n > r->resp_cap)
         return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
     if (evbuffer_add(r->resp, p, n) != 0)
@@ -227,6 +274,7 @@ static void ow_s3_cancel(ow_store *st, ow_req *req)
         evbuffer_free(r->resp);
         r->resp = NULL;
     }
+    ow_s3_frame_drop(r);
 }
 
 static void ow_s3_describe(ow_s3 *s3, ow_s3_req *r, char *out, size_t n)
@@ -328,6 +376,8 @@ static int ow_s3_attempt(ow_s3 *s3, ow_s3_req *r)
         return OW_ENOMEM;
     }
     evbuffer_drain(r->resp, evbuffer_get_length(r->resp));
+    ow_s3_frame_drop(r);
+    r->frame_cap = 0;
     r->object_size = 0;
     r->errbuf[0] = '\0';
     uint64_t now = ow_now_us();
@@ -363,6 +413,7 @@ static int ow_s3_attempt(ow_s3 *s3, ow_s3_req *r)
         break;
     case OW_OP_GET:
         r->resp_cap = req->off >= 0 && req->len > 0 ? req->len + OW_S3_ERRBODY_MAX : OW_MAX_OBJECT;
+        r->frame_cap = req->off >= 0 ? req->len : 0;
         r->ranged = 1;
         s3->st->metrics.get_requests++;
         break;
@@ -561,6 +612,8 @@ static void ow_s3_finish(ow_s3 *s3, ow_s3_req *r, int err, long status, const ch
     if (err == OW_OK && req->op == OW_OP_GET) {
         res.body = body;
         res.object_size = r->object_size;
+        if (r->frame != NULL && r->frame_in_resp && r->frame->len == evbuffer_get_length(body))
+            res.frame = r->frame; /* 206: the body is the frame's bytes */
         s3->st->metrics.bytes_down += evbuffer_get_length(body);
         if (status == 200 && r->ranged) {
             /* The server ignored Range: cut the range out of the whole object. */
@@ -606,10 +659,13 @@ static void ow_s3_finish(ow_s3 *s3, ow_s3_req *r, int err, long status, const ch
     }
     if (res.err != OW_OK)
         kz_dbg("objwal: %s", res.errmsg);
+    kc_frame *frame = r->frame;
+    r->frame = NULL;
     ow_req_complete(req, &res);
     ow_s3_list_free(&l);
     if (body != NULL)
         evbuffer_free(body);
+    kc_frame_release(frame);
 }
 
 static void ow_s3_retry_cb(evutil_socket_t fd, short what, void *arg)
@@ -649,6 +705,8 @@ static void ow_s3_attempt_done(ow_s3 *s3, ow_s3_req *r, CURLcode code)
     curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
     curl_multi_remove_handle(s3->multi, r->easy);
     r->in_multi = 0;
+    if (ow_s3_frame_to_resp(r) != 0 && code == CURLE_OK)
+        code = CURLE_OUT_OF_MEMORY;
 
     char what[1200];
     ow_s3_describe(s3, r, what, sizeof(what));

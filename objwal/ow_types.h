@@ -75,6 +75,10 @@ typedef struct ow_result {
     unsigned attempts;            /* attempts made (1 without retries) */
     struct evbuffer *body;        /* GET: the bytes read; the callback may drain
                                    * or move them, objwal frees the buffer after */
+    struct kc_frame *frame;       /* GET, may be NULL: a frame whose data[0, len) are
+                                   * exactly body's bytes (body holds them by
+                                   * reference); kc_frame_keep() it to keep them
+                                   * past the callback without a copy */
     uint64_t object_size;         /* GET: the whole object's size when known, else 0 */
     const ow_list_entry *entries; /* LIST: this page of keys, in key order */
     size_t nentries;              /* LIST: entries in this page */

@@ -14,6 +14,7 @@ d = tempfile.mkdtemp(prefix="ow_local_")
 try:
     rc, out = run_tool(["roundtrip", "--local", d])
     check(rc == 0 and "objects deleted by GC" in out, "local roundtrip")
+    check("ranged GET body in a frame: yes" in out, "a ranged GET's body comes in a frame (no copy)")
     rc, out = run_tool(["put", "--local", d, "--expect", "ok"])
     check(rc == 0 and "result err=ok" in out, "local put + read back")
     # Nothing but the temp directory left behind by the writer.

@@ -19,6 +19,7 @@ try:
     ep = f"http://127.0.0.1:{srv.port}"
     rc, out = run_tool(["roundtrip", "--endpoint", ep, "--bucket", BUCKET] + CREDS)
     check(rc == 0 and "objects deleted by GC" in out, "s3rver 3.7.1 path-style roundtrip")
+    check("ranged GET body in a frame: yes" in out, "a ranged GET's body comes in a frame (no copy)")
     # Virtual-host style: <bucket>.s3.localhost resolves to the loopback.
     ep = f"http://s3.localhost:{srv.port}"
     rc, out = run_tool(["roundtrip", "--vhost", "--endpoint", ep, "--bucket", BUCKET] + CREDS)

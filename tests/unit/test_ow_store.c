@@ -26,6 +26,7 @@ typedef struct res_box {
     size_t nentries;
     char keys[16][128];
     char next[128];
+    int frame;         /* 1: res->frame held exactly the body's bytes; -1: it did not */
 } res_box;
 
 static void box_cb(const ow_result *r, void *arg)
@@ -37,6 +38,13 @@ static void box_cb(const ow_result *r, void *arg)
     if (r->body != NULL) {
         b->body_len = evbuffer_get_length(r->body);
         evbuffer_copyout(r->body, b->body, sizeof(b->body) - 1);
+    }
+    if (r->frame != NULL) {
+        size_t n = r->body ? evbuffer_get_length(r->body) : 0;
+        b->frame = r->frame->len == n && n <= sizeof(b->body) - 1 &&
+                           memcmp(r->frame->data, b->body, n) == 0
+                       ? 1
+                       : -1;
     }
     b->object_size = r->object_size;
     b->nentries = r->nentries;
@@ -78,6 +86,7 @@ START_TEST(local_put_get_delete_list)
     ck_assert_uint_eq(b.body_len, 3);
     ck_assert(memcmp(b.body, "234", 3) == 0);
     ck_assert_uint_eq(b.object_size, 10);
+    ck_assert_int_eq(b.frame, 1); /* read into a frame the body references */
 
     memset(&b, 0, sizeof(b));
     ow_store_get(st, "wal/ab/x1", -4, 0, box_cb, &b);
