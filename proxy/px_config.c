@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static int px_cfg_err(char *errstr, size_t n, const char *fmt, ...)
 {
@@ -214,6 +215,12 @@ static int px_cfg_wal(json_t *obj, px_wal_config *w, char *errstr, size_t n)
             px_cfg_str(st, "access_key", "wal.store.", &w->access_key, 0, errstr, n) != 0 ||
             px_cfg_str(st, "secret_key", "wal.store.", &w->secret_key, 0, errstr, n) != 0)
             return -1;
+        /* Unset: unsigned over TLS (AWS's endpoint, or an https:// one), where
+         * TLS protects the body and each chunk carries its CRC32C anyway;
+         * signed over plain HTTP, where the signature is the body's only
+         * check in transit beyond TCP's. */
+        if (json_object_get(st, "unsigned_payload") == NULL)
+            w->unsigned_payload = w->endpoint == NULL || strncasecmp(w->endpoint, "https://", 8) == 0;
     } else {
         return px_cfg_err(errstr, n, "wal.store.backend: \"%s\" is not \"local\" or \"s3\"", w->backend);
     }

@@ -105,7 +105,8 @@ START_TEST(test_cidr_map)
 }
 END_TEST
 
-/* wal.store.unsigned_payload: false unless set, a bool or an error. */
+/* wal.store.unsigned_payload: a bool or an error; unset, on for AWS's endpoint
+ * and https:// ones, off for http://. */
 START_TEST(test_wal_unsigned_payload)
 {
     static const char *const fmt =
@@ -115,7 +116,12 @@ START_TEST(test_wal_unsigned_payload)
     static const struct {
         const char *extra;
         int ok, want;
-    } cases[] = {{"", 1, 0},
+    } cases[] = {{"", 1, 1},
+                 {",\"endpoint\":\"https://s3.example.net\"", 1, 1},
+                 {",\"endpoint\":\"HTTPS://s3.example.net\"", 1, 1},
+                 {",\"endpoint\":\"http://127.0.0.1:9000\"", 1, 0},
+                 {",\"endpoint\":\"http://127.0.0.1:9000\",\"unsigned_payload\":true", 1, 1},
+                 {",\"endpoint\":\"https://s3.example.net\",\"unsigned_payload\":false", 1, 0},
                  {",\"unsigned_payload\":true", 1, 1},
                  {",\"unsigned_payload\":false", 1, 0},
                  {",\"unsigned_payload\":1", 0, 0},
