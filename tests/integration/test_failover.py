@@ -81,9 +81,17 @@ def run(tb, prod, cons, mode):
         while True:
             now = time.monotonic()
             if now > deadline:
+                # Which partitions lag, and where each consumer stands.
+                lag = {}
+                for part, _ in acked.values():
+                    lag[part] = lag.get(part, 0) + 1
+                for part, _, _ in consumed:
+                    lag[part] = lag.get(part, 0) - 1
                 raise HarnessError('stage %d after %ds: produced %d, acknowledged %d, failed %d, consumed %d; '
+                                   'acknowledged minus consumed per partition %s; '
                                    'events %s; producer errors %s; consumer errors %s'
-                                   % (stage, TIMEOUT, produced, len(acked), len(failed), len(consumed), events,
+                                   % (stage, TIMEOUT, produced, len(acked), len(failed), len(consumed),
+                                      {p: n for p, n in sorted(lag.items()) if n}, events,
                                       perrors[-3:], cerrors[-3:]))
             if stage == 0 and produced >= MOVE_AT:
                 for part, b in MOVES:
