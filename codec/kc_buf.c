@@ -318,11 +318,20 @@ int kc_frame_rx_fill(kc_frame_rx *rx, struct evbuffer *in, int fd)
         if (n > 0)
             rx->got += (size_t)n;
     }
-    /* Each pass either adds bytes or returns. */
+    /* Each pass either adds bytes or returns. At most KC_RX_TURN_MAX per
+     * call, so one fast sender does not hold the event loop: what is left
+     * on the socket makes it readable again (level-triggered). */
+    size_t turn = 0;
     while (rx->got < f->len) {
-        ssize_t n = recv(fd, f->data + rx->got, f->len - rx->got, 0);
+        if (turn >= KC_RX_TURN_MAX)
+            return 0;
+        size_t want = f->len - rx->got;
+        if (want > KC_RX_TURN_MAX - turn)
+            want = KC_RX_TURN_MAX - turn;
+        ssize_t n = recv(fd, f->data + rx->got, want, 0);
         if (n > 0) {
             rx->got += (size_t)n;
+            turn += (size_t)n;
         } else if (n == 0) {
             errno = 0;
             return -1;

@@ -126,8 +126,13 @@ typedef struct kc_frame_rx {
     size_t got;   /* bytes of f->data filled */
 } kc_frame_rx;
 
-/* Fill rx->f from in, then from the non-blocking socket fd, until the frame
- * is complete or the socket has nothing more. 1: complete (the caller takes
+/* Bytes one kc_frame_rx_fill call reads from the socket at most. */
+#define KC_RX_TURN_MAX (1u << 20)
+
+/* Fill rx->f from in, then from the non-blocking socket fd (at most
+ * KC_RX_TURN_MAX bytes of it), until the frame is complete, the socket has
+ * nothing more, or the turn's bytes are read. Only for a plain socket
+ * bufferevent: the bytes bypass any filter or TLS layer. 1: complete (the caller takes
  * rx->f and clears rx); 0: more to come; -1: the peer closed (errno 0) or
  * the read failed (errno set). */
 int kc_frame_rx_fill(kc_frame_rx *rx, struct evbuffer *in, int fd);

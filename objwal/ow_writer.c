@@ -230,7 +230,16 @@ static void ow_seal(ow_writer *w)
 
 static void ow_age_cb(evutil_socket_t fd, short what, void *arg)
 {
-    ow_seal(arg);
+    ow_writer *w = arg;
+    (void)fd;
+    (void)what;
+    if (w->open != NULL && ow_obj_builder_nchunks(w->open) == 0) {
+        /* The append that opened it failed: nothing to store. */
+        ow_obj_builder_free(w->open);
+        w->open = NULL;
+        return;
+    }
+    ow_seal(w);
 }
 
 static void ow_track_gc(ow_writer *w, const ow_wobj *o)

@@ -26,6 +26,11 @@
  * ApiKey, ApiVersion and correlation id. */
 #define PX_PEEK 12
 
+/* Frames up to this size are read straight from the socket into their
+ * kc_frame once the header is checked (Produce requests are about 1 MB at
+ * clients' defaults); larger ones accumulate in the input buffer first. */
+#define PX_RX_DIRECT_MAX ((size_t)16 << 20)
+
 struct px_client {
     px_proxy *px;
     struct bufferevent *bev;
@@ -349,6 +354,7 @@ static int px_client_fill(px_client *cl)
     kc_frame *f = cl->rx.f;
     cl->rx.f = NULL;
     cl->rx.got = 0;
+    cl->inflight_bytes -= f->len; /* px_dispatch counts it as a request */
     px_dispatch(cl, f);
     return 1;
 }
@@ -394,6 +400,11 @@ static void px_client_read(px_client *cl)
                           ver, vmin, vmax);
             break;
         }
+        /* A frame bigger than PX_RX_DIRECT_MAX waits in the input buffer as
+         * before, so that a few header bytes cannot make the proxy reserve
+         * up to max_frame_bytes. */
+        if (have < 4 + (size_t)size && (size_t)size > PX_RX_DIRECT_MAX)
+            break;
         kc_frame *f = kc_frame_new((size_t)size);
         if (f == NULL) {
             px_client_bad(cl, "out of memory for a frame of %d bytes", size);
@@ -405,9 +416,11 @@ static void px_client_read(px_client *cl)
             px_dispatch(cl, f);
             continue;
         }
-        /* The rest is still on its way: read it into the frame directly. */
+        /* The rest is still on its way: read it into the frame directly.
+         * The frame counts against the client's in-flight bytes meanwhile. */
         cl->rx.f = f;
         cl->rx.got = 0;
+        cl->inflight_bytes += f->len;
     }
     px_client_release(cl);
 }
