@@ -64,6 +64,8 @@ struct mc_conn {
     unsigned nnoresp;
     struct event *timer;          /* request deadlines */
     kc_frame_rx rx;               /* a large response read straight from the socket */
+    int busy;                     /* callbacks running: mc_conn_free must not free c yet */
+    int doomed;                   /* mc_conn_free ran while busy: freed in the next loop turn */
 };
 
 static int64_t mc_now_ms(void)
@@ -190,9 +192,14 @@ static void mc_conn_read_cb(struct bufferevent *bev, void *arg)
         TAILQ_REMOVE(&c->inflight, p, link);
         c->ninflight--;
         c->npending--;
-        /* The callback may send more on this connection: it is consistent now. */
+        /* The callback may send more on this connection (it is consistent
+         * now), or free it: then it is only doomed, and closed. */
+        c->busy++;
         p->fn(f, NULL, p->arg);
+        c->busy--;
         mc_pending_free(p);
+        if (c->doomed)
+            return;
         mc_conn_pump(c);
         if (c->state != MC_UP)
             return;
@@ -264,6 +271,7 @@ static void mc_conn_fail_all(mc_conn *c, const char *why, int include_waiting)
     if (include_waiting)
         TAILQ_CONCAT(&failed, &c->waiting, link);
     mc_pending *p;
+    c->busy++;
     while ((p = TAILQ_FIRST(&failed)) != NULL) {
         TAILQ_REMOVE(&failed, p, link);
         c->npending--;
@@ -273,8 +281,9 @@ static void mc_conn_fail_all(mc_conn *c, const char *why, int include_waiting)
             p->fn(NULL, why, p->arg);
         mc_pending_free(p);
     }
+    c->busy--;
     /* Requests still queued get a fresh connection. */
-    if (!TAILQ_EMPTY(&c->waiting) && c->bev == NULL)
+    if (!c->doomed && !TAILQ_EMPTY(&c->waiting) && c->bev == NULL)
         mc_conn_connect(c);
 }
 
@@ -329,14 +338,37 @@ mc_conn *mc_conn_new(struct event_base *base, struct evdns_base *dns, const char
     return c;
 }
 
-void mc_conn_free(mc_conn *c)
+static void mc_conn_destroy(mc_conn *c)
 {
-    if (c == NULL)
-        return;
-    mc_conn_fail_all(c, "shutting down", 1);
     event_free(c->timer);
     free(c->host);
     free(c);
+}
+
+static void mc_conn_destroy_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    mc_conn_destroy(arg);
+}
+
+void mc_conn_free(mc_conn *c)
+{
+    if (c == NULL || c->doomed)
+        return;
+    c->doomed = 1;
+    mc_conn_fail_all(c, "shutting down", 1);
+    event_del(c->timer);
+    if (c->busy == 0) {
+        mc_conn_destroy(c);
+        return;
+    }
+    /* Called from one of c's own callbacks, which returns into code that
+     * still reads c: free it once the loop is back in control. */
+    struct timeval now = {0, 0};
+    if (event_base_once(c->base, -1, EV_TIMEOUT, mc_conn_destroy_cb, c, &now) != 0)
+        kz_err("broker %d (%s:%d): cannot schedule freeing a closed connection (%zu bytes leak)",
+               c->broker_id, c->host, c->port, sizeof(*c));
 }
 
 int mc_conn_request(mc_conn *c, int16_t api_key, int16_t version, kc_str client_id,
@@ -344,7 +376,7 @@ int mc_conn_request(mc_conn *c, int16_t api_key, int16_t version, kc_str client_
                     void *arg)
 {
     int64_t now = mc_now_ms();
-    if (c->state == MC_DOWN && now < c->backoff_until_ms)
+    if (c->doomed || (c->state == MC_DOWN && now < c->backoff_until_ms))
         return -1;
     mc_pending *p = calloc(1, sizeof(*p));
     if (p == NULL)

@@ -63,7 +63,9 @@ struct mc_xz *mc_conn_xzone(const mc_conn *c, int *kind);
 /* host is copied. stats may be NULL. */
 mc_conn *mc_conn_new(struct event_base *base, struct evdns_base *dns, const char *host, int port,
                      int32_t broker_id, const mc_conn_config *cfg, mc_conn_stats *stats);
-/* Fails every pending request ("shutting down") and frees. */
+/* Fails every pending request ("shutting down") and frees; called from one
+ * of c's own request callbacks, it closes c now and frees it in the next
+ * loop turn. */
 void mc_conn_free(mc_conn *c);
 
 /*

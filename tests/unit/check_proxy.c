@@ -8,6 +8,9 @@
 
 #include <arpa/inet.h>
 #include <check.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/listener.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -277,6 +280,72 @@ START_TEST(test_listgroups_merge)
 }
 END_TEST
 
+/* A request's callback that frees its own connection (a client closed while
+ * its broker connection fails) must not leave mc_conn reading freed memory;
+ * the sanitizer build and valgrind see it if it does. */
+struct free_in_cb {
+    mc_conn *conn;
+    int calls;
+    evutil_socket_t accepted;
+};
+
+static void free_in_cb_fn(kc_frame *resp, const char *err, void *arg)
+{
+    struct free_in_cb *t = arg;
+    ck_assert_ptr_null(resp);
+    ck_assert_ptr_nonnull(err);
+    if (t->calls++ == 0)
+        mc_conn_free(t->conn); /* the second request fails inside this call */
+}
+
+static void free_in_cb_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int n,
+                              void *arg)
+{
+    (void)l;
+    (void)sa;
+    (void)n;
+    ((struct free_in_cb *)arg)->accepted = fd;
+}
+
+START_TEST(test_conn_freed_in_callback)
+{
+    struct event_base *base = event_base_new();
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct free_in_cb t = {.accepted = -1};
+    struct evconnlistener *l = evconnlistener_new_bind(base, free_in_cb_accept, &t, LEV_OPT_CLOSE_ON_FREE, 8,
+                                                       (struct sockaddr *)&sin, sizeof(sin));
+    ck_assert_ptr_nonnull(l);
+    socklen_t len = sizeof(sin);
+    ck_assert_int_eq(getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&sin, &len), 0);
+    mc_conn_config cfg = {.max_inflight = 1, .request_timeout_ms = 5000, .max_response_bytes = 1 << 20,
+                          .reconnect_backoff_ms = 100, .quiet = 1};
+    t.conn = mc_conn_new(base, NULL, "127.0.0.1", ntohs(sin.sin_port), 1, &cfg, NULL);
+    ck_assert_ptr_nonnull(t.conn);
+    for (int i = 0; i < 2; i++) {
+        struct evbuffer *body = evbuffer_new();
+        evbuffer_add(body, "\0\0\0\0", 4);
+        ck_assert_int_eq(mc_conn_request(t.conn, KC_API_METADATA, 1, kc_str_c("t"), body, 1, 0, free_in_cb_fn,
+                                         &t),
+                         0);
+        evbuffer_free(body);
+    }
+    /* Accept, let the first request go out, then close: the broker went
+     * away with one request on the wire and one waiting. */
+    for (int i = 0; i < 200 && t.accepted < 0; i++)
+        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+    ck_assert_int_ge(t.accepted, 0);
+    for (int i = 0; i < 20; i++)
+        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+    evutil_closesocket(t.accepted);
+    for (int i = 0; i < 500 && t.calls < 2; i++)
+        event_base_loop(base, EVLOOP_ONCE);
+    ck_assert_int_eq(t.calls, 2);
+    event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK); /* runs the deferred free */
+    evconnlistener_free(l);
+    event_base_free(base);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("proxy");
@@ -289,6 +358,7 @@ int main(void)
     tcase_add_test(tc, test_fetch_rewrite_tags);
     tcase_add_test(tc, test_fetch_names_from_ids);
     tcase_add_test(tc, test_listgroups_merge);
+    tcase_add_test(tc, test_conn_freed_in_callback);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
