@@ -344,6 +344,25 @@ int kc_frame_rx_fill(kc_frame_rx *rx, struct evbuffer *in, int fd)
     return 1;
 }
 
+void kc_frame_rx_start(kc_frame_rx *rx, kc_frame *f)
+{
+    rx->f = f;
+    rx->got = 0;
+}
+
+kc_frame *kc_frame_rx_take(kc_frame_rx *rx)
+{
+    kc_frame *f = rx->f;
+    rx->f = NULL;
+    rx->got = 0;
+    return f;
+}
+
+void kc_frame_rx_drop(kc_frame_rx *rx)
+{
+    kc_frame_release(kc_frame_rx_take(rx));
+}
+
 static void kc_frame_unref_cb(const void *data, size_t len, void *arg)
 {
     (void)data;

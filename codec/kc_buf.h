@@ -136,6 +136,16 @@ typedef struct kc_frame_rx {
  * rx->f and clears rx); 0: more to come; -1: the peer closed (errno 0) or
  * the read failed (errno set). */
 int kc_frame_rx_fill(kc_frame_rx *rx, struct evbuffer *in, int fd);
+/* Start receiving f: its size prefix is consumed, none of its bytes yet. */
+void kc_frame_rx_start(kc_frame_rx *rx, kc_frame *f);
+/* The frame kc_frame_rx_fill completed; rx is empty again. */
+kc_frame *kc_frame_rx_take(kc_frame_rx *rx);
+/* Drop a frame being received (the connection is closing). */
+void kc_frame_rx_drop(kc_frame_rx *rx);
+
+/* Bytes per writev on connections that carry whole frames (brokers,
+ * clients); libevent's default is 16 KiB, 31 calls for a 500 KB request. */
+#define KC_TX_WRITE_MAX (128 * 1024)
 
 /* ---- writer ---- */
 

@@ -208,10 +208,16 @@ __attribute__((constructor)) static void kc_crc32c_ctor(void)
 }
 #endif
 
-uint32_t kc_crc32c(uint32_t crc, const void *buf, size_t n)
+/* Without constructors (or before them), set up on first use. */
+static void kc_crc32c_ready(void)
 {
     if (kc_crc_best == NULL)
         kc_crc32c_setup();
+}
+
+uint32_t kc_crc32c(uint32_t crc, const void *buf, size_t n)
+{
+    kc_crc32c_ready();
     return ~kc_crc_best(~crc, buf, n);
 }
 
@@ -219,8 +225,7 @@ uint32_t kc_crc32c(uint32_t crc, const void *buf, size_t n)
 
 static uint32_t kc_crc32c_api_table(uint32_t crc, const void *buf, size_t n)
 {
-    if (kc_crc_best == NULL)
-        kc_crc32c_setup();
+    kc_crc32c_ready();
     return ~kc_crc32c_sw(~crc, buf, n);
 }
 
@@ -232,16 +237,14 @@ static uint32_t kc_crc32c_api_sse42(uint32_t crc, const void *buf, size_t n)
 
 static uint32_t kc_crc32c_api_sse42_3way(uint32_t crc, const void *buf, size_t n)
 {
-    if (kc_crc_best == NULL)
-        kc_crc32c_setup();
+    kc_crc32c_ready();
     return ~kc_crc32c_hw3(~crc, buf, n);
 }
 #endif
 
 kc_crc32c_fn kc_crc32c_impl(kc_crc32c_kind kind)
 {
-    if (kc_crc_best == NULL)
-        kc_crc32c_setup();
+    kc_crc32c_ready();
     switch (kind) {
     case KC_CRC32C_TABLE: return kc_crc32c_api_table;
 #ifdef KC_HAVE_SSE42_PATH
@@ -257,8 +260,7 @@ kc_crc32c_fn kc_crc32c_impl(kc_crc32c_kind kind)
 
 kc_crc32c_kind kc_crc32c_used(void)
 {
-    if (kc_crc_best == NULL)
-        kc_crc32c_setup();
+    kc_crc32c_ready();
 #ifdef KC_HAVE_SSE42_PATH
     if (kc_crc_best == kc_crc32c_hw3)
         return KC_CRC32C_SSE42_3WAY;

@@ -19,10 +19,6 @@
 #include <sys/queue.h>
 #include <time.h>
 
-/* libevent writes at most 16 KiB per call by default: a 500 KB Produce
- * request would take 31 writev calls. */
-#define MC_MAX_SINGLE_WRITE (128 * 1024)
-
 typedef struct mc_pending {
     TAILQ_ENTRY(mc_pending) link;
     int32_t corr;
@@ -140,9 +136,7 @@ static void mc_conn_read_cb(struct bufferevent *bev, void *arg)
                 mc_conn_event_cb(bev, BEV_EVENT_READING | (errno == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR), c);
                 return;
             }
-            f = c->rx.f;
-            c->rx.f = NULL;
-            c->rx.got = 0;
+            f = kc_frame_rx_take(&c->rx);
         } else {
             uint8_t szb[4];
             size_t have = evbuffer_get_length(in);
@@ -163,8 +157,7 @@ static void mc_conn_read_cb(struct bufferevent *bev, void *arg)
             evbuffer_drain(in, 4);
             if (have < 4 + (size_t)size) {
                 /* The rest is still on its way: read it into the frame directly. */
-                c->rx.f = f;
-                c->rx.got = 0;
+                kc_frame_rx_start(&c->rx, f);
                 continue;
             }
             evbuffer_remove(in, f->data, size);
@@ -260,9 +253,7 @@ static void mc_conn_fail_all(mc_conn *c, const char *why, int include_waiting)
         bufferevent_free(c->bev);
         c->bev = NULL;
     }
-    kc_frame_release(c->rx.f);
-    c->rx.f = NULL;
-    c->rx.got = 0;
+    kc_frame_rx_drop(&c->rx);
     c->state = MC_DOWN;
     struct mc_pending_q failed;
     TAILQ_INIT(&failed);
@@ -295,7 +286,7 @@ static void mc_conn_connect(mc_conn *c)
         return;
     }
     bufferevent_setcb(c->bev, mc_conn_read_cb, NULL, mc_conn_event_cb, c);
-    bufferevent_set_max_single_write(c->bev, MC_MAX_SINGLE_WRITE);
+    bufferevent_set_max_single_write(c->bev, KC_TX_WRITE_MAX);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     c->state = MC_CONNECTING;
     if (bufferevent_socket_connect_hostname(c->bev, c->dns, AF_UNSPEC, c->host, c->port) != 0) {

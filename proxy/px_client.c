@@ -70,8 +70,7 @@ static void px_client_close(px_client *cl)
     if (cl->closed)
         return;
     cl->closed = 1;
-    kc_frame_release(cl->rx.f);
-    cl->rx.f = NULL;
+    kc_frame_rx_drop(&cl->rx);
     if (cl->bev) {
         bufferevent_free(cl->bev);
         cl->bev = NULL;
@@ -351,9 +350,7 @@ static int px_client_fill(px_client *cl)
         px_client_close(cl);
         return 0;
     }
-    kc_frame *f = cl->rx.f;
-    cl->rx.f = NULL;
-    cl->rx.got = 0;
+    kc_frame *f = kc_frame_rx_take(&cl->rx);
     cl->inflight_bytes -= f->len; /* px_dispatch counts it as a request */
     px_dispatch(cl, f);
     return 1;
@@ -418,8 +415,7 @@ static void px_client_read(px_client *cl)
         }
         /* The rest is still on its way: read it into the frame directly.
          * The frame counts against the client's in-flight bytes meanwhile. */
-        cl->rx.f = f;
-        cl->rx.got = 0;
+        kc_frame_rx_start(&cl->rx, f);
         cl->inflight_bytes += f->len;
     }
     px_client_release(cl);
@@ -523,8 +519,7 @@ static void px_accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct 
     px->m.connections_active++;
     bufferevent_setcb(cl->bev, px_client_read_cb, px_client_write_cb, px_client_event_cb, cl);
     bufferevent_setwatermark(cl->bev, EV_WRITE, px->cfg->limits.max_output_bytes / 2, 0);
-    /* Fetch responses run to megabytes: 128 KiB per writev instead of libevent's 16. */
-    bufferevent_set_max_single_write(cl->bev, 128 * 1024);
+    bufferevent_set_max_single_write(cl->bev, KC_TX_WRITE_MAX); /* Fetch responses run to MBs */
     bufferevent_enable(cl->bev, EV_READ | EV_WRITE);
     kz_dbg("client %s: connected", cl->peer);
 }

@@ -1049,6 +1049,24 @@ static kc_frame *kb_conn_call(kb_conn *c, int16_t key, int16_t version, struct e
     }
 }
 
+/* kb_conn_call with the body w wrote (its write error counts as out of
+ * memory), which is freed. The answer, or NULL with err. */
+static kc_frame *kb_call(kb_conn *c, int16_t key, int16_t version, kc_wr *w, uint64_t deadline,
+                         kc_rd *rd, char *err, size_t errsz)
+{
+    kc_frame *f = w->err ? NULL : kb_conn_call(c, key, version, w->eb, deadline, rd);
+    evbuffer_free(w->eb);
+    if (f == NULL)
+        snprintf(err, errsz, "%s", c->dead ? c->why : "out of memory");
+    return f;
+}
+
+/* Whether there is time to ask again after a pause of KB_IDEM_RETRY_NS. */
+static int kb_may_retry(uint64_t deadline)
+{
+    return !kb_stop && kb_now_ns() + KB_IDEM_RETRY_NS < deadline;
+}
+
 /* ApiVersions: v3 (as current clients send it), v0 when the server says
  * UNSUPPORTED_VERSION. Fills c->vmin/vmax. 0, or -1 (c->dead). */
 static int kb_conn_versions(kb_conn *c, uint64_t deadline)
@@ -1141,12 +1159,9 @@ static int kb_find_leader(kb_conn *c, const char *topic, int32_t part, uint64_t 
         req.allow_auto_topic_creation = 0;
         kc_wr_init(&w, body, NULL);
         kc_metadata_req_encode(&w, v, &req);
-        kc_frame *f = w.err ? NULL : kb_conn_call(c, KC_API_METADATA, v, body, deadline, &rd);
-        evbuffer_free(body);
-        if (f == NULL) {
-            snprintf(err, errsz, "%s", c->dead ? c->why : "out of memory");
+        kc_frame *f = kb_call(c, KC_API_METADATA, v, &w, deadline, &rd, err, errsz);
+        if (f == NULL)
             return -1;
-        }
         kc_arena a;
         kc_metadata_resp resp;
         kc_arena_init(&a);
@@ -1190,7 +1205,7 @@ static int kb_find_leader(kb_conn *c, const char *topic, int32_t part, uint64_t 
         kc_frame_release(f);
         if (why[0] == '\0')
             return 0;
-        if (kb_stop || kb_now_ns() + KB_IDEM_RETRY_NS >= deadline) {
+        if (!kb_may_retry(deadline)) {
             snprintf(err, errsz, "Metadata of %s [%" PRId32 "] from %s: %s", topic, part, c->addr, why);
             return -1;
         }
@@ -1235,12 +1250,9 @@ static int kb_init_producer_id(kb_conn *c, const char *txid, uint64_t deadline, 
         }
         if (flex)
             kc_wr_tags(&w, NULL);
-        kc_frame *f = w.err ? NULL : kb_conn_call(c, KC_API_INITPRODUCERID, v, body, deadline, &rd);
-        evbuffer_free(body);
-        if (f == NULL) {
-            snprintf(err, errsz, "%s", c->dead ? c->why : "out of memory");
+        kc_frame *f = kb_call(c, KC_API_INITPRODUCERID, v, &w, deadline, &rd, err, errsz);
+        if (f == NULL)
             return -1;
-        }
         (void)kc_rd_i32(&rd); /* ThrottleTimeMs */
         int16_t code = kc_rd_i16(&rd);
         *pid = kc_rd_i64(&rd);
@@ -1255,7 +1267,7 @@ static int kb_init_producer_id(kb_conn *c, const char *txid, uint64_t deadline, 
         }
         if (code == 0 && *pid >= 0)
             return 0;
-        if (!kb_coordinator_retriable(code) || kb_stop || kb_now_ns() + KB_IDEM_RETRY_NS >= deadline) {
+        if (!kb_coordinator_retriable(code) || !kb_may_retry(deadline)) {
             snprintf(err, errsz, "InitProducerId from %s: %s (%d)", c->addr,
                      code ? kb_err_name(code) : "no producer id", code);
             return -1;
@@ -1292,12 +1304,9 @@ static int kb_find_coordinator(kb_conn *c, const char *txid, uint64_t deadline, 
         req.coordinator_keys = &key;
         kc_wr_init(&w, body, NULL);
         kc_findcoordinator_req_encode(&w, v, &req);
-        kc_frame *f = w.err ? NULL : kb_conn_call(c, KC_API_FINDCOORDINATOR, v, body, deadline, &rd);
-        evbuffer_free(body);
-        if (f == NULL) {
-            snprintf(err, errsz, "%s", c->dead ? c->why : "out of memory");
+        kc_frame *f = kb_call(c, KC_API_FINDCOORDINATOR, v, &w, deadline, &rd, err, errsz);
+        if (f == NULL)
             return -1;
-        }
         kc_arena a;
         kc_findcoordinator_resp resp;
         kc_arena_init(&a);
@@ -1321,8 +1330,7 @@ static int kb_find_coordinator(kb_conn *c, const char *txid, uint64_t deadline, 
         kc_frame_release(f);
         if (!bad && code == 0 && h.len > 0 && (size_t)h.len < hostsz)
             return 0;
-        if (bad || (code != 0 && !kb_coordinator_retriable(code)) || kb_stop ||
-            kb_now_ns() + KB_IDEM_RETRY_NS >= deadline) {
+        if (bad || (code != 0 && !kb_coordinator_retriable(code)) || !kb_may_retry(deadline)) {
             snprintf(err, errsz, "FindCoordinator of %s from %s: %s", txid, c->addr,
                      bad ? rd.err : code != 0 ? kb_err_name(code) : "no usable coordinator");
             return -1;
@@ -1359,12 +1367,9 @@ static int kb_add_partition_to_txn(kb_conn *c, const char *txid, int64_t pid, in
         kc_wr_string(&w, kc_str_c(topic), 0);
         kc_wr_arraylen(&w, 1, 0); /* Partitions */
         kc_wr_i32(&w, part);
-        kc_frame *f = w.err ? NULL : kb_conn_call(c, KC_API_ADDPARTITIONSTOTXN, v, body, deadline, &rd);
-        evbuffer_free(body);
-        if (f == NULL) {
-            snprintf(err, errsz, "%s", c->dead ? c->why : "out of memory");
+        kc_frame *f = kb_call(c, KC_API_ADDPARTITIONSTOTXN, v, &w, deadline, &rd, err, errsz);
+        if (f == NULL)
             return -1;
-        }
         int16_t code = -1;
         (void)kc_rd_i32(&rd); /* ThrottleTimeMs */
         int32_t nt = kc_rd_arraylen(&rd, 0, 0, 6);
@@ -1382,8 +1387,7 @@ static int kb_add_partition_to_txn(kb_conn *c, const char *txid, int64_t pid, in
         kc_frame_release(f);
         if (!bad && code == 0)
             return 0;
-        if (bad || !kb_coordinator_retriable(code) || kb_stop ||
-            kb_now_ns() + KB_IDEM_RETRY_NS >= deadline) {
+        if (bad || !kb_coordinator_retriable(code) || !kb_may_retry(deadline)) {
             snprintf(err, errsz, "AddPartitionsToTxn from %s: %s", c->addr,
                      bad ? rd.err : code == -1 ? "the partition is not in the answer" : kb_err_name(code));
             return -1;
