@@ -58,7 +58,7 @@ import traceback
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, '..', 'integration'))
 
-from kzharness import (HarnessError, ProxyCluster, SkipTest, TestBed, log_tail,  # noqa: E402
+from kzharness import (HarnessError, ProxyCluster, SkipTest, TestBed,  # noqa: E402
                        metrics, rss_kib, top_builddir, top_srcdir, wait_until)
 
 NA_WAL = 'n/a (WAL path not available)'
@@ -242,6 +242,13 @@ def loadavg():
         return None
 
 
+def proxy_cpu_per_gb(proxy_cpu_s, payload_bytes):
+    """Core-seconds of the proxies (those measured) per GB of payload."""
+    cpu = [v for v in proxy_cpu_s.values() if v is not None]
+    gb = payload_bytes / 1e9
+    return round(sum(cpu) / gb, 3) if cpu and gb else None
+
+
 def ratio(a, b):
     if a is None or b is None or b == 0:
         return None
@@ -323,11 +330,10 @@ class Bench:
                 if 'error' in res and not res.get('delivered'):
                     self.fail('%s latency pair %d' % (path, i + 1), res['error'])
                     return
-                cpu = [v for v in fig['proxy_cpu_s'].values() if v is not None]
-                gb = (res.get('delivered', 0) + res.get('warmup_delivered', 0)) * MSG_SIZE / 1e9
+                payload = (res.get('delivered', 0) + res.get('warmup_delivered', 0)) * MSG_SIZE
                 pair[path] = {'p50_ms': res['lat_us']['p50'] / 1e3, 'p99_ms': res['lat_us']['p99'] / 1e3,
                               'p999_ms': res['lat_us']['p999'] / 1e3, 'mbps': res.get('mbps'),
-                              'proxy_cpu_s_per_gb': round(sum(cpu) / gb, 3) if cpu and gb else None}
+                              'proxy_cpu_s_per_gb': proxy_cpu_per_gb(fig['proxy_cpu_s'], payload)}
             for q in ('p50', 'p99', 'p999'):
                 pair['%s_added_ms' % q] = round(pair['same_zone']['%s_ms' % q] - pair['direct']['%s_ms' % q], 3)
             runs.append(pair)
@@ -383,8 +389,7 @@ class Bench:
         payload = (c.get('delivered', 0) + c.get('warmup_delivered', 0)) * MSG_SIZE
         e['payload_bytes'] = payload
         gb = payload / 1e9
-        cpu = [v for v in e['proxy_cpu_s'].values() if v is not None]
-        e['proxy_cpu_s_per_gb'] = round(sum(cpu) / gb, 3) if cpu and gb else None
+        e['proxy_cpu_s_per_gb'] = proxy_cpu_per_gb(e['proxy_cpu_s'], payload)
         e['broker_cpu_s_per_gb'] = (round(e['other_cpu_s']['brokers'] / gb, 3)
                                     if gb and e['other_cpu_s'].get('brokers') is not None else None)
         e['client_cpu_s_per_gb'] = round(e['client_cpu_s'] / gb, 3) if gb and e['client_cpu_s'] else None
@@ -436,9 +441,7 @@ class Bench:
                                    lambda: run_kz_bench(args, self.o.timeout))
         e = {'path': path, 'label': label, 'client': res, 'client_cpu_s': ccpu}
         e.update(fig)
-        gb = res.get('bytes', 0) / 1e9
-        cpu = [v for v in fig['proxy_cpu_s'].values() if v is not None]
-        e['proxy_cpu_s_per_gb'] = round(sum(cpu) / gb, 3) if cpu and gb else None
+        e['proxy_cpu_s_per_gb'] = proxy_cpu_per_gb(fig['proxy_cpu_s'], res.get('bytes', 0))
         if 'error' in res:
             self.fail('consume %s' % path, res['error'])
         self.results['consume'].append(e)
