@@ -39,6 +39,8 @@ enum {
     KC_API_CREATEPARTITIONS = 37,
     KC_API_DELETEGROUPS = 42,
     KC_API_DESCRIBECLUSTER = 60,
+    KC_API_CONSUMERGROUPHEARTBEAT = 68,
+    KC_API_CONSUMERGROUPDESCRIBE = 69,
     KC_API_MAX = 74 /* highest ApiKey kzproxy knows the name of */
 };
 

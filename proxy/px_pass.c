@@ -43,6 +43,8 @@ static const px_pass_api px_pass_apis[] = {
     {KC_API_DELETEGROUPS, 2, PX_T_GROUP, 0, 1, 0},
     {KC_API_TXNOFFSETCOMMIT, 4, PX_T_GROUP, 1, 0, 0},
     {47 /* OffsetDelete */, 0, PX_T_GROUP, 0, 0, 0},
+    {KC_API_CONSUMERGROUPHEARTBEAT, 1, PX_T_GROUP, 0, 0, 0}, /* KIP-848 */
+    {KC_API_CONSUMERGROUPDESCRIBE, 1, PX_T_GROUP, 0, 1, 0},
     {KC_API_INITPRODUCERID, 5, PX_T_TXN, 0, 0, 0},
     {KC_API_ADDPARTITIONSTOTXN, 3, PX_T_TXN, 0, 0, 0},
     {KC_API_ADDOFFSETSTOTXN, 4, PX_T_TXN, 0, 0, 0},

@@ -23,17 +23,22 @@ def main():
     ap.add_argument('--size', type=int, default=1024, help='message size in bytes (default 1024)')
     ap.add_argument('--partitions', type=int, default=12)
     ap.add_argument('--flush-ms', type=int, default=250, help='WAL object flush interval (default 250)')
+    ap.add_argument('--kafka', action='store_true',
+                    help='run against a real Apache Kafka cluster (3 KRaft brokers in racks a/b/c, about 15 s '
+                         'to start) instead of the embedded mock')
     args = ap.parse_args()
+    backend = 'kafka' if args.kafka else 'mock'
     zones = ('a', 'b', 'c')
     topic = 'demo'
     workdir = tempfile.mkdtemp(prefix='kzproxy-demo-')
     extra = {'peer_secret': 'demo-peer-secret-%s' % os.urandom(8).hex(),
              'wal': {'store': {'backend': 'local', 'root': os.path.join(workdir, 'wal-store')},
                      'flush_ms': args.flush_ms}}
-    print('Starting a mock Kafka cluster (3 brokers, racks a/b/c) and one kzproxy per zone,')
+    print('Starting %s (3 brokers, racks a/b/c) and one kzproxy per zone,'
+          % ('an Apache Kafka cluster' if args.kafka else 'a mock Kafka cluster'))
     print('sharing a WAL store in %s/wal-store (the local stand-in for S3)...' % workdir)
     try:
-        with kz.TestBed(zones=zones, brokers=3, topics={topic: args.partitions}) as tb, \
+        with kz.TestBed(zones=zones, brokers=3, topics={topic: args.partitions}, backend=backend) as tb, \
                 kz.ProxyCluster(tb, zones=zones, extra_config=extra, workdir=workdir) as pc:
             run(args, tb, pc, zones, topic)
     finally:

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Install what kzproxy needs, build it, and run the demo: a mock Kafka cluster
-# of 3 brokers in 3 zones, one kzproxy per zone, messages produced and
-# consumed through the proxies, and an account of what happened.
+# of 3 brokers in 3 zones (--kafka: real Apache Kafka, KRaft), one kzproxy per
+# zone, messages produced and consumed through the proxies, and an account of
+# what happened. Options: scripts/demo.sh --help.
 set -eu
 cd "$(dirname "$0")/.."
 top=$(pwd)

@@ -91,7 +91,11 @@ def kz_bench_binary():
 
 
 def proc_cpu_s(pid):
-    """utime + stime of a process in seconds (/proc/PID/stat), None if gone."""
+    """utime + stime of a process in seconds (/proc/PID/stat), None if gone;
+    pid may be a list (the brokers of a real Kafka cluster): their sum."""
+    if isinstance(pid, (list, tuple)):
+        vals = [proc_cpu_s(p) for p in pid]
+        return None if any(v is None for v in vals) else sum(vals)
     try:
         with open('/proc/%d/stat' % pid) as f:
             fields = f.read().rsplit(')', 1)[1].split()
@@ -292,7 +296,7 @@ class Bench:
         """The fixed-rate and the flat-out run of one path."""
         proxies = cluster.proxies if cluster else []
         others = dict(others or {})
-        others['brokers'] = self.tb.proc.pid
+        others['brokers'] = self.tb.pids
         for load, rate in (('fixed', self.o.rate_mbps), ('saturation', None)):
             entry = {'path': path, 'label': label, 'load': load,
                      'offered_mbps': rate}
@@ -323,7 +327,7 @@ class Bench:
             pair = {}
             for path, boot, pc in (('direct', self.tb.bootstrap, None), ('same_zone', a.kafka, cluster)):
                 proxies = pc.proxies if pc else []
-                (res, _), fig = measure(proxies, {'brokers': self.tb.proc.pid},
+                (res, _), fig = measure(proxies, {'brokers': self.tb.pids},
                                         lambda: run_kz_bench(self.producer_args(
                                             boot, 'bench_a', o.rate_mbps, ('--duration', o.pair_s)),
                                             o.timeout))
@@ -418,7 +422,7 @@ class Bench:
         o = self.o
         topics = {'bench_a': 12, 'bench_b': 12, 'bench_consume': o.consume_partitions,
                   'bench_idem_a': 1, 'bench_idem_b': 1}
-        self.tb = TestBed(zones=('a', 'b'), brokers=2, topics=topics).start()
+        self.tb = TestBed(zones=('a', 'b'), brokers=2, topics=topics, backend=o.backend).start()
         a, b = self.tb.brokers_in('a')[0].id, self.tb.brokers_in('b')[0].id
         for name, parts in topics.items():
             leader = b if name.endswith('_b') else a
@@ -437,7 +441,7 @@ class Bench:
         proxies = cluster.proxies if cluster else []
         args = ['consume', '-b', bootstrap, '-t', 'bench_consume', '--duration', self.o.consume_s,
                 '--timeout', self.o.timeout, '-X', 'fetch.wait.max.ms=20']
-        (res, ccpu), fig = measure(proxies, {'brokers': self.tb.proc.pid},
+        (res, ccpu), fig = measure(proxies, {'brokers': self.tb.pids},
                                    lambda: run_kz_bench(args, self.o.timeout))
         e = {'path': path, 'label': label, 'client': res, 'client_cpu_s': ccpu}
         e.update(fig)
@@ -997,6 +1001,8 @@ def parse_args(argv):
                     help='alternating direct / same-zone fixed-load runs of 5 s for the added '
                          'latency (default 5; 0: none)')
     ap.add_argument('--only', help='comma-separated: direct,same_zone,consume,idle,wal_local,wal_s3')
+    ap.add_argument('--backend', choices=('mock', 'kafka'), default='mock',
+                    help='the brokers: librdkafka\'s mock cluster (default) or real Apache Kafka (tests/kafka)')
     o = ap.parse_args(argv)
     q = o.quick
     o.duration = o.duration or (0.5 if q else 10.0)

@@ -18,7 +18,6 @@ tests), KZ_TEST_KEEP=1 keeps the work directory (configs, proxy logs),
 KZ_PROXY_WRAPPER prefixes the daemon's command line (e.g. "valgrind -q").
 """
 
-import ctypes
 import json
 import os
 import re
@@ -37,267 +36,17 @@ import urllib.request
 from dataclasses import dataclass, field
 
 __all__ = [
-    'HarnessError', 'SkipTest', 'TestBed', 'Broker', 'ProxyCluster', 'Proxy',
+    'HarnessError', 'SkipTest', 'TestBed', 'MockBed', 'KafkaBed', 'backend_name', 'Broker', 'ProxyCluster', 'Proxy',
     'Metrics', 'parse_prometheus', 'metrics', 'rss_kib', 'log_tail', 'kcat',
     'require_kcat', 'produce', 'consume_all', 'wait_until', 'run_test',
     'top_builddir', 'top_srcdir', 'testbed_binary', 'kzproxy_binary',
 ]
 
 
-class HarnessError(Exception):
-    """Something the test depends on did not happen (in time)."""
-
-
-class SkipTest(Exception):
-    """The test cannot run here (missing tool); run_test() exits 77."""
-
-
-# ---------------------------------------------------------------- paths
-
-def top_builddir():
-    return os.path.abspath(os.environ.get('top_builddir') or os.getcwd())
-
-
-def top_srcdir():
-    here = os.path.dirname(os.path.abspath(__file__))
-    return os.path.abspath(os.environ.get('top_srcdir') or os.path.join(here, '..', '..'))
-
-
-def testbed_binary():
-    return os.path.join(top_builddir(), 'tests', 'testbed', 'kz-testbed')
-
-
-def kzproxy_binary():
-    return os.path.join(top_builddir(), 'kzproxy')
-
-
-def _require_binary(path, what):
-    if not os.access(path, os.X_OK):
-        raise SkipTest('%s not built: %s (set top_builddir or run make)' % (what, path))
-
-
-# ---------------------------------------------------------------- pipes
-
-class _LineReader:
-    """Reads lines from a pipe with a deadline (select + os.read, no stdio)."""
-
-    def __init__(self, fileobj, what):
-        self.f = fileobj
-        self.fd = fileobj.fileno()
-        self.what = what
-        self.buf = b''
-        self.eof = False
-
-    def readline(self, timeout):
-        """The next line without its newline, or None at EOF. HarnessError on timeout."""
-        deadline = time.monotonic() + timeout
-        while True:
-            nl = self.buf.find(b'\n')
-            if nl >= 0:
-                line, self.buf = self.buf[:nl], self.buf[nl + 1:]
-                return line.decode('utf-8', 'replace')
-            if self.eof:
-                if self.buf:
-                    line, self.buf = self.buf, b''
-                    return line.decode('utf-8', 'replace')
-                return None
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise HarnessError('%s: no line within %.1fs' % (self.what, timeout))
-            r, _, _ = select.select([self.fd], [], [], left)
-            if r:
-                self.feed()
-
-    def feed(self):
-        """Read what is available (call only when select says readable)."""
-        data = os.read(self.fd, 65536)
-        if data:
-            self.buf += data
-        else:
-            self.eof = True
-
-
-def _terminate(proc, timeout, what, send=True):
-    """SIGTERM (unless already sent), bounded wait, SIGKILL as last resort.
-    Returns (returncode, killed)."""
-    if proc.poll() is not None:
-        return proc.returncode, False
-    if send:
-        try:
-            proc.send_signal(signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    try:
-        return proc.wait(timeout=timeout), False
-    except subprocess.TimeoutExpired:
-        sys.stderr.write('kzharness: %s did not stop %.1fs after SIGTERM: SIGKILL\n' % (what, timeout))
-        proc.kill()
-        return proc.wait(timeout=10), True
-
-
-_libc = None
-
-
-def _die_with_parent():
-    """preexec_fn: PR_SET_PDEATHSIG(SIGKILL), so a daemon never outlives a killed test."""
-    if _libc is not None:
-        _libc.prctl(1, signal.SIGKILL, 0, 0, 0)
-
-
-try:
-    _libc = ctypes.CDLL(None, use_errno=True)
-    _libc.prctl  # noqa: B018 -- resolve now, not in the forked child
-except (OSError, AttributeError):
-    _libc = None
-
-
-# ---------------------------------------------------------------- test bed
-
-@dataclass
-class Broker:
-    id: int
-    host: str
-    port: int
-    rack: str
-
-    @property
-    def address(self):
-        return '%s:%d' % (self.host, self.port)
-
-
-class TestBed:
-    """A kz-testbed process: a librdkafka mock cluster with brokers in zones.
-
-    Broker i (ids from 1) gets rack zones[(i-1) % len(zones)]; partition p of
-    each topic is led by broker (p % brokers) + 1. Attributes once started:
-    bootstrap ("h:p,h:p,..."), brokers [Broker], topics {name: partitions}.
-    Failure-injection methods talk to the test bed over its stdin.
-    """
-
-    __test__ = False  # not a pytest class
-
-    def __init__(self, zones=('a', 'b', 'c'), brokers=3, topics=None, ready_timeout=30,
-                 extra_args=(), verbose=False):
-        self.zones = tuple(zones)
-        self.broker_cnt = brokers
-        self.topic_spec = dict({'t12': 12} if topics is None else topics)
-        self.ready_timeout = ready_timeout
-        self.extra_args = list(extra_args)
-        self.verbose = verbose
-        self.proc = None
-        self.bootstrap = None
-        self.brokers = []
-        self.topics = {}
-        self._out = None
-        self._lock = threading.Lock()
-
-    # -- lifecycle
-    def start(self):
-        binary = testbed_binary()
-        _require_binary(binary, 'kz-testbed')
-        argv = [binary, '--stdin-eof', '--brokers', str(self.broker_cnt), '--zones', ','.join(self.zones)]
-        for name, parts in self.topic_spec.items():
-            argv += ['--topic', '%s:%d' % (name, parts)]
-        if self.verbose:
-            argv.append('--verbose')
-        argv += self.extra_args
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     close_fds=True)
-        self._out = _LineReader(self.proc.stdout, 'kz-testbed')
-        try:
-            line = self._out.readline(self.ready_timeout)
-            if line is None:
-                rc = self.proc.wait(timeout=10)
-                raise HarnessError('kz-testbed exited (code %s) before it was ready: %s'
-                                   % (rc, ' '.join(argv)))
-            try:
-                info = json.loads(line)
-            except ValueError:
-                raise HarnessError('kz-testbed printed %r, expected its JSON ready line' % line)
-            self.bootstrap = info['bootstrap']
-            self.brokers = [Broker(b['id'], b['host'], b['port'], b['rack']) for b in info['brokers']]
-            self.topics = {t['name']: t['partitions'] for t in info['topics']}
-        except BaseException:
-            self.stop(check=False)
-            raise
-        return self
-
-    def stop(self, check=True):
-        """Stop the test bed; with check, a non-zero exit raises HarnessError."""
-        if self.proc is None:
-            return
-        proc, self.proc = self.proc, None
-        try:
-            proc.stdin.close()
-        except OSError:
-            pass
-        rc, killed = _terminate(proc, 15, 'kz-testbed')
-        proc.stdout.close()
-        if check and (rc != 0 or killed):
-            raise HarnessError('kz-testbed exited with code %s%s' % (rc, ' (killed)' if killed else ''))
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, exc_type, exc, tb):
-        self.stop(check=exc_type is None)
-        return False
-
-    # -- lookups
-    def broker(self, broker_id):
-        for b in self.brokers:
-            if b.id == broker_id:
-                return b
-        raise KeyError('no broker %r in the test bed' % (broker_id,))
-
-    def brokers_in(self, zone):
-        return [b for b in self.brokers if b.rack == zone]
-
-    @property
-    def bootstrap_list(self):
-        return [b.address for b in self.brokers]
-
-    # -- control channel
-    def control(self, command, timeout=10):
-        """Send one command line; return on "ok", HarnessError on anything else."""
-        if self.proc is None or self.proc.poll() is not None:
-            raise HarnessError('kz-testbed is not running (command %r)' % command)
-        with self._lock:
-            try:
-                self.proc.stdin.write(command.encode() + b'\n')
-                self.proc.stdin.flush()
-            except BrokenPipeError:
-                raise HarnessError('kz-testbed closed its stdin (command %r)' % command)
-            reply = self._out.readline(timeout)
-        if reply is None:
-            raise HarnessError('kz-testbed exited while running %r' % command)
-        if reply != 'ok':
-            raise HarnessError('kz-testbed: %r answered %r' % (command, reply))
-
-    def set_leader(self, topic, partition, broker_id):
-        self.control('leader %s %d %d' % (topic, partition, broker_id))
-
-    def set_follower(self, topic, partition, broker_id):
-        self.control('follower %s %d %d' % (topic, partition, broker_id))
-
-    def broker_down(self, broker_id):
-        self.control('down %d' % broker_id)
-
-    def broker_up(self, broker_id):
-        self.control('up %d' % broker_id)
-
-    def set_rtt(self, broker_id, ms):
-        self.control('rtt %d %d' % (broker_id, ms))
-
-    def set_coordinator(self, key_type, key, broker_id):
-        self.control('coordinator %s %s %d' % (key_type, key, broker_id))
-
-    def create_topic(self, name, partitions):
-        self.control('topic %s %d' % (name, partitions))
-        self.topics[name] = partitions
-
-    def push_errors(self, api_key, error_code, count=1):
-        self.control('error %d %d %d' % (api_key, error_code, count))
+from kzproc import (HarnessError, SkipTest, _LineReader, _die_with_parent, _listen_socket,  # noqa: F401
+                    _require_binary, _terminate, kzproxy_binary, testbed_binary, top_builddir,
+                    top_srcdir)
+from kzbed import Broker, KafkaBed, MockBed, TestBed, backend_name  # noqa: F401
 
 
 # ---------------------------------------------------------------- proxies
@@ -343,21 +92,6 @@ def log_tail(proxy, lines=40):
     except OSError as e:
         return '(no log: %s)' % e
     return '\n'.join(text.splitlines()[-lines:])
-
-
-def _listen_socket(port=0, host='127.0.0.1'):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        # Always, also for port 0: accepted connections inherit it, so the
-        # TIME_WAIT they leave when the daemon dies (SIGKILL) does not keep
-        # restart_proxy from binding the port again.
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind((host, port))
-        s.listen(128)
-    except OSError as e:
-        s.close()
-        raise HarnessError('cannot listen on %s:%d: %s' % (host, port, e))
-    return s
 
 
 def _same_port_sockets(hosts, attempts=20):

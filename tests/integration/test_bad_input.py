@@ -94,7 +94,7 @@ def expect_closed(s, timeout=10):
 
 
 def main():
-    with kz.TestBed(zones=('a',), brokers=1, topics={'t1': 1}) as tb, \
+    with kz.TestBed(zones=('a',), brokers=1, topics={'t1': 1}, backend='mock') as tb, \
             kz.ProxyCluster(tb, zones=('a',)) as pc:
         p = pc.proxy_in('a')
         host, port = '127.0.0.1', p.kafka_port

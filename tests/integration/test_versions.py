@@ -101,7 +101,7 @@ def recv_exact(s, n):
 
 
 def main():
-    with kz.TestBed(zones=('a',), brokers=1, topics={'tv': 1}) as tb, \
+    with kz.TestBed(zones=('a',), brokers=1, topics={'tv': 1}, backend='mock') as tb, \
             kz.ProxyCluster(tb, zones=('a',)) as pc:
         p = pc.proxy_in('a')
         s = socket.create_connection(('127.0.0.1', p.kafka_port), timeout=20)

@@ -125,6 +125,8 @@ def proxy_figures(pc):
             'rpcs': m.sum('kzproxy_wal_rpcs_sent_total', 0),
             'rpc_fail': m.sum('kzproxy_wal_rpcs_failed_total', 0),
             'wal_errors': m.sum('kzproxy_wal_partition_errors_total', 0),
+            'xzone': {'%s/%s/%s' % (ls['direction'], ls['peer'], ls['category']): v
+                      for n, ls, v in m.series if n == 'kzproxy_xzone_bytes_total' and v},
         }
     return out
 
@@ -185,8 +187,9 @@ def run(backend, messages=100000, size=1024, flush_ms=50, producer_config=None, 
                 raise HarnessError('%d record payload bytes crossed zones (want 0); per proxy %s' % (payload, after))
             ratio = total / produced
             if ratio > 0.01:
-                raise HarnessError('cross-zone bytes are %.3f%% of payload (want <= 1%%): %d of %d'
-                                   % (ratio * 100, total, produced))
+                raise HarnessError('cross-zone bytes are %.3f%% of payload (want <= 1%%): %d of %d; per proxy %s'
+                                   % (ratio * 100, total, produced,
+                                      {n: f['xzone'] for n, f in after.items()}))
             if wal_parts == 0 or cross_parts != 0:
                 raise HarnessError('partitions by path: direct %d, wal %d, cross-zone %d (want wal > 0, cross 0)'
                                    % (direct_parts, wal_parts, cross_parts))

@@ -1,0 +1,551 @@
+"""kzbed: the Kafka backends a test runs kzproxy against, behind one interface.
+
+    MockBed   librdkafka's mock cluster (tests/testbed/kz-testbed): starts in
+              milliseconds, injects request errors, RTTs and coordinators.
+    KafkaBed  real Apache Kafka (KRaft, one combined broker+controller JVM per
+              node, racks = zones), from tests/kafka (built by scripts/deps.sh).
+
+TestBed(...) makes the one the test asks for (backend='mock' or 'kafka'), else
+the one KZ_BACKEND names (default mock), so every test runs against either;
+a test that needs the mock's fault injection passes backend='mock'.
+
+Both have: start/stop (context manager), bootstrap, bootstrap_list, brokers
+[Broker], topics {name: partitions}, broker(id), brokers_in(zone),
+create_topic(name, n), set_leader(topic, p, broker), broker_down(id),
+broker_up(id). Broker i (ids from 1) is in zone zones[(i-1) % len(zones)] and
+partition p of a topic the bed creates is led by broker (p % brokers) + 1.
+"""
+
+import base64
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+
+from kzproc import (HarnessError, SkipTest, _LineReader, _die_with_parent, _listen_socket,
+                    _require_binary, _terminate, testbed_binary, top_srcdir)
+
+
+def backend_name(backend=None):
+    """The backend a test runs against: backend if given, else $KZ_BACKEND, else mock."""
+    name = backend or os.environ.get('KZ_BACKEND') or 'mock'
+    if name not in ('mock', 'kafka'):
+        raise HarnessError('unknown backend %r (KZ_BACKEND is mock or kafka)' % name)
+    return name
+
+
+def TestBed(*args, backend=None, **kwargs):  # noqa: N802 -- stands for the class it makes
+    """A MockBed or a KafkaBed (see backend_name), with the same arguments."""
+    if backend_name(backend) == 'kafka':
+        kwargs.pop('extra_args', None)
+        kwargs.pop('verbose', None)
+        return KafkaBed(*args, **kwargs)
+    return MockBed(*args, **kwargs)
+
+
+@dataclass
+class Broker:
+    id: int
+    host: str
+    port: int
+    rack: str
+
+    @property
+    def address(self):
+        return '%s:%d' % (self.host, self.port)
+
+
+class MockBed:
+    """A kz-testbed process: a librdkafka mock cluster with brokers in zones.
+
+    Broker i (ids from 1) gets rack zones[(i-1) % len(zones)]; partition p of
+    each topic is led by broker (p % brokers) + 1. Attributes once started:
+    bootstrap ("h:p,h:p,..."), brokers [Broker], topics {name: partitions}.
+    Failure-injection methods talk to the test bed over its stdin.
+    """
+
+    __test__ = False  # not a pytest class
+    backend = 'mock'
+
+    def __init__(self, zones=('a', 'b', 'c'), brokers=3, topics=None, ready_timeout=30,
+                 extra_args=(), verbose=False):
+        self.zones = tuple(zones)
+        self.broker_cnt = brokers
+        self.topic_spec = dict({'t12': 12} if topics is None else topics)
+        self.ready_timeout = ready_timeout
+        self.extra_args = list(extra_args)
+        self.verbose = verbose
+        self.proc = None
+        self.bootstrap = None
+        self.brokers = []
+        self.topics = {}
+        self._out = None
+        self._lock = threading.Lock()
+
+    # -- lifecycle
+    def start(self):
+        binary = testbed_binary()
+        _require_binary(binary, 'kz-testbed')
+        argv = [binary, '--stdin-eof', '--brokers', str(self.broker_cnt), '--zones', ','.join(self.zones)]
+        for name, parts in self.topic_spec.items():
+            argv += ['--topic', '%s:%d' % (name, parts)]
+        if self.verbose:
+            argv.append('--verbose')
+        argv += self.extra_args
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     close_fds=True)
+        self._out = _LineReader(self.proc.stdout, 'kz-testbed')
+        try:
+            line = self._out.readline(self.ready_timeout)
+            if line is None:
+                rc = self.proc.wait(timeout=10)
+                raise HarnessError('kz-testbed exited (code %s) before it was ready: %s'
+                                   % (rc, ' '.join(argv)))
+            try:
+                info = json.loads(line)
+            except ValueError:
+                raise HarnessError('kz-testbed printed %r, expected its JSON ready line' % line)
+            self.bootstrap = info['bootstrap']
+            self.brokers = [Broker(b['id'], b['host'], b['port'], b['rack']) for b in info['brokers']]
+            self.topics = {t['name']: t['partitions'] for t in info['topics']}
+        except BaseException:
+            self.stop(check=False)
+            raise
+        return self
+
+    def stop(self, check=True):
+        """Stop the test bed; with check, a non-zero exit raises HarnessError."""
+        if self.proc is None:
+            return
+        proc, self.proc = self.proc, None
+        try:
+            proc.stdin.close()
+        except OSError:
+            pass
+        rc, killed = _terminate(proc, 15, 'kz-testbed')
+        proc.stdout.close()
+        if check and (rc != 0 or killed):
+            raise HarnessError('kz-testbed exited with code %s%s' % (rc, ' (killed)' if killed else ''))
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, exc_type, exc, tb):
+        self.stop(check=exc_type is None)
+        return False
+
+    # -- lookups
+    def broker(self, broker_id):
+        for b in self.brokers:
+            if b.id == broker_id:
+                return b
+        raise KeyError('no broker %r in the test bed' % (broker_id,))
+
+    def brokers_in(self, zone):
+        return [b for b in self.brokers if b.rack == zone]
+
+    @property
+    def bootstrap_list(self):
+        return [b.address for b in self.brokers]
+
+    @property
+    def pids(self):
+        """The mock cluster's process id, in a list (for CPU accounting)."""
+        return [self.proc.pid] if self.proc is not None else []
+
+    # -- control channel
+    def control(self, command, timeout=10):
+        """Send one command line; return on "ok", HarnessError on anything else."""
+        if self.proc is None or self.proc.poll() is not None:
+            raise HarnessError('kz-testbed is not running (command %r)' % command)
+        with self._lock:
+            try:
+                self.proc.stdin.write(command.encode() + b'\n')
+                self.proc.stdin.flush()
+            except BrokenPipeError:
+                raise HarnessError('kz-testbed closed its stdin (command %r)' % command)
+            reply = self._out.readline(timeout)
+        if reply is None:
+            raise HarnessError('kz-testbed exited while running %r' % command)
+        if reply != 'ok':
+            raise HarnessError('kz-testbed: %r answered %r' % (command, reply))
+
+    def set_leader(self, topic, partition, broker_id):
+        self.control('leader %s %d %d' % (topic, partition, broker_id))
+
+    def set_follower(self, topic, partition, broker_id):
+        self.control('follower %s %d %d' % (topic, partition, broker_id))
+
+    def broker_down(self, broker_id):
+        self.control('down %d' % broker_id)
+
+    def broker_up(self, broker_id):
+        self.control('up %d' % broker_id)
+
+    def set_rtt(self, broker_id, ms):
+        self.control('rtt %d %d' % (broker_id, ms))
+
+    def set_coordinator(self, key_type, key, broker_id):
+        self.control('coordinator %s %s %d' % (key_type, key, broker_id))
+
+    def create_topic(self, name, partitions):
+        self.control('topic %s %d' % (name, partitions))
+        self.topics[name] = partitions
+
+    def push_errors(self, api_key, error_code, count=1):
+        self.control('error %d %d %d' % (api_key, error_code, count))
+
+
+# ---------------------------------------------------------------- real Kafka
+
+def kafka_home():
+    """tests/kafka/target: the bed's jar and its lib/ (Kafka and its dependencies)."""
+    return os.environ.get('KZ_KAFKA_HOME') or os.path.join(top_srcdir(), 'tests', 'kafka', 'target')
+
+
+def kafka_classpath():
+    home = kafka_home()
+    jar = os.path.join(home, 'kz-kafka-testbed-1.jar')
+    lib = os.path.join(home, 'lib')
+    if not os.path.isfile(jar) or not os.path.isdir(lib):
+        raise HarnessError('the real-Kafka test bed is not built: %s missing (scripts/deps.sh builds it: '
+                           'mvn -q -f tests/kafka/pom.xml package)' % jar)
+    if shutil.which('java') is None:
+        raise HarnessError('java is not installed (OpenJDK 17 runs the real-Kafka test bed)')
+    return jar + ':' + os.path.join(lib, '*')
+
+
+def java_argv(main, heap='384m', log_file=None):
+    """A java command line for one of the bed's programs (main: a class name)."""
+    argv = ['java', '-Xms64m', '-Xmx' + heap, '-XX:+UseSerialGC', '-XX:TieredStopAtLevel=1'
+            if main == 'io.kzproxy.tests.KzAdmin' else '-XX:+UseSerialGC',
+            '-Djava.awt.headless=true', '-Dlog4j2.configurationFile=classpath:log4j2.properties']
+    if log_file:
+        argv.append('-Dkz.log.file=' + log_file)
+    return argv + ['-cp', kafka_classpath(), main]
+
+
+SCRAM_USERS = {'kzproxy': 'kzproxy-secret', 'alice': 'alice-secret'}
+"""SCRAM-SHA-256/512 and PLAIN users every KafkaBed creates at startup."""
+
+
+def _free_port():
+    s = _listen_socket()
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+@dataclass
+class _Node:
+    id: int
+    rack: str
+    port: int          # PLAINTEXT
+    sasl_port: int     # SASL_PLAINTEXT: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
+    ctl_port: int      # CONTROLLER
+    dir: str
+    proc: object = None
+    log: str = ''
+
+
+class KafkaBed:
+    """Apache Kafka (KRaft) on 127.0.0.1: one JVM per node, each both broker
+    and controller, broker.rack = its zone, RackAwareReplicaSelector, topics
+    with replication factor min(3, brokers). A KzAdmin process (Java Admin
+    client) carries the control commands. Faults are real: broker_down is
+    kill -9 of the node's JVM, broker_up starts it again on the same ports and
+    data, set_leader reorders the replicas and elects the preferred leader.
+
+    Listeners: PLAINTEXT (bootstrap, brokers[i].port) and SASL_PLAINTEXT
+    (sasl_bootstrap) with PLAIN and SCRAM-SHA-256/512 users SCRAM_USERS.
+    Logs and data stay in workdir (kept on failure or with KZ_TEST_KEEP=1).
+    """
+
+    __test__ = False
+    backend = 'kafka'
+
+    def __init__(self, zones=('a', 'b', 'c'), brokers=3, topics=None, ready_timeout=150,
+                 workdir=None, server_props=None):
+        self.zones = tuple(zones)
+        self.broker_cnt = brokers
+        self.topic_spec = dict({'t12': 12} if topics is None else topics)
+        self.ready_timeout = ready_timeout
+        self.server_props = dict(server_props or {})
+        self.workdir = workdir
+        self._own_workdir = workdir is None
+        self.nodes = []
+        self.brokers = []
+        self.topics = {}
+        self.bootstrap = None
+        self.sasl_bootstrap = None
+        self.admin = None
+        self._out = None
+        self._lock = threading.Lock()
+        self._failed = False
+
+    # -- lifecycle
+    def start(self):
+        cp = kafka_classpath()
+        if self.workdir is None:
+            self.workdir = tempfile.mkdtemp(prefix='kzkafka-')
+        try:
+            self._plan()
+            self._format(cp)
+            for n in self.nodes:
+                self._spawn(n)
+            self.bootstrap = ','.join('127.0.0.1:%d' % n.port for n in self.nodes)
+            self.sasl_bootstrap = ','.join('127.0.0.1:%d' % n.sasl_port for n in self.nodes)
+            self.brokers = [Broker(n.id, '127.0.0.1', n.port, n.rack) for n in self.nodes]
+            self._start_admin()
+            self.control('brokers %d %d' % (self.broker_cnt, self.ready_timeout), timeout=self.ready_timeout + 10)
+            # Group and transaction coordinators ready before the test starts,
+            # as on a cluster that has run a while (not COORDINATOR_NOT_AVAILABLE
+            # while the internal topics are created).
+            self.control('coordinators 60', timeout=70)
+            for name, parts in self.topic_spec.items():
+                self.create_topic(name, parts)
+        except BaseException:
+            self._failed = True
+            self.stop(check=False)
+            raise
+        return self
+
+    def _plan(self):
+        for i in range(1, self.broker_cnt + 1):
+            d = os.path.join(self.workdir, 'kafka-%d' % i)
+            os.makedirs(d, exist_ok=True)
+            self.nodes.append(_Node(id=i, rack=self.zones[(i - 1) % len(self.zones)], port=_free_port(),
+                                    sasl_port=_free_port(), ctl_port=_free_port(), dir=d,
+                                    log=os.path.join(d, 'server.log')))
+        voters = ','.join('%d@127.0.0.1:%d' % (n.id, n.ctl_port) for n in self.nodes)
+        rf = min(3, self.broker_cnt)
+        plain_users = ' '.join('user_%s="%s"' % kv for kv in sorted(SCRAM_USERS.items()))
+        for n in self.nodes:
+            props = {
+                'process.roles': 'broker,controller',
+                'node.id': n.id,
+                'controller.quorum.voters': voters,
+                'controller.listener.names': 'CONTROLLER',
+                'inter.broker.listener.name': 'PLAINTEXT',
+                'listeners': 'PLAINTEXT://127.0.0.1:%d,SASL_PLAINTEXT://127.0.0.1:%d,CONTROLLER://127.0.0.1:%d'
+                             % (n.port, n.sasl_port, n.ctl_port),
+                'advertised.listeners': 'PLAINTEXT://127.0.0.1:%d,SASL_PLAINTEXT://127.0.0.1:%d'
+                                        % (n.port, n.sasl_port),
+                'listener.security.protocol.map': 'PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,'
+                                                  'CONTROLLER:PLAINTEXT,SSL:SSL,SASL_SSL:SASL_SSL',
+                'sasl.enabled.mechanisms': 'PLAIN,SCRAM-SHA-256,SCRAM-SHA-512',
+                'listener.name.sasl_plaintext.plain.sasl.jaas.config':
+                    'org.apache.kafka.common.security.plain.PlainLoginModule required %s;' % plain_users,
+                'listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config':
+                    'org.apache.kafka.common.security.scram.ScramLoginModule required;',
+                'listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config':
+                    'org.apache.kafka.common.security.scram.ScramLoginModule required;',
+                'broker.rack': n.rack,
+                'replica.selector.class': 'org.apache.kafka.common.replica.RackAwareReplicaSelector',
+                'log.dirs': os.path.join(n.dir, 'data'),
+                'num.partitions': 4,
+                'default.replication.factor': rf,
+                'min.insync.replicas': 1,
+                'offsets.topic.replication.factor': rf,
+                'offsets.topic.num.partitions': 6,
+                'transaction.state.log.replication.factor': rf,
+                'transaction.state.log.min.isr': 1,
+                'transaction.state.log.num.partitions': 6,
+                'share.coordinator.state.topic.replication.factor': rf,
+                'share.coordinator.state.topic.min.isr': 1,
+                'group.initial.rebalance.delay.ms': 0,
+                # The tests use short sessions (the mock's habit); Kafka's floor is 6 s.
+                'group.min.session.timeout.ms': 500,
+                'auto.create.topics.enable': 'true',
+                'num.network.threads': 2,
+                'num.io.threads': 4,
+                'num.recovery.threads.per.data.dir': 1,
+                'background.threads': 2,
+                'log.segment.bytes': 64 * 1024 * 1024,
+                # Fence a killed node in about 3 s rather than 9.
+                'broker.heartbeat.interval.ms': 500,
+                'broker.session.timeout.ms': 3000,
+                'controller.quorum.election.timeout.ms': 1000,
+                'controller.quorum.fetch.timeout.ms': 2000,
+                'replica.lag.time.max.ms': 10000,
+            }
+            props.update(self.server_props)
+            n.props_path = os.path.join(n.dir, 'server.properties')
+            with open(n.props_path, 'w') as f:
+                for k, v in props.items():
+                    f.write('%s=%s\n' % (k, v))
+
+    def _format(self, cp):
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b'=').decode()
+        scram = []
+        for user, password in sorted(SCRAM_USERS.items()):
+            for mech in ('SCRAM-SHA-256', 'SCRAM-SHA-512'):
+                scram += ['--add-scram', '%s=[name=%s,password=%s]' % (mech, user, password)]
+        procs = []
+        for n in self.nodes:
+            argv = java_argv('kafka.tools.StorageTool', heap='128m') + [
+                'format', '-t', cluster_id, '-c', n.props_path, '--ignore-formatted'] + scram
+            out = open(os.path.join(n.dir, 'format.log'), 'wb')
+            procs.append((n, out, subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
+                                                   stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)))
+        for n, out, p in procs:
+            try:
+                rc = p.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+                rc = 'timeout'
+            out.close()
+            if rc != 0:
+                with open(os.path.join(n.dir, 'format.log'), 'rb') as f:
+                    tail = f.read()[-2000:].decode('utf-8', 'replace')
+                raise HarnessError('formatting the storage of Kafka node %d failed (%s):\n%s' % (n.id, rc, tail))
+
+    def _spawn(self, n):
+        argv = java_argv('kafka.Kafka', heap='512m', log_file=n.log) + [n.props_path]
+        with open(os.path.join(n.dir, 'stdout.log'), 'ab') as out:
+            n.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                      cwd=n.dir, preexec_fn=_die_with_parent)
+
+    def _start_admin(self):
+        argv = java_argv('io.kzproxy.tests.KzAdmin', heap='128m',
+                         log_file=os.path.join(self.workdir, 'admin.log')) + ['--bootstrap', self.bootstrap]
+        self.admin = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      stderr=open(os.path.join(self.workdir, 'admin.stderr'), 'ab'),
+                                      preexec_fn=_die_with_parent)
+        self._out = _LineReader(self.admin.stdout, 'KzAdmin')
+        line = self._out.readline(60)
+        if line != 'ready':
+            raise HarnessError('KzAdmin did not start (printed %r); see %s/admin.stderr' % (line, self.workdir))
+
+    def stop(self, check=True):
+        """Stop every JVM; nothing is left running. SIGKILL: the data is thrown
+        away, and a controlled shutdown of a whole quorum takes many seconds."""
+        if self.admin is not None:
+            admin, self.admin = self.admin, None
+            try:
+                admin.stdin.close()
+            except OSError:
+                pass
+            _terminate(admin, 10, 'KzAdmin')
+            admin.stdout.close()
+        for n in self.nodes:
+            if n.proc is not None and n.proc.poll() is None:
+                n.proc.kill()
+        for n in self.nodes:
+            if n.proc is not None:
+                n.proc.wait(timeout=30)
+        for n in self.nodes:
+            n.proc = None
+        if self._own_workdir and self.workdir and os.path.isdir(self.workdir):
+            if self._failed or os.environ.get('KZ_TEST_KEEP') or not check:
+                sys.stderr.write('kzbed: Kafka logs and data kept in %s\n' % self.workdir)
+            else:
+                shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            self._failed = True
+        self.stop(check=exc_type is None)
+        return False
+
+    # -- lookups
+    def broker(self, broker_id):
+        for b in self.brokers:
+            if b.id == broker_id:
+                return b
+        raise KeyError('no broker %r in the test bed' % (broker_id,))
+
+    def brokers_in(self, zone):
+        return [b for b in self.brokers if b.rack == zone]
+
+    @property
+    def bootstrap_list(self):
+        return [b.address for b in self.brokers]
+
+    @property
+    def pids(self):
+        """The broker JVMs' process ids (for CPU accounting)."""
+        return [n.proc.pid for n in self.nodes if n.proc is not None]
+
+    def node(self, broker_id):
+        for n in self.nodes:
+            if n.id == broker_id:
+                return n
+        raise KeyError('no Kafka node %r' % (broker_id,))
+
+    # -- control channel
+    def control(self, command, timeout=60):
+        """Send one command to KzAdmin; returns what followed "ok" (HarnessError otherwise)."""
+        if self.admin is None or self.admin.poll() is not None:
+            raise HarnessError('KzAdmin is not running (command %r); see %s' % (command, self.workdir))
+        with self._lock:
+            try:
+                self.admin.stdin.write(command.encode() + b'\n')
+                self.admin.stdin.flush()
+            except BrokenPipeError:
+                raise HarnessError('KzAdmin closed its stdin (command %r)' % command)
+            reply = self._out.readline(timeout)
+        if reply is None:
+            raise HarnessError('KzAdmin exited while running %r' % command)
+        if reply != 'ok' and not reply.startswith('ok '):
+            raise HarnessError('Kafka test bed: %r answered %r' % (command, reply))
+        return reply[3:]
+
+    def create_topic(self, name, partitions):
+        self.control('topic %s %d %d' % (name, partitions, min(3, self.broker_cnt)))
+        self.topics[name] = partitions
+
+    def set_leader(self, topic, partition, broker_id):
+        self.control('leader %s %d %d' % (topic, partition, broker_id))
+
+    def describe(self, topic):
+        """[{partition, leader, replicas, isr}] as the controller sees them."""
+        return json.loads(self.control('describe %s' % topic))
+
+    def wait_in_sync(self, timeout=60):
+        """Every partition of every topic has a leader and its whole replica set in sync."""
+        self.control('isr %d' % timeout, timeout=timeout + 10)
+
+    def broker_down(self, broker_id):
+        """kill -9 the node's JVM (a crash: no controlled shutdown); returns once
+        the controller has fenced it (its partitions have other leaders)."""
+        n = self.node(broker_id)
+        if n.proc is None or n.proc.poll() is not None:
+            raise HarnessError('Kafka node %d is not running' % broker_id)
+        n.proc.kill()
+        n.proc.wait(timeout=30)
+        self.control('node %d down 30' % broker_id, timeout=40)
+
+    def broker_up(self, broker_id, timeout=90):
+        """Start a killed node again on its ports and data; returns once it is registered."""
+        n = self.node(broker_id)
+        if n.proc is not None and n.proc.poll() is None:
+            raise HarnessError('Kafka node %d is still running' % broker_id)
+        self._spawn(n)
+        self.control('node %d up %d' % (broker_id, timeout), timeout=timeout + 10)
+
+    def _mock_only(self, what):
+        raise HarnessError('%s is a fault of the mock cluster; run this test with backend="mock"' % what)
+
+    def set_follower(self, topic, partition, broker_id):
+        self._mock_only('set_follower')
+
+    def set_rtt(self, broker_id, ms):
+        self._mock_only('set_rtt')
+
+    def set_coordinator(self, key_type, key, broker_id):
+        self._mock_only('set_coordinator')
+
+    def push_errors(self, api_key, error_code, count=1):
+        self._mock_only('push_errors')
