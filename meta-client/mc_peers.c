@@ -1,99 +1,39 @@
 /*
- * mc_peers: the peer table, its health checks and DNS discovery (see
- * mc_peers.h for the behaviour).
+ * mc_peers: the peer table, KzHello and the peers' health (see mc_peers.h
+ * for the behaviour); DNS discovery is in mc_peers_dns.c.
  *
- * Two kinds of entries:
- *   - peers (mc_peer_int): static ones from the config and those found
- *     through DNS, each with its own mc_conn to its advertised address;
- *   - probes (mc_probe): one per address of the latest DNS answer, with a
- *     connection of its own only while it asks "who are you" (KzHello).
- * A probe that answers names a node id: this proxy (ignored from then on), a
- * known peer, or a new peer, which is added.
+ * Peers (mc_peer_int) are the static ones from the config and those found
+ * through DNS, each with two mc_conns to its advertised address: one for the
+ * RPCs (pub.conn) and one for the health checks (health).
+ *
+ * What "healthy" means: the peer answers KzHello on its health connection.
+ * That connection never waits behind an RPC, so a slow KzWalAppend (an
+ * acks=all produce on a loaded backend) no longer makes the peer look down.
+ * The reverse case, a peer that answers its health checks while its RPC
+ * connection is stuck, is caught by the RPCs themselves: each has its own
+ * deadline on pub.conn (mc_conn fails it and reconnects), and router-out
+ * reports the failure through mc_peers_mark_down, which marks the peer down
+ * until the next good health check; a refused RPC connect does the same.
  *
  * Callbacks from a connection may run inside mc_conn_request (a refused
- * connect) and inside mc_conn_free ("shutting down"): the entries carry a
- * closing flag for the latter and never free a connection from its own
- * callback; idle probe connections are freed on the next DNS round.
+ * connect) and inside mc_conn_free ("shutting down"): peers carry a closing
+ * flag for the latter and never free a connection from its own callback.
  */
 #include "config.h"
 
-#include "meta-client/mc_peers.h"
+#include "meta-client/mc_peers_int.h"
 
-#include "codec/kc_peer.h"
 #include "codec/kc_proto.h"
 #include "common/kz_log.h"
 #include "meta-client/mc_xzone.h"
 
-#include <arpa/inet.h>
 #include <event2/buffer.h>
-#include <event2/dns.h>
 #include <event2/event.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
-
-#define MC_PEERS_MAX 1024   /* peers known at once (static + discovered) */
-#define MC_PROBES_MAX 256   /* DNS addresses tracked at once */
-#define MC_PEER_CLIENT_ID "kzproxy-peer"
-
-typedef struct mc_peer_int {
-    mc_peer pub;          /* first: what mc_peers_at returns */
-    mc_peers *ps;
-    int discovered;       /* found through DNS: forgotten when down and gone from DNS */
-    int closing;          /* its connection is being freed: ignore callbacks */
-    int checking;         /* a KzHello is in flight */
-    int64_t check_sent_ms;
-    uint8_t nonce[KC_PEER_NONCE_LEN];
-} mc_peer_int;
-
-typedef struct mc_probe {
-    mc_peers *ps;
-    char host[INET6_ADDRSTRLEN];
-    mc_conn *conn;        /* while asking (freed on the next round once idle) */
-    int inflight;
-    int closing;
-    int in_dns;           /* in the latest answer */
-    int failing;          /* the last attempt failed (logged once) */
-    int is_self;
-    int32_t node_id;      /* who answered here; -1 before */
-    char adv_host[256];   /* the address that node advertised */
-    int adv_port;
-    size_t req_bytes;     /* of the KzHello in flight: metered once the zone is known */
-    uint8_t nonce[KC_PEER_NONCE_LEN];
-} mc_probe;
-
-/* One DNS query in flight. Outlives mc_peers when cancelled at free. */
-typedef struct mc_dnsq {
-    mc_peers *ps;         /* NULL once mc_peers is gone */
-    struct evdns_request *req;
-    int family;           /* 0: A, 1: AAAA */
-} mc_dnsq;
-
-struct mc_peers {
-    struct event_base *base;
-    struct evdns_base *dns;
-    mc_peers_config cfg;  /* strings below are our copies */
-    char *self_zone, *self_host, *dns_name;
-    mc_peer_int **v;      /* sorted by node id */
-    int n;
-    mc_probe **probes;
-    int nprobes;
-    struct event *health_ev;
-    struct event *dns_ev;
-    mc_dnsq *dnsq[2];
-    int dns_pending;      /* queries of the current round not answered */
-    int round_transient;  /* a query failed for a reason that says nothing about the name */
-    int round_err;        /* the first error of the round (for the log) */
-    int dns_failing;      /* last round failed (logged once per change) */
-    int started;
-    int check_timeout_ms;
-    mc_peers_change_fn change_fn;
-    void *change_arg;
-    mc_peers_stats stats;
-};
 
 static int64_t mc_mono_ms(void)
 {
@@ -109,7 +49,7 @@ static int64_t mc_wall_ms(void)
     return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
-static void mc_peers_changed(mc_peers *ps)
+void mc_peers_changed(mc_peers *ps)
 {
     if (ps->change_fn)
         ps->change_fn(ps->change_arg);
@@ -119,7 +59,7 @@ static void mc_peers_changed(mc_peers *ps)
 
 /* A sealed KzHello request body (caller frees), its nonce in nonce; NULL on
  * allocation failure or without a secret. */
-static struct evbuffer *mc_hello_body(mc_peers *ps, uint8_t nonce[KC_PEER_NONCE_LEN])
+struct evbuffer *mc_hello_body(mc_peers *ps, uint8_t nonce[KC_PEER_NONCE_LEN])
 {
     if (ps->cfg.secret == NULL)
         return NULL;
@@ -146,7 +86,7 @@ static struct evbuffer *mc_hello_body(mc_peers *ps, uint8_t nonce[KC_PEER_NONCE_
 }
 
 /* Bytes of the request frame for a body of n bytes (size, header, body). */
-static size_t mc_hello_frame_bytes(size_t n)
+size_t mc_hello_frame_bytes(size_t n)
 {
     size_t h = 4 + 2 + 2 + 4 + 2 + strlen(MC_PEER_CLIENT_ID);
     if (kc_req_hdr_version(KC_API_KZ_HELLO, KC_PEER_VERSION) >= 2)
@@ -158,8 +98,8 @@ static size_t mc_hello_frame_bytes(size_t n)
  * Check and decode a KzHello response frame (correlation id first) answering
  * the request with nonce. 0 with *h pointing into resp; -1 with why filled.
  */
-static int mc_hello_parse(mc_peers *ps, const kc_frame *resp, const uint8_t *nonce, kc_peer_hello *h,
-                          char *why, size_t whysz)
+int mc_hello_parse(mc_peers *ps, const kc_frame *resp, const uint8_t *nonce, kc_peer_hello *h,
+                   char *why, size_t whysz)
 {
     kc_rd rd;
     kc_rd_init(&rd, resp->data, resp->len);
@@ -199,20 +139,19 @@ static int mc_peers_index(const mc_peers *ps, int32_t node_id)
     return lo;
 }
 
-static mc_peer_int *mc_peers_get(const mc_peers *ps, int32_t node_id)
+mc_peer_int *mc_peers_get(const mc_peers *ps, int32_t node_id)
 {
     int i = mc_peers_index(ps, node_id);
     return i < ps->n && ps->v[i]->pub.node_id == node_id ? ps->v[i] : NULL;
 }
 
-/* Meter the peer's connection when it is in another zone. */
+/* Meter the peer's connections (RPC and health) when it is in another zone. */
 static void mc_peer_meter(mc_peer_int *p)
 {
     mc_peers *ps = p->ps;
-    if (ps->cfg.xz && strcmp(p->pub.zone, ps->self_zone) != 0)
-        mc_conn_set_xzone(p->pub.conn, ps->cfg.xz, MC_XZ_PEER);
-    else
-        mc_conn_set_xzone(p->pub.conn, NULL, MC_XZ_PEER);
+    struct mc_xz *xz = ps->cfg.xz && strcmp(p->pub.zone, ps->self_zone) != 0 ? ps->cfg.xz : NULL;
+    mc_conn_set_xzone(p->pub.conn, xz, MC_XZ_PEER);
+    mc_conn_set_xzone(p->health, xz, MC_XZ_PEER);
 }
 
 static void mc_peer_free(mc_peer_int *p)
@@ -220,6 +159,7 @@ static void mc_peer_free(mc_peer_int *p)
     if (p == NULL)
         return;
     p->closing = 1;
+    mc_conn_free(p->health);   /* fails a KzHello in flight (ignored) */
     mc_conn_free(p->pub.conn); /* may call back (ignored) and fail the router's RPCs */
     free(p->pub.zone);
     free(p->pub.host);
@@ -227,8 +167,8 @@ static void mc_peer_free(mc_peer_int *p)
 }
 
 /* Insert a new peer (healthy). NULL when full, a duplicate or out of memory. */
-static mc_peer_int *mc_peers_insert(mc_peers *ps, int32_t node_id, const char *zone, const char *host,
-                                    int port, int is_static)
+mc_peer_int *mc_peers_insert(mc_peers *ps, int32_t node_id, const char *zone, const char *host,
+                             int port, int is_static)
 {
     if (ps->n >= MC_PEERS_MAX || node_id == ps->cfg.self_id || mc_peers_get(ps, node_id) != NULL)
         return NULL;
@@ -243,12 +183,17 @@ static mc_peer_int *mc_peers_insert(mc_peers *ps, int32_t node_id, const char *z
     p->pub.port = port;
     p->pub.is_static = is_static;
     p->pub.healthy = 1;
-    if (p->pub.zone && p->pub.host)
+    if (p->pub.zone && p->pub.host) {
         p->pub.conn = mc_conn_new(ps->base, ps->dns, host, port, node_id, &ps->cfg.conn, NULL);
-    mc_peer_int **nv = p->pub.conn ? realloc(ps->v, (size_t)(ps->n + 1) * sizeof(*nv)) : NULL;
+        p->health = mc_conn_new(ps->base, ps->dns, host, port, node_id, &ps->cfg.conn, NULL);
+    }
+    mc_peer_int **nv =
+        p->pub.conn && p->health ? realloc(ps->v, (size_t)(ps->n + 1) * sizeof(*nv)) : NULL;
     if (nv == NULL) {
         if (p->pub.conn)
             mc_conn_free(p->pub.conn);
+        if (p->health)
+            mc_conn_free(p->health);
         free(p->pub.zone);
         free(p->pub.host);
         free(p);
@@ -264,7 +209,7 @@ static mc_peer_int *mc_peers_insert(mc_peers *ps, int32_t node_id, const char *z
 }
 
 /* Take p out of the table and free it. Callers notify the change. */
-static void mc_peers_remove(mc_peers *ps, mc_peer_int *p)
+void mc_peers_remove(mc_peers *ps, mc_peer_int *p)
 {
     int i = mc_peers_index(ps, p->pub.node_id);
     if (i >= ps->n || ps->v[i] != p)
@@ -360,7 +305,7 @@ static void mc_peer_check(mc_peer_int *p)
     }
     p->checking = 1;
     p->check_sent_ms = mc_mono_ms();
-    if (mc_conn_request(p->pub.conn, KC_API_KZ_HELLO, KC_PEER_VERSION, kc_str_c(MC_PEER_CLIENT_ID), body,
+    if (mc_conn_request(p->health, KC_API_KZ_HELLO, KC_PEER_VERSION, kc_str_c(MC_PEER_CLIENT_ID), body,
                         1, 0, mc_peer_check_cb, p) != 0) {
         /* Not sent (reconnect backoff after a refused connect): the callback does not run. */
         p->checking = 0;
@@ -381,8 +326,8 @@ static void mc_peers_health_cb(evutil_socket_t fd, short what, void *arg)
     for (int i = 0; i < ps->n; i++) {
         mc_peer_int *p = ps->v[i];
         if (p->checking) {
-            /* The answer may still come (the connection's own timeout is
-             * longer, for the RPC); health does not wait for it. */
+            /* The answer may still come (the connection's own timeout, the
+             * RPC one, is longer); health does not wait for it. */
             if (now - p->check_sent_ms > ps->check_timeout_ms && p->pub.healthy) {
                 char why[96];
                 snprintf(why, sizeof(why), "no KzHello answer within %d ms", ps->check_timeout_ms);
@@ -392,318 +337,6 @@ static void mc_peers_health_cb(evutil_socket_t fd, short what, void *arg)
             continue;
         }
         mc_peer_check(p);
-    }
-}
-
-/* ---------------- DNS discovery ---------------- */
-
-static void mc_probe_free(mc_probe *pr)
-{
-    pr->closing = 1;
-    if (pr->conn)
-        mc_conn_free(pr->conn);
-    free(pr);
-}
-
-/* The probe answered hello: place the node it names. */
-static void mc_probe_answered(mc_probe *pr, const kc_peer_hello *h)
-{
-    mc_peers *ps = pr->ps;
-    char zone[256];
-    if (h->host.len >= (int32_t)sizeof(pr->adv_host) || h->zone.len >= (int32_t)sizeof(zone)) {
-        kz_warn("discovery: %s:%d (node %d) advertises a host or zone name too long to use", pr->host,
-                ps->cfg.dns_port, h->node_id);
-        return;
-    }
-    snprintf(zone, sizeof(zone), "%.*s", (int)h->zone.len, h->zone.p);
-    pr->node_id = h->node_id;
-    snprintf(pr->adv_host, sizeof(pr->adv_host), "%.*s", (int)h->host.len, h->host.p);
-    pr->adv_port = h->port;
-    if (h->node_id == ps->cfg.self_id) {
-        if (!pr->is_self)
-            kz_info("discovery: %s:%d (from %s) is this proxy", pr->host, ps->cfg.dns_port, ps->dns_name);
-        pr->is_self = 1;
-        return;
-    }
-    pr->is_self = 0;
-    mc_peer_int *p = mc_peers_get(ps, h->node_id);
-    if (p != NULL && (p->pub.is_static ||
-                      (strcmp(p->pub.host, pr->adv_host) == 0 && p->pub.port == pr->adv_port)))
-        return; /* known: its own health checks decide */
-    if (p != NULL) {
-        if (p->pub.healthy) {
-            kz_dbg("discovery: node %d answers at %s:%d but is healthy at %s:%d; keeping that", h->node_id,
-                   pr->adv_host, pr->adv_port, p->pub.host, p->pub.port);
-            return;
-        }
-        kz_info("discovery: peer %d moved from %s:%d to %s:%d", h->node_id, p->pub.host, p->pub.port,
-                pr->adv_host, pr->adv_port);
-        mc_peers_remove(ps, p);
-    }
-    p = mc_peers_insert(ps, h->node_id, zone, pr->adv_host, pr->adv_port, 0);
-    if (p == NULL) {
-        kz_warn("discovery: cannot add peer %d (%s:%d): %s", h->node_id, pr->adv_host, pr->adv_port,
-                ps->n >= MC_PEERS_MAX ? "too many peers" : "out of memory");
-        mc_peers_changed(ps);
-        return;
-    }
-    p->pub.started_ms = h->started_ms;
-    ps->stats.discovered++;
-    kz_info("discovery: found peer %d (%s:%d, zone %s) at %s:%d through %s", h->node_id, pr->adv_host,
-            pr->adv_port, zone, pr->host, ps->cfg.dns_port, ps->dns_name);
-    mc_peers_changed(ps);
-}
-
-static void mc_probe_cb(kc_frame *resp, const char *err, void *arg)
-{
-    mc_probe *pr = arg;
-    if (pr->closing) {
-        if (resp)
-            kc_frame_release(resp);
-        return;
-    }
-    mc_peers *ps = pr->ps;
-    pr->inflight = 0;
-    char why[256];
-    kc_peer_hello h;
-    if (resp == NULL)
-        snprintf(why, sizeof(why), "%s", err ? err : "KzHello failed");
-    else if (mc_hello_parse(ps, resp, pr->nonce, &h, why, sizeof(why)) == 0)
-        why[0] = '\0';
-    if (why[0]) {
-        if (!pr->failing)
-            kz_warn("discovery: %s:%d (from %s) does not answer as a kzproxy peer: %s", pr->host,
-                    ps->cfg.dns_port, ps->dns_name, why);
-        pr->failing = 1;
-    } else {
-        if (pr->failing)
-            kz_info("discovery: %s:%d (from %s) answers now", pr->host, ps->cfg.dns_port, ps->dns_name);
-        pr->failing = 0;
-        if (ps->cfg.xz && !kc_str_eq(h.zone, ps->self_zone)) {
-            /* The exchange crossed zones: count it now that we know. */
-            mc_xz_count(ps->cfg.xz, MC_XZ_OUT, MC_XZ_PEER, KC_API_KZ_HELLO, pr->req_bytes);
-            mc_xz_count(ps->cfg.xz, MC_XZ_IN, MC_XZ_PEER, KC_API_KZ_HELLO, 4 + (uint64_t)resp->len);
-        }
-        mc_probe_answered(pr, &h);
-    }
-    if (resp)
-        kc_frame_release(resp);
-}
-
-/* Whether the address needs asking who is there. */
-static int mc_probe_needed(const mc_peers *ps, const mc_probe *pr)
-{
-    if (pr->inflight || pr->is_self)
-        return 0;
-    if (pr->node_id < 0)
-        return 1;
-    const mc_peer_int *p = mc_peers_get(ps, pr->node_id);
-    if (p == NULL)
-        return 1; /* forgotten (or never added): ask again */
-    if (p->pub.is_static)
-        return 0;
-    if (strcmp(p->pub.host, pr->adv_host) != 0 || p->pub.port != pr->adv_port)
-        return !p->pub.healthy; /* the node moved: replace it once it is down */
-    return 0;
-}
-
-static void mc_probe_send(mc_probe *pr)
-{
-    mc_peers *ps = pr->ps;
-    if (pr->conn == NULL) {
-        pr->conn = mc_conn_new(ps->base, ps->dns, pr->host, ps->cfg.dns_port, -1, &ps->cfg.conn, NULL);
-        if (pr->conn == NULL)
-            return;
-    }
-    struct evbuffer *body = mc_hello_body(ps, pr->nonce);
-    if (body == NULL)
-        return;
-    pr->req_bytes = mc_hello_frame_bytes(evbuffer_get_length(body));
-    pr->inflight = 1;
-    if (mc_conn_request(pr->conn, KC_API_KZ_HELLO, KC_PEER_VERSION, kc_str_c(MC_PEER_CLIENT_ID), body, 1, 0,
-                        mc_probe_cb, pr) != 0) {
-        pr->inflight = 0;
-        if (!pr->failing)
-            kz_warn("discovery: %s:%d (from %s): cannot connect", pr->host, ps->cfg.dns_port, ps->dns_name);
-        pr->failing = 1;
-    }
-    evbuffer_free(body);
-}
-
-static mc_probe *mc_probe_find(const mc_peers *ps, const char *host)
-{
-    for (int i = 0; i < ps->nprobes; i++)
-        if (strcmp(ps->probes[i]->host, host) == 0)
-            return ps->probes[i];
-    return NULL;
-}
-
-/* Note one address of the current answer. */
-static void mc_dns_address(mc_peers *ps, int af, const void *addr)
-{
-    char host[INET6_ADDRSTRLEN];
-    if (inet_ntop(af, addr, host, sizeof(host)) == NULL)
-        return;
-    mc_probe *pr = mc_probe_find(ps, host);
-    if (pr == NULL) {
-        if (ps->nprobes >= MC_PROBES_MAX) {
-            kz_dbg("discovery: %s names more than %d addresses; ignoring %s", ps->dns_name, MC_PROBES_MAX,
-                   host);
-            return;
-        }
-        mc_probe **np = realloc(ps->probes, (size_t)(ps->nprobes + 1) * sizeof(*np));
-        pr = np ? calloc(1, sizeof(*pr)) : NULL;
-        if (np)
-            ps->probes = np;
-        if (pr == NULL)
-            return;
-        pr->ps = ps;
-        pr->node_id = -1;
-        snprintf(pr->host, sizeof(pr->host), "%s", host);
-        ps->probes[ps->nprobes++] = pr;
-    }
-    pr->in_dns = 1;
-}
-
-/* Whether a discovered peer is still named by the latest complete answer. */
-static int mc_peer_in_dns(const mc_peers *ps, const mc_peer_int *p)
-{
-    for (int i = 0; i < ps->nprobes; i++) {
-        const mc_probe *pr = ps->probes[i];
-        if (pr->in_dns && pr->node_id == p->pub.node_id && pr->adv_port == p->pub.port &&
-            strcmp(pr->adv_host, p->pub.host) == 0)
-            return 1;
-    }
-    return 0;
-}
-
-/* Both queries of a round are in. */
-static void mc_dns_round_done(mc_peers *ps)
-{
-    int complete = !ps->round_transient;
-    if (ps->round_err) {
-        ps->stats.dns_failures++;
-        if (!ps->dns_failing)
-            kz_warn("discovery: resolving %s failed: %s%s", ps->dns_name, evdns_err_to_string(ps->round_err),
-                    complete ? "" : " (keeping the peers found so far)");
-        ps->dns_failing = 1;
-    } else if (ps->dns_failing) {
-        kz_info("discovery: resolving %s works again", ps->dns_name);
-        ps->dns_failing = 0;
-    }
-    int changed = 0;
-    for (int i = 0; i < ps->nprobes;) {
-        mc_probe *pr = ps->probes[i];
-        if (complete && !pr->in_dns) {
-            /* The address left DNS. */
-            ps->probes[i] = ps->probes[--ps->nprobes];
-            mc_probe_free(pr);
-            continue;
-        }
-        if (pr->conn && !pr->inflight) {
-            /* Done asking: no need for a second connection to that proxy. */
-            mc_conn *c = pr->conn;
-            pr->conn = NULL;
-            pr->closing = 1;
-            mc_conn_free(c);
-            pr->closing = 0;
-        }
-        i++;
-    }
-    if (complete) {
-        for (int i = 0; i < ps->n;) {
-            mc_peer_int *p = ps->v[i];
-            if (p->discovered && !p->pub.healthy && !mc_peer_in_dns(ps, p)) {
-                kz_info("discovery: forgetting peer %d (%s:%d): down and no longer in %s", p->pub.node_id,
-                        p->pub.host, p->pub.port, ps->dns_name);
-                mc_peers_remove(ps, p);
-                changed = 1;
-                continue;
-            }
-            i++;
-        }
-    }
-    if (changed)
-        mc_peers_changed(ps);
-    /* Probing may add peers (callbacks run later) but never removes probes. */
-    for (int i = 0; i < ps->nprobes; i++)
-        if (ps->probes[i]->in_dns && mc_probe_needed(ps, ps->probes[i]))
-            mc_probe_send(ps->probes[i]);
-}
-
-static void mc_dns_cb(int result, char type, int count, int ttl, void *addresses, void *arg)
-{
-    mc_dnsq *q = arg;
-    mc_peers *ps = q->ps;
-    int fam = q->family;
-    (void)ttl;
-    free(q);
-    if (ps == NULL)
-        return; /* cancelled by mc_peers_free */
-    ps->dnsq[fam] = NULL;
-    if (result == DNS_ERR_NONE) {
-        if (count > MC_PROBES_MAX)
-            count = MC_PROBES_MAX;
-        for (int i = 0; i < count; i++) {
-            if (type == DNS_IPv4_A)
-                mc_dns_address(ps, AF_INET, (const uint8_t *)addresses + 4 * i);
-            else if (type == DNS_IPv6_AAAA)
-                mc_dns_address(ps, AF_INET6, (const uint8_t *)addresses + 16 * i);
-        }
-    } else if (result != DNS_ERR_NODATA) {
-        /* NXDOMAIN is an answer (the name is gone); anything else says nothing. */
-        if (ps->round_err == 0)
-            ps->round_err = result;
-        if (result != DNS_ERR_NOTEXIST)
-            ps->round_transient = 1;
-    }
-    if (--ps->dns_pending == 0)
-        mc_dns_round_done(ps);
-}
-
-static void mc_dns_round(evutil_socket_t fd, short what, void *arg)
-{
-    mc_peers *ps = arg;
-    (void)fd;
-    (void)what;
-    if (ps->dns_pending > 0)
-        return; /* the previous round is still waiting (evdns has its own timeouts) */
-    ps->stats.dns_resolutions++;
-    ps->round_err = 0;
-    ps->round_transient = 0;
-    for (int i = 0; i < ps->nprobes; i++)
-        ps->probes[i]->in_dns = 0;
-    ps->dns_pending = 2;
-    for (int fam = 0; fam < 2; fam++) {
-        mc_dnsq *q = calloc(1, sizeof(*q));
-        if (q == NULL) {
-            ps->round_transient = 1;
-            if (ps->round_err == 0)
-                ps->round_err = DNS_ERR_UNKNOWN;
-            if (--ps->dns_pending == 0)
-                mc_dns_round_done(ps);
-            continue;
-        }
-        q->ps = ps;
-        q->family = fam;
-        ps->dnsq[fam] = q;
-        struct evdns_request *r =
-            fam == 0 ? evdns_base_resolve_ipv4(ps->dns, ps->dns_name, DNS_QUERY_NO_SEARCH, mc_dns_cb, q)
-                     : evdns_base_resolve_ipv6(ps->dns, ps->dns_name, DNS_QUERY_NO_SEARCH, mc_dns_cb, q);
-        if (r == NULL) {
-            /* Refused at once; the callback does not run (unless it already has). */
-            if (ps->dnsq[fam] == q) {
-                ps->dnsq[fam] = NULL;
-                free(q);
-                ps->round_transient = 1;
-                if (ps->round_err == 0)
-                    ps->round_err = DNS_ERR_UNKNOWN;
-                if (--ps->dns_pending == 0)
-                    mc_dns_round_done(ps);
-            }
-        } else if (ps->dnsq[fam] == q) {
-            q->req = r;
-        }
     }
 }
 
@@ -752,19 +385,7 @@ void mc_peers_free(mc_peers *ps)
     if (ps == NULL)
         return;
     ps->change_fn = NULL; /* nobody to tell any more */
-    for (int fam = 0; fam < 2; fam++) {
-        mc_dnsq *q = ps->dnsq[fam];
-        if (q == NULL)
-            continue;
-        /* The cancelled callback runs later (deferred): it frees q. */
-        q->ps = NULL;
-        ps->dnsq[fam] = NULL;
-        if (q->req)
-            evdns_cancel_request(ps->dns, q->req);
-    }
-    for (int i = 0; i < ps->nprobes; i++)
-        mc_probe_free(ps->probes[i]);
-    free(ps->probes);
+    mc_dns_free(ps); /* DNS queries and probes first, as before the split */
     while (ps->n > 0)
         mc_peer_free(ps->v[--ps->n]);
     free(ps->v);

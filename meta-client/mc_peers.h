@@ -4,17 +4,21 @@
  *
  * Peers come from the static config and from DNS discovery (A/AAAA records
  * of a name, all on one port, re-resolved on a period with libevent's evdns).
- * Each peer gets one pipelined mc_conn used for the peer RPC (KzHello health
- * checks and KzWalAppend); a peer in another zone has its connection metered
- * as cross-zone traffic. A DNS-discovered address becomes a peer once it
- * answers KzHello with its node id, zone and advertised address; an address
- * that is this proxy itself is ignored.
+ * Each peer gets two pipelined mc_conns to its address: conn (below) for the
+ * peer RPC (KzWalAppend), and a private one for the KzHello health checks, so
+ * that a check never waits behind a slow RPC (a peer answers a connection's
+ * requests in order); a peer in another zone has both metered as cross-zone
+ * traffic. A DNS-discovered address becomes a peer once it answers KzHello
+ * with its node id, zone and advertised address; an address that is this
+ * proxy itself is ignored.
  *
- * Health: every health_ms each peer gets a KzHello. A static peer starts
- * healthy (so the first produce after start does not cross zones); a failed
- * health check or a failed RPC (mc_peers_mark_down) marks it down until a
- * health check succeeds again. A discovered peer that has been down and
- * absent from DNS for a while is forgotten.
+ * Health: every health_ms each peer gets a KzHello on its health connection.
+ * A static peer starts healthy (so the first produce after start does not
+ * cross zones); a failed health check or a failed RPC (mc_peers_mark_down:
+ * that is how a stuck RPC connection shows, its requests miss their
+ * deadlines) marks it down until a health check succeeds again. A
+ * discovered peer that has been down and absent from DNS for a while is
+ * forgotten.
  */
 #ifndef MC_PEERS_H
 #define MC_PEERS_H
@@ -36,7 +40,7 @@ typedef struct mc_peer {
     int is_static;    /* from the config */
     int healthy;
     int64_t started_ms; /* from its last KzHello, 0 before */
-    mc_conn *conn;    /* owned by mc_peers */
+    mc_conn *conn;    /* for RPCs (not the health checks); owned by mc_peers */
 } mc_peer;
 
 typedef struct mc_peers_config {
