@@ -36,12 +36,74 @@ fi
 # ---- end objwal ----
 
 # ---- clients: KafkaJS for the client integration tests ----
-# kafkajs, pinned by tests/clients/package-lock.json; run by
-# tests/integration/test_clients.py (tests/clients/kafkajs_roundtrip.js).
+# kafkajs and @platformatic/kafka, pinned by tests/clients/package-lock.json;
+# run by tests/integration/test_clients.py (tests/clients/kafkajs_roundtrip.js,
+# tests/clients/platformatic_roundtrip.js).
 # Skipped when already installed, so a second run is fast.
 kz_top=$(cd "$(dirname "$0")/.." && pwd)
-if [ ! -d "$kz_top/tests/clients/node_modules/kafkajs" ]; then
-  echo "kzproxy: installing KafkaJS (npm ci --prefix tests/clients)"
+if [ ! -d "$kz_top/tests/clients/node_modules/kafkajs" ] ||
+   [ ! -d "$kz_top/tests/clients/node_modules/@platformatic/kafka" ]; then
+  echo "kzproxy: installing KafkaJS and @platformatic/kafka (npm ci --prefix tests/clients)"
   npm ci --prefix "$kz_top/tests/clients" --no-audit --no-fund --loglevel=error >/dev/null
 fi
 # ---- end clients ----
+
+# ---- real Kafka: the test bed's Apache Kafka and the reference Java client ----
+# tests/kafka/pom.xml pins the Kafka release; Maven resolves it from Maven
+# Central into ~/.m2 (kept between runs where the machine keeps it) and
+# copies it to tests/kafka/target/lib. Skipped when already built.
+if ! command -v java >/dev/null 2>&1 || ! command -v mvn >/dev/null 2>&1; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "kzproxy: the real-Kafka test bed needs a JDK 17 and Maven: apt-get install openjdk-17-jdk-headless maven" >&2
+    exit 1
+  fi
+  echo "kzproxy: installing a JDK and Maven for the real-Kafka test bed"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openjdk-17-jdk-headless maven >/dev/null
+fi
+kz_kafka="$kz_top/tests/kafka"
+if [ ! -f "$kz_kafka/target/kz-kafka-testbed-1.jar" ] || [ ! -d "$kz_kafka/target/lib" ] ||
+   [ -n "$(find "$kz_kafka/src" "$kz_kafka/pom.xml" -newer "$kz_kafka/target/kz-kafka-testbed-1.jar" 2>/dev/null | head -1)" ]; then
+  echo "kzproxy: building the real-Kafka test bed (mvn package in tests/kafka; the first run downloads Apache Kafka)"
+  # Offline first: a machine that keeps ~/.m2 needs no network.
+  mvn -q -B -o -f "$kz_kafka/pom.xml" package >/dev/null 2>&1 ||
+    mvn -q -B -f "$kz_kafka/pom.xml" package
+fi
+# ---- end real Kafka ----
+
+# ---- more clients: franz-go, @platformatic/kafka, confluent-kafka from PyPI ----
+# For tests/integration/test_clients.py (@platformatic/kafka comes with
+# KafkaJS from tests/clients/package-lock.json above). Each step is skipped
+# when its result is already there and up to date, so a second run is fast.
+# franz-go: tests/clients/go (go.mod/go.sum pin it; the Go module proxy
+# serves it) built into tests/clients/go/kzgo-roundtrip, rebuilt when a
+# source is newer than the binary.
+kz_go="$kz_top/tests/clients/go"
+if ! command -v go >/dev/null 2>&1; then
+  echo "kzproxy: no go on PATH: the franz-go client test (test_client_go.py) will be skipped" >&2
+elif [ ! -x "$kz_go/kzgo-roundtrip" ] ||
+     [ -n "$(find "$kz_go/main.go" "$kz_go/go.mod" "$kz_go/go.sum" -newer "$kz_go/kzgo-roundtrip" 2>/dev/null | head -1)" ]; then
+  echo "kzproxy: building the franz-go client (go build in tests/clients/go)"
+  (cd "$kz_go" && go build -buildvcs=false -o kzgo-roundtrip .)
+fi
+# confluent-kafka from PyPI (its wheel bundles a current librdkafka), beside
+# Debian's python3-confluent-kafka: a venv in tests/clients/pyvenv made by the
+# python3 first on PATH (pyenv's, not /usr/bin/python3), with the version
+# tests/clients/requirements.txt pins; redone when that file changes or the
+# venv's python no longer runs.
+kz_venv="$kz_top/tests/clients/pyvenv"
+kz_req="$kz_top/tests/clients/requirements.txt"
+if ! "$kz_venv/bin/python" -c 'import confluent_kafka' >/dev/null 2>&1 ||
+   ! cmp -s "$kz_req" "$kz_venv/kz-requirements.txt"; then
+  echo "kzproxy: installing confluent-kafka from PyPI into tests/clients/pyvenv"
+  if ! "$kz_venv/bin/python" -c '' >/dev/null 2>&1; then
+    rm -rf "$kz_venv"
+    python3 -m venv "$kz_venv" || {
+      echo "kzproxy: '$(command -v python3) -m venv' failed: put pyenv's python3 first on PATH" >&2
+      exit 1
+    }
+  fi
+  "$kz_venv/bin/python" -m pip install --disable-pip-version-check --no-input -q --only-binary=:all: -r "$kz_req"
+  cp "$kz_req" "$kz_venv/kz-requirements.txt"
+fi
+# ---- end more clients ----

@@ -18,6 +18,9 @@ Always against real Kafka (the backend the client is the reference for): the
 librdkafka 2.0.2 mock writes no transaction markers, has no KIP-848 APIs,
 and answers ListOffsets v5 with 4 bytes after the message, which kzproxy
 rejects as a malformed response.
+Then the Java Admin client, through the zone-a proxy, runs the everyday admin
+calls (KzJavaClient admin: create/describe/delete topics, list offsets, delete
+records, configs, partitions, consumer groups), each checked.
 Most of the partitions' leaders are in other zones than a, so the produce
 goes through the WAL path; the test checks it did and that no record payload
 crossed zones.
@@ -97,6 +100,9 @@ def main():
                       % (proto, c['consumed'], c['missing'], c['duplicates'], c['out_of_order'],
                          c['aborted_seen'], c['secs']))
             print('java client on %s: WAL-path partitions %d, payload across zones %d B' % (backend, wal_parts, payload))
+            r = java('admin', '--bootstrap', a.kafka, '--topic', 'java-admin-%d' % os.getpid(), '--tag', 'admin',
+                     '--group', 'kz-java-classic-%d' % os.getpid())
+            print('java Admin client via zone a: %s' % '; '.join(r['steps']))
     finally:
         if not os.environ.get('KZ_TEST_KEEP'):
             shutil.rmtree(workdir, ignore_errors=True)

@@ -11,11 +11,13 @@ each acknowledged message, the consumed record must sit exactly there.
 
     test_clients.py                   every client
     test_clients.py kafka-python ...  only the named ones
-Clients: confluent-kafka-python, kafka-python, kafkajs. kcat has its own test
+Clients: confluent-kafka-python, kafka-python, kafkajs, franz-go,
+platformatic-kafka, confluent-kafka-pypi. kcat has its own test
 (test_kcat_roundtrip.py). Each client runs against its own test bed and
 proxies, so one failure does not hide another. The automake tests are the
-wrappers test_client_confluent.py, test_client_kafka_python.py and
-test_client_kafkajs.py, one client each.
+wrappers test_client_confluent.py, test_client_kafka_python.py,
+test_client_kafkajs.py, test_client_go.py, test_client_platformatic.py and
+test_client_confluent_pypi.py, one client each.
 
 - confluent-kafka-python: Producer (linger 5 ms); Consumer with assign() of
   every partition from the beginning, no commits (it still has a group.id:
@@ -26,6 +28,15 @@ test_client_kafkajs.py, one client each.
   producer (acks=all, DefaultPartitioner); the consumer is necessarily a
   consumer group (subscribe fromBeginning), so it needs FindCoordinator and
   the group requests through the proxy.
+- franz-go (tests/clients/go, built into kzgo-roundtrip by scripts/deps.sh),
+  @platformatic/kafka (tests/clients/platformatic_roundtrip.js, npm) and
+  confluent-kafka from PyPI with the librdkafka its wheel bundles
+  (tests/clients/confluent_roundtrip.py in the venv tests/clients/pyvenv):
+  programs with KafkaJS's command line and JSON result (run_external), each
+  a producer with acks=all and a consumer group reading from the start.
+  franz-go and confluent-kafka report where each message was acknowledged.
+  None of the three works against the librdkafka 2.0.2 mock (see MOCK_SKIP):
+  on the mock backend they are skipped, on real Kafka they must pass.
 
 Exit: 0 all selected passed, 1 any failed, 77 all selected skipped.
 KZ_TEST_DIRECT=1 runs against the mock brokers directly (zone-a broker for
@@ -187,50 +198,176 @@ def run_kafka_python(prod, cons, produced):
     return t1 - t0, t2 - t1, records, acked
 
 
-def run_kafkajs(prod, cons, produced):
-    node = shutil.which('node')
-    if node is None:
-        raise SkipTest('node is not installed (scripts/deps.sh installs it)')
-    clients = os.path.join(kz.top_srcdir(), 'tests', 'clients')
-    if not os.path.isdir(os.path.join(clients, 'node_modules', 'kafkajs')):
-        raise SkipTest('kafkajs is not installed in %s/node_modules: run scripts/deps.sh '
-                       '(npm ci --prefix tests/clients)' % clients)
-    argv = [node, os.path.join(clients, 'kafkajs_roundtrip.js'), '--produce', prod, '--consume', cons,
-            '--topic', TOPIC, '--messages', str(MESSAGES), '--keys', str(KEYS),
-            '--group', 'kz-test-kafkajs-%d-%d' % (os.getpid(), time.monotonic_ns()),
-            '--timeout-ms', str(CLIENT_TIMEOUT * 1000)]
+def run_external(name, argv, prod, cons, produced):
+    """Run a round-trip program that follows the external client contract:
+
+        PROGRAM --produce H:P --consume H:P --topic T --messages N --keys K
+                --group G --timeout-ms MS
+
+    It produces message i with key "k<i % K>", value "k<i % K>.<i // K>"
+    (acks=all) through --produce, reads the end offsets and consumes it all
+    back with a consumer group through --consume, and prints one JSON line
+    {"produce_ms", "consume_ms", "ends": {"0": n, ...},
+     "records": [[p, off, key, value], ...]} and, where it knows where each
+    message was acknowledged, "acked": [[p, off], ...] in production order.
+    It exits 77 with the reason on stderr when it cannot run here (SkipTest),
+    anything else but 0 on an error."""
+    argv = list(argv) + ['--produce', prod, '--consume', cons,
+                         '--topic', TOPIC, '--messages', str(MESSAGES), '--keys', str(KEYS),
+                         '--group', 'kz-test-%s-%d-%d' % (name, os.getpid(), time.monotonic_ns()),
+                         '--timeout-ms', str(CLIENT_TIMEOUT * 1000)]
+    prog = os.path.basename(argv[1] if os.path.basename(argv[0]) in ('node', 'python', 'python3') else argv[0])
     try:
         cp = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             timeout=CLIENT_TIMEOUT + 15)
     except subprocess.TimeoutExpired as e:
-        raise HarnessError('kafkajs_roundtrip.js did not finish in %ds; stderr ends:\n%s'
-                           % (CLIENT_TIMEOUT + 15, (e.stderr or b'').decode('utf-8', 'replace')[-3000:]))
+        raise HarnessError('%s did not finish in %ds; stderr ends:\n%s'
+                           % (prog, CLIENT_TIMEOUT + 15, (e.stderr or b'').decode('utf-8', 'replace')[-3000:]))
     err = cp.stderr.decode('utf-8', 'replace')
     if cp.returncode == 77:
         raise SkipTest(err.strip())
     if cp.returncode != 0:
-        raise HarnessError('kafkajs_roundtrip.js exited with %d; stderr ends:\n%s' % (cp.returncode, err[-3000:]))
+        raise HarnessError('%s exited with %d; stderr ends:\n%s' % (prog, cp.returncode, err[-3000:]))
     lines = cp.stdout.decode('utf-8', 'replace').strip().splitlines()
     try:
         out = json.loads(lines[-1])
     except (IndexError, ValueError):
-        raise HarnessError('kafkajs_roundtrip.js printed no JSON result; stderr ends:\n%s' % err[-3000:])
+        raise HarnessError('%s printed no JSON result; stderr ends:\n%s' % (prog, err[-3000:]))
     if err.strip():
-        sys.stderr.write('kafkajs log:\n%s\n' % err[-3000:])
+        sys.stderr.write('%s log:\n%s\n' % (name, err[-3000:]))
     ends = {int(p): n for p, n in out['ends'].items()}
     if sum(ends.values()) != MESSAGES or set(ends) != set(range(PARTITIONS)):
-        raise HarnessError('kafkajs: end offsets through %s are %s (sum %d), expected %d partitions summing to %d'
-                           % (cons, ends, sum(ends.values()), PARTITIONS, MESSAGES))
-    return out['produce_ms'] / 1000.0, out['consume_ms'] / 1000.0, [tuple(r) for r in out['records']], None
+        raise HarnessError('%s: end offsets through %s are %s (sum %d), expected %d partitions summing to %d'
+                           % (name, cons, ends, sum(ends.values()), PARTITIONS, MESSAGES))
+    acked = None
+    if out.get('acked') is not None:
+        if len(out['acked']) != len(produced):
+            raise HarnessError('%s: %d acknowledged positions for %d messages produced'
+                               % (name, len(out['acked']), len(produced)))
+        acked = {v: tuple(pos) if pos is not None else None for (_, v), pos in zip(produced, out['acked'])}
+    return out['produce_ms'] / 1000.0, out['consume_ms'] / 1000.0, [tuple(r) for r in out['records']], acked
+
+
+def _clients_dir():
+    return os.path.join(kz.top_srcdir(), 'tests', 'clients')
+
+
+def _node_package(package, script, prod, cons, produced, name):
+    """A tests/clients/SCRIPT under node, with PACKAGE from tests/clients/node_modules."""
+    node = shutil.which('node')
+    if node is None:
+        raise SkipTest('node is not installed (scripts/deps.sh installs it)')
+    clients = _clients_dir()
+    if not os.path.isdir(os.path.join(clients, 'node_modules', package)):
+        raise SkipTest('%s is not installed in %s/node_modules: run scripts/deps.sh '
+                       '(npm ci --prefix tests/clients)' % (package, clients))
+    return run_external(name, [node, os.path.join(clients, script)], prod, cons, produced)
+
+
+def run_kafkajs(prod, cons, produced):
+    return _node_package('kafkajs', 'kafkajs_roundtrip.js', prod, cons, produced, 'kafkajs')
+
+
+def run_platformatic(prod, cons, produced):
+    return _node_package(os.path.join('@platformatic', 'kafka'), 'platformatic_roundtrip.js',
+                         prod, cons, produced, 'platformatic')
+
+
+def run_go(prod, cons, produced):
+    """franz-go: tests/clients/go/kzgo-roundtrip, built by scripts/deps.sh."""
+    src = os.path.join(_clients_dir(), 'go')
+    binary = os.path.join(src, 'kzgo-roundtrip')
+    build = 'scripts/deps.sh (cd tests/clients/go && go build -o kzgo-roundtrip .)'
+    if not os.access(binary, os.X_OK):
+        raise SkipTest('%s is not built: run %s' % (binary, build))
+    built = os.path.getmtime(binary)
+    stale = [f for f in ('main.go', 'go.mod', 'go.sum') if os.path.getmtime(os.path.join(src, f)) > built]
+    if stale:
+        raise HarnessError('%s is older than %s: rebuild it with %s' % (binary, ', '.join(stale), build))
+    return run_external('go', [binary], prod, cons, produced)
+
+
+def run_confluent_pypi(prod, cons, produced):
+    """confluent-kafka from PyPI in the venv tests/clients/pyvenv, made by scripts/deps.sh."""
+    clients = _clients_dir()
+    python = os.path.join(clients, 'pyvenv', 'bin', 'python')
+    if not os.access(python, os.X_OK):
+        raise SkipTest('%s does not exist: run scripts/deps.sh (python3 -m venv tests/clients/pyvenv; '
+                       'tests/clients/pyvenv/bin/pip install -r tests/clients/requirements.txt)' % python)
+    return run_external('confluent-pypi', [python, os.path.join(clients, 'confluent_roundtrip.py')],
+                        prod, cons, produced)
 
 
 CLIENTS = {
     'confluent-kafka-python': run_confluent,
     'kafka-python': run_kafka_python,
     'kafkajs': run_kafkajs,
+    'franz-go': run_go,
+    'platformatic-kafka': run_platformatic,
+    'confluent-kafka-pypi': run_confluent_pypi,
 }
+# Clients whose consumer is a consumer group: check_served wants the group
+# requests to have gone through the zone-b proxy.
+GROUP_CLIENTS = ('kafkajs', 'franz-go', 'platformatic-kafka', 'confluent-kafka-pypi')
 ALIASES = {'confluent': 'confluent-kafka-python', 'confluent-kafka': 'confluent-kafka-python',
-           'kafka_python': 'kafka-python', 'KafkaJS': 'kafkajs', 'kafka-js': 'kafkajs'}
+           'kafka_python': 'kafka-python', 'KafkaJS': 'kafkajs', 'kafka-js': 'kafkajs',
+           'go': 'franz-go', 'franz': 'franz-go', 'kgo': 'franz-go',
+           'platformatic': 'platformatic-kafka', '@platformatic/kafka': 'platformatic-kafka',
+           'confluent-pypi': 'confluent-kafka-pypi'}
+
+
+# ---------------------------------------------------------------- the mock backend
+
+# librdkafka before 2.1.0 (Debian 12 has 2.0.2) encodes the mock's ListOffsets
+# v4+ responses wrongly: LeaderEpoch goes out as an int64, not an int32 (4 stray
+# bytes per partition; fixed by librdkafka commit a0871a1a8, KIP-320, in 2.1.0).
+# kzproxy rightly rejects such a response ("broker N: malformed ListOffsets v5
+# response: garbage after message at byte ...") and answers the client
+# NETWORK_EXCEPTION. Clients that only speak v4+ to a proxy offering v5 cannot
+# read offsets, hence cannot reset a consumer to the start, on that mock.
+MOCK_FIXED_LIBRDKAFKA = 0x020100ff  # 2.1.0
+_LISTOFFSETS = ('the librdkafka %s mock encodes ListOffsets v4+ responses wrongly (LeaderEpoch as an int64, '
+                'not an int32; fixed in librdkafka 2.1.0), so kzproxy drops them as malformed ("malformed '
+                'ListOffsets v5 response: garbage after message") and answers NETWORK_EXCEPTION')
+MOCK_SKIP = {
+    'franz-go': 'franz-go asks ListOffsets v5 (the highest kzproxy offers over this mock) for the end offsets '
+                'and for the group consumer\'s reset to the start, and %s: "end offsets: NETWORK_EXCEPTION: The '
+                'server disconnected before a response was received"; it passes on the kafka backend'
+                % _LISTOFFSETS,
+    'confluent-kafka-pypi': 'the PyPI wheel\'s librdkafka asks ListOffsets v5 for the watermarks and the '
+                            'earliest reset, and %s: "Failed to get watermark offsets: Broker: Broker disconnected '
+                            'before response received"; it passes on the kafka backend' % _LISTOFFSETS,
+    'platformatic-kafka': '@platformatic/kafka implements only ListOffsets v5-v9, and %s ("Listing offsets '
+                          'failed"); past that it implements only JoinGroup v6+, SyncGroup v4+, Heartbeat v4+ and '
+                          'Fetch v12+, where this mock stops at JoinGroup v5, SyncGroup v3, Heartbeat v3 and Fetch '
+                          'v11 ("No usable implementation found for API JoinGroup."); it passes on the kafka '
+                          'backend' % _LISTOFFSETS,
+}
+
+
+def mock_librdkafka_version():
+    """(hex, text) of the librdkafka that kz-testbed loads, or None if unknown."""
+    try:
+        cp = subprocess.run(['ldd', kz.testbed_binary()], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            timeout=10)
+        lib = next(ln.split('=>')[1].split('(')[0].strip() for ln in cp.stdout.decode().splitlines()
+                   if 'librdkafka' in ln and '=>' in ln)
+        import ctypes
+        rd = ctypes.CDLL(lib)
+        rd.rd_kafka_version_str.restype = ctypes.c_char_p
+        return rd.rd_kafka_version(), rd.rd_kafka_version_str().decode()
+    except (OSError, StopIteration, IndexError, AttributeError, subprocess.SubprocessError):
+        return None
+
+
+def mock_skip(name):
+    """SkipTest when client name cannot work against this mock backend (see MOCK_SKIP)."""
+    if name not in MOCK_SKIP or kz.backend_name() != 'mock':
+        return
+    v = mock_librdkafka_version()
+    if v is not None and v[0] >= MOCK_FIXED_LIBRDKAFKA:
+        return
+    raise SkipTest('on the mock backend: ' + MOCK_SKIP[name] % (v[1] if v else '(version unknown)'))
 
 
 def check_served(pc, name, produced):
@@ -245,16 +382,17 @@ def check_served(pc, name, produced):
     if got['a produce'] < raw or got['b fetch'] < raw or got['c produce+fetch'] != 0:
         raise HarnessError('%s: record bytes through the proxies %s do not fit %d bytes of keys and values '
                            'produced via zone a and consumed via zone b' % (name, got, raw))
-    if name == 'kafkajs':
+    if name in GROUP_CLIENTS:
         low = {api: mb.sum('kzproxy_requests_total', default=0, api=api)
                for api in ('FindCoordinator', 'JoinGroup', 'SyncGroup', 'Heartbeat', 'LeaveGroup')}
         if not all(low[a] >= 1 for a in ('FindCoordinator', 'JoinGroup', 'SyncGroup')):
-            raise HarnessError('kafkajs: the zone-b proxy served too few group requests: %s' % low)
+            raise HarnessError('%s: the zone-b proxy served too few group requests: %s' % (name, low))
 
 
 def run_one(name):
     """One client against a fresh test bed and proxies; prints its summary line."""
     fn = CLIENTS[name]
+    mock_skip(name)
     produced = plan()
     start = time.monotonic()
     with kz.TestBed(zones=('a', 'b', 'c'), brokers=3, topics={TOPIC: PARTITIONS}) as tb:

@@ -195,7 +195,12 @@ def run(backend, messages=100000, size=1024, flush_ms=50, producer_config=None, 
                                    % (direct_parts, wal_parts, cross_parts))
             rows = kz.consume_all(pc.proxy_in('b').kafka, TOPIC, config={'client.id': 'kz-test-wal-reader'},
                                   timeout=120)
-            check_consumed(rows, zones, per_zone)
+            try:
+                check_consumed(rows, zones, per_zone)
+            except HarnessError as e:
+                raise HarnessError('%s; WAL partition errors %d, failed RPCs %d (per proxy %s)' % (
+                    e, delta(after, before, 'wal_errors'), delta(after, before, 'rpc_fail'),
+                    {n: (f['wal_errors'], f['rpc_fail']) for n, f in after.items()}))
             if check_proxies:
                 check_proxies(pc)
             mb = produced / 1e6

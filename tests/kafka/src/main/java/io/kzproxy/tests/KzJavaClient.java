@@ -35,6 +35,12 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  *            --expect TAG:N[,TAG:N...] [--read-committed] [--timeout S]
  *            subscribe and read until every TAG:0..N-1 is seen; checks each
  *            exactly once, in order per partition, no aborted value; commits
+ *   admin    --bootstrap B --topic T [--group G]
+ *            the Admin client's everyday calls through the proxy, each checked:
+ *            describeCluster, createTopics, describeTopics, listOffsets,
+ *            deleteRecords, describeConfigs, incrementalAlterConfigs,
+ *            createPartitions, listConsumerGroups, describeConsumerGroups,
+ *            listConsumerGroupOffsets, deleteTopics
  */
 public final class KzJavaClient {
     private final Map<String, String> opt = new HashMap<>();
@@ -61,6 +67,7 @@ public final class KzJavaClient {
         case "produce": rc = c.produce(); break;
         case "txn": rc = c.txn(); break;
         case "consume": rc = c.consume(); break;
+        case "admin": rc = c.admin(); break;
         default:
             System.err.println("KzJavaClient: unknown mode " + args[0]);
             rc = 2;
@@ -166,6 +173,87 @@ public final class KzJavaClient {
             error = e.toString();
         }
         System.out.printf("{\"mode\":\"txn\",\"committed\":%d,\"aborted\":%d,\"error\":%s}%n", committed, aborted,
+                error == null ? "null" : json(error));
+        return error == null ? 0 : 1;
+    }
+
+    private final List<String> steps = new ArrayList<>();
+
+    private void step(String what, boolean ok, String detail) {
+        steps.add(json(what + ": " + detail));
+        if (!ok)
+            throw new IllegalStateException(what + ": " + detail);
+    }
+
+    private int admin() {
+        String topic = need("topic");
+        Properties p = new Properties();
+        p.put(org.apache.kafka.clients.admin.AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, need("bootstrap"));
+        p.put(org.apache.kafka.clients.admin.AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, 30000);
+        String error = null;
+        try (org.apache.kafka.clients.admin.Admin a = org.apache.kafka.clients.admin.Admin.create(p)) {
+            var nodes = a.describeCluster().nodes().get();
+            step("describeCluster", !nodes.isEmpty(), nodes.size() + " nodes " + nodes);
+            a.createTopics(List.of(new org.apache.kafka.clients.admin.NewTopic(topic, 6, (short) 3))).all().get();
+            step("createTopics", true, topic + " with 6 partitions, RF 3");
+            org.apache.kafka.clients.admin.TopicDescription d = null;
+            long deadline = System.nanoTime() + 30_000_000_000L;
+            while (System.nanoTime() < deadline) {
+                d = a.describeTopics(List.of(topic)).allTopicNames().get().get(topic);
+                if (d.partitions().size() == 6 && d.partitions().stream().allMatch(x -> x.leader() != null))
+                    break;
+                Thread.sleep(100);
+            }
+            boolean proxyLeaders = d != null && d.partitions().stream().allMatch(
+                    x -> x.leader() != null && nodes.stream().anyMatch(n -> n.id() == x.leader().id()));
+            step("describeTopics", proxyLeaders, d == null ? "none" : d.partitions().size()
+                    + " partitions, every leader one of the zone's proxies: " + proxyLeaders + ", topic id " + d.topicId());
+            try (KafkaProducer<byte[], byte[]> prod = new KafkaProducer<>(producerProps())) {
+                for (int i = 0; i < 10; i++)
+                    prod.send(new ProducerRecord<>(topic, 0, null, value("admin", i))).get();
+            }
+            org.apache.kafka.common.TopicPartition tp0 = new org.apache.kafka.common.TopicPartition(topic, 0);
+            long latest = a.listOffsets(Map.of(tp0, org.apache.kafka.clients.admin.OffsetSpec.latest()))
+                    .partitionResult(tp0).get().offset();
+            step("listOffsets latest", latest == 10, "partition 0 ends at " + latest + " (want 10)");
+            long low = a.deleteRecords(Map.of(tp0, org.apache.kafka.clients.admin.RecordsToDelete.beforeOffset(4)))
+                    .lowWatermarks().get(tp0).get().lowWatermark();
+            step("deleteRecords", low == 4, "low watermark " + low + " (want 4)");
+            long earliest = a.listOffsets(Map.of(tp0, org.apache.kafka.clients.admin.OffsetSpec.earliest()))
+                    .partitionResult(tp0).get().offset();
+            step("listOffsets earliest", earliest == 4, "partition 0 starts at " + earliest + " (want 4)");
+            var res = new org.apache.kafka.common.config.ConfigResource(
+                    org.apache.kafka.common.config.ConfigResource.Type.TOPIC, topic);
+            a.incrementalAlterConfigs(Map.of(res, List.of(new org.apache.kafka.clients.admin.AlterConfigOp(
+                    new org.apache.kafka.clients.admin.ConfigEntry("retention.ms", "3600000"),
+                    org.apache.kafka.clients.admin.AlterConfigOp.OpType.SET)))).all().get();
+            String retention = a.describeConfigs(List.of(res)).all().get().get(res).get("retention.ms").value();
+            step("incrementalAlterConfigs+describeConfigs", "3600000".equals(retention), "retention.ms " + retention);
+            a.createPartitions(Map.of(topic, org.apache.kafka.clients.admin.NewPartitions.increaseTo(8))).all().get();
+            int parts = 0;
+            deadline = System.nanoTime() + 30_000_000_000L;
+            while (System.nanoTime() < deadline && parts != 8) {
+                parts = a.describeTopics(List.of(topic)).allTopicNames().get().get(topic).partitions().size();
+                Thread.sleep(100);
+            }
+            step("createPartitions", parts == 8, parts + " partitions (want 8)");
+            String group = opt.get("group");
+            if (group != null) {
+                var groups = a.listConsumerGroups().all().get();
+                boolean listed = groups.stream().anyMatch(g -> g.groupId().equals(group));
+                step("listConsumerGroups", listed, groups.size() + " groups, " + group + " listed: " + listed);
+                var gd = a.describeConsumerGroups(List.of(group)).all().get().get(group);
+                step("describeConsumerGroups", gd != null, group + " state " + gd.groupState()
+                        + ", coordinator " + gd.coordinator());
+                var offsets = a.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata().get();
+                step("listConsumerGroupOffsets", !offsets.isEmpty(), offsets.size() + " partitions committed");
+            }
+            a.deleteTopics(List.of(topic)).all().get();
+            step("deleteTopics", true, topic);
+        } catch (Exception e) {
+            error = e.toString();
+        }
+        System.out.printf("{\"mode\":\"admin\",\"steps\":[%s],\"error\":%s}%n", String.join(",", steps),
                 error == null ? "null" : json(error));
         return error == null ? 0 : 1;
     }
