@@ -13,6 +13,7 @@ seq % 36. Afterwards:
     ratio is printed;
   - the WAL path carried the payload for remote leaders (partition counters).
 """
+import json
 import os
 import shutil
 import sys
@@ -48,12 +49,27 @@ def xzone(metrics):
     return payload, total
 
 
+CLIENT_STATS = {}  # zone -> the producer's last statistics: retries, request timeouts, errors
+
+
 def produce_zone(bootstrap, zone, count, size, config, acked, errors, progress):
     from confluent_kafka import Producer
     conf = {'bootstrap.servers': bootstrap, 'client.id': 'kz-test-wal-%s' % zone, 'linger.ms': 20,
             'batch.num.messages': 1000, 'message.timeout.ms': 60000, 'acks': 'all',
             'queue.buffering.max.messages': 200000, 'queue.buffering.max.kbytes': 1048576}
     conf.update(config or {})
+
+    def stats(js):  # the client's own count of retries and timeouts, for a failure's message
+        try:
+            st = json.loads(js)
+        except ValueError:
+            return
+        CLIENT_STATS[zone] = {
+            'retries': sum(b.get('txretries', 0) for b in st.get('brokers', {}).values()),
+            'req_timeouts': sum(b.get('req_timeouts', 0) for b in st.get('brokers', {}).values()),
+            'tx_errors': sum(b.get('txerrs', 0) for b in st.get('brokers', {}).values()),
+        }
+    conf.update({'statistics.interval.ms': 500, 'stats_cb': stats})
     p = Producer(conf)
     pad = b'x' * size
     mine = acked[zone]
@@ -81,6 +97,7 @@ def produce_zone(bootstrap, zone, count, size, config, acked, errors, progress):
         if i % 500 == 0:
             p.poll(0)
     left = p.flush(max(1.0, deadline - time.monotonic()))
+    p.poll(0.6)  # one more statistics callback, after the last delivery
     if left:
         errors.append('%s: %d messages undelivered' % (zone, left))
 
@@ -198,9 +215,10 @@ def run(backend, messages=100000, size=1024, flush_ms=50, producer_config=None, 
             try:
                 check_consumed(rows, zones, per_zone)
             except HarnessError as e:
-                raise HarnessError('%s; WAL partition errors %d, failed RPCs %d (per proxy %s)' % (
-                    e, delta(after, before, 'wal_errors'), delta(after, before, 'rpc_fail'),
-                    {n: (f['wal_errors'], f['rpc_fail']) for n, f in after.items()}))
+                raise HarnessError('%s; WAL partition errors %d, failed RPCs %d (per proxy %s); the producers '
+                                   'saw %s' % (e, delta(after, before, 'wal_errors'), delta(after, before, 'rpc_fail'),
+                                               {n: (f['wal_errors'], f['rpc_fail']) for n, f in after.items()},
+                                               CLIENT_STATS))
             if check_proxies:
                 check_proxies(pc)
             mb = produced / 1e6
@@ -210,6 +228,7 @@ def run(backend, messages=100000, size=1024, flush_ms=50, producer_config=None, 
                   'GETs %d' % (label, backend, messages, size, secs, mb / secs, direct_parts, wal_parts,
                                cross_parts, payload, total, ratio * 100, produced, puts, puts / (produced / 1e9),
                                gets))
+            print('%s (%s): producer retries %s' % (label, backend, {z: CLIENT_STATS.get(z) for z in zones}))
             return pc, acked
     finally:
         if s3:
