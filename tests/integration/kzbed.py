@@ -251,8 +251,42 @@ class _Node:
     sasl_port: int     # SASL_PLAINTEXT: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
     ctl_port: int      # CONTROLLER
     dir: str
+    ssl_port: int = 0       # SSL (tls=True): client certificates requested, not required
+    sasl_ssl_port: int = 0  # SASL_SSL (tls=True)
     proc: object = None
     log: str = ''
+
+
+def _openssl(args, what):
+    cp = subprocess.run(['openssl'] + args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE, timeout=60)
+    if cp.returncode != 0:
+        raise HarnessError('openssl: %s failed: %s' % (what, cp.stderr.decode('utf-8', 'replace')[-1000:]))
+
+
+def make_test_pki(d):
+    """A CA and, signed by it, a server certificate for 127.0.0.1/localhost and
+    a client certificate (CN=kz-client), all PEM, in directory d. Returns the
+    paths {ca, ca_key, server, server_key, server_pem (key + chain), client, client_key}."""
+    os.makedirs(d, exist_ok=True)
+    f = {k: os.path.join(d, k + '.pem') for k in ('ca', 'ca_key', 'server', 'server_key', 'server_bundle',
+                                                  'client', 'client_key')}
+    _openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', f['ca_key'], '-out', f['ca'],
+              '-days', '2', '-subj', '/CN=kzproxy test CA'], 'CA')
+    ext = os.path.join(d, 'san.cnf')
+    with open(ext, 'w') as fp:
+        fp.write('subjectAltName=IP:127.0.0.1,DNS:localhost\n')
+    for who, cn, extra in (('server', 'localhost', ['-extfile', ext]), ('client', 'kz-client', [])):
+        csr = os.path.join(d, who + '.csr')
+        _openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', f[who + '_key'], '-out', csr,
+                  '-subj', '/CN=' + cn], who + ' key')
+        _openssl(['x509', '-req', '-in', csr, '-CA', f['ca'], '-CAkey', f['ca_key'], '-CAcreateserial',
+                  '-out', f[who], '-days', '2'] + extra, who + ' certificate')
+    with open(f['server_bundle'], 'w') as out:
+        for part in ('server_key', 'server', 'ca'):
+            with open(f[part]) as fp:
+                out.write(fp.read())
+    return f
 
 
 class KafkaBed:
@@ -264,7 +298,10 @@ class KafkaBed:
     data, set_leader reorders the replicas and elects the preferred leader.
 
     Listeners: PLAINTEXT (bootstrap, brokers[i].port) and SASL_PLAINTEXT
-    (sasl_bootstrap) with PLAIN and SCRAM-SHA-256/512 users SCRAM_USERS.
+    (sasl_bootstrap) with PLAIN and SCRAM-SHA-256/512 users SCRAM_USERS; with
+    tls=True also SSL (ssl_bootstrap; client certificates requested) and
+    SASL_SSL (sasl_ssl_bootstrap), certificates from a test CA (pki: paths
+    of ca, server, client and their keys, see make_test_pki).
     Logs and data stay in workdir (kept on failure or with KZ_TEST_KEEP=1).
     """
 
@@ -272,12 +309,16 @@ class KafkaBed:
     backend = 'kafka'
 
     def __init__(self, zones=('a', 'b', 'c'), brokers=3, topics=None, ready_timeout=150,
-                 workdir=None, server_props=None):
+                 workdir=None, server_props=None, tls=False):
         self.zones = tuple(zones)
         self.broker_cnt = brokers
         self.topic_spec = dict({'t12': 12} if topics is None else topics)
         self.ready_timeout = ready_timeout
         self.server_props = dict(server_props or {})
+        self.tls = tls
+        self.pki = None
+        self.ssl_bootstrap = None
+        self.sasl_ssl_bootstrap = None
         self.workdir = workdir
         self._own_workdir = workdir is None
         self.nodes = []
@@ -302,6 +343,9 @@ class KafkaBed:
                 self._spawn(n)
             self.bootstrap = ','.join('127.0.0.1:%d' % n.port for n in self.nodes)
             self.sasl_bootstrap = ','.join('127.0.0.1:%d' % n.sasl_port for n in self.nodes)
+            if self.tls:
+                self.ssl_bootstrap = ','.join('127.0.0.1:%d' % n.ssl_port for n in self.nodes)
+                self.sasl_ssl_bootstrap = ','.join('127.0.0.1:%d' % n.sasl_ssl_port for n in self.nodes)
             self.brokers = [Broker(n.id, '127.0.0.1', n.port, n.rack) for n in self.nodes]
             self._start_admin()
             self.control('brokers %d %d' % (self.broker_cnt, self.ready_timeout), timeout=self.ready_timeout + 10)
@@ -324,6 +368,10 @@ class KafkaBed:
             self.nodes.append(_Node(id=i, rack=self.zones[(i - 1) % len(self.zones)], port=_free_port(),
                                     sasl_port=_free_port(), ctl_port=_free_port(), dir=d,
                                     log=os.path.join(d, 'server.log')))
+        if self.tls:
+            self.pki = make_test_pki(os.path.join(self.workdir, 'pki'))
+            for n in self.nodes:
+                n.ssl_port, n.sasl_ssl_port = _free_port(), _free_port()
         voters = ','.join('%d@127.0.0.1:%d' % (n.id, n.ctl_port) for n in self.nodes)
         rf = min(3, self.broker_cnt)
         plain_users = ' '.join('user_%s="%s"' % kv for kv in sorted(SCRAM_USERS.items()))
@@ -376,6 +424,23 @@ class KafkaBed:
                 'controller.quorum.fetch.timeout.ms': 2000,
                 'replica.lag.time.max.ms': 10000,
             }
+            if self.tls:
+                tls_listeners = ',SSL://127.0.0.1:%d,SASL_SSL://127.0.0.1:%d' % (n.ssl_port, n.sasl_ssl_port)
+                props['listeners'] += tls_listeners
+                props['advertised.listeners'] += tls_listeners
+                props.update({
+                    'ssl.keystore.type': 'PEM',
+                    'ssl.keystore.location': self.pki['server_bundle'],
+                    'ssl.truststore.type': 'PEM',
+                    'ssl.truststore.location': self.pki['ca'],
+                    'ssl.enabled.protocols': 'TLSv1.2,TLSv1.3',
+                    'listener.name.ssl.ssl.client.auth': 'requested',
+                })
+                for mech, module in (('plain', 'plain.PlainLoginModule required %s;' % plain_users),
+                                     ('scram-sha-256', 'scram.ScramLoginModule required;'),
+                                     ('scram-sha-512', 'scram.ScramLoginModule required;')):
+                    props['listener.name.sasl_ssl.%s.sasl.jaas.config' % mech] = \
+                        'org.apache.kafka.common.security.' + module
             props.update(self.server_props)
             n.props_path = os.path.join(n.dir, 'server.properties')
             with open(n.props_path, 'w') as f:
