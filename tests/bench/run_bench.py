@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """run_bench: kzproxy measured side by side with direct-to-broker (issue 6).
 
-Starts the test bed (librdkafka mock brokers in zones a and b), kzproxy
+Starts the test bed (librdkafka mock brokers in zones a and b, or with
+--backend kafka two Apache Kafka brokers), kzproxy
 daemons (one per zone) and, for the S3 path, s3rver, and drives the load
 generator tests/bench/kz_bench through every scenario in one run:
 
@@ -900,8 +901,9 @@ def print_table(results, opts, out=sys.stdout):
         m.get('git'), m.get('nproc'), m.get('cpu_model'), m.get('kernel'), m.get('librdkafka')))
     w('%d-byte messages, acks=all, linger.ms=5; runs of %ss after %ss warm-up; fixed load %s MB/s '
       '(MB = 10^6 bytes); flush %d ms.\n' % (MSG_SIZE, opts.duration, opts.warmup, opts.rate_mbps, opts.flush_ms))
-    w('Client, brokers (one mock-cluster thread) and proxies share the same CPUs. WAL s3rver: PUTs\n'
-      'signed UNSIGNED-PAYLOAD, the default over https (s3rver itself is plain http).\n\n')
+    w('Client, brokers (%s) and proxies share the same CPUs. WAL s3rver: PUTs\n'
+      'signed UNSIGNED-PAYLOAD, the default over https (s3rver itself is plain http).\n\n'
+      % ('Apache Kafka: one JVM per broker' if opts.backend == 'kafka' else 'one mock-cluster thread'))
     hdr = ('%-20s %-6s %8s %9s %6s %8s %8s %8s %8s %9s %9s %8s %7s %7s %9s %9s\n' % (
         'produce', 'load', 'MB/s', 'msgs/s', 'ratio', 'p50 ms', 'p99 ms', 'p999 ms', '+p99 ms',
         'pxCPU/GB', 'brkCPU/GB', 'xzone/B', 'PUT/GB', 'GET/GB', 'obj KiB', 'peakRSS'))
@@ -963,8 +965,11 @@ def print_table(results, opts, out=sys.stdout):
     if any(e.get('pipelined') for e in results['idempotent']):
         w('(pipelined: kz_bench\'s own idempotent producer, %d requests of one %d-record batch in flight, as the\n'
           ' Java client keeps them; librdkafka keeps one. order: the base offsets followed each other; with a\n'
-          ' txn id the mock broker also checked every sequence, which it does only for a transactional id.)\n'
-          % (PIPE_IN_FLIGHT, PIPE_BATCH_RECORDS))
+          ' txn id the %s.)\n'
+          % (PIPE_IN_FLIGHT, PIPE_BATCH_RECORDS,
+             'brokers checked every sequence (Kafka checks them for every idempotent producer)'
+             if opts.backend == 'kafka' else
+             'mock broker also checked every sequence, which it does only for a transactional id'))
     for e in results['sequence_controls']:
         w('sequence check control, %s: a deliberate sequence gap was %s\n' % (
             e['path'], 'answered %s' % e['client'].get('error') if e['detected'] else 'NOT CAUGHT'))
