@@ -310,11 +310,39 @@ void kc_frame_release(kc_frame *f)
         free(f);
 }
 
-int kc_frame_rx_fill(kc_frame_rx *rx, struct evbuffer *in, int fd)
+/* Make room in a growing frame for at least need bytes (got + need <= want):
+ * double what it holds, at least to what is needed, at most to the frame's
+ * size. The frame has one owner while it is received, so it may move. */
+static int kc_frame_rx_grow(kc_frame_rx *rx, size_t need)
 {
     kc_frame *f = rx->f;
-    if (rx->got < f->len && in != NULL) {
-        int n = evbuffer_remove(in, f->data + rx->got, f->len - rx->got);
+    size_t cap = f->len, want = rx->want;
+    if (rx->got + need <= cap)
+        return 0;
+    size_t ncap = cap < want / 2 ? cap * 2 : want;
+    if (ncap < rx->got + need)
+        ncap = rx->got + need;
+    if (ncap > want)
+        ncap = want;
+    kc_frame *nf = realloc(f, sizeof(*nf) + ncap);
+    if (nf == NULL) {
+        errno = ENOMEM;
+        return -1;
+    }
+    nf->len = ncap;
+    rx->f = nf;
+    return 0;
+}
+
+int kc_frame_rx_fill(kc_frame_rx *rx, struct evbuffer *in, int fd)
+{
+    size_t buffered = in != NULL ? evbuffer_get_length(in) : 0;
+    if (rx->got < rx->want && buffered > 0) {
+        /* These bytes have arrived: room for all of them that belong to the frame. */
+        size_t take = rx->want - rx->got < buffered ? rx->want - rx->got : buffered;
+        if (kc_frame_rx_grow(rx, take) != 0)
+            return -1;
+        int n = evbuffer_remove(in, rx->f->data + rx->got, take);
         if (n > 0)
             rx->got += (size_t)n;
     }
@@ -322,13 +350,16 @@ int kc_frame_rx_fill(kc_frame_rx *rx, struct evbuffer *in, int fd)
      * call, so one fast sender does not hold the event loop: what is left
      * on the socket makes it readable again (level-triggered). */
     size_t turn = 0;
-    while (rx->got < f->len) {
+    while (rx->got < rx->want) {
         if (turn >= KC_RX_TURN_MAX)
             return 0;
-        size_t want = f->len - rx->got;
-        if (want > KC_RX_TURN_MAX - turn)
-            want = KC_RX_TURN_MAX - turn;
-        ssize_t n = recv(fd, f->data + rx->got, want, 0);
+        /* A growing frame grows only once what arrived has filled it. */
+        if (rx->got == rx->f->len && kc_frame_rx_grow(rx, 1) != 0)
+            return -1;
+        size_t room = rx->f->len - rx->got;
+        if (room > KC_RX_TURN_MAX - turn)
+            room = KC_RX_TURN_MAX - turn;
+        ssize_t n = recv(fd, rx->f->data + rx->got, room, 0);
         if (n > 0) {
             rx->got += (size_t)n;
             turn += (size_t)n;
@@ -348,6 +379,19 @@ void kc_frame_rx_start(kc_frame_rx *rx, kc_frame *f)
 {
     rx->f = f;
     rx->got = 0;
+    rx->want = f->len;
+}
+
+int kc_frame_rx_begin(kc_frame_rx *rx, size_t len, size_t have)
+{
+    size_t first = have > KC_RX_RESERVE ? have : KC_RX_RESERVE;
+    kc_frame *f = kc_frame_new(first < len ? first : len);
+    if (f == NULL)
+        return -1;
+    rx->f = f;
+    rx->got = 0;
+    rx->want = len;
+    return 0;
 }
 
 kc_frame *kc_frame_rx_take(kc_frame_rx *rx)
@@ -355,6 +399,7 @@ kc_frame *kc_frame_rx_take(kc_frame_rx *rx)
     kc_frame *f = rx->f;
     rx->f = NULL;
     rx->got = 0;
+    rx->want = 0;
     return f;
 }
 
@@ -382,6 +427,8 @@ int kc_frame_add_ref(struct evbuffer *eb, kc_frame *f, const void *p, size_t n)
 
 /* ---- writer ---- */
 
+static const char kc_wr_oom[] = "out of memory";
+
 void kc_wr_init(kc_wr *w, struct evbuffer *eb, kc_frame *ref)
 {
     w->eb = eb;
@@ -389,6 +436,28 @@ void kc_wr_init(kc_wr *w, struct evbuffer *eb, kc_frame *ref)
     w->refs = NULL;
     w->nrefs = 0;
     w->err = 0;
+    w->why = NULL;
+}
+
+int kc_wr_fail(kc_wr *w, const char *why)
+{
+    if (!w->err) {
+        w->err = 1;
+        w->why = why;
+    }
+    return -1;
+}
+
+const char *kc_wr_why(const kc_wr *w)
+{
+    if (!w->err)
+        return NULL;
+    return w->why ? w->why : kc_wr_oom;
+}
+
+int kc_wr_unencodable(const kc_wr *w)
+{
+    return w->err && w->why != NULL && w->why != kc_wr_oom;
 }
 
 void kc_wr_set_refs(kc_wr *w, kc_frame *const *refs, int nrefs)
@@ -412,8 +481,10 @@ static kc_frame *kc_wr_owner(const kc_wr *w, const uint8_t *p, size_t n)
 
 void kc_wr_raw(kc_wr *w, const void *p, size_t n)
 {
-    if (n > 0 && evbuffer_add(w->eb, p, n) != 0)
-        w->err = 1;
+    if (w->err || n == 0)
+        return;
+    if (evbuffer_add(w->eb, p, n) != 0)
+        kc_wr_fail(w, kc_wr_oom);
 }
 
 static void kc_wr_be(kc_wr *w, uint64_t v, int n)
@@ -466,31 +537,42 @@ void kc_wr_varlong(kc_wr *w, int64_t v)
 
 void kc_wr_uuid(kc_wr *w, kc_uuid v) { kc_wr_raw(w, v.b, 16); }
 
+/* The compact (uvarint length + 1) form of a length; -1 (null) is 0. */
+static uint32_t kc_wr_compact_len(int32_t n)
+{
+    return n < 0 ? 0 : (uint32_t)n + 1u;
+}
+
 void kc_wr_string(kc_wr *w, kc_str s, int flexible)
 {
     int32_t n = s.len < 0 ? -1 : s.len;
-    if (flexible)
-        kc_wr_uvarint(w, (uint32_t)(n + 1));
-    else
+    if (flexible) {
+        kc_wr_uvarint(w, kc_wr_compact_len(n));
+    } else if (n > KC_STR_MAX_NONFLEX) {
+        /* An int16 length would wrap (40000 reads back as -25536): refuse
+         * rather than write a frame that the receiver misparses. */
+        kc_wr_fail(w, "string longer than 32767 bytes in a non-flexible version");
+        return;
+    } else {
         kc_wr_i16(w, (int16_t)n);
+    }
     if (n > 0)
         kc_wr_raw(w, s.p, (size_t)n);
 }
-
 
 void kc_wr_bytes(kc_wr *w, kc_bytes b, int flexible)
 {
     int32_t n = b.len < 0 ? -1 : b.len;
     if (flexible)
-        kc_wr_uvarint(w, (uint32_t)(n + 1));
+        kc_wr_uvarint(w, kc_wr_compact_len(n));
     else
         kc_wr_i32(w, n);
-    if (n <= 0)
+    if (n <= 0 || w->err)
         return;
     kc_frame *f = n >= KC_WR_REF_MIN ? kc_wr_owner(w, b.p, (size_t)n) : NULL;
     if (f != NULL) {
         if (kc_frame_add_ref(w->eb, f, b.p, (size_t)n) != 0)
-            w->err = 1;
+            kc_wr_fail(w, kc_wr_oom);
         return;
     }
     kc_wr_raw(w, b.p, (size_t)n);
@@ -501,7 +583,7 @@ void kc_wr_arraylen(kc_wr *w, int32_t n, int flexible)
     if (n < -1)
         n = -1;
     if (flexible)
-        kc_wr_uvarint(w, (uint32_t)(n + 1));
+        kc_wr_uvarint(w, kc_wr_compact_len(n));
     else
         kc_wr_i32(w, n);
 }

@@ -124,20 +124,36 @@ int kc_frame_add_ref(struct evbuffer *eb, kc_frame *f, const void *p, size_t n);
 typedef struct kc_frame_rx {
     kc_frame *f;  /* NULL when no frame is being received */
     size_t got;   /* bytes of f->data filled */
+    size_t want;  /* the frame's size; f->len, what is allocated so far, may
+                   * be less while the frame grows (kc_frame_rx_begin) */
 } kc_frame_rx;
 
 /* Bytes one kc_frame_rx_fill call reads from the socket at most. */
 #define KC_RX_TURN_MAX (1u << 20)
 
+/* What kc_frame_rx_begin reserves at most before any byte of the body has
+ * arrived. A size prefix is only a claim: a peer that announces 400 MiB and
+ * stalls costs this much, not 400 MiB. */
+#define KC_RX_RESERVE (1u << 20)
+
 /* Fill rx->f from in, then from the non-blocking socket fd (at most
  * KC_RX_TURN_MAX bytes of it), until the frame is complete, the socket has
- * nothing more, or the turn's bytes are read. Only for a plain socket
- * bufferevent: the bytes bypass any filter or TLS layer. 1: complete (the caller takes
- * rx->f and clears rx); 0: more to come; -1: the peer closed (errno 0) or
- * the read failed (errno set). */
+ * nothing more, or the turn's bytes are read. A growing frame is enlarged
+ * (doubling, at most to its size) only when the bytes received so far fill
+ * it, so what it holds stays within twice what arrived (or KC_RX_RESERVE).
+ * Only for a plain socket bufferevent: the bytes bypass any filter or TLS
+ * layer. 1: complete (the caller takes rx->f, whose len is the frame's
+ * size, and clears rx); 0: more to come; -1: the peer closed (errno 0), the
+ * read failed (errno set) or growing the frame ran out of memory (ENOMEM). */
 int kc_frame_rx_fill(kc_frame_rx *rx, struct evbuffer *in, int fd);
-/* Start receiving f: its size prefix is consumed, none of its bytes yet. */
+/* Start receiving f: its size prefix is consumed, none of its bytes yet;
+ * f is allocated whole (the caller bounded its size). */
 void kc_frame_rx_start(kc_frame_rx *rx, kc_frame *f);
+/* Start receiving a frame of len bytes (its size prefix consumed) that is
+ * allocated as its bytes arrive: at first min(len, max(KC_RX_RESERVE,
+ * have)) bytes, have being what the caller already holds of it (the bytes
+ * in its input buffer). 0, or -1 when out of memory (rx stays empty). */
+int kc_frame_rx_begin(kc_frame_rx *rx, size_t len, size_t have);
 /* The frame kc_frame_rx_fill completed; rx is empty again. */
 kc_frame *kc_frame_rx_take(kc_frame_rx *rx);
 /* Drop a frame being received (the connection is closing). */
@@ -153,15 +169,37 @@ void kc_frame_rx_drop(kc_frame_rx *rx);
  * the writer's frame. Smaller ones are cheaper to copy. */
 #define KC_WR_REF_MIN 512
 
+/*
+ * The writer's first failure is sticky, like the reader's: w->err is set
+ * (non-zero) and w->why says what (a static string), and every later write
+ * appends nothing, so an encoder writes a whole message and the caller tests
+ * w->err once and discards the buffer. Two kinds of failure: memory ran out
+ * (why "out of memory"), or a value cannot be represented in the version
+ * being written (a string over 32767 bytes in a non-flexible version, whose
+ * length is an int16): the message must not be sent in that version.
+ * Code that sets w->err itself (an encoder's own allocation failed) leaves
+ * why NULL; kc_wr_why() then says "out of memory".
+ */
 typedef struct kc_wr {
     struct evbuffer *eb;       /* destination, not owned */
     kc_frame *ref;             /* optional: frame that byte fields may point into */
     kc_frame *const *refs;     /* optional: more such frames (a merged response) */
     int nrefs;                 /* entries in refs */
-    int err;                   /* set if an append failed (out of memory) */
+    int err;                   /* set at the first failure; nothing is appended after it */
+    const char *why;           /* the first failure (static string), NULL while all is well */
 } kc_wr;
 
+/* Longest string a non-flexible version can carry (its length is an int16). */
+#define KC_STR_MAX_NONFLEX 32767
+
 void kc_wr_init(kc_wr *w, struct evbuffer *eb, kc_frame *ref);
+/* Record a failure (keeps the first one). Always returns -1. */
+int kc_wr_fail(kc_wr *w, const char *why);
+/* What failed ("out of memory" when err was set without a reason); NULL while all is well. */
+const char *kc_wr_why(const kc_wr *w);
+/* 1 when the failure is a value the version cannot carry (not memory): the
+ * request is wrong for that version, and retrying it will not help. */
+int kc_wr_unencodable(const kc_wr *w);
 /* Let byte fields also be referenced from any of these frames (not owned;
  * they must outlive the call that encodes, the evbuffer keeps its own refs). */
 void kc_wr_set_refs(kc_wr *w, kc_frame *const *refs, int nrefs);
@@ -177,7 +215,9 @@ void kc_wr_uvarint(kc_wr *w, uint32_t v);
 void kc_wr_varint(kc_wr *w, int32_t v);
 void kc_wr_varlong(kc_wr *w, int64_t v);
 void kc_wr_uuid(kc_wr *w, kc_uuid v);
-/* Strings and bytes; a null value (len -1) is written as null in either form. */
+/* Strings and bytes; a null value (len -1) is written as null in either form.
+ * A string longer than KC_STR_MAX_NONFLEX in a non-flexible version fails
+ * the writer (kc_wr_unencodable) instead of wrapping its int16 length. */
 void kc_wr_string(kc_wr *w, kc_str s, int flexible);
 void kc_wr_bytes(kc_wr *w, kc_bytes b, int flexible);
 /* Array length; n == -1 writes a null array. */

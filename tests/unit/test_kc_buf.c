@@ -4,6 +4,7 @@
 #include "codec/kc_arena.h"
 #include "codec/kc_buf.h"
 #include "codec/kc_crc32c.h"
+#include "codec/kc_proto.h"
 #include "tests/unit/kz_test.h"
 
 #include <errno.h>
@@ -201,7 +202,8 @@ START_TEST(test_frame_rx)
         want[i] = (uint8_t)(i * 7 + (i >> 11));
     struct evbuffer *in = evbuffer_new();
     evbuffer_add(in, want, BUFFERED);
-    kc_frame_rx rx = {kc_frame_new(LEN), 0};
+    kc_frame_rx rx;
+    kc_frame_rx_start(&rx, kc_frame_new(LEN));
     ck_assert_ptr_nonnull(rx.f);
     ck_assert_int_eq(kc_frame_rx_fill(&rx, in, sv[0]), 0); /* nothing on the socket yet */
     ck_assert_uint_eq(rx.got, BUFFERED);
@@ -222,7 +224,8 @@ START_TEST(test_frame_rx)
     ck_assert_int_eq(memcmp(next, "next", 4), 0);
 
     /* Closed after 10 bytes of a 20-byte frame. */
-    kc_frame_rx rx2 = {kc_frame_new(20), 0};
+    kc_frame_rx rx2;
+    kc_frame_rx_start(&rx2, kc_frame_new(20));
     ck_assert_int_eq(write(sv[1], want, 10), 10);
     close(sv[1]);
     ck_assert_int_eq(kc_frame_rx_fill(&rx2, in, sv[0]), -1);
@@ -232,6 +235,165 @@ START_TEST(test_frame_rx)
     close(sv[0]);
     evbuffer_free(in);
     free(want);
+}
+END_TEST
+
+/* A frame's size prefix is a claim: kc_frame_rx_begin reserves at most
+ * KC_RX_RESERVE (or what has arrived) and the frame grows as its bytes come,
+ * never to more than twice what arrived; the bytes still go straight from
+ * the socket into the frame. */
+START_TEST(test_frame_rx_grow)
+{
+    int sv[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    ck_assert_int_eq(fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK), 0);
+    struct evbuffer *in = evbuffer_new();
+
+    /* 400 MiB announced, 5 bytes sent, then nothing: 1 MiB reserved. */
+    kc_frame_rx rx;
+    ck_assert_int_eq(kc_frame_rx_begin(&rx, (size_t)400 << 20, 0), 0);
+    ck_assert_uint_eq(rx.want, (size_t)400 << 20);
+    ck_assert_uint_eq(rx.f->len, KC_RX_RESERVE);
+    ck_assert_int_eq(write(sv[1], "hello", 5), 5);
+    ck_assert_int_eq(kc_frame_rx_fill(&rx, in, sv[0]), 0);
+    ck_assert_uint_eq(rx.got, 5);
+    ck_assert_uint_eq(rx.f->len, KC_RX_RESERVE);
+    kc_frame_rx_drop(&rx);
+    ck_assert_ptr_null(rx.f);
+
+    /* A small frame is allocated at its size. */
+    ck_assert_int_eq(kc_frame_rx_begin(&rx, 100, 0), 0);
+    ck_assert_uint_eq(rx.f->len, 100);
+    kc_frame_rx_drop(&rx);
+
+    /* 3 MiB and a bit, the first 1000 bytes already in the input buffer, the
+     * rest arriving 64 KiB at a time: it grows only as the bytes come. */
+    enum { LEN = (3 << 20) + 123, BUFFERED = 1000, CHUNK = 64 << 10 };
+    uint8_t *want = malloc(LEN);
+    ck_assert_ptr_nonnull(want);
+    for (size_t i = 0; i < LEN; i++)
+        want[i] = (uint8_t)(i * 13 + (i >> 9));
+    evbuffer_add(in, want, BUFFERED);
+    ck_assert_int_eq(kc_frame_rx_begin(&rx, LEN, evbuffer_get_length(in)), 0);
+    ck_assert_uint_eq(rx.f->len, KC_RX_RESERVE);
+    size_t sent = BUFFERED;
+    int r = 0, grew = 0;
+    while (r == 0) {
+        size_t n = LEN - sent < CHUNK ? LEN - sent : CHUNK;
+        if (n > 0) {
+            ck_assert_int_eq(write(sv[1], want + sent, n), (ssize_t)n);
+            sent += n;
+        }
+        size_t before = rx.f->len;
+        r = kc_frame_rx_fill(&rx, in, sv[0]);
+        ck_assert_int_ge(r, 0);
+        if (r == 0) {
+            grew += rx.f->len != before;
+            ck_assert_uint_eq(rx.got, sent);
+            ck_assert_msg(rx.f->len <= KC_RX_RESERVE || rx.f->len <= 2 * rx.got,
+                          "%zu bytes held for %zu received", rx.f->len, rx.got);
+        }
+    }
+    ck_assert_int_eq(r, 1);
+    ck_assert_int_ge(grew, 1);
+    ck_assert_uint_eq(rx.got, LEN);
+    kc_frame *f = kc_frame_rx_take(&rx);
+    ck_assert_ptr_null(rx.f);
+    ck_assert_uint_eq(f->len, LEN); /* whole, at its size */
+    ck_assert_int_eq(f->refcnt, 1);
+    ck_assert_int_eq(memcmp(f->data, want, LEN), 0);
+    kc_frame_release(f);
+
+    /* More already buffered than the reserve: room for all of it at once. */
+    evbuffer_add(in, want, (size_t)3 << 19);
+    ck_assert_int_eq(kc_frame_rx_begin(&rx, LEN, evbuffer_get_length(in)), 0);
+    ck_assert_uint_eq(rx.f->len, (size_t)3 << 19);
+    ck_assert_int_eq(kc_frame_rx_fill(&rx, in, sv[0]), 0);
+    ck_assert_uint_eq(rx.got, (size_t)3 << 19);
+    ck_assert_uint_eq(evbuffer_get_length(in), 0);
+    ck_assert_int_eq(memcmp(rx.f->data, want, (size_t)3 << 19), 0);
+    kc_frame_rx_drop(&rx);
+
+    close(sv[0]);
+    close(sv[1]);
+    evbuffer_free(in);
+    free(want);
+}
+END_TEST
+
+/* A string over 32767 bytes cannot be written in a non-flexible version (its
+ * length is an int16; 40000 would read back as -25536): the writer fails,
+ * sticky, and writes nothing more. In a flexible version it is fine. */
+START_TEST(test_wr_long_string)
+{
+    enum { N = 40000 };
+    char *big = malloc(N);
+    ck_assert_ptr_nonnull(big);
+    memset(big, 's', N);
+    kc_str s = {big, N};
+
+    struct evbuffer *eb = evbuffer_new();
+    kc_wr w;
+    kc_wr_init(&w, eb, NULL);
+    ck_assert_ptr_null(kc_wr_why(&w));
+    kc_wr_i8(&w, 7);
+    kc_wr_string(&w, s, 0);
+    ck_assert_int_ne(w.err, 0);
+    ck_assert(kc_wr_unencodable(&w));
+    ck_assert_ptr_nonnull(strstr(kc_wr_why(&w), "32767"));
+    ck_assert_uint_eq(evbuffer_get_length(eb), 1); /* no length, no bytes */
+    kc_wr_i32(&w, 1);
+    kc_wr_string(&w, kc_str_c("x"), 0);
+    ck_assert_uint_eq(evbuffer_get_length(eb), 1); /* sticky: nothing after it */
+    evbuffer_free(eb);
+
+    /* Flexible: uvarint 40001 (0xc1 0xb8 0x02), the bytes, and it reads back. */
+    eb = evbuffer_new();
+    kc_wr_init(&w, eb, NULL);
+    kc_wr_string(&w, s, 1);
+    ck_assert_int_eq(w.err, 0);
+    ck_assert_uint_eq(evbuffer_get_length(eb), 3 + N);
+    const uint8_t *b = evbuffer_pullup(eb, -1);
+    ck_assert_uint_eq(b[0], 0xc1);
+    ck_assert_uint_eq(b[1], 0xb8);
+    ck_assert_uint_eq(b[2], 0x02);
+    kc_rd rd;
+    kc_rd_init(&rd, b, 3 + N);
+    kc_str back = kc_rd_string(&rd, 1);
+    ck_assert_ptr_null(rd.err);
+    ck_assert_int_eq(back.len, N);
+    ck_assert_int_eq(memcmp(back.p, big, N), 0);
+    evbuffer_free(eb);
+
+    /* The limit itself: 32767 is fine, 32768 is not; null is always fine. */
+    eb = evbuffer_new();
+    kc_wr_init(&w, eb, NULL);
+    kc_wr_string(&w, (kc_str){big, 32767}, 0);
+    kc_wr_string(&w, kc_str_c(NULL), 0);
+    ck_assert_int_eq(w.err, 0);
+    ck_assert_uint_eq(evbuffer_get_length(eb), 2 + 32767 + 2);
+    kc_rd_init(&rd, evbuffer_pullup(eb, -1), evbuffer_get_length(eb));
+    ck_assert_int_eq(kc_rd_string(&rd, 0).len, 32767);
+    ck_assert_int_eq(kc_rd_nstring(&rd, 0).len, -1);
+    ck_assert_ptr_null(rd.err);
+    kc_wr_string(&w, (kc_str){big, 32768}, 0);
+    ck_assert(kc_wr_unencodable(&w));
+    evbuffer_free(eb);
+
+    /* A request header's client id is always an int16 string. */
+    eb = evbuffer_new();
+    kc_wr_init(&w, eb, NULL);
+    kc_req_hdr h = {.api_key = 3, .api_version = 12, .correlation_id = 1, .client_id = s};
+    kc_req_hdr_encode(&w, &h);
+    ck_assert(kc_wr_unencodable(&w));
+    evbuffer_free(eb);
+
+    /* An error set by hand (an encoder's own allocation) reads as memory. */
+    kc_wr_init(&w, NULL, NULL);
+    w.err = 1;
+    ck_assert_str_eq(kc_wr_why(&w), "out of memory");
+    ck_assert(!kc_wr_unencodable(&w));
+    free(big);
 }
 END_TEST
 
@@ -250,6 +412,8 @@ Suite *kc_buf_suite(void)
     tcase_add_test(tc, test_crc32c_vectors);
     tcase_add_test(tc, test_arena);
     tcase_add_test(tc, test_frame_rx);
+    tcase_add_test(tc, test_frame_rx_grow);
+    tcase_add_test(tc, test_wr_long_string);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -311,6 +311,43 @@ START_TEST(test_produce_req_v9)
 }
 END_TEST
 
+/* Re-encoding a flexible (v9) request for a broker at v8: a transactional id
+ * over 32767 bytes fits v9's compact string but not v8's int16 length, so
+ * the v8 encoding must fail (the writer's sticky error) instead of wrapping. */
+START_TEST(test_produce_req_long_string_downgrade)
+{
+    enum { N = 40000 };
+    char *txn = malloc(N);
+    ck_assert_ptr_nonnull(txn);
+    memset(txn, 't', N);
+    kc_produce_req_partition part = {.index = 0, .records = {NULL, -1}};
+    kc_produce_req_topic topic = {.name = kc_str_c("foo"), .npartitions = 1, .partitions = &part};
+    kc_produce_req r = {.transactional_id = {txn, N}, .acks = -1, .timeout_ms = 1000, .ntopics = 1,
+                        .topics = &topic};
+    for (int16_t v = 3; v <= 8; v++) {
+        struct evbuffer *eb = evbuffer_new();
+        kc_wr w;
+        kc_wr_init(&w, eb, NULL);
+        kc_produce_req_encode(&w, v, &r);
+        ck_assert_msg(w.err && kc_wr_unencodable(&w), "v%d encoded a %d-byte string", v, N);
+        evbuffer_free(eb);
+    }
+    struct evbuffer *eb = encode(&REQ, 9, &r);
+    kc_rd rd;
+    kc_arena a;
+    kc_produce_req back;
+    kc_arena_init(&a);
+    kc_rd_init(&rd, evbuffer_pullup(eb, -1), evbuffer_get_length(eb));
+    ck_assert_int_eq(kc_produce_req_decode(&rd, 9, &a, &back), 0);
+    ck_assert_int_eq(back.transactional_id.len, N);
+    ck_assert_int_eq(memcmp(back.transactional_id.p, txn, N), 0);
+    ck_assert(kc_str_eq(back.topics[0].name, "foo"));
+    kc_arena_destroy(&a);
+    evbuffer_free(eb);
+    free(txn);
+}
+END_TEST
+
 START_TEST(test_produce_req_versions)
 {
     expect_roundtrip(&REQ, req_v3, sizeof(req_v3), 3);
@@ -509,6 +546,7 @@ Suite *kc_produce_suite(void)
     tcase_add_test(tc, test_produce_req_v3);
     tcase_add_test(tc, test_produce_req_v9);
     tcase_add_test(tc, test_produce_req_versions);
+    tcase_add_test(tc, test_produce_req_long_string_downgrade);
     tcase_add_test(tc, test_produce_req_truncated);
     tcase_add_test(tc, test_produce_req_huge_counts);
     tcase_add_test(tc, test_produce_req_garbage);
