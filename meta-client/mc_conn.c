@@ -14,6 +14,7 @@
 #include <event2/util.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
@@ -133,6 +134,12 @@ static void mc_conn_read_cb(struct bufferevent *bev, void *arg)
             if (r == 0)
                 return;
             if (r < 0) {
+                if (errno == ENOMEM) {
+                    kz_warn("broker %d (%s:%d): out of memory after %zu of the %zu bytes of a response, "
+                            "reconnecting", c->broker_id, c->host, c->port, c->rx.got, c->rx.want);
+                    mc_conn_fail_all(c, "out of memory for a response from the broker", 0);
+                    return;
+                }
                 mc_conn_event_cb(bev, BEV_EVENT_READING | (errno == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR), c);
                 return;
             }
@@ -144,21 +151,37 @@ static void mc_conn_read_cb(struct bufferevent *bev, void *arg)
                 return;
             uint32_t size = (uint32_t)szb[0] << 24 | (uint32_t)szb[1] << 16 | (uint32_t)szb[2] << 8 | szb[3];
             if (size < 4 || size > c->cfg.max_response_bytes) {
-                kz_warn("broker %d (%s:%d): response frame of %u bytes is out of range, reconnecting",
-                        c->broker_id, c->host, c->port, size);
-                mc_conn_fail_all(c, "bad response frame from broker", 0);
+                /* The callbacks get the reason too (a client's request
+                 * fails with it): say which broker and which limit. */
+                char why[200];
+                if (size < 4)
+                    snprintf(why, sizeof(why), "broker %d (%s:%d) sent a response frame of %u bytes, "
+                             "shorter than a correlation id", c->broker_id, c->host, c->port, size);
+                else
+                    snprintf(why, sizeof(why), "broker %d (%s:%d) sent a response frame of %u bytes, "
+                             "over limits.max_response_bytes (%zu)", c->broker_id, c->host, c->port, size,
+                             c->cfg.max_response_bytes);
+                kz_warn("%s, reconnecting", why);
+                mc_conn_fail_all(c, why, 0);
                 return;
+            }
+            evbuffer_drain(in, 4);
+            have -= 4;
+            if (have < (size_t)size) {
+                /* The rest is still on its way. The size is only the
+                 * broker's claim: reserve what has arrived (or a small
+                 * bound) and grow as the bytes come, read straight into the
+                 * frame (kc_frame_rx_fill). */
+                if (kc_frame_rx_begin(&c->rx, size, have) != 0) {
+                    mc_conn_fail_all(c, "out of memory", 0);
+                    return;
+                }
+                continue;
             }
             f = kc_frame_new(size);
             if (f == NULL) {
                 mc_conn_fail_all(c, "out of memory", 0);
                 return;
-            }
-            evbuffer_drain(in, 4);
-            if (have < 4 + (size_t)size) {
-                /* The rest is still on its way: read it into the frame directly. */
-                kc_frame_rx_start(&c->rx, f);
-                continue;
             }
             evbuffer_remove(in, f->data, size);
         }

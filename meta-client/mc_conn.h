@@ -37,7 +37,10 @@ typedef void (*mc_resp_fn)(kc_frame *resp, const char *err, void *arg);
 typedef struct mc_conn_config {
     int max_inflight;          /* requests on the wire at once */
     int request_timeout_ms;    /* added to a request's own wait time */
-    size_t max_response_bytes; /* a larger response frame kills the connection */
+    size_t max_response_bytes; /* a larger response frame kills the connection (its
+                                * requests fail naming the broker and the limit);
+                                * below it, a frame's memory grows as its bytes
+                                * arrive, never on the size prefix's word alone */
     int reconnect_backoff_ms;  /* after a failed connect */
     int quiet;                 /* connect failures and closes at debug level: the
                                 * owner logs state changes (peer health) */

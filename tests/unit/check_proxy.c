@@ -1,6 +1,7 @@
 /* Unit tests for the proxy's pure pieces: client zones, the broker->proxy
  * mapping, addresses, the CIDR map, the KIP-951 CurrentLeader rewrite, Fetch
- * v13 topic ids -> names, the ListGroups merge. */
+ * v13 topic ids -> names, the ListGroups merge; mc_conn against a broker
+ * whose frames are out of line. */
 #include "config.h"
 
 #include "common/kz_addr.h"
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const char *zone_of(const char *cid)
 {
@@ -346,6 +348,132 @@ START_TEST(test_conn_freed_in_callback)
 }
 END_TEST
 
+/* A broker (or peer) whose response's size prefix claims 400 MiB and which
+ * then stalls: mc_conn must not reserve the 400 MiB on its word (the address
+ * space, VmSize, is what shows a reservation: untouched pages add no RSS),
+ * and the request must fail at its deadline. A size over
+ * max_response_bytes fails at once, naming the broker and the limit. */
+struct claim {
+    evutil_socket_t accepted;
+    int calls;
+    char err[300];
+    struct timespec done;
+};
+
+static void claim_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int n, void *arg)
+{
+    (void)l;
+    (void)sa;
+    (void)n;
+    ((struct claim *)arg)->accepted = fd;
+}
+
+static void claim_fn(kc_frame *resp, const char *err, void *arg)
+{
+    struct claim *t = arg;
+    ck_assert_ptr_null(resp);
+    ck_assert_ptr_nonnull(err);
+    snprintf(t->err, sizeof(t->err), "%s", err);
+    clock_gettime(CLOCK_MONOTONIC, &t->done);
+    t->calls++;
+}
+
+static long proc_status_kib(const char *field)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long v = -1;
+    size_t n = strlen(field);
+    while (f && fgets(line, sizeof(line), f))
+        if (strncmp(line, field, n) == 0 && line[n] == ':')
+            v = strtol(line + n + 1, NULL, 10);
+    if (f)
+        fclose(f);
+    return v;
+}
+
+static double ms_since(const struct timespec *a, const struct timespec *b)
+{
+    return (double)(b->tv_sec - a->tv_sec) * 1e3 + (double)(b->tv_nsec - a->tv_nsec) / 1e6;
+}
+
+/* Send one request on a fresh connection whose broker answers with head
+ * (then stalls); run the loop until the request fails. */
+static void claim_run(uint32_t claimed, size_t max_response, int timeout_ms, struct claim *t, long *vm_grew_kib,
+                      long *rss_grew_kib, double *failed_after_ms, int *port)
+{
+    struct event_base *base = event_base_new();
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    memset(t, 0, sizeof(*t));
+    t->accepted = -1;
+    struct evconnlistener *l = evconnlistener_new_bind(base, claim_accept, t, LEV_OPT_CLOSE_ON_FREE, 8,
+                                                       (struct sockaddr *)&sin, sizeof(sin));
+    ck_assert_ptr_nonnull(l);
+    socklen_t len = sizeof(sin);
+    ck_assert_int_eq(getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&sin, &len), 0);
+    *port = ntohs(sin.sin_port);
+    mc_conn_config cfg = {.max_inflight = 4, .request_timeout_ms = timeout_ms, .max_response_bytes = max_response,
+                          .reconnect_backoff_ms = 100, .quiet = 1};
+    mc_conn *c = mc_conn_new(base, NULL, "127.0.0.1", *port, 1, &cfg, NULL);
+    ck_assert_ptr_nonnull(c);
+    long vm0 = proc_status_kib("VmSize"), rss0 = proc_status_kib("VmRSS");
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    struct evbuffer *body = evbuffer_new();
+    evbuffer_add(body, "\0\0\0\0", 4);
+    ck_assert_int_eq(mc_conn_request(c, KC_API_METADATA, 1, kc_str_c("t"), body, 1, 0, claim_fn, t), 0);
+    evbuffer_free(body);
+    for (int i = 0; i < 200 && t->accepted < 0; i++)
+        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+    ck_assert_int_ge(t->accepted, 0);
+    /* The size, the correlation id (1) and a few bytes of body, then nothing. */
+    uint8_t head[12] = {(uint8_t)(claimed >> 24), (uint8_t)(claimed >> 16), (uint8_t)(claimed >> 8),
+                        (uint8_t)claimed, 0, 0, 0, 1, 'a', 'b', 'c', 'd'};
+    ck_assert_int_eq(send(t->accepted, head, sizeof(head), 0), (ssize_t)sizeof(head));
+    for (int i = 0; i < 50 && t->calls == 0; i++)
+        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+    *vm_grew_kib = proc_status_kib("VmSize") - vm0;
+    *rss_grew_kib = proc_status_kib("VmRSS") - rss0;
+    for (int i = 0; i < 1000 && t->calls == 0; i++)
+        event_base_loop(base, EVLOOP_ONCE);
+    ck_assert_int_eq(t->calls, 1);
+    *failed_after_ms = ms_since(&start, &t->done);
+    mc_conn_free(c);
+    evutil_closesocket(t->accepted);
+    evconnlistener_free(l);
+    event_base_free(base);
+}
+
+START_TEST(test_conn_claimed_size_stall)
+{
+    struct claim t;
+    long vm, rss;
+    double after;
+    int port;
+    claim_run(400u << 20, (size_t)512 << 20, 600, &t, &vm, &rss, &after, &port);
+    ck_assert_msg(vm < 16 * 1024, "a 400 MiB claim grew the address space by %ld KiB", vm);
+    ck_assert_msg(rss < 16 * 1024, "a 400 MiB claim grew the RSS by %ld KiB", rss);
+    ck_assert_msg(strstr(t.err, "timed out") != NULL, "failed with \"%s\"", t.err);
+    ck_assert_msg(after >= 600, "failed after %.0f ms, before its 600 ms deadline", after);
+}
+END_TEST
+
+START_TEST(test_conn_response_over_limit)
+{
+    struct claim t;
+    long vm, rss;
+    double after;
+    int port;
+    claim_run((1u << 20) + 1, (size_t)1 << 20, 5000, &t, &vm, &rss, &after, &port);
+    char want[64];
+    snprintf(want, sizeof(want), "broker 1 (127.0.0.1:%d)", port);
+    ck_assert_msg(strstr(t.err, want) != NULL, "\"%s\" does not name the broker", t.err);
+    ck_assert_msg(strstr(t.err, "max_response_bytes") != NULL, "\"%s\" does not name the limit", t.err);
+    ck_assert_msg(strstr(t.err, "1048577") != NULL, "\"%s\" does not give the size", t.err);
+    ck_assert_msg(after < 2000, "failed after %.0f ms, not at once", after);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("proxy");
@@ -359,6 +487,8 @@ int main(void)
     tcase_add_test(tc, test_fetch_names_from_ids);
     tcase_add_test(tc, test_listgroups_merge);
     tcase_add_test(tc, test_conn_freed_in_callback);
+    tcase_add_test(tc, test_conn_claimed_size_stall);
+    tcase_add_test(tc, test_conn_response_over_limit);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
