@@ -3,6 +3,13 @@
  * coordinator, transaction requests to the transaction coordinator, admin
  * requests to the controller (or any broker). kzproxy reads only the field it
  * routes by, so it advertises only the versions whose layout it knows.
+ *
+ * One exception: config requests (DescribeConfigs, AlterConfigs,
+ * IncrementalAlterConfigs) whose resources name one broker (BROKER or
+ * BROKER_LOGGER with a broker id). Through kzproxy that id is a proxy's node
+ * id, which no backend broker answers for; such resources are answered here
+ * with an error in their own slot, and the others go to the backend
+ * (see px_cfg_* below).
  */
 #include "config.h"
 
@@ -78,23 +85,304 @@ int px_pass_versions(int16_t key, int16_t *max_version)
     return 0;
 }
 
+/* ---------------- config resources of one broker ---------------- */
+
+/* ConfigResource types that name one broker by its id (the others: TOPIC 2,
+ * CLIENT_METRICS 16, GROUP 32, and BROKER with an empty name, the
+ * cluster-wide broker default, are the backend's to answer). */
+#define PX_RES_BROKER 4
+#define PX_RES_BROKER_LOGGER 8
+
+/*
+ * The answer for a resource that names a broker id. The ids clients see are
+ * the virtual cluster's: proxies, none of which is a Kafka broker, and a
+ * proxy id maps to no one backend broker (several brokers map to each proxy,
+ * px_vc_map_broker), so there is no broker to forward it to, and sending it
+ * to the controller as is would describe or alter whichever broker happens
+ * to have that id, or fail there.
+ *
+ * INVALID_REQUEST is what Kafka itself answers, in the resource's slot, when
+ * a BROKER or BROKER_LOGGER resource names a broker other than the one that
+ * received the request ("Unexpected broker id"): here the node addressed, a
+ * proxy, cannot serve any broker's configs, the same situation. It is not
+ * retriable, which is right: asking again cannot help. (UNKNOWN_SERVER_ERROR
+ * would suggest a passing fault in kzproxy; the retriable codes would make
+ * clients retry forever.)
+ */
+static const char px_res_broker_msg[] =
+    "kzproxy: node ids of this cluster are proxies, not Kafka brokers: per-broker configs cannot be "
+    "described or altered through kzproxy (an empty broker name addresses the cluster-wide default)";
+static const char px_res_logger_msg[] =
+    "kzproxy: node ids of this cluster are proxies, not Kafka brokers: broker loggers cannot be "
+    "described or altered through kzproxy";
+
+typedef struct px_cfg_res {
+    int8_t type;
+    kc_str name;     /* points into the request frame */
+    size_t off, len; /* the resource's bytes in the request body */
+    int local;       /* answered by kzproxy */
+} px_cfg_res;
+
+typedef struct px_cfg {
+    int flex;
+    int32_t nres, nlocal;
+    px_cfg_res *res;
+    size_t tail_off; /* body bytes after the resources array (flags, tags) */
+} px_cfg;
+
+static int px_cfg_is_config_api(int16_t key)
+{
+    return key == KC_API_DESCRIBECONFIGS || key == 33 /* AlterConfigs */ ||
+           key == 44 /* IncrementalAlterConfigs */;
+}
+
+/* Find the resources of a config request and those kzproxy answers.
+ * 0 (cfg filled, res allocated), or -1 with rd->err set (malformed) or
+ * not (out of memory). */
+static int px_cfg_parse(kc_rd *rd, int16_t key, int flex, px_cfg *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->flex = flex;
+    /* type, name length, one array count: at least 3 bytes */
+    int32_t n = kc_rd_arraylen(rd, flex, 0, 3);
+    if (rd->err)
+        return -1;
+    cfg->res = calloc((size_t)(n > 0 ? n : 1), sizeof(*cfg->res));
+    if (cfg->res == NULL)
+        return -1;
+    cfg->nres = n;
+    for (int32_t i = 0; i < n && rd->err == NULL; i++) {
+        px_cfg_res *r = &cfg->res[i];
+        r->off = rd->off;
+        r->type = kc_rd_i8(rd);
+        r->name = kc_rd_string(rd, flex);
+        if (key == KC_API_DESCRIBECONFIGS) {
+            int32_t nk = kc_rd_arraylen(rd, flex, 1, 1); /* configuration keys, null: all */
+            for (int32_t j = 0; j < nk && rd->err == NULL; j++)
+                (void)kc_rd_string(rd, flex);
+        } else {
+            int32_t nc = kc_rd_arraylen(rd, flex, 0, 2);
+            for (int32_t j = 0; j < nc && rd->err == NULL; j++) {
+                (void)kc_rd_string(rd, flex); /* name */
+                if (key == 44)
+                    (void)kc_rd_i8(rd); /* operation */
+                (void)kc_rd_nstring(rd, flex); /* value */
+                if (flex)
+                    kc_rd_tags(rd, NULL);
+            }
+        }
+        if (flex)
+            kc_rd_tags(rd, NULL);
+        r->len = rd->off - r->off;
+        r->local = (r->type == PX_RES_BROKER || r->type == PX_RES_BROKER_LOGGER) && r->name.len > 0;
+        cfg->nlocal += r->local;
+    }
+    cfg->tail_off = rd->off;
+    if (rd->err) {
+        free(cfg->res);
+        cfg->res = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* One result for a resource kzproxy answers (same layout in the three
+ * responses, DescribeConfigs adding an empty configs array). */
+static void px_cfg_write_local(kc_wr *w, int16_t key, int flex, const px_cfg_res *r)
+{
+    kc_wr_i16(w, KC_ERR_INVALID_REQUEST);
+    kc_wr_string(w, kc_str_c(r->type == PX_RES_BROKER ? px_res_broker_msg : px_res_logger_msg), flex);
+    kc_wr_i8(w, r->type);
+    kc_wr_string(w, r->name, flex);
+    if (key == KC_API_DESCRIBECONFIGS)
+        kc_wr_arraylen(w, 0, flex);
+    if (flex)
+        kc_wr_tags(w, NULL);
+}
+
+/* The request for the backend: the resources kzproxy does not answer, in
+ * their order, byte for byte, then the rest of the body as it was. */
+static int px_cfg_backend_body(const px_cfg *cfg, const uint8_t *body, size_t body_len, struct evbuffer *eb)
+{
+    kc_wr w;
+    kc_wr_init(&w, eb, NULL);
+    kc_wr_arraylen(&w, cfg->nres - cfg->nlocal, cfg->flex);
+    for (int32_t i = 0; i < cfg->nres; i++)
+        if (!cfg->res[i].local)
+            kc_wr_raw(&w, body + cfg->res[i].off, cfg->res[i].len);
+    kc_wr_raw(&w, body + cfg->tail_off, body_len - cfg->tail_off);
+    return w.err ? -1 : 0;
+}
+
+/* One result of the backend's response. */
+typedef struct px_cfg_result {
+    int8_t type;
+    kc_str name;
+    size_t off, len; /* in the response frame */
+    int used;
+} px_cfg_result;
+
+/*
+ * The client's response: the backend's results and kzproxy's, in the order
+ * of the request's resources (clients match results by resource, but keep
+ * it anyway), the backend's bytes copied as they were. A result the backend
+ * added that matches no resource is kept, at the end. resp NULL: every
+ * resource is kzproxy's. 0, or -1 with *why set.
+ */
+static int px_cfg_response(const px_cfg *cfg, int16_t key, int16_t version, const kc_frame *resp,
+                           struct evbuffer *out, const char **why)
+{
+    int flex = cfg->flex;
+    int32_t throttle = 0, nback = 0;
+    px_cfg_result *back = NULL;
+    size_t tail_off = 0;
+    kc_rd rd;
+    if (resp != NULL) {
+        kc_rd_init(&rd, resp->data, resp->len);
+        (void)kc_resp_hdr_decode(&rd, kc_resp_hdr_version(key, version));
+        throttle = kc_rd_i32(&rd);
+        nback = kc_rd_arraylen(&rd, flex, 0, 5);
+        back = rd.err ? NULL : calloc((size_t)(nback > 0 ? nback : 1), sizeof(*back));
+        if (back == NULL) {
+            *why = rd.err ? rd.err : "out of memory";
+            return -1;
+        }
+        for (int32_t i = 0; i < nback && rd.err == NULL; i++) {
+            px_cfg_result *b = &back[i];
+            b->off = rd.off;
+            (void)kc_rd_i16(&rd);          /* error code */
+            (void)kc_rd_nstring(&rd, flex); /* error message */
+            b->type = kc_rd_i8(&rd);
+            b->name = kc_rd_string(&rd, flex);
+            if (key == KC_API_DESCRIBECONFIGS) {
+                int32_t nc = kc_rd_arraylen(&rd, flex, 0, 4);
+                for (int32_t j = 0; j < nc && rd.err == NULL; j++) {
+                    (void)kc_rd_string(&rd, flex);  /* name */
+                    (void)kc_rd_nstring(&rd, flex); /* value */
+                    (void)kc_rd_bool(&rd);          /* read only */
+                    if (version == 0)
+                        (void)kc_rd_bool(&rd); /* is default */
+                    if (version >= 1)
+                        (void)kc_rd_i8(&rd); /* config source */
+                    (void)kc_rd_bool(&rd);   /* is sensitive */
+                    if (version >= 1) {
+                        int32_t ns = kc_rd_arraylen(&rd, flex, 0, 4);
+                        for (int32_t k = 0; k < ns && rd.err == NULL; k++) {
+                            (void)kc_rd_string(&rd, flex);
+                            (void)kc_rd_nstring(&rd, flex);
+                            (void)kc_rd_i8(&rd);
+                            if (flex)
+                                kc_rd_tags(&rd, NULL);
+                        }
+                    }
+                    if (version >= 3) {
+                        (void)kc_rd_i8(&rd);            /* config type */
+                        (void)kc_rd_nstring(&rd, flex); /* documentation */
+                    }
+                    if (flex)
+                        kc_rd_tags(&rd, NULL);
+                }
+            }
+            if (flex)
+                kc_rd_tags(&rd, NULL);
+            b->len = rd.off - b->off;
+        }
+        tail_off = rd.off; /* the top-level tags of a flexible version */
+        if (rd.err) {
+            free(back);
+            *why = rd.err;
+            return -1;
+        }
+    }
+    kc_wr w;
+    kc_wr_init(&w, out, NULL);
+    kc_wr_i32(&w, throttle);
+    kc_wr_arraylen(&w, cfg->nlocal + nback, flex);
+    for (int32_t i = 0; i < cfg->nres; i++) {
+        const px_cfg_res *r = &cfg->res[i];
+        if (r->local) {
+            px_cfg_write_local(&w, key, flex, r);
+            continue;
+        }
+        for (int32_t j = 0; j < nback; j++) {
+            px_cfg_result *b = &back[j];
+            if (!b->used && b->type == r->type && b->name.len == r->name.len &&
+                memcmp(b->name.p, r->name.p, (size_t)r->name.len) == 0) {
+                b->used = 1;
+                kc_wr_raw(&w, resp->data + b->off, b->len);
+                break;
+            }
+        }
+    }
+    for (int32_t j = 0; j < nback; j++)
+        if (!back[j].used)
+            kc_wr_raw(&w, resp->data + back[j].off, back[j].len);
+    if (resp != NULL)
+        kc_wr_raw(&w, resp->data + tail_off, resp->len - tail_off);
+    else if (flex)
+        kc_wr_tags(&w, NULL);
+    free(back);
+    if (w.err) {
+        *why = kc_wr_why(&w);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---------------- forwarding ---------------- */
+
 typedef struct px_pass {
     px_req *rq;
     const px_pass_api *pa;
     int32_t broker;
+    px_cfg cfg; /* config requests with resources kzproxy answers (cfg.nlocal > 0) */
 } px_pass;
+
+static void px_pass_free(px_pass *ps)
+{
+    free(ps->cfg.res);
+    free(ps);
+}
+
+/* Answer a config request from the backend's response (or none: every
+ * resource is kzproxy's) and kzproxy's own results. */
+static void px_cfg_answer(px_pass *ps, kc_frame *resp, int32_t broker)
+{
+    px_req *rq = ps->rq;
+    const char *why = NULL;
+    struct evbuffer *body = evbuffer_new();
+    if (body == NULL || px_cfg_response(&ps->cfg, rq->hdr.api_key, rq->hdr.api_version, resp, body, &why) != 0) {
+        if (body == NULL)
+            px_req_reject(rq, "out of memory");
+        else if (resp != NULL)
+            px_req_reject(rq, "malformed response from broker %d: %s", broker, why);
+        else
+            px_req_reject(rq, "cannot encode the response: %s", why);
+    } else {
+        px_req_respond(rq, body);
+    }
+    if (body)
+        evbuffer_free(body);
+    kc_frame_release(resp);
+    px_pass_free(ps);
+}
 
 static void px_pass_done(kc_frame *resp, const char *err, void *arg)
 {
     px_pass *ps = arg;
     px_req *rq = ps->rq;
-    free(ps);
     if (resp == NULL) {
+        px_pass_free(ps);
         /* There is no generic way to encode an error for a request kzproxy
          * did not decode: close, and the client retries on a new connection. */
         px_req_reject(rq, "broker unreachable: %s", err ? err : "unknown error");
         return;
     }
+    if (ps->cfg.nlocal > 0) {
+        px_cfg_answer(ps, resp, ps->broker);
+        return;
+    }
+    px_pass_free(ps);
     px_req_respond_frame(rq, resp);
 }
 
@@ -117,23 +405,29 @@ static void px_pass_send(px_pass *ps)
     mc_conn *c = broker >= 0 ? px_client_conn(rq->cl, broker, ps->pa->blocking) : NULL;
     struct evbuffer *body = c ? evbuffer_new() : NULL;
     if (body == NULL) {
-        free(ps);
+        px_pass_free(ps);
         px_req_reject(rq, "no broker to forward to");
         return;
     }
     size_t n = rq->frame->len - rq->body_off;
-    if (n > 0 && kc_frame_add_ref(body, rq->frame, rq->frame->data + rq->body_off, n) != 0) {
+    int rc;
+    if (ps->cfg.nlocal > 0)
+        rc = px_cfg_backend_body(&ps->cfg, rq->frame->data + rq->body_off, n, body);
+    else
+        rc = n > 0 ? kc_frame_add_ref(body, rq->frame, rq->frame->data + rq->body_off, n) : 0;
+    if (rc != 0) {
         evbuffer_free(body);
-        free(ps);
+        px_pass_free(ps);
         px_req_reject(rq, "out of memory");
         return;
     }
+    ps->broker = broker;
     /* Group joins wait up to the rebalance timeout: a generous extra wait. */
     int extra = ps->pa->blocking ? 300000 : 0;
     if (mc_conn_request(c, rq->hdr.api_key, rq->hdr.api_version, rq->hdr.client_id, body, 1, extra,
                         px_pass_done, ps) != 0) {
         evbuffer_free(body);
-        free(ps);
+        px_pass_free(ps);
         px_req_reject(rq, "broker %d is unreachable (reconnect backoff)", broker);
         return;
     }
@@ -160,13 +454,30 @@ void px_pass_route(px_req *rq)
     ps->rq = rq;
     ps->pa = pa;
     ps->broker = -1;
+    int flex = kc_api_flexible(rq->hdr.api_key, rq->hdr.api_version);
+    kc_rd rd;
+    kc_rd_init(&rd, rq->frame->data + rq->body_off, rq->frame->len - rq->body_off);
+    if (px_cfg_is_config_api(rq->hdr.api_key)) {
+        if (px_cfg_parse(&rd, rq->hdr.api_key, flex, &ps->cfg) != 0) {
+            px_pass_free(ps);
+            if (rd.err)
+                px_req_reject(rq, "malformed request: %s at byte %zu", rd.err, rq->body_off + rd.err_off);
+            else
+                px_req_reject(rq, "out of memory");
+            return;
+        }
+        if (ps->cfg.nlocal > 0)
+            kz_dbg("client %s: %s: %d of %d resources name a broker id, answered by kzproxy",
+                   px_client_peer(rq->cl), kc_api_name(rq->hdr.api_key), ps->cfg.nlocal, ps->cfg.nres);
+        if (ps->cfg.nlocal > 0 && ps->cfg.nlocal == ps->cfg.nres) {
+            px_cfg_answer(ps, NULL, -1); /* nothing for the backend */
+            return;
+        }
+    }
     if (pa->target == PX_T_ANY) {
         px_pass_send(ps);
         return;
     }
-    int flex = kc_api_flexible(rq->hdr.api_key, rq->hdr.api_version);
-    kc_rd rd;
-    kc_rd_init(&rd, rq->frame->data + rq->body_off, rq->frame->len - rq->body_off);
     for (int i = 0; i < pa->skip; i++)
         (void)kc_rd_nstring(&rd, flex);
     kc_str key = {NULL, -1};
@@ -178,7 +489,7 @@ void px_pass_route(px_req *rq)
         key = kc_rd_nstring(&rd, flex);
     }
     if (rd.err) {
-        free(ps);
+        px_pass_free(ps);
         px_req_reject(rq, "malformed request: %s at byte %zu", rd.err, rq->body_off + rd.err_off);
         return;
     }
