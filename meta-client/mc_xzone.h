@@ -25,7 +25,11 @@ typedef struct mc_xz {
 int mc_xz_category(int16_t api_key);
 /* Count n bytes of a frame (direction, far end, ApiKey). */
 void mc_xz_count(mc_xz *m, int dir, int kind, int16_t api_key, uint64_t n);
-/* Of the bytes already counted as "other", n were record data. */
+/* Of the bytes already counted as "other", n were record data. Call it once
+ * the frame has been counted (mc_conn counts a request when it writes it, a
+ * response when it reads it): it never moves more than "other" holds. px_route
+ * calls it for the Produce requests and Fetch responses of metered
+ * connections. */
 void mc_xz_payload(mc_xz *m, int dir, int kind, uint64_t n);
 /* Label of a category / direction / far end for /metrics. */
 const char *mc_xz_category_name(int cat);

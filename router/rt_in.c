@@ -265,6 +265,17 @@ static void rt_in_dispatch(rt_in_req *r)
             kc_wr w;
             kc_wr_init(&w, eb, r->data); /* the batches go by reference */
             kc_produce_req_encode(&w, sub->version, &pq);
+            if (w.err && kc_wr_unencodable(&w)) {
+                /* e.g. a transactional id too long for the leader's version:
+                 * a retry cannot help, so not NOT_LEADER. */
+                kz_info("router-in: Produce cannot be sent to broker %d at v%d: %s", sub->leader, sub->version,
+                        kc_wr_why(&w));
+                evbuffer_free(eb);
+                for (int i = 0; i < r->nparts; i++)
+                    if (r->parts[i].sub == s)
+                        rt_in_answer(&r->parts[i], KC_ERR_INVALID_REQUEST);
+                continue;
+            }
             mc_conn *c = w.err ? NULL : mc_cluster_conn(rt->mc, sub->leader);
             if (c && mc_conn_request(c, KC_API_PRODUCE, sub->version, g->client_id, eb, g->acks != 0,
                                      g->timeout_ms, rt_in_sub_cb, sub) == 0) {

@@ -67,6 +67,7 @@ def run(args, tb, pc, zones, topic):
     produced_at = {p.node_id: kz.metrics(p) for p in pc.proxies}
     reader = pc.proxy_in('b')
     got = kz.consume_all(reader.kafka, topic, partitions=list(range(args.partitions)), timeout=120)
+    consumed_at = {p.node_id: kz.metrics(p) for p in pc.proxies}
     elapsed = time.monotonic() - t0
     print('Consumed %d messages through the zone-b proxy (%.1fs in all)' % (len(got), elapsed))
     seen = {}
@@ -111,7 +112,15 @@ def run(args, tb, pc, zones, topic):
     print('Payload produced:            %s' % human(tot['produced']))
     print('Sent through WAL objects:    %s (%.0f%%: the share whose leader was in another zone)'
           % (human(tot['wal']), remote_share * 100))
-    print('Payload bytes across zones:  %s' % human(tot['payload']))
+    # The payload meter counts the record batches of the decoded Produce requests sent to, and
+    # Fetch responses received from, brokers of another zone (not the frames' other bytes).
+    fetch_payload = sum(consumed_at[n].sum('kzproxy_xzone_bytes_total', 0, category='payload', direction='in')
+                        - produced_at[n].sum('kzproxy_xzone_bytes_total', 0, category='payload', direction='in')
+                        for n in produced_at)
+    print('Payload bytes across zones:  %s (while producing; measured from the decoded Produce/Fetch frames)'
+          % human(tot['payload']))
+    print('Fetch payload across zones:  %s (consume phase: batches the zone-b proxy fetched from leaders in '
+          'zones a and c)' % human(fetch_payload))
     print('All bytes across zones:      %s (%.3f%% of payload: RPCs and metadata)'
           % (human(tot['xall']), 100.0 * tot['xall'] / max(1, tot['produced'])))
     print('S3 requests:                 %d PUTs, %d GETs' % (tot['puts'], tot['gets']))

@@ -1,0 +1,249 @@
+/*
+ * Produce: each partition goes to its leader (in this zone, or across zones
+ * when the policy or the peers' health says so) or, leader in another zone
+ * with a healthy peer there, to the WAL path as one rt_batch. The answers
+ * (brokers and the batch) are merged in the request's order.
+ */
+#include "config.h"
+
+#include "proxy/px_route_int.h"
+
+#include "common/kz_log.h"
+
+#include <event2/buffer.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const kc_produce_resp_partition *px_produce_find(px_sub *s, kc_str topic, int32_t part)
+{
+    const kc_produce_resp *r = &s->r.produce;
+    for (int32_t k = 0; k < r->ntopics; k++) {
+        int32_t t = (s->cursor_t + k) % r->ntopics;
+        const kc_produce_resp_topic *rt = &r->topics[t];
+        if (rt->name.len != topic.len || memcmp(rt->name.p, topic.p, (size_t)topic.len) != 0)
+            continue;
+        for (int32_t j = 0; j < rt->npartitions; j++) {
+            if (rt->partitions[j].index == part) {
+                s->cursor_t = t;
+                return &rt->partitions[j];
+            }
+        }
+    }
+    return NULL;
+}
+
+static int px_produce_resp_decode(px_split *sp, px_sub *s, kc_rd *rd)
+{
+    return kc_produce_resp_decode(rd, sp->up_version, &s->arena, &s->r.produce);
+}
+
+static void px_produce_encode(kc_wr *w, px_split *sp)
+{
+    const kc_produce_req *in = &sp->in.produce;
+    px_proxy *px = px_client_proxy(sp->rq->cl);
+    kc_produce_resp out = {0};
+    kc_arena *a = &sp->arena;
+    out.ntopics = in->ntopics;
+    out.topics = kc_arena_calloc(a, (size_t)in->ntopics, sizeof(*out.topics));
+    if (out.topics == NULL) {
+        w->err = 1;
+        return;
+    }
+    int stale = 0, widx = 0;
+    for (int32_t t = 0; t < in->ntopics; t++) {
+        const kc_produce_req_topic *it = &in->topics[t];
+        kc_produce_resp_topic *ot = &out.topics[t];
+        ot->name = it->name;
+        ot->npartitions = it->npartitions;
+        ot->partitions = kc_arena_calloc(a, (size_t)it->npartitions, sizeof(*ot->partitions));
+        if (ot->partitions == NULL) {
+            w->err = 1;
+            return;
+        }
+        for (int32_t p = 0; p < it->npartitions; p++) {
+            kc_produce_resp_partition *op = &ot->partitions[p];
+            int16_t where = sp->assign[t][p];
+            const kc_produce_resp_partition *found = NULL;
+            int16_t code;
+            px_sub *s;
+            if (where == PX_ASSIGN_WAL) {
+                found = widx < sp->wal.nparts ? &sp->wal.parts[widx++].result : NULL;
+                code = found ? 0 : KC_ERR_NETWORK_EXCEPTION;
+            } else if ((s = px_split_answer(sp, where, &code)) != NULL &&
+                       (found = px_produce_find(s, it->name, it->partitions[p].index)) == NULL) {
+                code = KC_ERR_NETWORK_EXCEPTION; /* the broker left it out */
+            }
+            if (found) {
+                *op = *found;
+                op->tags = (kc_tags){0};
+                if (op->error_code != 0)
+                    px->m.partition_errors++;
+            } else {
+                op->index = it->partitions[p].index;
+                op->error_code = code;
+                op->base_offset = -1;
+                op->log_append_time_ms = -1;
+                op->log_start_offset = -1;
+                px->m.partition_errors++;
+            }
+            stale |= px_is_stale_metadata(op->error_code);
+        }
+    }
+    for (int i = 0; i < sp->nsubs; i++)
+        if (sp->subs[i].resp && sp->subs[i].fail_code == 0 &&
+            sp->subs[i].r.produce.throttle_time_ms > out.throttle_time_ms)
+            out.throttle_time_ms = sp->subs[i].r.produce.throttle_time_ms;
+    if (stale)
+        mc_cluster_refresh_soon(px->mc);
+    kc_produce_resp_encode(w, sp->version, &out);
+}
+
+static const px_route_ops px_produce_ops = {px_produce_resp_decode, px_produce_encode};
+
+/* Decide where one partition goes: a sub index, PX_ASSIGN_WAL (records, leader
+ * in a zone with a healthy peer), or -error code. */
+static int16_t px_produce_place(px_split *sp, kc_str topic, int32_t partition, int *cap, int wal_ok)
+{
+    int16_t code;
+    const mc_partition *p = px_split_partition(sp, topic, partition, &code);
+    if (p == NULL)
+        return (int16_t)-code;
+    px_proxy *px = px_client_proxy(sp->rq->cl);
+    int path = rt_out_path(px->rt, sp->view, p->leader_id);
+    if (path == RT_PATH_WAL && wal_ok) {
+        px->m.produce_parts_wal++;
+        return PX_ASSIGN_WAL;
+    }
+    if (path == RT_PATH_DIRECT)
+        px->m.produce_parts_direct++;
+    else
+        px->m.produce_parts_cross++;
+    return px_split_sub_for(sp, p->leader_id, cap);
+}
+
+static void px_wal_done(rt_batch *b, void *arg)
+{
+    (void)b;
+    px_split_done(arg);
+}
+
+/* Fill the WAL batch from the partitions assigned to it, in request order. */
+static int px_split_wal_prepare(px_split *sp)
+{
+    const kc_produce_req *in = &sp->in.produce;
+    rt_batch *b = &sp->wal;
+    b->parts = kc_arena_calloc(&sp->arena, (size_t)b->nparts, sizeof(*b->parts));
+    if (b->parts == NULL)
+        return -1;
+    int k = 0;
+    for (int32_t t = 0; t < in->ntopics; t++) {
+        const kc_produce_req_topic *it = &in->topics[t];
+        for (int32_t p = 0; p < it->npartitions; p++) {
+            if (sp->assign[t][p] != PX_ASSIGN_WAL || k >= b->nparts)
+                continue;
+            rt_part *rp = &b->parts[k++];
+            rp->topic = it->name;
+            rp->partition = it->partitions[p].index;
+            rp->records = it->partitions[p].records;
+            rp->leader_id = mc_view_partition(sp->view, it->name, rp->partition)->leader_id;
+        }
+    }
+    sp->frame = kc_frame_keep(sp->rq->frame);
+    b->frame = sp->frame;
+    b->version = sp->version;
+    b->acks = in->acks;
+    b->timeout_ms = in->timeout_ms;
+    b->transactional_id = in->transactional_id;
+    b->client_id = sp->rq->hdr.client_id;
+    b->arena = &sp->arena;
+    b->done = px_wal_done;
+    b->arg = sp;
+    return 0;
+}
+
+void px_route_produce(px_req *rq)
+{
+    px_proxy *px = px_client_proxy(rq->cl);
+    px_split *sp = px_split_new(rq, &px_produce_ops);
+    if (sp == NULL) {
+        px_req_reject(rq, "out of memory");
+        return;
+    }
+    kc_rd rd;
+    kc_rd_init(&rd, rq->frame->data + rq->body_off, rq->frame->len - rq->body_off);
+    kc_produce_req *in = &sp->in.produce;
+    if (kc_produce_req_decode(&rd, sp->version, &sp->arena, in) != 0) {
+        px_split_decode_fail(sp, &rd);
+        return;
+    }
+    sp->no_response = in->acks == 0;
+    int cap = 0;
+    if (px_split_assign_alloc(sp, in->ntopics) != 0)
+        goto oom;
+    for (int32_t t = 0; t < in->ntopics; t++) {
+        const kc_produce_req_topic *it = &in->topics[t];
+        sp->assign[t] = kc_arena_calloc(&sp->arena, (size_t)it->npartitions, sizeof(int16_t));
+        if (sp->assign[t] == NULL)
+            goto oom;
+        for (int32_t p = 0; p < it->npartitions; p++) {
+            int32_t rlen = it->partitions[p].records.len;
+            sp->assign[t][p] = px_produce_place(sp, it->name, it->partitions[p].index, &cap, rlen > 0);
+            px->m.produce_partitions++;
+            if (rlen > 0)
+                px->m.produce_record_bytes += (uint64_t)rlen;
+            if (sp->assign[t][p] == PX_ASSIGN_WAL)
+                sp->wal.nparts++;
+        }
+    }
+    if (sp->wal.nparts > 0 && px_split_wal_prepare(sp) != 0)
+        goto oom;
+    struct evbuffer **bodies = calloc((size_t)(sp->nsubs ? sp->nsubs : 1), sizeof(*bodies));
+    if (bodies == NULL)
+        goto oom;
+    for (int i = 0; i < sp->nsubs; i++) {
+        kc_produce_req sub = *in;
+        kc_arena *a = &sp->arena;
+        sub.topics = kc_arena_calloc(a, (size_t)in->ntopics, sizeof(*sub.topics));
+        sub.ntopics = 0;
+        if (sub.topics == NULL)
+            continue;
+        uint64_t records = 0;
+        for (int32_t t = 0; t < in->ntopics; t++) {
+            const kc_produce_req_topic *it = &in->topics[t];
+            kc_produce_req_topic *st = &sub.topics[sub.ntopics];
+            *st = *it;
+            st->npartitions = 0;
+            st->partitions = kc_arena_calloc(a, (size_t)it->npartitions, sizeof(*st->partitions));
+            if (st->partitions == NULL)
+                break;
+            for (int32_t p = 0; p < it->npartitions; p++) {
+                if (sp->assign[t][p] != i)
+                    continue;
+                st->partitions[st->npartitions++] = it->partitions[p];
+                if (it->partitions[p].records.len > 0)
+                    records += (uint64_t)it->partitions[p].records.len;
+            }
+            if (st->npartitions > 0)
+                sub.ntopics++;
+        }
+        bodies[i] = evbuffer_new();
+        if (bodies[i]) {
+            kc_wr w;
+            kc_wr_init(&w, bodies[i], rq->frame); /* records by reference */
+            kc_produce_req_encode(&w, sp->up_version, &sub);
+            px_sub_encoded(sp, i, &w, &bodies[i]);
+        }
+        /* The record batches this sub-request carries: cross-zone payload
+         * when its broker is in another zone (px_split_send, px_sub_cb). */
+        sp->subs[i].payload_out = records;
+    }
+    int acks = in->acks;
+    px_split_send(sp, bodies, acks != 0, 0);
+    free(bodies);
+    if (acks == 0)
+        px_req_respond(rq, NULL); /* acks=0: the client expects no response */
+    return;
+oom:
+    px_req_reject(rq, "out of memory");
+    px_split_free(sp);
+}
