@@ -1,8 +1,12 @@
 #!/usr/bin/python3
 """Smoke test of the benchmark (make check): run_bench.py --quick runs every
-scenario for a fraction of a second; this checks only that it produced
+scenario for a fraction of a second; this checks that it produced
 well-formed numbers, never how fast anything was (performance is reported
-by `make bench`, not asserted here)."""
+by `make bench`, not asserted here), and that every WAL-path run did take
+the WAL path: it delivered messages and its proxies stored objects (objwal
+PUTs, local store or s3rver alike). A WAL row reported n/a fails the test,
+except the s3rver rows when s3rver is not installed (tests/s3/node_modules,
+scripts/deps.sh), a missing tool."""
 import json
 import math
 import os
@@ -11,9 +15,10 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'integration'))
-from kzharness import run_test, top_builddir  # noqa: E402
+from kzharness import run_test, top_builddir, top_srcdir  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+S3RVER_MODULES = os.path.join(top_srcdir(), 'tests', 's3', 'node_modules')
 
 
 def number(v, what):
@@ -22,15 +27,41 @@ def number(v, what):
     return v
 
 
+def unavailable_ok(e, what):
+    """True when row e is n/a for the one accepted reason: a wal_s3 row and
+    s3rver not installed. Any other n/a row (the proxy rejected the WAL
+    config, s3rver installed but not starting, or a run that stored no
+    object) fails here."""
+    if e.get('available') is not False:
+        return False
+    assert e['path'].startswith('wal_s3') and not os.path.isdir(S3RVER_MODULES), \
+        '%s: reported n/a (%s); only the s3rver runs may be n/a, and only when %s is missing' \
+        % (what, e.get('reason') or 'no reason given', S3RVER_MODULES)
+    assert e.get('reason'), '%s: unavailable without a reason' % what
+    print('%s: n/a, s3rver is not installed (%s)' % (what, e['reason']))
+    return True
+
+
+def check_wal_objects(e, what):
+    """A WAL-path run delivered messages and its proxies stored objects."""
+    if not e['path'].startswith('wal'):
+        return
+    delivered = e['client'].get('delivered')
+    assert isinstance(delivered, int) and delivered > 0, \
+        '%s: %r messages delivered through the WAL path' % (what, delivered)
+    puts = e['metrics'].get('s3_put')
+    assert puts, ('%s: %d messages delivered but the proxies stored %r objects (objwal PUTs) during the run: '
+                  'the produce did not take the WAL path' % (what, delivered, puts))
+
+
 def check_produce(e):
     what = 'produce %s %s' % (e['path'], e['load'])
-    if e.get('available') is False:
-        assert e['path'].startswith('wal'), '%s: only the WAL path may be unavailable' % what
-        assert e.get('reason'), '%s: unavailable without a reason' % what
+    if unavailable_ok(e, what):
         return
     c = e['client']
     assert 'error' not in c, '%s: %s' % (what, c.get('error'))
     assert number(c['delivered'], what + ' delivered') > 0, what + ': nothing delivered'
+    check_wal_objects(e, what)
     assert number(c['mbps'], what + ' MB/s') > 0
     assert number(c['msgs_per_s'], what + ' msgs/s') > 0
     for q in ('p50', 'p99', 'p999'):
@@ -52,10 +83,9 @@ def check_pipelined(r):
         for suffix in ('_pipelined', '_pipelined_txn'):
             e = rows.get(p + suffix)
             assert e is not None, 'no %s%s row' % (p, suffix)
-            if e.get('available') is False:
-                assert p.startswith('wal') and e.get('reason'), e
-                continue
             what = 'pipelined ' + e['path']
+            if unavailable_ok(e, what):
+                continue
             c = e['client']
             assert c.get('mode') == 'idem', '%s: not kz_bench idem: %r' % (what, c)
             errors = c.get('errors')
@@ -112,9 +142,11 @@ def main():
     assert len(idle) == 1 and 'error' not in idle[0], idle
     number(idle[0]['kib_per_connection'], 'KiB per idle connection')
     for e in r['idempotent']:
-        if e.get('available') is False:
+        what = 'idempotent ' + e['path']
+        if unavailable_ok(e, what):
             continue
         assert 'error' not in e['client'], e['client'].get('error')
+        check_wal_objects(e, what)
         number(e['requests_per_s'], 'idempotent requests/s')
         number(e['client']['lat_us']['p99'], 'idempotent p99')
     check_pipelined(r)
@@ -122,7 +154,11 @@ def main():
         assert t['status'] in ('met', 'MISSED', 'n/a'), t
     for k in ('nproc', 'kernel'):
         assert r['machine'].get(k), 'machine info lacks %s' % k
-    print('test_bench_quick: the quick benchmark produced well-formed numbers')
+    wal = [e for e in r['produce'] + r['idempotent'] if e['path'].startswith('wal') and 'metrics' in e
+           and e.get('available') is not False]
+    print('test_bench_quick: the quick benchmark produced well-formed numbers; %d WAL-path runs each '
+          'delivered messages and stored objects (%d to %d objwal PUTs a run)'
+          % (len(wal), min(e['metrics']['s3_put'] for e in wal), max(e['metrics']['s3_put'] for e in wal)))
 
 
 run_test(main, timeout=300)
