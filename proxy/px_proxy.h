@@ -3,8 +3,9 @@
  * pieces of the front end:
  *   px_client.c   client connections: framing, limits, in-order responses
  *   px_vcluster.c the virtual cluster: ApiVersions and Metadata answers
- *   px_route.c    Produce / Fetch / ListOffsets / OffsetForLeaderEpoch /
+ *   px_route*.c   Produce / Fetch / ListOffsets / OffsetForLeaderEpoch /
  *                 DeleteRecords split by leader and merged; ListGroups fanned out
+ *                 (px_route.c the shared split, one file per API family)
  *   px_admin.c    the admin HTTP listener: /metrics and /healthz
  */
 #ifndef PX_PROXY_H
@@ -174,7 +175,8 @@ void px_peer_dispatch(px_req *rq);
 /* Identifies a client connection for router-in's ordering. */
 const void *px_client_stream(const px_client *cl);
 
-/* ---- px_route.c ---- */
+/* ---- px_route_produce.c, _fetch.c, _parts.c (ListOffsets, OffsetForLeaderEpoch,
+ * DeleteRecords), _listgroups.c ---- */
 void px_route_produce(px_req *rq);
 void px_route_fetch(px_req *rq);
 void px_route_listoffsets(px_req *rq);
