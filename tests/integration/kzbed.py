@@ -255,6 +255,8 @@ class _Node:
     sasl_ssl_port: int = 0  # SASL_SSL (tls=True)
     proc: object = None
     log: str = ''
+    host: str = '127.0.0.1'  # every listener's address (KafkaBed hosts)
+    prefix: tuple = ()       # argv prefix of its JVMs (KafkaBed exec_prefix)
 
 
 def _openssl(args, what):
@@ -303,14 +305,24 @@ class KafkaBed:
     SASL_SSL (sasl_ssl_bootstrap), certificates from a test CA (pki: paths
     of ca, server, client and their keys, see make_test_pki).
     Logs and data stay in workdir (kept on failure or with KZ_TEST_KEEP=1).
+
+    Zones elsewhere (e.g. network namespaces, see netzones.py): hosts
+    {zone: address} puts every listener of a zone's nodes (and the KRaft
+    voters) on that address instead of 127.0.0.1; exec_prefix {zone: argv}
+    prefixes their JVMs' command lines (e.g. ["ip", "netns", "exec", ns]);
+    admin_exec_prefix does the same for KzAdmin, which must reach every node.
     """
 
     __test__ = False
     backend = 'kafka'
 
     def __init__(self, zones=('a', 'b', 'c'), brokers=3, topics=None, ready_timeout=150,
-                 workdir=None, server_props=None, tls=False):
+                 workdir=None, server_props=None, tls=False, hosts=None, exec_prefix=None,
+                 admin_exec_prefix=None):
         self.zones = tuple(zones)
+        self.hosts = dict(hosts or {})
+        self.exec_prefix = {z: tuple(v) for z, v in (exec_prefix or {}).items()}
+        self.admin_exec_prefix = list(admin_exec_prefix or [])
         self.broker_cnt = brokers
         self.topic_spec = dict({'t12': 12} if topics is None else topics)
         self.ready_timeout = ready_timeout
@@ -341,12 +353,12 @@ class KafkaBed:
             self._format(cp)
             for n in self.nodes:
                 self._spawn(n)
-            self.bootstrap = ','.join('127.0.0.1:%d' % n.port for n in self.nodes)
-            self.sasl_bootstrap = ','.join('127.0.0.1:%d' % n.sasl_port for n in self.nodes)
+            self.bootstrap = ','.join('%s:%d' % (n.host, n.port) for n in self.nodes)
+            self.sasl_bootstrap = ','.join('%s:%d' % (n.host, n.sasl_port) for n in self.nodes)
             if self.tls:
-                self.ssl_bootstrap = ','.join('127.0.0.1:%d' % n.ssl_port for n in self.nodes)
-                self.sasl_ssl_bootstrap = ','.join('127.0.0.1:%d' % n.sasl_ssl_port for n in self.nodes)
-            self.brokers = [Broker(n.id, '127.0.0.1', n.port, n.rack) for n in self.nodes]
+                self.ssl_bootstrap = ','.join('%s:%d' % (n.host, n.ssl_port) for n in self.nodes)
+                self.sasl_ssl_bootstrap = ','.join('%s:%d' % (n.host, n.sasl_ssl_port) for n in self.nodes)
+            self.brokers = [Broker(n.id, n.host, n.port, n.rack) for n in self.nodes]
             self._start_admin()
             self.control('brokers %d %d' % (self.broker_cnt, self.ready_timeout), timeout=self.ready_timeout + 10)
             # Group and transaction coordinators ready before the test starts,
@@ -365,14 +377,16 @@ class KafkaBed:
         for i in range(1, self.broker_cnt + 1):
             d = os.path.join(self.workdir, 'kafka-%d' % i)
             os.makedirs(d, exist_ok=True)
-            self.nodes.append(_Node(id=i, rack=self.zones[(i - 1) % len(self.zones)], port=_free_port(),
+            rack = self.zones[(i - 1) % len(self.zones)]
+            self.nodes.append(_Node(id=i, rack=rack, port=_free_port(),
                                     sasl_port=_free_port(), ctl_port=_free_port(), dir=d,
-                                    log=os.path.join(d, 'server.log')))
+                                    log=os.path.join(d, 'server.log'), host=self.hosts.get(rack, '127.0.0.1'),
+                                    prefix=self.exec_prefix.get(rack, ())))
         if self.tls:
             self.pki = make_test_pki(os.path.join(self.workdir, 'pki'))
             for n in self.nodes:
                 n.ssl_port, n.sasl_ssl_port = _free_port(), _free_port()
-        voters = ','.join('%d@127.0.0.1:%d' % (n.id, n.ctl_port) for n in self.nodes)
+        voters = ','.join('%d@%s:%d' % (n.id, n.host, n.ctl_port) for n in self.nodes)
         rf = min(3, self.broker_cnt)
         plain_users = ' '.join('user_%s="%s"' % kv for kv in sorted(SCRAM_USERS.items()))
         for n in self.nodes:
@@ -382,10 +396,10 @@ class KafkaBed:
                 'controller.quorum.voters': voters,
                 'controller.listener.names': 'CONTROLLER',
                 'inter.broker.listener.name': 'PLAINTEXT',
-                'listeners': 'PLAINTEXT://127.0.0.1:%d,SASL_PLAINTEXT://127.0.0.1:%d,CONTROLLER://127.0.0.1:%d'
-                             % (n.port, n.sasl_port, n.ctl_port),
-                'advertised.listeners': 'PLAINTEXT://127.0.0.1:%d,SASL_PLAINTEXT://127.0.0.1:%d'
-                                        % (n.port, n.sasl_port),
+                'listeners': 'PLAINTEXT://%s:%d,SASL_PLAINTEXT://%s:%d,CONTROLLER://%s:%d'
+                             % (n.host, n.port, n.host, n.sasl_port, n.host, n.ctl_port),
+                'advertised.listeners': 'PLAINTEXT://%s:%d,SASL_PLAINTEXT://%s:%d'
+                                        % (n.host, n.port, n.host, n.sasl_port),
                 'listener.security.protocol.map': 'PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,'
                                                   'CONTROLLER:PLAINTEXT,SSL:SSL,SASL_SSL:SASL_SSL',
                 'sasl.enabled.mechanisms': 'PLAIN,SCRAM-SHA-256,SCRAM-SHA-512',
@@ -425,7 +439,7 @@ class KafkaBed:
                 'replica.lag.time.max.ms': 10000,
             }
             if self.tls:
-                tls_listeners = ',SSL://127.0.0.1:%d,SASL_SSL://127.0.0.1:%d' % (n.ssl_port, n.sasl_ssl_port)
+                tls_listeners = ',SSL://%s:%d,SASL_SSL://%s:%d' % (n.host, n.ssl_port, n.host, n.sasl_ssl_port)
                 props['listeners'] += tls_listeners
                 props['advertised.listeners'] += tls_listeners
                 props.update({
@@ -455,7 +469,7 @@ class KafkaBed:
                 scram += ['--add-scram', '%s=[name=%s,password=%s]' % (mech, user, password)]
         procs = []
         for n in self.nodes:
-            argv = java_argv('kafka.tools.StorageTool', heap='128m') + [
+            argv = list(n.prefix) + java_argv('kafka.tools.StorageTool', heap='128m') + [
                 'format', '-t', cluster_id, '-c', n.props_path, '--ignore-formatted'] + scram
             out = open(os.path.join(n.dir, 'format.log'), 'wb')
             procs.append((n, out, subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
@@ -474,14 +488,15 @@ class KafkaBed:
                 raise HarnessError('formatting the storage of Kafka node %d failed (%s):\n%s' % (n.id, rc, tail))
 
     def _spawn(self, n):
-        argv = java_argv('kafka.Kafka', heap='512m', log_file=n.log) + [n.props_path]
+        argv = list(n.prefix) + java_argv('kafka.Kafka', heap='512m', log_file=n.log) + [n.props_path]
         with open(os.path.join(n.dir, 'stdout.log'), 'ab') as out:
             n.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                       cwd=n.dir, preexec_fn=_die_with_parent)
 
     def _start_admin(self):
-        argv = java_argv('io.kzproxy.tests.KzAdmin', heap='128m',
-                         log_file=os.path.join(self.workdir, 'admin.log')) + ['--bootstrap', self.bootstrap]
+        argv = self.admin_exec_prefix + java_argv('io.kzproxy.tests.KzAdmin', heap='128m',
+                                                  log_file=os.path.join(self.workdir, 'admin.log')) + [
+            '--bootstrap', self.bootstrap]
         self.admin = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                       stderr=open(os.path.join(self.workdir, 'admin.stderr'), 'ab'),
                                       preexec_fn=_die_with_parent)
@@ -567,8 +582,10 @@ class KafkaBed:
             raise HarnessError('Kafka test bed: %r answered %r' % (command, reply))
         return reply[3:]
 
-    def create_topic(self, name, partitions):
-        self.control('topic %s %d %d' % (name, partitions, min(3, self.broker_cnt)))
+    def create_topic(self, name, partitions, rf=None):
+        """Partition p led by broker (p % brokers) + 1; rf replicas (default
+        min(3, brokers)) on the next brokers in id order."""
+        self.control('topic %s %d %d' % (name, partitions, rf or min(3, self.broker_cnt)))
         self.topics[name] = partitions
 
     def set_leader(self, topic, partition, broker_id):

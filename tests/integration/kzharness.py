@@ -64,6 +64,7 @@ class Proxy:
     proc: object = None
     stopped: bool = False  # stopped on purpose by the test (not an early exit)
     host: str = '127.0.0.1'  # its Kafka listener's address (see ProxyCluster distinct_ips)
+    netns: str = None        # the network namespace it runs in (see ProxyCluster netns)
 
     @property
     def kafka(self):
@@ -134,12 +135,18 @@ class ProxyCluster:
     (127.0.0.2, 127.0.0.3, ... in node id order), all on one kernel-chosen
     port (kafka_port), as DNS discovery wants (one port for every address);
     admin listeners stay on 127.0.0.1.
+    netns: {zone: (namespace, address)}: the proxies of a zone run in that
+    network namespace (under "ip netns exec"), their Kafka listeners made
+    inside it (setns(2)) on address; the admin listeners stay on 127.0.0.1
+    of the test's namespace (a descriptor works wherever its process runs),
+    so /metrics is read without touching the namespace's links.
     """
 
     READY_LINE = 'kzproxy ready'
 
     def __init__(self, testbed, zones=('a', 'b', 'c'), per_zone=1, extra_config=None,
-                 ready_timeout=30, stop_timeout=15, log_level='info', workdir=None, distinct_ips=False):
+                 ready_timeout=30, stop_timeout=15, log_level='info', workdir=None, distinct_ips=False,
+                 netns=None):
         self.testbed = testbed
         self.zones = tuple(zones)
         self.per_zone = per_zone
@@ -149,6 +156,9 @@ class ProxyCluster:
         self.log_level = log_level
         self.workdir = workdir
         self.distinct_ips = distinct_ips
+        self.netns = dict(netns or {})
+        if self.netns and distinct_ips:
+            raise HarnessError('ProxyCluster: distinct_ips and netns do not go together')
         self._own_workdir = workdir is None
         self.proxies = []
         self._socks = {}        # node_id -> (kafka sock, admin sock) until handed over
@@ -167,12 +177,13 @@ class ProxyCluster:
         for zone in self.zones:
             for _ in range(self.per_zone):
                 i = node_id - 101
-                ks = kafka_socks[i] or _listen_socket()
+                ns, host = self.netns.get(zone, (None, hosts[i]))
+                ks = kafka_socks[i] or self._kafka_socket(ns, 0, host)
                 ads = _listen_socket()
                 base = os.path.join(self.workdir, 'kzproxy-%d' % node_id)
                 p = Proxy(zone=zone, node_id=node_id, kafka_port=ks.getsockname()[1],
                           admin_port=ads.getsockname()[1], log=base + '.log',
-                          stdout_log=base + '.stdout.log', config_path=base + '.json', host=hosts[i])
+                          stdout_log=base + '.stdout.log', config_path=base + '.json', host=host, netns=ns)
                 self._socks[node_id] = (ks, ads)
                 self.proxies.append(p)
                 node_id += 1
@@ -197,6 +208,14 @@ class ProxyCluster:
                 json.dump(cfg, f, indent=2)
                 f.write('\n')
 
+    @staticmethod
+    def _kafka_socket(ns, port, host):
+        if ns is None:
+            return _listen_socket(port, host)
+        from netzones import in_netns
+        with in_netns(ns):
+            return _listen_socket(port, host)
+
     def _spawn(self, p):
         ks, ads = self._socks.pop(p.node_id)
         cfg = dict(p.config, listen='fd:%d' % ks.fileno(), admin_listen='fd:%d' % ads.fileno())
@@ -207,6 +226,8 @@ class ProxyCluster:
                 f.write('\n')
         argv = shlex.split(os.environ.get('KZ_PROXY_WRAPPER', '')) + [kzproxy_binary(), '--config',
                                                                       p.config_path]
+        if p.netns:
+            argv = ['ip', 'netns', 'exec', p.netns] + argv
         with open(p.log, 'ab') as err:
             try:
                 p.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -394,7 +415,7 @@ class ProxyCluster:
         """Start a stopped daemon again on the same ports and wait for it to be ready."""
         if p.running:
             raise HarnessError('kzproxy %d is still running' % p.node_id)
-        self._socks[p.node_id] = (_listen_socket(p.kafka_port, p.host), _listen_socket(p.admin_port))
+        self._socks[p.node_id] = (self._kafka_socket(p.netns, p.kafka_port, p.host), _listen_socket(p.admin_port))
         self._spawn(p)
         self._wait_ready([p])
 
