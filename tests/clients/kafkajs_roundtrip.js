@@ -16,28 +16,7 @@
 
 const path = require('path');
 
-function parseArgs(argv) {
-  const o = { messages: 10000, keys: 100, group: 'kzjs-' + process.pid + '-' + Date.now(),
-              timeoutMs: 60000, chunk: 500 };
-  for (let i = 2; i < argv.length; i += 2) {
-    const k = argv[i], v = argv[i + 1];
-    if (v === undefined) throw new Error('option ' + k + ' needs a value');
-    switch (k) {
-      case '--produce': o.produce = v; break;
-      case '--consume': o.consume = v; break;
-      case '--topic': o.topic = v; break;
-      case '--messages': o.messages = parseInt(v, 10); break;
-      case '--keys': o.keys = parseInt(v, 10); break;
-      case '--group': o.group = v; break;
-      case '--timeout-ms': o.timeoutMs = parseInt(v, 10); break;
-      case '--chunk': o.chunk = parseInt(v, 10); break;
-      default: throw new Error('unknown option ' + k);
-    }
-  }
-  for (const k of ['produce', 'consume', 'topic'])
-    if (!o[k]) throw new Error('--' + k + ' is required');
-  return o;
-}
+const { parseArgs } = require('./roundtrip_args.js');
 
 function logCreator(level) {
   return ({ namespace, level: lvl, label, log }) => {
@@ -48,7 +27,7 @@ function logCreator(level) {
 }
 
 async function main() {
-  const o = parseArgs(process.argv);
+  const o = parseArgs(process.argv, 'kzjs');
   let kafkajs;
   try {
     kafkajs = require(path.join(__dirname, 'node_modules', 'kafkajs'));

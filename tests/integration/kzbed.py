@@ -62,7 +62,28 @@ class Broker:
         return '%s:%d' % (self.host, self.port)
 
 
-class MockBed:
+class _Bed:
+    """What both backends share: context management and broker lookups
+    (self.brokers: [Broker])."""
+
+    def __enter__(self):
+        return self.start()
+
+    def broker(self, broker_id):
+        for b in self.brokers:
+            if b.id == broker_id:
+                return b
+        raise KeyError('no broker %r in the test bed' % (broker_id,))
+
+    def brokers_in(self, zone):
+        return [b for b in self.brokers if b.rack == zone]
+
+    @property
+    def bootstrap_list(self):
+        return [b.address for b in self.brokers]
+
+
+class MockBed(_Bed):
     """A kz-testbed process: a librdkafka mock cluster with brokers in zones.
 
     Broker i (ids from 1) gets rack zones[(i-1) % len(zones)]; partition p of
@@ -134,27 +155,11 @@ class MockBed:
         if check and (rc != 0 or killed):
             raise HarnessError('kz-testbed exited with code %s%s' % (rc, ' (killed)' if killed else ''))
 
-    def __enter__(self):
-        return self.start()
-
     def __exit__(self, exc_type, exc, tb):
         self.stop(check=exc_type is None)
         return False
 
-    # -- lookups
-    def broker(self, broker_id):
-        for b in self.brokers:
-            if b.id == broker_id:
-                return b
-        raise KeyError('no broker %r in the test bed' % (broker_id,))
-
-    def brokers_in(self, zone):
-        return [b for b in self.brokers if b.rack == zone]
-
-    @property
-    def bootstrap_list(self):
-        return [b.address for b in self.brokers]
-
+    # -- lookups: _Bed
     @property
     def pids(self):
         """The mock cluster's process id, in a list (for CPU accounting)."""
@@ -291,7 +296,7 @@ def make_test_pki(d):
     return f
 
 
-class KafkaBed:
+class KafkaBed(_Bed):
     """Apache Kafka (KRaft) on 127.0.0.1: one JVM per node, each both broker
     and controller, broker.rack = its zone, RackAwareReplicaSelector, topics
     with replication factor min(3, brokers). A KzAdmin process (Java Admin
@@ -530,29 +535,13 @@ class KafkaBed:
             else:
                 shutil.rmtree(self.workdir, ignore_errors=True)
 
-    def __enter__(self):
-        return self.start()
-
     def __exit__(self, exc_type, exc, tb):
         if exc_type is not None:
             self._failed = True
         self.stop(check=exc_type is None)
         return False
 
-    # -- lookups
-    def broker(self, broker_id):
-        for b in self.brokers:
-            if b.id == broker_id:
-                return b
-        raise KeyError('no broker %r in the test bed' % (broker_id,))
-
-    def brokers_in(self, zone):
-        return [b for b in self.brokers if b.rack == zone]
-
-    @property
-    def bootstrap_list(self):
-        return [b.address for b in self.brokers]
-
+    # -- lookups: _Bed
     @property
     def pids(self):
         """The broker JVMs' process ids (for CPU accounting)."""
