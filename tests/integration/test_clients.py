@@ -3,7 +3,9 @@
 
 For each client: produce 10,000 keyed messages (100 keys, value "k<key>.<seq>")
 to a 12-partition topic whose leaders sit in all three zones, through the
-zone-a proxy; consume them all back through the zone-b proxy; check that every
+zone-a proxy, whose batches for leaders in zones b and c take the WAL path
+(a local WAL store shared by the proxies); consume them all back through the
+zone-b proxy; check that every
 message arrives exactly once, that offsets increase per partition, that each
 key stays in one partition with its sequence numbers in order, and that all
 12 partitions were used. Where the client reports the (partition, offset) of
@@ -47,11 +49,13 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kzharness as kz  # noqa: E402
+import walpath  # noqa: E402
 from kzharness import HarnessError, SkipTest  # noqa: E402
 
 TOPIC = 't12'
@@ -382,11 +386,17 @@ def check_served(pc, name, produced):
     if got['a produce'] < raw or got['b fetch'] < raw or got['c produce+fetch'] != 0:
         raise HarnessError('%s: record bytes through the proxies %s do not fit %d bytes of keys and values '
                            'produced via zone a and consumed via zone b' % (name, got, raw))
+    wal = ma.sum('kzproxy_produce_path_partitions_total', 0, path='wal')
+    payload = sum(m.sum('kzproxy_xzone_bytes_total', 0, category='payload', direction='out') for m in (ma, mb, mc))
+    if wal == 0 or payload != 0:
+        raise HarnessError('%s: the zone-a proxy sent %d partitions through the WAL path (want > 0) and the '
+                           'proxies sent %d produce payload bytes across zones (want 0)' % (name, wal, payload))
     if name in GROUP_CLIENTS:
         low = {api: mb.sum('kzproxy_requests_total', default=0, api=api)
                for api in ('FindCoordinator', 'JoinGroup', 'SyncGroup', 'Heartbeat', 'LeaveGroup')}
         if not all(low[a] >= 1 for a in ('FindCoordinator', 'JoinGroup', 'SyncGroup')):
             raise HarnessError('%s: the zone-b proxy served too few group requests: %s' % (name, low))
+    return wal
 
 
 def run_one(name):
@@ -398,22 +408,28 @@ def run_one(name):
     with kz.TestBed(zones=('a', 'b', 'c'), brokers=3, topics={TOPIC: PARTITIONS}) as tb:
         if os.environ.get('KZ_TEST_DIRECT') == '1':
             mode, prod, cons = 'direct', tb.brokers_in('a')[0].address, tb.brokers_in('b')[0].address
+            wal_parts = 0
             tp, tc, records, acked = fn(prod, cons, produced)
         else:
-            with kz.ProxyCluster(tb, zones=('a', 'b', 'c'), per_zone=1) as pc:
+            workdir = tempfile.mkdtemp(prefix='kz-clients-')
+            wal = {'peer_secret': walpath.SECRET,
+                   'wal': {'store': walpath.store_config('local', workdir), 'flush_ms': 50}}
+            with kz.ProxyCluster(tb, zones=('a', 'b', 'c'), per_zone=1, extra_config=wal, workdir=workdir) as pc:
                 mode, prod, cons = 'proxy', pc.proxy_in('a').kafka, pc.proxy_in('b').kafka
                 try:
                     tp, tc, records, acked = fn(prod, cons, produced)
-                    check_served(pc, name, produced)
+                    wal_parts = check_served(pc, name, produced)
                 except (HarnessError, AssertionError):
                     for p in pc.proxies:
                         sys.stderr.write('--- kzproxy %d (zone %s) log %s ends:\n%s\n'
                                          % (p.node_id, p.zone, p.log, kz.log_tail(p, 15)))
                     raise
+            if not os.environ.get('KZ_TEST_KEEP'):
+                shutil.rmtree(workdir, ignore_errors=True)
         parts = check(produced, records, acked)
-    print('%s (%s): %d messages exactly once over %d partitions, produced via zone a in %.2fs, '
-          'consumed via zone b in %.2fs%s, total %.2fs'
-          % (name, mode, len(records), len(parts), tp, tc,
+    print('%s (%s, %s): %d messages exactly once over %d partitions, produced via zone a in %.2fs (%d partitions '
+          'through the WAL path, no payload across zones), consumed via zone b in %.2fs%s, total %.2fs'
+          % (name, mode, tb.backend, len(records), len(parts), tp, wal_parts, tc,
              ', each at its acknowledged offset' if acked is not None else '', time.monotonic() - start))
     sys.stdout.flush()
 
