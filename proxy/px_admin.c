@@ -78,8 +78,17 @@ static void px_admin_zone_metrics(px_proxy *px, struct evbuffer *b)
     px_metric(b, "kzproxy_wal_memory_bytes", "gauge", "Bytes held by the WAL writers.", rt_mem_used(px->rt));
     px_metric(b, "kzproxy_wal_rpcs_sent_total", "counter", "KzWalAppend RPCs sent.", st->rpcs_sent);
     px_metric(b, "kzproxy_wal_rpcs_failed_total", "counter", "KzWalAppend attempts that failed.", st->rpcs_failed);
-    px_metric(b, "kzproxy_wal_rpcs_retried_total", "counter", "KzWalAppend RPCs resent to another peer.",
+    px_metric(b, "kzproxy_wal_rpcs_retried_total", "counter",
+              "KzWalAppend RPCs refused at once by a peer's connection (never sent) and sent to another peer.",
               st->rpcs_retried);
+    px_metric(b, "kzproxy_wal_order_holds_total", "counter",
+              "Partitions answered NOT_LEADER_OR_FOLLOWER because WAL-path batches of the same client connection "
+              "and partition were in flight and a direct or other-zone append would overtake them.",
+              st->order_holds);
+    px_metric(b, "kzproxy_wal_order_failures_total", "counter",
+              "WAL-path partitions failed instead of sent: an earlier batch of the same client connection and "
+              "partition failed, and they would overtake its retry.",
+              st->order_failures);
     px_metric(b, "kzproxy_wal_in_rpcs_total", "counter", "KzWalAppend RPCs served for peers.", st->in_rpcs);
     px_metric(b, "kzproxy_wal_in_partitions_total", "counter", "Partitions appended for peers.", st->in_parts);
     px_metric(b, "kzproxy_wal_in_record_bytes_total", "counter", "Record bytes appended for peers.",

@@ -133,6 +133,8 @@ void px_peer_dispatch(px_req *rq)
     }
     wi->rq = rq;
     memcpy(wi->nonce, auth.nonce, sizeof(wi->nonce));
-    rt_in_append(px->rt, rq->frame, rd.p + rd.off, kc_rd_remain(&rd), auth.sender, px_client_stream(rq->cl),
-                 px_peer_wal_done, wi);
+    /* auth.ts_ms is verified (MAC, skew): router-in starts no append past
+     * ts_ms + the group's timeout, when the sender may have given up. */
+    rt_in_append(px->rt, rq->frame, rd.p + rd.off, kc_rd_remain(&rd), auth.sender, auth.ts_ms,
+                 px_client_stream(rq->cl), px_peer_wal_done, wi);
 }

@@ -2,7 +2,9 @@
  * Produce: each partition goes to its leader (in this zone, or across zones
  * when the policy or the peers' health says so) or, leader in another zone
  * with a healthy peer there, to the WAL path as one rt_batch. The answers
- * (brokers and the batch) are merged in the request's order.
+ * (brokers and the batch) are merged in the request's order. A partition
+ * with WAL-path batches of the same client connection still in flight is not
+ * sent another way (rt_out_inflight): it would overtake them.
  */
 #include "config.h"
 
@@ -114,6 +116,12 @@ static int16_t px_produce_place(px_split *sp, kc_str topic, int32_t partition, i
         px->m.produce_parts_wal++;
         return PX_ASSIGN_WAL;
     }
+    /* Earlier batches of this partition from this client still on the WAL
+     * path (the leader moved into this zone, or that zone's peers went
+     * down): going direct now would overtake them. Retriable: the client
+     * refreshes its metadata and retries once they are through. */
+    if (rt_out_inflight(px->rt, px_client_stream(sp->rq->cl), topic, partition))
+        return (int16_t)-KC_ERR_NOT_LEADER_OR_FOLLOWER;
     if (path == RT_PATH_DIRECT)
         px->m.produce_parts_direct++;
     else
@@ -156,6 +164,7 @@ static int px_split_wal_prepare(px_split *sp)
     b->transactional_id = in->transactional_id;
     b->client_id = sp->rq->hdr.client_id;
     b->arena = &sp->arena;
+    b->stream = px_client_stream(sp->rq->cl);
     b->done = px_wal_done;
     b->arg = sp;
     return 0;

@@ -44,6 +44,8 @@ struct rt_in_req {
     kc_frame *frame; /* the request (strings point into it) */
     kc_wal_append_req req;
     rt_stream *stream;
+    int32_t sender;
+    int64_t sent_ms; /* the sender's clock when it sent the request */
     rt_in_done_fn done;
     void *arg;
     int nparts;
@@ -73,8 +75,10 @@ static void rt_in_req_free(rt_in_req *r)
     free(r);
 }
 
-static void rt_in_answer(rt_in_part *p, int16_t code)
+static void rt_in_answer(rt_in_req *r, rt_in_part *p, int16_t code, const char *cause)
 {
+    if (code != KC_ERR_NONE)
+        rt_note(r->rt, "router-in", cause, code, r->sender, p->wp->topic, p->wp->partition);
     p->result = (kc_produce_resp_partition){0};
     p->result.index = p->wp->partition;
     p->result.error_code = code;
@@ -138,6 +142,7 @@ static void rt_in_sub_cb(kc_frame *resp, const char *err, void *arg)
     kc_produce_resp pr;
     int ok = 0;
     if (resp == NULL) {
+        /* As on the direct path: the client refreshes its metadata and retries. */
         kz_info("router-in: Produce to broker %d failed: %s", s->leader, err ? err : "?");
         mc_cluster_refresh_soon(rt->mc);
     } else {
@@ -168,8 +173,16 @@ static void rt_in_sub_cb(kc_frame *resp, const char *err, void *arg)
             p->result = *found;
             p->result.tags = (kc_tags){0};
             stale |= rt_is_stale(found->error_code);
+            if (found->error_code != 0)
+                rt_note(rt, "router-in", "the leader answered with this error", found->error_code, r->sender,
+                        p->wp->topic, p->wp->partition);
+        } else if (resp == NULL) {
+            rt_in_answer(r, p, KC_ERR_NOT_LEADER_OR_FOLLOWER, "Produce to the leader failed (connection)");
+        } else if (!ok) {
+            rt_in_answer(r, p, KC_ERR_REQUEST_TIMED_OUT, "malformed Produce answer from the leader");
         } else {
-            rt_in_answer(p, KC_ERR_NETWORK_EXCEPTION); /* no answer for it: the client retries */
+            /* No answer for it, though it may have been appended: the client retries. */
+            rt_in_answer(r, p, KC_ERR_REQUEST_TIMED_OUT, "the leader's answer left the partition out");
         }
     }
     if (stale)
@@ -188,28 +201,39 @@ static void rt_in_dispatch(rt_in_req *r)
     r->subs = calloc((size_t)(r->nparts ? r->nparts : 1), sizeof(*r->subs));
     if (r->subs == NULL) {
         for (int i = 0; i < r->nparts; i++)
-            rt_in_answer(&r->parts[i], KC_ERR_REQUEST_TIMED_OUT);
+            rt_in_answer(r, &r->parts[i], KC_ERR_REQUEST_TIMED_OUT, "out of memory (not appended)");
         rt_in_finish(r);
         return;
     }
     int stale = 0;
+    int64_t now = rt_wall_ms();
     /* Place every part: a sub-request per (group, leader), or a local answer. */
     for (int i = 0; i < r->nparts; i++) {
         rt_in_part *p = &r->parts[i];
         p->sub = -1;
         if (r->read_err) {
-            rt_in_answer(p, KC_ERR_REQUEST_TIMED_OUT);
+            rt_in_answer(r, p, KC_ERR_REQUEST_TIMED_OUT, "cannot read or verify its slice of the WAL object");
+            continue;
+        }
+        /* The start deadline: past it the sender (who waits longer) may have
+         * given up on this request, and a late append would come after the
+         * client's retry. acks=0: no retry to overtake, nobody waits. */
+        const kc_wal_group *pg = &r->req.groups[p->group];
+        if (pg->acks != 0 && now > r->sent_ms + pg->timeout_ms) {
+            rt_in_answer(r, p, KC_ERR_REQUEST_TIMED_OUT,
+                         "its produce timeout passed before its append could start (not appended)");
             continue;
         }
         const mc_partition *mp = v ? mc_view_partition(v, p->wp->topic, p->wp->partition) : NULL;
         if (mp == NULL || mp->leader_id < 0) {
-            rt_in_answer(p, mp == NULL ? KC_ERR_UNKNOWN_TOPIC_OR_PARTITION : KC_ERR_LEADER_NOT_AVAILABLE);
+            rt_in_answer(r, p, mp == NULL ? KC_ERR_UNKNOWN_TOPIC_OR_PARTITION : KC_ERR_LEADER_NOT_AVAILABLE,
+                         "no leader in this proxy's view");
             stale = 1;
             continue;
         }
         if (mc_cluster_broker_remote(rt->mc, v, mp->leader_id)) {
             /* The leader left this zone: appending from here would cross zones. */
-            rt_in_answer(p, KC_ERR_NOT_LEADER_OR_FOLLOWER);
+            rt_in_answer(r, p, KC_ERR_NOT_LEADER_OR_FOLLOWER, "the leader is no longer in this zone");
             stale = 1;
             continue;
         }
@@ -217,7 +241,7 @@ static void rt_in_dispatch(rt_in_req *r)
         if (ver > bmax)
             ver = bmax;
         if (ver < 3 || ver < bmin || ver > 9) {
-            rt_in_answer(p, KC_ERR_UNSUPPORTED_VERSION);
+            rt_in_answer(r, p, KC_ERR_UNSUPPORTED_VERSION, "no Produce version both client and broker speak");
             continue;
         }
         int s = 0;
@@ -273,7 +297,8 @@ static void rt_in_dispatch(rt_in_req *r)
                 evbuffer_free(eb);
                 for (int i = 0; i < r->nparts; i++)
                     if (r->parts[i].sub == s)
-                        rt_in_answer(&r->parts[i], KC_ERR_INVALID_REQUEST);
+                        rt_in_answer(r, &r->parts[i], KC_ERR_INVALID_REQUEST,
+                                     "the Produce cannot be encoded at the leader's version");
                 continue;
             }
             mc_conn *c = w.err ? NULL : mc_cluster_conn(rt->mc, sub->leader);
@@ -287,7 +312,7 @@ static void rt_in_dispatch(rt_in_req *r)
                 } else {
                     for (int i = 0; i < r->nparts; i++)
                         if (r->parts[i].sub == s)
-                            rt_in_answer(&r->parts[i], KC_ERR_NONE); /* acks=0: nothing to wait for */
+                            rt_in_answer(r, &r->parts[i], KC_ERR_NONE, NULL); /* acks=0: nothing to wait for */
                 }
                 continue;
             }
@@ -296,7 +321,8 @@ static void rt_in_dispatch(rt_in_req *r)
             evbuffer_free(eb);
         for (int i = 0; i < r->nparts; i++)
             if (r->parts[i].sub == s)
-                rt_in_answer(&r->parts[i], KC_ERR_NOT_LEADER_OR_FOLLOWER);
+                rt_in_answer(r, &r->parts[i], KC_ERR_NOT_LEADER_OR_FOLLOWER,
+                             "no connection to the leader (not appended)");
         mc_cluster_refresh_soon(rt->mc);
     }
     if (--r->pending == 0)
@@ -344,7 +370,7 @@ static void rt_in_read_cb(const ow_read_result *res, void *arg)
 }
 
 void rt_in_append(rt_router *rt, kc_frame *frame, const uint8_t *p, size_t len, int32_t sender,
-                  const void *stream, rt_in_done_fn done, void *arg)
+                  int64_t sent_ms, const void *stream, rt_in_done_fn done, void *arg)
 {
     rt_in_req *r = calloc(1, sizeof(*r));
     if (r == NULL) {
@@ -352,6 +378,8 @@ void rt_in_append(rt_router *rt, kc_frame *frame, const uint8_t *p, size_t len, 
         return;
     }
     r->rt = rt;
+    r->sender = sender;
+    r->sent_ms = sent_ms;
     r->done = done;
     r->arg = arg;
     r->frame = kc_frame_keep(frame);

@@ -6,30 +6,74 @@
 
 #include "router/rt_router.h"
 
-/* One part of a batch waiting for its object to be stored. */
+/* One part of a batch in a WAL object; its range once the object is sealed. */
 typedef struct rt_ent {
     rt_batch *b;
     int part;
     uint32_t chunk;
+    uint64_t off;
+    uint32_t len, crc32c;
 } rt_ent;
 
-/* The parts of one WAL object, in append order. */
+/* The parts of one WAL object, in append order. Once sealed (key set, or
+ * failed), it waits in its destination's queue for its KzWalAppend. */
 typedef struct rt_obj {
     uint64_t seq;
     int n, cap;
     rt_ent *ents;
+    char *key;   /* sealed and stored */
+    int failed;  /* sealed, not stored */
     struct rt_obj *next;
 } rt_obj;
 
-/* A destination zone: its writer and the objects it has not reported yet. */
+struct rt_rpc;
+
+/* A destination zone: its writer, the objects it has not reported yet, the
+ * sealed objects waiting for their KzWalAppend (one in flight at a time). */
 typedef struct rt_dest {
     char *zone;
     ow_writer *w;
-    rt_obj *head, *tail;
+    rt_obj *head, *tail;   /* appended to, not sealed yet, in seal order */
+    rt_obj *sq_head, *sq_tail; /* sealed, RPC not started, in seal order */
+    struct rt_rpc *busy;   /* the RPC in flight */
+    int kicking;
     struct rt_router *rt;
     int waiting; /* a room callback is registered */
     struct event *idle; /* seal_idle_ms timer, re-armed on every append */
 } rt_dest;
+
+/*
+ * Order key: (client stream, topic, partition) with WAL parts of live batches
+ * (submitted, done not run yet). Freed when refs drops to 0.
+ */
+typedef struct rt_okey {
+    const void *stream;
+    char *topic;
+    int32_t tlen, partition;
+    uint32_t hash;
+    int refs;          /* parts of live batches */
+    int queued;        /* parts in objects of dest, not resolved */
+    rt_dest *dest;     /* where its last part went */
+    int open_fails;    /* failed parts whose batch is not done yet */
+    uint64_t fail_from;/* submit seq of the earliest failed batch (0: none) */
+    uint64_t fail_to;  /* batches in (fail_from, fail_to) are failed, and every later one while open_fails */
+    int16_t fail_code;
+    struct rt_okey *next;
+} rt_okey;
+
+#define RT_OKEY_BUCKETS 1024
+
+/* Rate-limited WAL-path error log: first per (cause, code, peer) per 10 s. */
+typedef struct rt_logslot {
+    const char *cause;
+    int16_t code;
+    int32_t peer;
+    int64_t first_ms;
+    uint64_t suppressed;
+} rt_logslot;
+
+#define RT_LOG_SLOTS 64
+#define RT_LOG_WINDOW_MS 10000
 
 typedef struct rt_in_req rt_in_req;
 
@@ -51,6 +95,9 @@ struct rt_router {
     rt_dest *dests[64];
     rt_batch *wait_head, *wait_tail; /* batches waiting for writer memory, in order */
     rt_stream *streams;
+    uint64_t submit_seq;  /* the last batch's */
+    rt_okey *okeys[RT_OKEY_BUCKETS];
+    rt_logslot logs[RT_LOG_SLOTS];
     int closing;
 };
 
@@ -58,5 +105,16 @@ struct rt_router {
 #define RT_ERR_MESSAGE_TOO_LARGE 10
 
 void rt_in_free_all(rt_router *rt);
+
+/* rt_order.c: order keys. */
+rt_okey *rt_okey_get(rt_router *rt, const void *stream, kc_str topic, int32_t partition, int create);
+void rt_okey_unref(rt_router *rt, rt_okey *k);
+void rt_okey_free_all(rt_router *rt);
+
+/* rt_order.c: log an error a WAL-path partition got, at info, once per
+ * (cause, code, peer) per 10 s with the number not logged. side: "router-out"
+ * or "router-in"; peer: the node id at the other end (-1: none). */
+void rt_note(rt_router *rt, const char *side, const char *cause, int16_t code, int32_t peer, kc_str topic,
+             int32_t partition);
 
 #endif

@@ -28,7 +28,39 @@ int64_t rt_wall_ms(void)
 
 /* ---------------- batches ---------------- */
 
-static void rt_part_fail(rt_batch *b, int part, int16_t code)
+/* Retriable codes a later part may inherit from the failure it would overtake. */
+static int16_t rt_retriable(int16_t code)
+{
+    return code == KC_ERR_NOT_LEADER_OR_FOLLOWER || code == KC_ERR_LEADER_NOT_AVAILABLE ||
+                   code == KC_ERR_REQUEST_TIMED_OUT
+               ? code
+               : KC_ERR_REQUEST_TIMED_OUT;
+}
+
+/* A part ended with an error: later parts of its key that are in flight
+ * must not be appended before the client's retry of it. */
+static void rt_poison(rt_batch *b, int part, int16_t code)
+{
+    rt_part *p = &b->parts[part];
+    rt_okey *k = p->okey;
+    if (k == NULL || p->poisoned)
+        return;
+    p->poisoned = 1;
+    k->open_fails++;
+    if (k->fail_from == 0 || b->seq < k->fail_from) {
+        k->fail_from = b->seq;
+        k->fail_code = rt_retriable(code);
+    }
+}
+
+/* Would this part, about to be sent, overtake the retry of a failed one? */
+static int rt_overtakes(const rt_batch *b, int part)
+{
+    const rt_okey *k = b->parts[part].okey;
+    return k && k->fail_from != 0 && b->seq > k->fail_from && (k->open_fails > 0 || b->seq < k->fail_to);
+}
+
+static void rt_part_fail(rt_batch *b, int part, int16_t code, const char *cause, int32_t peer)
 {
     rt_part *p = &b->parts[part];
     p->result = (kc_produce_resp_partition){0};
@@ -39,17 +71,56 @@ static void rt_part_fail(rt_batch *b, int part, int16_t code)
     p->result.log_start_offset = -1;
     p->result.error_message = kc_str_c(NULL);
     b->rt->st.out_errors++;
+    rt_note(b->rt, "router-out", cause, code, peer, p->topic, p->partition);
+    rt_poison(b, part, code);
+}
+
+/* The batch completes: its keys are released (a failed part keeps its key
+ * failing later batches submitted up to now), then the caller is told. */
+static void rt_batch_complete(rt_batch *b)
+{
+    rt_router *rt = b->rt;
+    for (int i = 0; i < b->nparts; i++) {
+        rt_part *p = &b->parts[i];
+        rt_okey *k = p->okey;
+        if (k == NULL)
+            continue;
+        if (p->tracked) { /* cannot happen: a tracked part completes through rt_part_resolved */
+            p->tracked = 0;
+            k->queued--;
+        }
+        if (p->poisoned) {
+            p->poisoned = 0;
+            k->open_fails--;
+            if (k->fail_to < rt->submit_seq + 1)
+                k->fail_to = rt->submit_seq + 1;
+        }
+        p->okey = NULL;
+        rt_okey_unref(rt, k);
+    }
+    b->done(b, b->arg);
 }
 
 /* One part is resolved; the last one completes the batch. */
 static void rt_part_done(rt_batch *b)
 {
     if (--b->pending == 0)
-        b->done(b, b->arg);
+        rt_batch_complete(b);
+}
+
+/* A part that was in an object is resolved. */
+static void rt_part_resolved(rt_batch *b, int part)
+{
+    rt_part *p = &b->parts[part];
+    if (p->tracked) {
+        p->tracked = 0;
+        p->okey->queued--;
+    }
+    rt_part_done(b);
 }
 
 /* Copy a result into the batch (its strings into the batch's arena). */
-static void rt_part_result(rt_batch *b, int part, const kc_produce_resp_partition *r)
+static void rt_part_result(rt_batch *b, int part, const kc_produce_resp_partition *r, int32_t peer)
 {
     rt_part *p = &b->parts[part];
     p->result = *r;
@@ -82,8 +153,12 @@ static void rt_part_result(rt_batch *b, int part, const kc_produce_resp_partitio
             p->result.nrecord_errors = r->nrecord_errors;
         }
     }
-    if (r->error_code != 0)
+    if (r->error_code != 0) {
         b->rt->st.out_errors++;
+        rt_note(b->rt, "router-out", "the peer answered with this error (its own, or the leader's)", r->error_code,
+                peer, p->topic, p->partition);
+        rt_poison(b, part, r->error_code);
+    }
 }
 
 /* ---------------- destinations ---------------- */
@@ -165,8 +240,21 @@ static int rt_dest_track(rt_dest *d, uint64_t seq, rt_batch *b, int part, uint32
         o->ents = ne;
         o->cap = cap;
     }
-    o->ents[o->n++] = (rt_ent){b, part, chunk};
+    o->ents[o->n++] = (rt_ent){.b = b, .part = part, .chunk = chunk};
+    rt_part *p = &b->parts[part];
+    if (p->okey) {
+        p->tracked = 1;
+        p->okey->queued++;
+        p->okey->dest = d;
+    }
     return 0;
+}
+
+static void rt_obj_free(rt_obj *o)
+{
+    free(o->ents);
+    free(o->key);
+    free(o);
 }
 
 /* ---------------- submitting ---------------- */
@@ -204,8 +292,20 @@ static int rt_batch_feed(rt_router *rt, rt_batch *b)
         const char *zone = rt_leader_zone(rt, v, p->leader_id);
         rt_dest *d = zone ? rt_dest_get(rt, zone) : NULL;
         if (d == NULL || p->records.len <= 0) {
-            rt_part_fail(b, i, KC_ERR_LEADER_NOT_AVAILABLE);
             b->submitted++;
+            rt_part_fail(b, i, KC_ERR_LEADER_NOT_AVAILABLE, "leader's zone unknown", -1);
+            rt_part_done(b);
+            continue;
+        }
+        if (p->okey && p->okey->queued > 0 && p->okey->dest != d) {
+            /* The leader moved to another zone while earlier parts of this
+             * partition are on their way to the old one: this one would
+             * overtake them. The client refreshes its metadata and retries. */
+            b->submitted++;
+            rt->st.order_holds++;
+            rt_part_fail(b, i, KC_ERR_NOT_LEADER_OR_FOLLOWER,
+                         "held: earlier parts of this partition from this client are in flight to another zone",
+                         -1);
             rt_part_done(b);
             continue;
         }
@@ -230,13 +330,14 @@ static int rt_batch_feed(rt_router *rt, rt_batch *b)
         if (rc != OW_OK) {
             kz_warn("router: cannot add %s/%d (%d bytes) to a WAL object: %s", topic, p->partition,
                     p->records.len, ow_err_name(rc));
-            rt_part_fail(b, i, rc == OW_ETOOBIG ? RT_ERR_MESSAGE_TOO_LARGE : KC_ERR_REQUEST_TIMED_OUT);
+            rt_part_fail(b, i, rc == OW_ETOOBIG ? RT_ERR_MESSAGE_TOO_LARGE : KC_ERR_REQUEST_TIMED_OUT,
+                         "cannot add it to a WAL object", -1);
             rt_part_done(b);
             continue;
         }
         if (rt_dest_track(d, t.seq, b, i, t.chunk) != 0) {
             /* The bytes are in the object but nobody will know: fail the part. */
-            rt_part_fail(b, i, KC_ERR_REQUEST_TIMED_OUT);
+            rt_part_fail(b, i, KC_ERR_REQUEST_TIMED_OUT, "out of memory tracking it", -1);
             rt_part_done(b);
             continue;
         }
@@ -275,9 +376,18 @@ static void rt_room_cb(void *arg)
 void rt_out_submit(rt_router *rt, rt_batch *b)
 {
     b->rt = rt;
+    b->seq = ++rt->submit_seq;
     b->submitted = 0;
     b->pending = b->nparts + 1; /* +1 until every part is handed over */
     b->next_wait = NULL;
+    for (int i = 0; i < b->nparts; i++) {
+        rt_part *p = &b->parts[i];
+        p->tracked = p->poisoned = 0;
+        /* No key (out of memory): the part goes unordered by the checks. */
+        p->okey = rt_okey_get(rt, b->stream, p->topic, p->partition, 1);
+        if (p->okey)
+            p->okey->refs++;
+    }
     rt->st.out_batches++;
     /* Behind batches already waiting, so a producer's order survives. */
     if (rt->wait_tail)
@@ -290,21 +400,29 @@ void rt_out_submit(rt_router *rt, rt_batch *b)
 
 /* ---------------- the RPC ---------------- */
 
+/*
+ * One KzWalAppend in flight per destination zone: sealed objects wait in
+ * d's queue, and the next one's request is built only once the previous one
+ * has its outcome, so a failure is known (and later parts of the failed
+ * partitions held back) before anything that follows is sent. A request
+ * that may have reached a peer is never sent again.
+ */
 typedef struct rt_rpc {
     rt_router *rt;
-    rt_dest *d;
+    rt_dest *d;         /* NULL once the router is freed: the answer is dropped */
     char *key;
     int nents;
     rt_ent *ents;       /* in the order the request lists them */
     int ngroups;
     int *group_sizes;   /* parts per group, in order */
-    uint8_t *body;      /* the sealed request, kept for a retry */
+    uint8_t *body;      /* the sealed request, for another peer if one refuses at once */
     size_t body_len;
     uint8_t nonce[KC_PEER_NONCE_LEN];
     int32_t peer_id;
-    int attempts;
     int32_t wait_ms;
 } rt_rpc;
+
+static void rt_dest_kick(rt_dest *d);
 
 static void rt_rpc_free(rt_rpc *r)
 {
@@ -315,30 +433,44 @@ static void rt_rpc_free(rt_rpc *r)
     free(r);
 }
 
-static void rt_rpc_fail(rt_rpc *r, int16_t code)
+static void rt_rpc_fail(rt_rpc *r, int16_t code, const char *cause, int32_t peer)
 {
-    for (int i = 0; i < r->nents; i++) {
-        rt_part_fail(r->ents[i].b, r->ents[i].part, code);
-        rt_part_done(r->ents[i].b);
-    }
+    /* Every part first (so each failure marks its key), then the batches. */
+    for (int i = 0; i < r->nents; i++)
+        rt_part_fail(r->ents[i].b, r->ents[i].part, code, cause, peer);
+    for (int i = 0; i < r->nents; i++)
+        rt_part_resolved(r->ents[i].b, r->ents[i].part);
 }
 
 /* Every destination that got its answer (or never will) confirms, so the
  * object can be deleted. */
+static void rt_confirm(rt_router *rt, const char *key, const char *zone);
+
 static void rt_rpc_finish(rt_rpc *r)
 {
-    if (r->rt->cfg.gc)
-        (void)ow_gc_confirm(r->rt->cfg.gc, r->key, r->d->zone);
+    rt_confirm(r->rt, r->key, r->d->zone);
     rt_rpc_free(r);
 }
 
-static void rt_rpc_send(rt_rpc *r);
+static const char RT_CAUSE_LOST[] = "KzWalAppend failed after it was sent (connection lost or timed out): "
+                                    "outcome unknown, not resent";
+static const char RT_CAUSE_MAC[] = "KzWalAppend answer failed authentication: outcome unknown, not resent";
+static const char RT_CAUSE_BAD[] = "KzWalAppend answer malformed: outcome unknown, not resent";
 
 static void rt_rpc_cb(kc_frame *resp, const char *err, void *arg)
 {
     rt_rpc *r = arg;
+    rt_dest *d = r->d;
+    if (d == NULL) { /* the router is gone */
+        kc_frame_release(resp);
+        rt_rpc_free(r);
+        return;
+    }
     rt_router *rt = r->rt;
+    if (d->busy == r)
+        d->busy = NULL;
     char why[256] = "";
+    const char *cause = RT_CAUSE_LOST;
     if (resp == NULL) {
         snprintf(why, sizeof(why), "%s", err ? err : "connection failed");
     } else {
@@ -350,6 +482,7 @@ static void rt_rpc_cb(kc_frame *resp, const char *err, void *arg)
         if (p == NULL || kc_peer_verify(p, kc_rd_remain(&rd), rt->cfg.secret, rt->cfg.secret_len,
                                         KC_API_KZ_WAL_APPEND, KC_PEER_VERSION, r->nonce, &plen) != 0) {
             snprintf(why, sizeof(why), "answer failed authentication (peer_secret differs?)");
+            cause = RT_CAUSE_MAC;
         } else {
             kc_arena a;
             kc_arena_init(&a);
@@ -362,16 +495,18 @@ static void rt_rpc_cb(kc_frame *resp, const char *err, void *arg)
             if (!ok) {
                 snprintf(why, sizeof(why), "malformed answer: %s",
                          prd.err ? prd.err : "groups or partitions do not match the request");
+                cause = RT_CAUSE_BAD;
             } else {
                 int k = 0;
                 for (int g = 0; g < out.ngroups; g++)
                     for (int32_t j = 0; j < out.groups[g].nparts; j++, k++)
-                        rt_part_result(r->ents[k].b, r->ents[k].part, &out.groups[g].parts[j]);
+                        rt_part_result(r->ents[k].b, r->ents[k].part, &out.groups[g].parts[j], r->peer_id);
                 kc_arena_destroy(&a);
                 kc_frame_release(resp);
                 for (int i = 0; i < r->nents; i++)
-                    rt_part_done(r->ents[i].b);
+                    rt_part_resolved(r->ents[i].b, r->ents[i].part);
                 rt_rpc_finish(r);
+                rt_dest_kick(d);
                 return;
             }
             kc_arena_destroy(&a);
@@ -379,75 +514,131 @@ static void rt_rpc_cb(kc_frame *resp, const char *err, void *arg)
         kc_frame_release(resp);
     }
     rt->st.rpcs_failed++;
-    kz_warn("router: KzWalAppend of %s to peer %d (zone %s) failed: %s", r->key, r->peer_id, r->d->zone, why);
+    kz_warn("router: KzWalAppend of %s to peer %d (zone %s) failed: %s; its %d partitions get "
+            "REQUEST_TIMED_OUT (it may have been appended: not resent)",
+            r->key, r->peer_id, d->zone, why, r->nents);
     mc_peers_mark_down(rt->peers, r->peer_id, why);
-    if (r->attempts < 2 && !rt->closing) {
-        rt->st.rpcs_retried++;
-        rt_rpc_send(r);
-        return;
-    }
-    rt_rpc_fail(r, KC_ERR_REQUEST_TIMED_OUT);
+    rt_rpc_fail(r, KC_ERR_REQUEST_TIMED_OUT, cause, r->peer_id);
     rt_rpc_finish(r);
+    rt_dest_kick(d);
 }
 
+/* Hand r to a healthy peer of its zone; d->busy is r until its outcome. A
+ * peer whose connection refuses at once (in backoff) never saw it: the next
+ * peer may take it. No peer: r's parts fail (certainly not appended). */
 static void rt_rpc_send(rt_rpc *r)
 {
     rt_router *rt = r->rt;
-    int32_t avoid = r->attempts > 0 ? r->peer_id : -1;
-    for (;;) {
-        const mc_peer *peer = mc_peers_pick(rt->peers, r->d->zone, (uint32_t)rt->cfg.node_id, avoid);
-        if (peer == NULL || r->attempts >= 2) {
-            kz_warn("router: no healthy peer in zone %s for %s: its partitions get a retriable error",
-                    r->d->zone, r->key);
-            rt_rpc_fail(r, r->attempts > 0 ? KC_ERR_REQUEST_TIMED_OUT : KC_ERR_LEADER_NOT_AVAILABLE);
+    rt_dest *d = r->d;
+    int32_t avoid = -1;
+    for (int tries = 0;; tries++) {
+        const mc_peer *peer = tries < 8 ? mc_peers_pick(rt->peers, d->zone, (uint32_t)rt->cfg.node_id, avoid)
+                                        : NULL;
+        if (peer == NULL) {
+            kz_warn("router: no healthy peer in zone %s for %s: its %d partitions get NOT_LEADER_OR_FOLLOWER",
+                    d->zone, r->key, r->nents);
+            rt_rpc_fail(r, KC_ERR_NOT_LEADER_OR_FOLLOWER, "no healthy peer in the leader's zone (not sent)", -1);
             rt_rpc_finish(r);
             return;
         }
-        r->attempts++;
+        if (tries > 0)
+            rt->st.rpcs_retried++;
         r->peer_id = peer->node_id;
         struct evbuffer *eb = evbuffer_new();
-        if (eb && evbuffer_add(eb, r->body, r->body_len) == 0 &&
-            mc_conn_request(peer->conn, KC_API_KZ_WAL_APPEND, KC_PEER_VERSION, kc_str_c(rt->proxy_id), eb, 1,
-                            r->wait_ms + rt->cfg.rpc_timeout_ms, rt_rpc_cb, r) == 0) {
-            evbuffer_free(eb);
-            rt->st.rpcs_sent++;
-            return;
+        if (eb && evbuffer_add(eb, r->body, r->body_len) == 0) {
+            d->busy = r; /* the answer may come before mc_conn_request returns */
+            if (mc_conn_request(peer->conn, KC_API_KZ_WAL_APPEND, KC_PEER_VERSION, kc_str_c(rt->proxy_id), eb, 1,
+                                r->wait_ms + rt->cfg.rpc_timeout_ms, rt_rpc_cb, r) == 0) {
+                evbuffer_free(eb);
+                rt->st.rpcs_sent++;
+                return; /* r may be freed already */
+            }
+            d->busy = NULL;
         }
         if (eb)
             evbuffer_free(eb);
-        /* Connection in backoff: that peer is down, try the next. */
+        /* Refused at once (connection in backoff): not sent, try the next. */
         rt->st.rpcs_failed++;
         mc_peers_mark_down(rt->peers, peer->node_id, "connection refused");
         avoid = peer->node_id;
     }
 }
 
-/* Build the request for object o (key) and send it. */
-static void rt_rpc_start(rt_dest *d, rt_obj *o, const ow_sealed *obj)
+/* Fail n parts (each marks its key first), then resolve them. */
+static void rt_ents_fail(rt_ent *e, int n, int16_t code, const char *cause)
+{
+    for (int i = 0; i < n; i++)
+        rt_part_fail(e[i].b, e[i].part, code, cause, -1);
+    for (int i = 0; i < n; i++)
+        rt_part_resolved(e[i].b, e[i].part);
+}
+
+static void rt_confirm(rt_router *rt, const char *key, const char *zone)
+{
+    if (rt->cfg.gc)
+        (void)ow_gc_confirm(rt->cfg.gc, key, zone);
+}
+
+/* Build the request for sealed object o and send it. Parts that would
+ * overtake the retry of a failed earlier part of their partition fail here
+ * instead of being sent. */
+static void rt_rpc_start(rt_dest *d, rt_obj *o)
 {
     rt_router *rt = d->rt;
+    static const char oom_cause[] = "out of memory building the KzWalAppend (not sent)";
+
+    /* The order rule: o->ents keeps the parts to send, in order. */
+    rt_ent *held = malloc((size_t)(o->n ? o->n : 1) * sizeof(*held));
+    if (held == NULL) {
+        kz_err("router: out of memory building the KzWalAppend for %s", o->key);
+        rt_ents_fail(o->ents, o->n, KC_ERR_REQUEST_TIMED_OUT, oom_cause);
+        rt_confirm(rt, o->key, d->zone);
+        return;
+    }
+    int nkeep = 0, nheld = 0;
+    for (int i = 0; i < o->n; i++) {
+        if (rt_overtakes(o->ents[i].b, o->ents[i].part))
+            held[nheld++] = o->ents[i];
+        else
+            o->ents[nkeep++] = o->ents[i];
+    }
+    o->n = nkeep;
+    for (int i = 0; i < nheld; i++) {
+        const rt_okey *k = held[i].b->parts[held[i].part].okey;
+        rt->st.order_failures++;
+        rt_part_fail(held[i].b, held[i].part, k->fail_code,
+                     "not sent: an earlier batch of this partition from this client failed, and this one would "
+                     "overtake its retry",
+                     -1);
+    }
+    for (int i = 0; i < nheld; i++)
+        rt_part_resolved(held[i].b, held[i].part);
+    free(held);
+    if (nkeep == 0) {
+        rt_confirm(rt, o->key, d->zone); /* nobody will read it */
+        return;
+    }
+
     rt_rpc *r = calloc(1, sizeof(*r));
     kc_arena a;
     kc_arena_init(&a);
     struct evbuffer *eb = evbuffer_new();
-    if (r == NULL || eb == NULL || (r->key = strdup(obj->key)) == NULL)
+    kc_wal_append_req req = {.key = kc_str_c(o->key)};
+    if (r == NULL || eb == NULL || (r->key = strdup(o->key)) == NULL)
         goto oom;
     r->rt = rt;
     r->d = d;
-    r->ents = calloc((size_t)o->n, sizeof(*r->ents));
-    r->group_sizes = calloc((size_t)o->n, sizeof(int));
-    if (r->ents == NULL || r->group_sizes == NULL)
+    r->ents = calloc((size_t)nkeep, sizeof(*r->ents));
+    r->group_sizes = calloc((size_t)nkeep, sizeof(int));
+    req.groups = kc_arena_calloc(&a, (size_t)nkeep, sizeof(*req.groups));
+    if (r->ents == NULL || r->group_sizes == NULL || req.groups == NULL)
         goto oom;
 
     /* Groups: runs of the same batch (a batch's parts are appended together). */
-    kc_wal_append_req req = {.key = kc_str_c(obj->key)};
-    req.groups = kc_arena_calloc(&a, (size_t)o->n, sizeof(*req.groups));
-    if (req.groups == NULL)
-        goto oom;
-    for (int i = 0; i < o->n;) {
+    for (int i = 0; i < nkeep;) {
         rt_batch *b = o->ents[i].b;
         int j = i;
-        while (j < o->n && o->ents[j].b == b)
+        while (j < nkeep && o->ents[j].b == b)
             j++;
         kc_wal_group *g = &req.groups[req.ngroups];
         g->produce_version = b->version;
@@ -478,15 +669,13 @@ static void rt_rpc_start(rt_dest *d, rt_obj *o, const ow_sealed *obj)
         for (int bi = 0; bi < g->nbrokers; bi++) {
             kc_wal_broker *wb = &g->brokers[bi];
             for (int k = i; k < j; k++) {
-                const rt_part *p = &b->parts[o->ents[k].part];
+                const rt_ent *e = &o->ents[k];
+                const rt_part *p = &b->parts[e->part];
                 if (p->leader_id != wb->broker_id)
                     continue;
-                if (o->ents[k].chunk >= obj->nchunks)
-                    goto oom; /* cannot happen: the writer reports every chunk */
-                const ow_range *rg = &obj->chunks[o->ents[k].chunk].range;
-                wb->parts[wb->nparts++] = (kc_wal_part){p->topic, p->partition, (int64_t)rg->off,
-                                                        (int32_t)rg->len, rg->crc32c};
-                r->ents[r->nents++] = o->ents[k];
+                wb->parts[wb->nparts++] = (kc_wal_part){p->topic, p->partition, (int64_t)e->off, (int32_t)e->len,
+                                                        e->crc32c};
+                r->ents[r->nents++] = *e;
             }
         }
         r->group_sizes[req.ngroups] = r->nents - start;
@@ -497,6 +686,8 @@ static void rt_rpc_start(rt_dest *d, rt_obj *o, const ow_sealed *obj)
 
     kc_wr w;
     kc_wr_init(&w, eb, NULL);
+    /* ts_ms is also the origin of the receiver's start deadline: taken now,
+     * just before the request is handed to a connection. */
     kc_peer_auth auth = {.sender = rt->cfg.node_id, .ts_ms = rt_wall_ms()};
     kc_peer_auth_write(&w, &auth);
     kc_wal_append_req_encode(&w, &req);
@@ -514,23 +705,35 @@ static void rt_rpc_start(rt_dest *d, rt_obj *o, const ow_sealed *obj)
     rt_rpc_send(r);
     return;
 oom:
-    kz_err("router: out of memory building the KzWalAppend for %s", obj->key);
+    kz_err("router: out of memory building the KzWalAppend for %s", o->key);
     if (eb)
         evbuffer_free(eb);
     kc_arena_destroy(&a);
-    for (int i = 0; i < o->n; i++) {
-        rt_part_fail(o->ents[i].b, o->ents[i].part, KC_ERR_REQUEST_TIMED_OUT);
-        rt_part_done(o->ents[i].b);
+    if (r)
+        rt_rpc_free(r);
+    rt_ents_fail(o->ents, nkeep, KC_ERR_REQUEST_TIMED_OUT, oom_cause);
+    rt_confirm(rt, o->key, d->zone);
+}
+
+/* Start the RPCs of queued objects, one at a time per zone. */
+static void rt_dest_kick(rt_dest *d)
+{
+    if (d->kicking)
+        return; /* the loop below carries on */
+    d->kicking = 1;
+    while (d->busy == NULL && d->sq_head && !d->rt->closing) {
+        rt_obj *o = d->sq_head;
+        d->sq_head = o->next;
+        if (d->sq_head == NULL)
+            d->sq_tail = NULL;
+        if (o->failed) {
+            rt_ents_fail(o->ents, o->n, KC_ERR_REQUEST_TIMED_OUT, "its WAL object was not stored");
+        } else {
+            rt_rpc_start(d, o);
+        }
+        rt_obj_free(o);
     }
-    if (r) {
-        r->nents = 0;
-        r->rt = rt;
-        r->d = d;
-        if (r->key)
-            rt_rpc_finish(r);
-        else
-            rt_rpc_free(r);
-    }
+    d->kicking = 0;
 }
 
 static void rt_sealed_cb(const ow_sealed *obj, void *arg)
@@ -546,17 +749,34 @@ static void rt_sealed_cb(const ow_sealed *obj, void *arg)
     d->head = o->next;
     if (d->head == NULL)
         d->tail = NULL;
+    o->next = NULL;
     if (obj->err != OW_OK) {
         kz_warn("router: WAL object for zone %s not stored: %s", d->zone, obj->errmsg);
-        for (int i = 0; i < o->n; i++) {
-            rt_part_fail(o->ents[i].b, o->ents[i].part, KC_ERR_REQUEST_TIMED_OUT);
-            rt_part_done(o->ents[i].b);
-        }
+        o->failed = 1;
+    } else if ((o->key = strdup(obj->key)) == NULL) {
+        kz_err("router: out of memory queueing %s", obj->key);
+        o->failed = 1;
     } else {
-        rt_rpc_start(d, o, obj);
+        /* obj lives only during this call: copy what the RPC needs. */
+        for (int i = 0; i < o->n; i++) {
+            rt_ent *e = &o->ents[i];
+            if (e->chunk >= obj->nchunks) { /* cannot happen: the writer reports every chunk */
+                kz_err("router: %s lacks chunk %u", obj->key, (unsigned)e->chunk);
+                o->failed = 1;
+                break;
+            }
+            const ow_range *rg = &obj->chunks[e->chunk].range;
+            e->off = rg->off;
+            e->len = rg->len;
+            e->crc32c = rg->crc32c;
+        }
     }
-    free(o->ents);
-    free(o);
+    if (d->sq_tail)
+        d->sq_tail->next = o;
+    else
+        d->sq_head = o;
+    d->sq_tail = o;
+    rt_dest_kick(d);
 }
 
 /* ---------------- life cycle ---------------- */
@@ -599,15 +819,22 @@ void rt_free(rt_router *rt)
         if (d->idle)
             event_free(d->idle);
         ow_writer_free(d->w);
+        if (d->busy)
+            d->busy->d = NULL; /* its answer (or failure) frees it */
         while (d->head) {
             rt_obj *o = d->head;
             d->head = o->next;
-            free(o->ents);
-            free(o);
+            rt_obj_free(o);
+        }
+        while (d->sq_head) {
+            rt_obj *o = d->sq_head;
+            d->sq_head = o->next;
+            rt_obj_free(o);
         }
         free(d->zone);
         free(d);
     }
+    rt_okey_free_all(rt);
     free(rt->zone);
     free(rt->key_prefix);
     free(rt);

@@ -1,28 +1,39 @@
 /*
- * rt_router: zone-aware routing of Produce (see docs/ARCHITECTURE.md).
+ * rt_router: zone-aware routing of Produce (see docs/ARCHITECTURE.md,
+ * docs/PEER_RPC.md).
  *
  * router-out (in the producer's zone): partitions whose leader is in another
  * zone take the WAL path. Their record batches go into a WAL object (one
  * ow_writer per destination zone, so a destination's slices are contiguous
- * and read with one ranged GET); when the object is stored, one KzWalAppend
- * RPC per object goes to a healthy peer of the leader's zone, which answers
- * with the leader's per-partition results.
+ * and read with one ranged GET); when the object is stored it queues, in
+ * seal order, for its one KzWalAppend RPC to a healthy peer of the leader's
+ * zone, which answers with the leader's per-partition results. One RPC per
+ * zone is in flight: the next is built once the previous has its outcome.
  *
  * router-in (in the leader's zone): a KzWalAppend reads its slices with one
  * ranged GET, checks each CRC32C, and appends them to the leaders over
  * same-zone connections in ProduceRequests carrying the client's batches
- * byte for byte, with the client's acks, timeout and transactional id.
+ * byte for byte, with the client's acks, timeout and transactional id. It
+ * starts no append after the sender's ts_ms + the group's timeout.
  *
- * Order: all objects for a zone come from one writer and are reported in
- * seal order; their RPCs go, in that order, over one connection to one peer;
- * router-in starts the leader appends of one connection's RPCs in arrival
- * order whatever order their GETs finish in. So the batches of one
- * (client connection, partition) reach the leader in the client's order,
- * with many objects and RPCs in flight.
+ * At most once: an RPC that may have reached a peer is never resent (its
+ * partitions get REQUEST_TIMED_OUT); one refused at once by a connection in
+ * backoff goes to the next peer. With the start deadline (the sender waits
+ * longer), a proxy appends each slice at most once; the client's retry is a
+ * new batch.
  *
- * Failure: any failure (upload, RPC, peer, GET, CRC, leader moved) becomes a
- * retriable Kafka error on the partitions concerned; nothing is reported as
- * written before the leader said so.
+ * Order per (client connection, partition): objects are queued in seal
+ * order, one RPC per zone in flight, router-in appends one connection's
+ * RPCs in arrival order. An order key per (stream, topic, partition) with
+ * parts in flight fails, instead of sending, later parts of a partition
+ * whose earlier part failed (they would overtake the client's retry), and
+ * rt_out_inflight / the feed hold back a batch that would take another path
+ * (direct, another zone) past parts still in flight.
+ *
+ * Failure: any failure (upload, RPC, peer, GET, CRC, leader moved, deadline)
+ * becomes a retriable Kafka error on the partitions concerned, logged at info
+ * once per (cause, peer) per 10 s; nothing is reported as written before the
+ * leader said so.
  */
 #ifndef RT_ROUTER_H
 #define RT_ROUTER_H
@@ -68,8 +79,12 @@ typedef struct rt_stats {
     uint64_t out_errors;        /* WAL-path partitions answered with an error */
     uint64_t out_waits;         /* appends that waited for writer memory */
     uint64_t rpcs_sent;
-    uint64_t rpcs_failed;       /* attempts that failed (connection, timeout, bad answer) */
-    uint64_t rpcs_retried;      /* resent to another peer of the zone */
+    uint64_t rpcs_failed;       /* attempts that failed (refused, connection, timeout, bad answer) */
+    uint64_t rpcs_retried;      /* refused at once (never sent), so sent to another peer of the zone */
+    uint64_t order_holds;       /* partitions answered NOT_LEADER_OR_FOLLOWER: a path switch would overtake
+                                 * WAL parts of the same (client connection, partition) in flight */
+    uint64_t order_failures;    /* WAL parts failed, not sent: an earlier batch of their (client
+                                 * connection, partition) failed, and they would overtake its retry */
     uint64_t in_rpcs;           /* KzWalAppend served */
     uint64_t in_parts;
     uint64_t in_bytes;          /* record bytes appended for peers */
@@ -101,6 +116,10 @@ typedef struct rt_part {
     int32_t leader_id;
     kc_bytes records;   /* into the client's frame */
     kc_produce_resp_partition result; /* filled before done; strings in the batch's arena */
+    /* router-private */
+    struct rt_okey *okey; /* its (stream, topic, partition) order key, NULL if none */
+    int poisoned;         /* it failed and counts in okey->open_fails */
+    int tracked;          /* it is in an object of okey->dest, not resolved yet */
 } rt_part;
 
 typedef struct rt_batch rt_batch;
@@ -118,9 +137,11 @@ struct rt_batch {
     int nparts;
     rt_part *parts;
     kc_arena *arena;        /* for the results' strings (the caller's) */
+    const void *stream;     /* the client connection: order is kept per (stream, partition) */
     rt_batch_done_fn done;
     void *arg;
     /* router-private */
+    uint64_t seq;           /* submit sequence, from 1 */
     int pending;
     int submitted;          /* parts handed to writers so far */
     rt_router *rt;
@@ -128,6 +149,15 @@ struct rt_batch {
 };
 
 void rt_out_submit(rt_router *rt, rt_batch *b);
+
+/*
+ * 1 when WAL-path parts of (stream, topic, partition) are in flight (submitted,
+ * their batch not completed yet). A caller about to send a later batch of that
+ * partition another way (direct, cross-zone) must not let it overtake them:
+ * it answers NOT_LEADER_OR_FOLLOWER instead (the client refreshes its metadata
+ * and retries). A 1 is counted in order_holds, so call it only to decide that.
+ */
+int rt_out_inflight(rt_router *rt, const void *stream, kc_str topic, int32_t partition);
 
 /* ---- router-in ---- */
 
@@ -138,10 +168,13 @@ typedef void (*rt_in_done_fn)(struct evbuffer *resp, const char *err, void *arg)
 /*
  * Serve a KzWalAppend whose payload (after the auth header, before the MAC)
  * is p[0..len) inside frame. stream identifies the connection it came on:
- * appends of one stream start in arrival order.
+ * appends of one stream start in arrival order. sent_ms is the sender's wall
+ * clock from the (verified) auth header: a group whose leader append has not
+ * started by sent_ms + its timeout_ms is answered REQUEST_TIMED_OUT unappended,
+ * since the sender (which waits longer) may have given up on it.
  */
 void rt_in_append(rt_router *rt, kc_frame *frame, const uint8_t *p, size_t len, int32_t sender,
-                  const void *stream, rt_in_done_fn done, void *arg);
+                  int64_t sent_ms, const void *stream, rt_in_done_fn done, void *arg);
 
 /* The peer RPC client side needs this proxy's clock (wall, ms). */
 int64_t rt_wall_ms(void);
