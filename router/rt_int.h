@@ -106,6 +106,22 @@ struct rt_router {
 
 void rt_in_free_all(rt_router *rt);
 
+/* rt_out.c, for rt_rpc.c: a part's outcome. rt_part_fail records a
+ * (retriable) error with its cause for the log; rt_part_result copies the
+ * leader's answer; rt_part_resolved then releases the part (the last one
+ * completes its batch). rt_overtakes: would this part, about to be sent,
+ * overtake the client's retry of a failed earlier one (rt_order.c)? */
+void rt_part_fail(rt_batch *b, int part, int16_t code, const char *cause, int32_t peer);
+void rt_part_result(rt_batch *b, int part, const kc_produce_resp_partition *r, int32_t peer);
+void rt_part_resolved(rt_batch *b, int part);
+int rt_overtakes(const rt_batch *b, int part);
+void rt_obj_free(rt_obj *o);
+/* rt_rpc.c: the writer's report of a sealed object (stored or not), in seal
+ * order; rt_rpc_detach: the router is going, d's RPC in flight (if any) will
+ * free itself without touching d. */
+void rt_sealed_cb(const ow_sealed *obj, void *arg);
+void rt_rpc_detach(rt_dest *d);
+
 /* rt_order.c: order keys. */
 rt_okey *rt_okey_get(rt_router *rt, const void *stream, kc_str topic, int32_t partition, int create);
 void rt_okey_unref(rt_router *rt, rt_okey *k);
