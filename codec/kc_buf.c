@@ -350,6 +350,8 @@ int kc_frame_rx_fill(kc_frame_rx *rx, struct evbuffer *in, int fd)
      * call, so one fast sender does not hold the event loop: what is left
      * on the socket makes it readable again (level-triggered). */
     size_t turn = 0;
+    if (fd < 0)
+        return rx->got == rx->want ? 1 : 0; /* the input buffer is the only source */
     while (rx->got < rx->want) {
         if (turn >= KC_RX_TURN_MAX)
             return 0;

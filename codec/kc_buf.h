@@ -141,8 +141,9 @@ typedef struct kc_frame_rx {
  * nothing more, or the turn's bytes are read. A growing frame is enlarged
  * (doubling, at most to its size) only when the bytes received so far fill
  * it, so what it holds stays within twice what arrived (or KC_RX_RESERVE).
- * Only for a plain socket bufferevent: the bytes bypass any filter or TLS
- * layer. 1: complete (the caller takes rx->f, whose len is the frame's
+ * The socket is read only for a plain socket bufferevent (the bytes would
+ * bypass any filter or TLS layer): over TLS pass fd -1, and the frame fills
+ * from in alone, as the bufferevent decrypts into it. 1: complete (the caller takes rx->f, whose len is the frame's
  * size, and clears rx); 0: more to come; -1: the peer closed (errno 0), the
  * read failed (errno set) or growing the frame ran out of memory (ENOMEM). */
 int kc_frame_rx_fill(kc_frame_rx *rx, struct evbuffer *in, int fd);

@@ -587,4 +587,50 @@ int kc_record_batch_decode(kc_rd *rd, kc_record_batch *out);
 int kc_record_batches_validate(const kc_bytes *records, int allow_partial, kc_rd *rd,
                                size_t *partial_tail);
 
+/* ---------------- SASL (the proxy's own login to brokers) ----------------
+ *
+ * kzproxy only sends these (it authenticates to brokers; clients' SASL is not
+ * served), so they are not in the API table's decoded ranges: the versions
+ * are stated here. The responses are untrusted bytes from the network. */
+
+/* SaslHandshake (17), v0-v1, never flexible. v1 means the authentication
+ * bytes that follow travel in SaslAuthenticate requests (KIP-152). */
+#define KC_SASLHANDSHAKE_MAX_VERSION 1
+
+typedef struct kc_saslhandshake_req {
+    kc_str mechanism;
+} kc_saslhandshake_req;
+
+typedef struct kc_saslhandshake_resp {
+    int16_t error_code;
+    int32_t nmechanisms;
+    kc_str *mechanisms; /* the mechanisms the broker enables */
+} kc_saslhandshake_resp;
+
+int kc_saslhandshake_req_decode(kc_rd *rd, int16_t version, kc_arena *a, kc_saslhandshake_req *out);
+void kc_saslhandshake_req_encode(kc_wr *w, int16_t version, const kc_saslhandshake_req *in);
+int kc_saslhandshake_resp_decode(kc_rd *rd, int16_t version, kc_arena *a, kc_saslhandshake_resp *out);
+void kc_saslhandshake_resp_encode(kc_wr *w, int16_t version, const kc_saslhandshake_resp *in);
+
+/* SaslAuthenticate (36), v0-v2, flexible v2+. */
+#define KC_SASLAUTHENTICATE_MAX_VERSION 2
+
+typedef struct kc_saslauthenticate_req {
+    kc_bytes auth_bytes;
+    kc_tags tags;
+} kc_saslauthenticate_req;
+
+typedef struct kc_saslauthenticate_resp {
+    int16_t error_code;
+    kc_str error_message;        /* nullable */
+    kc_bytes auth_bytes;
+    int64_t session_lifetime_ms; /* v1+: 0 when the broker sets no limit */
+    kc_tags tags;
+} kc_saslauthenticate_resp;
+
+int kc_saslauthenticate_req_decode(kc_rd *rd, int16_t version, kc_arena *a, kc_saslauthenticate_req *out);
+void kc_saslauthenticate_req_encode(kc_wr *w, int16_t version, const kc_saslauthenticate_req *in);
+int kc_saslauthenticate_resp_decode(kc_rd *rd, int16_t version, kc_arena *a, kc_saslauthenticate_resp *out);
+void kc_saslauthenticate_resp_encode(kc_wr *w, int16_t version, const kc_saslauthenticate_resp *in);
+
 #endif

@@ -49,6 +49,7 @@ struct mc_cluster {
     mc_view *view;
     mc_version_range versions[KC_API_MAX + 1];
     int have_versions;
+    int versions_failures; /* ApiVersions attempts failed in a row: only the first is a warning */
     int16_t metadata_version;
     struct event *tick;     /* periodic refresh, and retry before the first view */
     struct event *soon;     /* debounced refresh on errors */
@@ -553,10 +554,15 @@ static void mc_apiversions_cb(kc_frame *resp, const char *err, void *arg)
         kc_frame_release(resp);
     }
     if (!mc->have_versions) {
-        kz_warn("cannot learn the backend's API versions: %s; retrying", err ? err : "?");
+        /* Retried every 500 ms: say it once (the connection logs each
+         * broker's reason once per streak too), the rest at debug level. */
+        kz_log(mc->versions_failures++ == 0 ? KZ_LOG_WARN : KZ_LOG_DEBUG,
+               "cannot learn the backend's API versions: %s; retrying every 500 ms", err ? err : "?");
         mc_tick_arm(mc, 500);
         return;
     }
+    if (mc->versions_failures > 0)
+        kz_info("learned the backend's API versions after %d failed attempts", mc->versions_failures);
     mc_cluster_refresh(mc, NULL, -1, 0, NULL, NULL);
 }
 

@@ -12,6 +12,15 @@
  * next request reconnects. A broker that refused a connection is not retried
  * for a short backoff: requests made then fail at once, so clients see a
  * retriable error instead of waiting.
+ *
+ * Broker connections may be secured (mc_conn_security): TLS first (the
+ * bufferevent is an OpenSSL one; "connected" means the handshake is done and
+ * the certificate verified), then SASL with the proxy's own credentials
+ * (SaslHandshake v1, SaslAuthenticate v1) before any queued request is
+ * written. A failed handshake fails the queued requests with the reason
+ * (certificate error, hostname mismatch, the broker's authentication error),
+ * starts the reconnect backoff and is logged once per failure streak of that
+ * broker address.
  */
 #ifndef MC_CONN_H
 #define MC_CONN_H
@@ -23,6 +32,26 @@
 struct event_base;
 struct evdns_base;
 struct evbuffer;
+struct mc_tls;
+struct mc_sasl;
+
+/* How a broker address's handshakes went lately: a streak of failures is
+ * logged once, and its end once (shared by every connection of a pool). */
+typedef struct mc_conn_streak {
+    uint64_t key; /* hash of host:port, 0 for an unused slot */
+    int failing;
+} mc_conn_streak;
+
+#define MC_CONN_STREAKS 64
+
+/* TLS and SASL for broker connections, shared by every connection made with
+ * the config that points to it; not owned by them (the daemon frees it after
+ * the connections). Peer proxies get none. */
+typedef struct mc_conn_security {
+    struct mc_tls *tls;         /* NULL: plaintext */
+    const struct mc_sasl *sasl; /* NULL: no SASL */
+    mc_conn_streak streaks[MC_CONN_STREAKS]; /* written by the connections */
+} mc_conn_security;
 
 typedef struct mc_conn mc_conn;
 
@@ -44,6 +73,7 @@ typedef struct mc_conn_config {
     int reconnect_backoff_ms;  /* after a failed connect */
     int quiet;                 /* connect failures and closes at debug level: the
                                 * owner logs state changes (peer health) */
+    mc_conn_security *sec;     /* TLS/SASL to brokers; NULL: plaintext, no login (peers) */
 } mc_conn_config;
 
 /* Traffic counters, shared by all connections of a pool. */
@@ -54,6 +84,9 @@ typedef struct mc_conn_stats {
     uint64_t bytes_in;
     uint64_t failures;  /* requests failed by a connection loss or timeout */
     uint64_t connects;
+    uint64_t tls_failures;  /* TLS handshakes that failed (certificate, hostname, protocol, timeout) */
+    uint64_t auth_failures; /* SASL logins that failed (refused, bad server proof, timeout, closed) */
+    uint64_t auth_ok;       /* SASL logins that succeeded */
 } mc_conn_stats;
 
 struct mc_xz;

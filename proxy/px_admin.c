@@ -172,6 +172,15 @@ static void px_admin_metrics(struct evhttp_request *req, void *arg)
               m->produce_record_bytes);
     px_metric(b, "kzproxy_fetch_record_bytes_total", "counter", "Record batch bytes fetched.",
               m->fetch_record_bytes);
+    evbuffer_add_printf(b, "# HELP kzproxy_fetch_partitions_total Fetch partitions by the replica read: "
+                           "the leader, or a follower in this proxy's zone (fetch_from_follower).\n"
+                           "# TYPE kzproxy_fetch_partitions_total counter\n"
+                           "kzproxy_fetch_partitions_total{replica=\"leader\"} %" PRIu64 "\n"
+                           "kzproxy_fetch_partitions_total{replica=\"follower\"} %" PRIu64 "\n",
+                        m->fetch_parts_leader, m->fetch_parts_follower);
+    px_metric(b, "kzproxy_fetch_follower_fallbacks_total", "counter",
+              "Fetch partitions sent back to their leader because a follower could not serve them.",
+              m->fetch_follower_fallbacks);
     px_metric(b, "kzproxy_partition_errors_total", "counter",
               "Partitions the proxy answered with an error (unknown leader, broker unreachable).",
               m->partition_errors);
@@ -200,6 +209,13 @@ static void px_admin_metrics(struct evhttp_request *req, void *arg)
               "Broker requests failed by a lost connection or a timeout.", us->failures);
     px_metric(b, "kzproxy_upstream_connects_total", "counter", "Connections opened to brokers.",
               us->connects);
+    px_metric(b, "kzproxy_upstream_tls_failures_total", "counter",
+              "TLS handshakes with brokers that failed (certificate, hostname, protocol, timeout).",
+              us->tls_failures);
+    px_metric(b, "kzproxy_upstream_sasl_failures_total", "counter",
+              "SASL logins to brokers that failed (refused, bad server proof, timeout).", us->auth_failures);
+    px_metric(b, "kzproxy_upstream_sasl_logins_total", "counter", "SASL logins to brokers that succeeded.",
+              us->auth_ok);
     px_admin_peer_metrics(px, b);
     mc_view *v = mc_cluster_view(px->mc);
     px_metric(b, "kzproxy_backend_brokers", "gauge", "Brokers in the backend view.",

@@ -51,16 +51,19 @@ struct px_client {
         int32_t broker;
         mc_conn *conn;
     } priv[8];
+    struct px_fetch_replicas *fetch_replicas; /* px_route_fetch.c: read replicas by partition */
 };
 
 const char *px_client_zone(const px_client *cl) { return cl->zone; }
 const char *px_client_peer(const px_client *cl) { return cl->peer; }
 px_proxy *px_client_proxy(const px_client *cl) { return cl->px; }
+struct px_fetch_replicas **px_client_fetch_replicas(px_client *cl) { return cl->closed ? NULL : &cl->fetch_replicas; }
 
 static void px_client_release(px_client *cl)
 {
     if (--cl->refcnt > 0)
         return;
+    px_fetch_replicas_free(cl->fetch_replicas);
     event_free(cl->resume);
     free(cl);
 }

@@ -146,6 +146,9 @@ static void px_cfg_defaults(px_config *cfg)
     cfg->prices.cross_zone_per_gb = 0.02;
     cfg->prices.s3_put_per_1000 = 0.005;
     cfg->prices.s3_get_per_1000 = 0.0004;
+    cfg->backend_tls.verify_hostname = 1;
+    cfg->fetch_from_follower = PX_FETCH_FOLLOWER_BROKER;
+    cfg->fetch_follower_retry_ms = 10000;
 }
 
 static int px_cfg_bool(json_t *obj, const char *key, const char *where, int *out, char *errstr, size_t n)
@@ -416,13 +419,78 @@ static int px_cfg_bootstrap(json_t *v, px_config *cfg, char *errstr, size_t n)
     return 0;
 }
 
+static int px_cfg_backend(json_t *obj, px_config *cfg, char *errstr, size_t n)
+{
+    static const char *const keys[] = {"tls", "sasl", NULL};
+    static const char *const tkeys[] = {"enabled", "ca_file", "verify_hostname", "cert_file", "key_file", NULL};
+    static const char *const skeys[] = {"mechanism", "username", "password", "password_file", "token",
+                                        "token_file", NULL};
+    if (!json_is_object(obj))
+        return px_cfg_err(errstr, n, "backend: expected an object");
+    if (px_cfg_known(obj, "backend.", keys, errstr, n) != 0)
+        return -1;
+    json_t *tls = json_object_get(obj, "tls");
+    if (tls) {
+        px_backend_tls *t = &cfg->backend_tls;
+        if (!json_is_object(tls))
+            return px_cfg_err(errstr, n, "backend.tls: expected an object");
+        if (px_cfg_known(tls, "backend.tls.", tkeys, errstr, n) != 0)
+            return -1;
+        t->enabled = 1; /* the object's presence turns TLS on unless "enabled": false */
+        if (px_cfg_bool(tls, "enabled", "backend.tls.", &t->enabled, errstr, n) != 0 ||
+            px_cfg_bool(tls, "verify_hostname", "backend.tls.", &t->verify_hostname, errstr, n) != 0 ||
+            px_cfg_str(tls, "ca_file", "backend.tls.", &t->ca_file, 0, errstr, n) != 0 ||
+            px_cfg_str(tls, "cert_file", "backend.tls.", &t->cert_file, 0, errstr, n) != 0 ||
+            px_cfg_str(tls, "key_file", "backend.tls.", &t->key_file, 0, errstr, n) != 0)
+            return -1;
+        if ((t->cert_file == NULL) != (t->key_file == NULL))
+            return px_cfg_err(errstr, n, "backend.tls: cert_file and key_file go together (a client certificate and its key)");
+    }
+    json_t *sasl = json_object_get(obj, "sasl");
+    if (sasl) {
+        px_backend_sasl *a = &cfg->backend_sasl;
+        if (!json_is_object(sasl))
+            return px_cfg_err(errstr, n, "backend.sasl: expected an object");
+        if (px_cfg_known(sasl, "backend.sasl.", skeys, errstr, n) != 0)
+            return -1;
+        if (px_cfg_str(sasl, "mechanism", "backend.sasl.", &a->mechanism, 1, errstr, n) != 0 ||
+            px_cfg_str(sasl, "username", "backend.sasl.", &a->username, 0, errstr, n) != 0 ||
+            px_cfg_str(sasl, "password", "backend.sasl.", &a->password, 0, errstr, n) != 0 ||
+            px_cfg_str(sasl, "password_file", "backend.sasl.", &a->password_file, 0, errstr, n) != 0 ||
+            px_cfg_str(sasl, "token", "backend.sasl.", &a->token, 0, errstr, n) != 0 ||
+            px_cfg_str(sasl, "token_file", "backend.sasl.", &a->token_file, 0, errstr, n) != 0)
+            return -1;
+        int oauth = strcmp(a->mechanism, "OAUTHBEARER") == 0;
+        if (!oauth && strcmp(a->mechanism, "PLAIN") != 0 && strcmp(a->mechanism, "SCRAM-SHA-256") != 0 &&
+            strcmp(a->mechanism, "SCRAM-SHA-512") != 0)
+            return px_cfg_err(errstr, n, "backend.sasl.mechanism: \"%s\" is not one of PLAIN, SCRAM-SHA-256, "
+                              "SCRAM-SHA-512, OAUTHBEARER", a->mechanism);
+        if (oauth) {
+            if (a->username || a->password || a->password_file)
+                return px_cfg_err(errstr, n, "backend.sasl: OAUTHBEARER takes token or token_file, not a username or password");
+            if ((a->token == NULL) == (a->token_file == NULL))
+                return px_cfg_err(errstr, n, "backend.sasl: OAUTHBEARER needs exactly one of token and token_file");
+        } else {
+            if (a->token || a->token_file)
+                return px_cfg_err(errstr, n, "backend.sasl: token and token_file are for OAUTHBEARER only");
+            if (a->username == NULL)
+                return px_cfg_err(errstr, n, "backend.sasl.username: missing (required with %s)", a->mechanism);
+            if ((a->password == NULL) == (a->password_file == NULL))
+                return px_cfg_err(errstr, n, "backend.sasl: %s needs exactly one of password and password_file",
+                                  a->mechanism);
+        }
+    }
+    return 0;
+}
+
 static int px_cfg_from_json(json_t *root, px_config *cfg, char *errstr, size_t n)
 {
     static const char *const keys[] = {"node_id", "zone", "listen", "advertised", "admin_listen",
                                        "bootstrap_servers", "peers", "log_level",
                                        "metadata_refresh_ms", "limits", "client_zones", "wal",
                                        "peer_secret", "cross_zone_policy", "health_check_ms",
-                                       "rpc_timeout_ms", "discovery", "prices", NULL};
+                                       "rpc_timeout_ms", "discovery", "prices", "backend", "fetch_from_follower",
+                                       "fetch_follower_retry_ms", NULL};
     if (!json_is_object(root))
         return px_cfg_err(errstr, n, "the top level must be a JSON object");
     if (px_cfg_known(root, "", keys, errstr, n) != 0)
@@ -495,6 +563,24 @@ static int px_cfg_from_json(json_t *root, px_config *cfg, char *errstr, size_t n
     json_t *pr = json_object_get(root, "prices");
     if (pr && px_cfg_prices(pr, &cfg->prices, errstr, n) != 0)
         return -1;
+    json_t *be = json_object_get(root, "backend");
+    if (be && px_cfg_backend(be, cfg, errstr, n) != 0)
+        return -1;
+    char *fff = NULL;
+    if (px_cfg_str(root, "fetch_from_follower", "", &fff, 0, errstr, n) != 0)
+        return -1;
+    if (fff && strcmp(fff, "broker") == 0)
+        cfg->fetch_from_follower = PX_FETCH_FOLLOWER_BROKER;
+    else if (fff && strcmp(fff, "metadata") == 0)
+        cfg->fetch_from_follower = PX_FETCH_FOLLOWER_METADATA;
+    else if (fff && strcmp(fff, "off") == 0)
+        cfg->fetch_from_follower = PX_FETCH_FOLLOWER_OFF;
+    else if (fff) {
+        free(fff);
+        return px_cfg_err(errstr, n, "fetch_from_follower: expected \"broker\", \"metadata\" or \"off\"");
+    }
+    free(fff);
+    PX_CFG_INT(root, "fetch_follower_retry_ms", "", 100, 3600000, cfg->fetch_follower_retry_ms);
     return 0;
 }
 
@@ -553,5 +639,19 @@ void px_config_free(px_config *cfg)
     for (int i = 0; i < cfg->discovery.nnameservers; i++)
         free(cfg->discovery.nameservers[i]);
     free(cfg->discovery.nameservers);
+    free(cfg->backend_tls.ca_file);
+    free(cfg->backend_tls.cert_file);
+    free(cfg->backend_tls.key_file);
+    px_backend_sasl *bs = &cfg->backend_sasl;
+    free(bs->mechanism);
+    free(bs->username);
+    if (bs->password)
+        explicit_bzero(bs->password, strlen(bs->password));
+    free(bs->password);
+    free(bs->password_file);
+    if (bs->token)
+        explicit_bzero(bs->token, strlen(bs->token));
+    free(bs->token);
+    free(bs->token_file);
     memset(cfg, 0, sizeof(*cfg));
 }

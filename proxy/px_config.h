@@ -84,6 +84,25 @@ typedef struct px_prices {
     double s3_get_per_1000;
 } px_prices;
 
+/* Security of the proxy's own connections to brokers (metadata, pooled and
+ * private connections, router-in's appends); peers are not brokers. */
+typedef struct px_backend_tls {
+    int enabled;
+    char *ca_file;       /* NULL: the system's trust store */
+    int verify_hostname; /* default 1 */
+    char *cert_file;     /* client certificate (mTLS), with key_file */
+    char *key_file;
+} px_backend_tls;
+
+typedef struct px_backend_sasl {
+    char *mechanism;     /* NULL: no SASL; PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER */
+    char *username;
+    char *password;      /* or password_file */
+    char *password_file;
+    char *token;         /* OAUTHBEARER: or token_file (re-read on each connect) */
+    char *token_file;
+} px_backend_sasl;
+
 typedef struct px_config {
     int32_t node_id;
     char *zone;
@@ -108,7 +127,18 @@ typedef struct px_config {
     int rpc_timeout_ms;      /* peer RPC timeout, on top of the produce timeout */
     px_discovery discovery;
     px_prices prices;
+    px_backend_tls backend_tls;   /* "backend": {"tls": ...} */
+    px_backend_sasl backend_sasl; /* "backend": {"sasl": ...} */
+    int fetch_from_follower;     /* PX_FETCH_FOLLOWER_*: where Fetch partitions are read (KIP-392) */
+    int fetch_follower_retry_ms; /* after a follower fails a partition: leader only for this long */
 } px_config;
+
+/* fetch_from_follower: "broker" (the default: ask the leader with the zone as
+ * rack_id, follow its PreferredReadReplica), "metadata" (the in-sync replica
+ * of the zone from the metadata), "off" (always the leader). */
+#define PX_FETCH_FOLLOWER_BROKER 0
+#define PX_FETCH_FOLLOWER_METADATA 1
+#define PX_FETCH_FOLLOWER_OFF 2
 
 /*
  * Load and validate a config file. Returns 0; or -1 with errstr naming the

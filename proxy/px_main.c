@@ -2,6 +2,8 @@
 #include "config.h"
 
 #include "common/kz_log.h"
+#include "meta-client/mc_sasl.h"
+#include "meta-client/mc_tls.h"
 #include "meta-client/mc_xzone.h"
 #include "proxy/px_proxy.h"
 
@@ -65,6 +67,55 @@ static struct evdns_base *px_dns_new(px_proxy *px, char *errstr, size_t n)
         }
     }
     return dns;
+}
+
+/* TLS and SASL for the broker connections from backend.tls / backend.sasl:
+ * *out stays NULL when neither is configured. 0, or -1 with errstr. */
+static int px_backend_security_new(const px_config *cfg, mc_conn_security **out, char *errstr, size_t n)
+{
+    *out = NULL;
+    if (!cfg->backend_tls.enabled && cfg->backend_sasl.mechanism == NULL)
+        return 0;
+    mc_conn_security *sec = calloc(1, sizeof(*sec));
+    if (sec == NULL) {
+        snprintf(errstr, n, "out of memory");
+        return -1;
+    }
+    *out = sec;
+    if (cfg->backend_tls.enabled) {
+        mc_tls_config tc = {.ca_file = cfg->backend_tls.ca_file,
+                            .verify_hostname = cfg->backend_tls.verify_hostname,
+                            .cert_file = cfg->backend_tls.cert_file,
+                            .key_file = cfg->backend_tls.key_file};
+        if ((sec->tls = mc_tls_new(&tc, errstr, n)) == NULL)
+            return -1;
+        if (!tc.verify_hostname)
+            kz_warn("backend.tls.verify_hostname is off: any certificate the CA signed is accepted for every broker");
+    }
+    if (cfg->backend_sasl.mechanism != NULL) {
+        const px_backend_sasl *b = &cfg->backend_sasl;
+        mc_sasl_config sc = {.mechanism = mc_sasl_mech_parse(b->mechanism),
+                             .username = b->username,
+                             .password = b->password,
+                             .password_file = b->password_file,
+                             .token = b->token,
+                             .token_file = b->token_file};
+        errstr[0] = '\0';
+        if ((sec->sasl = mc_sasl_new(&sc, errstr, n)) == NULL)
+            return -1;
+    }
+    kz_info("broker connections: %s%s%s", sec->tls ? "TLS" : "plaintext", sec->sasl ? ", SASL " : "",
+            sec->sasl ? mc_sasl_mech_name(mc_sasl_mechanism(sec->sasl)) : "");
+    return 0;
+}
+
+static void px_backend_security_free(mc_conn_security *sec)
+{
+    if (sec == NULL)
+        return;
+    mc_tls_free(sec->tls);
+    mc_sasl_free((mc_sasl *)sec->sasl);
+    free(sec);
 }
 
 static void px_ready_cb(mc_view *view, const char *err, void *arg)
@@ -144,6 +195,7 @@ int main(int argc, char **argv)
 
     px_proxy px;
     memset(&px, 0, sizeof(px));
+    mc_conn_security *backend_sec = NULL;
     px.cfg = &cfg;
     int rc = 1;
     px.started_wall_ms = px_peer_wall_ms();
@@ -168,6 +220,11 @@ int main(int argc, char **argv)
         .zone = cfg.zone,
         .xz = px.xz,
     };
+    if (px_backend_security_new(&cfg, &backend_sec, err, sizeof(err)) != 0) {
+        kz_err("cannot start: %s", err);
+        goto out;
+    }
+    mcfg.conn.sec = backend_sec;
     px.mc = mc_cluster_new(px.base, px.dns, &mcfg);
     if (px.mc == NULL) {
         kz_err("cannot start the backend client");
@@ -207,6 +264,7 @@ out:
         event_base_loop(px.base, EVLOOP_NONBLOCK);
     px_vc_nodes_free(&px);
     mc_cluster_free(px.mc);
+    px_backend_security_free(backend_sec);
     if (px.dns)
         evdns_base_free(px.dns, 0);
     if (px.base)

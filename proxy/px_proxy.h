@@ -60,6 +60,9 @@ typedef struct px_metrics {
     uint64_t produce_parts_direct;     /* produce partitions by path: leader in this zone */
     uint64_t produce_parts_wal;        /*   leader in another zone, through a WAL object */
     uint64_t produce_parts_cross;      /*   leader in another zone, sent straight to it */
+    uint64_t fetch_parts_leader;       /* fetch partitions sent to: their leader */
+    uint64_t fetch_parts_follower;     /*   a follower of the proxy's zone (KIP-392) */
+    uint64_t fetch_follower_fallbacks; /* partitions sent back to the leader after a follower failed */
 } px_metrics;
 
 struct mc_peers;
@@ -117,6 +120,10 @@ void px_listen_close(px_proxy *px);
  * for requests a broker may hold (long polls, group joins), one of this
  * client's own, so they never queue behind each other. NULL if unknown. */
 struct mc_conn *px_client_conn(px_client *cl, int32_t broker_id, int blocking);
+/* Where this connection's Fetch partitions read from (px_route_fetch.c owns
+ * it; freed with the connection by px_fetch_replicas_free); NULL once the
+ * connection is closed. */
+struct px_fetch_replicas **px_client_fetch_replicas(px_client *cl);
 /* The client's zone, and its address for logs. */
 const char *px_client_zone(const px_client *cl);
 const char *px_client_peer(const px_client *cl);
@@ -188,6 +195,9 @@ void px_route_listgroups(px_req *rq);
  * kept), DivergingEpoch and SnapshotId pass, unknown tags are dropped. The
  * new section is allocated in a. 0, or -1 when out of memory. */
 int px_fetch_rewrite_tags(kc_arena *a, const kc_tags *in, const px_node *nodes, int nnodes, kc_tags *out);
+/* A client connection's remembered read replicas (NULL: nothing to free). */
+struct px_fetch_replicas;
+void px_fetch_replicas_free(struct px_fetch_replicas *r);
 /* Fetch v13+: fill each topic's name from its id using the view (names point
  * into the view); unknown[t] is set for ids the view does not know. */
 void px_fetch_names_from_ids(kc_fetch_req *in, const mc_view *view, uint8_t *unknown);

@@ -107,8 +107,13 @@ int16_t px_split_place(px_split *sp, kc_str topic, int32_t partition, int *cap)
 
 int16_t px_split_sub_for(px_split *sp, int32_t broker, int *cap)
 {
+    return px_split_sub_for_variant(sp, broker, 0, cap);
+}
+
+int16_t px_split_sub_for_variant(px_split *sp, int32_t broker, int variant, int *cap)
+{
     for (int i = 0; i < sp->nsubs; i++)
-        if (sp->subs[i].broker == broker)
+        if (sp->subs[i].broker == broker && sp->subs[i].variant == variant)
             return (int16_t)i;
     if (sp->nsubs == *cap) {
         int ncap = *cap ? *cap * 2 : 4;
@@ -121,6 +126,7 @@ int16_t px_split_sub_for(px_split *sp, int32_t broker, int *cap)
     px_sub *s = &sp->subs[sp->nsubs];
     memset(s, 0, sizeof(*s));
     s->broker = broker;
+    s->variant = variant;
     kc_arena_init(&s->arena);
     return (int16_t)sp->nsubs++;
 }

@@ -1,9 +1,36 @@
 /*
- * Fetch: split by leader, each broker asked for a full fetch (no session),
- * the answers merged in the request's order with the record bytes referenced
- * from the brokers' frames. Fetch v13 topic ids are mapped to names through
- * the view for brokers below v13; a partition's KIP-951 CurrentLeader is
- * rewritten to a proxy id.
+ * Fetch: split by the replica each partition is read from, each broker asked
+ * for a full fetch (no session), the answers merged in the request's order
+ * with the record bytes referenced from the brokers' frames. Fetch v13 topic
+ * ids are mapped to names through the view for brokers below v13; a
+ * partition's KIP-951 CurrentLeader is rewritten to a proxy id.
+ *
+ * Zone-local reads (KIP-392, fetch_from_follower). A partition led in this
+ * proxy's zone is read from its leader. One led elsewhere:
+ *   "broker"   (default) goes to the leader with this proxy's zone as rack_id;
+ *              a leader with a replica selector (RackAwareReplicaSelector)
+ *              answers with no records and the PreferredReadReplica to use,
+ *              which is remembered per client connection and partition (as
+ *              the Java consumer does: for PX_FF_LEASE_MS, while that leader
+ *              leads and the view has the replica in the ISR) and the
+ *              partition's next fetches go there;
+ *   "metadata" goes to an in-sync replica of this zone from the metadata
+ *              (for backends that serve follower fetches but name no
+ *              preferred replica);
+ *   "off"      goes to the leader, rack_id "" (the behaviour before).
+ * The zone is the proxy's own, not the client's: the records travel broker ->
+ * proxy -> client, and the two differ only when a zone has no proxy, where a
+ * replica in the proxy's zone still saves one crossing.
+ * The client never sees a preferred replica (real broker ids must not reach
+ * it; it talks to the proxies of its zone): -1 always. A follower that cannot
+ * answer (OFFSET_OUT_OF_RANGE, NOT_LEADER_OR_FOLLOWER, FENCED_/
+ * UNKNOWN_LEADER_EPOCH, any other error, no answer, or a high watermark
+ * behind the client's offset for PX_FF_BEHIND_MS) sends the partition back to
+ * its leader, with rack_id "" so that the leader answers with records, for
+ * fetch_follower_retry_ms; the client gets the partition empty and without
+ * error and fetches again (the leader answers then), and
+ * fetch_follower_fallbacks counts it. Brokers below Fetch v11 serve no
+ * follower fetches: everything goes to the leader.
  */
 #include "config.h"
 
@@ -14,6 +41,192 @@
 #include <event2/buffer.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+/* A preferred read replica is used this long before the leader is asked
+ * again (the Java consumer's metadata.max.age.ms default). */
+#define PX_FF_LEASE_MS 300000
+/* A follower whose high watermark stays behind the client's fetch offset this
+ * long (it is lagging, not just one replication round behind): the leader. */
+#define PX_FF_BEHIND_MS 1000
+
+/* Sub-request variants to one broker: rack_id "" or the proxy's zone. */
+#define PX_FF_NORACK 0
+#define PX_FF_RACK 1
+
+typedef struct px_ff_entry {
+    char *topic; /* NULL: a free slot */
+    int32_t partition;
+    uint32_t hash;
+    int32_t replica;      /* the read replica a leader named, -1 none */
+    int32_t leader;       /* the leader that named it */
+    int64_t replica_until;
+    int64_t leader_until; /* after a fallback: the leader only, rack_id "", until then */
+    int64_t behind_since; /* when the follower was first seen behind the client's offset, or 0 */
+} px_ff_entry;
+
+struct px_fetch_replicas {
+    uint32_t cap, n; /* cap: a power of two, at most half full */
+    px_ff_entry *e;
+};
+
+static int64_t px_ff_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint32_t px_ff_hash(kc_str topic, int32_t partition)
+{
+    uint32_t h = 2166136261u;
+    for (int32_t i = 0; i < topic.len; i++)
+        h = (h ^ (uint8_t)topic.p[i]) * 16777619u;
+    for (int i = 0; i < 4; i++)
+        h = (h ^ (uint8_t)((uint32_t)partition >> (8 * i))) * 16777619u;
+    return h;
+}
+
+void px_fetch_replicas_free(struct px_fetch_replicas *r)
+{
+    if (r == NULL)
+        return;
+    for (uint32_t i = 0; i < r->cap; i++)
+        free(r->e[i].topic);
+    free(r->e);
+    free(r);
+}
+
+static px_ff_entry *px_ff_slot(px_ff_entry *e, uint32_t cap, kc_str topic, int32_t partition, uint32_t h)
+{
+    for (uint32_t i = h & (cap - 1);; i = (i + 1) & (cap - 1)) {
+        px_ff_entry *x = &e[i];
+        if (x->topic == NULL || (x->hash == h && x->partition == partition &&
+                                 strlen(x->topic) == (size_t)topic.len &&
+                                 memcmp(x->topic, topic.p, (size_t)topic.len) == 0))
+            return x;
+    }
+}
+
+/* The entry of a partition; created when create is set (NULL when out of
+ * memory), else NULL when there is none. */
+static px_ff_entry *px_ff_get(px_client *cl, kc_str topic, int32_t partition, int create)
+{
+    struct px_fetch_replicas **rp = px_client_fetch_replicas(cl);
+    if (rp == NULL)
+        return NULL; /* the client is gone */
+    struct px_fetch_replicas *r = *rp;
+    uint32_t h = px_ff_hash(topic, partition);
+    if (r && r->cap) {
+        px_ff_entry *x = px_ff_slot(r->e, r->cap, topic, partition, h);
+        if (x->topic || !create)
+            return x->topic ? x : NULL;
+    } else if (!create) {
+        return NULL;
+    }
+    if (r == NULL && (r = *rp = calloc(1, sizeof(*r))) == NULL)
+        return NULL;
+    if ((r->n + 1) * 2 > r->cap) {
+        uint32_t ncap = r->cap ? r->cap * 2 : 64;
+        px_ff_entry *ne = calloc(ncap, sizeof(*ne));
+        if (ne == NULL)
+            return NULL;
+        for (uint32_t i = 0; i < r->cap; i++)
+            if (r->e[i].topic)
+                *px_ff_slot(ne, ncap, kc_str_c(r->e[i].topic), r->e[i].partition, r->e[i].hash) = r->e[i];
+        free(r->e);
+        r->e = ne;
+        r->cap = ncap;
+    }
+    px_ff_entry *x = px_ff_slot(r->e, r->cap, topic, partition, h);
+    x->topic = malloc((size_t)topic.len + 1);
+    if (x->topic == NULL)
+        return NULL;
+    memcpy(x->topic, topic.p, (size_t)topic.len);
+    x->topic[topic.len] = '\0';
+    x->partition = partition;
+    x->hash = h;
+    x->replica = x->leader = -1;
+    r->n++;
+    return x;
+}
+
+static int px_ff_in_isr(const mc_partition *p, int32_t broker)
+{
+    for (int32_t i = 0; i < p->nisr; i++)
+        if (p->isr[i] == broker)
+            return 1;
+    return 0;
+}
+
+/* A follower failed this partition: its leader, without rack_id, for a while. */
+static void px_ff_fallback(px_split *sp, kc_str topic, int32_t partition, int32_t broker, int16_t err,
+                           const char *why)
+{
+    px_proxy *px = px_client_proxy(sp->rq->cl);
+    px_ff_entry *e = px_ff_get(sp->rq->cl, topic, partition, 1);
+    if (e) {
+        e->replica = -1;
+        e->behind_since = 0;
+        e->leader_until = px_ff_now() + px->cfg->fetch_follower_retry_ms;
+    }
+    px->m.fetch_follower_fallbacks++;
+    kz_dbg("client %s: %.*s-%d: follower %d %s (error %d): reading from the leader", px_client_peer(sp->rq->cl),
+           (int)topic.len, topic.p, partition, broker, why, err);
+}
+
+/* Whether Fetch partitions may be read from followers in this split, and how. */
+static int px_ff_mode(px_split *sp)
+{
+    px_proxy *px = px_client_proxy(sp->rq->cl);
+    if (sp->up_version < 11 || sp->view == NULL)
+        return PX_FETCH_FOLLOWER_OFF;
+    return px->cfg->fetch_from_follower;
+}
+
+/* Where one partition is read: the index of its sub-request, or -error code. */
+static int16_t px_fetch_place(px_split *sp, int mode, int64_t now, kc_str topic, int32_t partition, int *cap)
+{
+    px_proxy *px = px_client_proxy(sp->rq->cl);
+    int16_t code;
+    const mc_partition *p = px_split_partition(sp, topic, partition, &code);
+    if (p == NULL)
+        return (int16_t)-code;
+    int32_t leader = p->leader_id;
+    if (mode == PX_FETCH_FOLLOWER_OFF || !mc_cluster_broker_remote(px->mc, sp->view, leader)) {
+        px->m.fetch_parts_leader++;
+        return px_split_sub_for(sp, leader, cap); /* off, or the leader is in this zone */
+    }
+    px_ff_entry *e = px_ff_get(sp->rq->cl, topic, partition, mode == PX_FETCH_FOLLOWER_BROKER);
+    int32_t replica = -1;
+    if (e && e->leader_until > now) {
+        px->m.fetch_parts_leader++;
+        return px_split_sub_for_variant(sp, leader, PX_FF_NORACK, cap); /* after a fallback */
+    }
+    if (e && e->replica >= 0) { /* named by the leader */
+        if (now >= e->replica_until || e->leader != leader) {
+            e->replica = -1; /* lease over, or another leader: ask the leader again */
+        } else if (!px_ff_in_isr(p, e->replica) || mc_view_broker(sp->view, e->replica) == NULL) {
+            px->m.fetch_follower_fallbacks++; /* left the ISR: ask the leader again */
+            e->replica = -1;
+        } else {
+            replica = e->replica;
+        }
+    }
+    if (replica < 0 && mode == PX_FETCH_FOLLOWER_METADATA) {
+        for (int32_t i = 0; i < p->nisr && replica < 0; i++)
+            if (p->isr[i] != leader && mc_view_broker(sp->view, p->isr[i]) &&
+                !mc_cluster_broker_remote(px->mc, sp->view, p->isr[i]))
+                replica = p->isr[i];
+    }
+    if (replica >= 0) {
+        px->m.fetch_parts_follower++;
+        return px_split_sub_for_variant(sp, replica, PX_FF_NORACK, cap);
+    }
+    px->m.fetch_parts_leader++;
+    return px_split_sub_for_variant(sp, leader, mode == PX_FETCH_FOLLOWER_BROKER ? PX_FF_RACK : PX_FF_NORACK,
+                                    cap);
+}
 
 int px_fetch_rewrite_tags(kc_arena *a, const kc_tags *in, const px_node *nodes, int nnodes, kc_tags *out)
 {
@@ -80,6 +293,79 @@ static int px_fetch_resp_decode(px_split *sp, px_sub *s, kc_rd *rd)
     return 0;
 }
 
+/* The answer a client gets for a partition a follower could not serve. */
+static const kc_fetch_resp_partition ff_empty = {
+    .high_watermark = -1, .last_stable_offset = -1, .log_start_offset = -1,
+    .naborted_transactions = -1, .preferred_read_replica = -1};
+
+/*
+ * Zone-local reads, for one partition of the answer (placed on sub s): learn
+ * the preferred read replica a leader named; a follower's failure sends the
+ * partition back to its leader and *found becomes &ff_empty. Returns 1 when
+ * the error says the metadata may be stale.
+ */
+static int px_fetch_follower_answer(px_split *sp, const kc_fetch_req_topic *it, int32_t p, const px_sub *s,
+                                    const kc_fetch_resp_partition **found, int16_t *code)
+{
+    const kc_fetch_req_partition *rp = &it->partitions[p];
+    if (px_client_fetch_replicas(sp->rq->cl) == NULL)
+        return 0; /* the client is gone (its connections failed what was pending): nobody reads this */
+    int16_t unused;
+    const mc_partition *mp = px_split_partition(sp, it->topic, rp->partition, &unused);
+    if (mp == NULL)
+        return 0;
+    const kc_fetch_resp_partition *f = *found;
+    if (s->broker == mp->leader_id) {
+        /* The leader: it names a replica (and sends no records) when its
+         * selector prefers one for our rack_id. */
+        if (f == NULL || f->error_code != 0 || f->preferred_read_replica < 0 ||
+            f->preferred_read_replica == mp->leader_id)
+            return 0;
+        px_ff_entry *e = px_ff_get(sp->rq->cl, it->topic, rp->partition, 1);
+        if (e == NULL)
+            return 0;
+        if (mc_view_broker(sp->view, f->preferred_read_replica) != NULL) {
+            /* Followed even when named unasked (no rack_id: a leader whose
+             * selector ignores racks, or the mock): it sent no records, and
+             * asking it again would bring none either. */
+            e->replica = f->preferred_read_replica;
+            e->leader = mp->leader_id;
+            e->replica_until = px_ff_now() + PX_FF_LEASE_MS;
+            e->leader_until = 0;
+            e->behind_since = 0;
+        } else {
+            /* A broker the view does not know (yet): ask without rack_id. */
+            e->replica = -1;
+            e->leader_until = px_ff_now() + px_client_proxy(sp->rq->cl)->cfg->fetch_follower_retry_ms;
+            mc_cluster_refresh_soon(px_client_proxy(sp->rq->cl)->mc);
+        }
+        return 0;
+    }
+    /* A follower. */
+    int16_t err = f ? f->error_code : *code;
+    if (f == NULL || err != 0) {
+        px_ff_fallback(sp, it->topic, rp->partition, s->broker, err, f ? "answered an error" : "did not answer");
+        *found = &ff_empty;
+        *code = 0;
+        return px_is_stale_metadata(err) || err == KC_ERR_OFFSET_OUT_OF_RANGE;
+    }
+    px_ff_entry *e = px_ff_get(sp->rq->cl, it->topic, rp->partition, 1);
+    if (e == NULL)
+        return 0;
+    if (f->records.len == 0 && f->high_watermark >= 0 && f->high_watermark < rp->fetch_offset) {
+        int64_t now = px_ff_now();
+        if (e->behind_since == 0) {
+            e->behind_since = now;
+        } else if (now - e->behind_since >= PX_FF_BEHIND_MS) {
+            px_ff_fallback(sp, it->topic, rp->partition, s->broker, 0, "has a high watermark behind the client");
+            *found = &ff_empty;
+        }
+    } else {
+        e->behind_since = 0;
+    }
+    return 0;
+}
+
 static void px_fetch_encode(kc_wr *w, px_split *sp)
 {
     const kc_fetch_req *in = &sp->in.fetch;
@@ -96,6 +382,7 @@ static void px_fetch_encode(kc_wr *w, px_split *sp)
         return;
     }
     int stale = 0;
+    int ff = px_ff_mode(sp) != PX_FETCH_FOLLOWER_OFF;
     for (int32_t t = 0; t < in->ntopics; t++) {
         const kc_fetch_req_topic *it = &in->topics[t];
         kc_fetch_resp_topic *ot = &out.responses[t];
@@ -117,7 +404,12 @@ static void px_fetch_encode(kc_wr *w, px_split *sp)
                 code = s->r.fetch.error_code; /* the whole response failed */
             else if (s && (found = px_fetch_find(s, sp->up_version, it, it->partitions[p].partition)) == NULL)
                 code = KC_ERR_NETWORK_EXCEPTION;
-            if (found) {
+            if (ff && where >= 0 && px_fetch_follower_answer(sp, it, p, &sp->subs[where], &found, &code))
+                stale = 1;
+            if (found == &ff_empty) {
+                *op = ff_empty; /* a follower could not answer: empty, no error, the client fetches again */
+                op->partition_index = it->partitions[p].partition;
+            } else if (found) {
                 *op = *found;
                 /* Real broker ids must not reach the client: no preferred
                  * replica, and a CurrentLeader tag names the proxy its
@@ -158,6 +450,7 @@ static const px_route_ops px_fetch_ops = {px_fetch_resp_decode, px_fetch_encode}
 
 void px_route_fetch(px_req *rq)
 {
+    px_proxy *px = px_client_proxy(rq->cl);
     px_split *sp = px_split_new(rq, &px_fetch_ops);
     if (sp == NULL) {
         px_req_reject(rq, "out of memory");
@@ -180,6 +473,8 @@ void px_route_fetch(px_req *rq)
         px_fetch_names_from_ids(in, sp->view, unknown_id);
     }
     int cap = 0;
+    int mode = px_ff_mode(sp);
+    int64_t now = px_ff_now();
     if (px_split_assign_alloc(sp, in->ntopics) != 0)
         goto oom;
     for (int32_t t = 0; t < in->ntopics; t++) {
@@ -190,7 +485,7 @@ void px_route_fetch(px_req *rq)
         for (int32_t p = 0; p < it->npartitions; p++)
             sp->assign[t][p] = unknown_id && unknown_id[t]
                                    ? -KC_ERR_UNKNOWN_TOPIC_ID
-                                   : px_split_place(sp, it->topic, it->partitions[p].partition, &cap);
+                                   : px_fetch_place(sp, mode, now, it->topic, it->partitions[p].partition, &cap);
     }
     struct evbuffer **bodies = calloc((size_t)(sp->nsubs ? sp->nsubs : 1), sizeof(*bodies));
     if (bodies == NULL)
@@ -203,7 +498,8 @@ void px_route_fetch(px_req *rq)
         sub.session_epoch = -1; /* a full fetch, no session on the broker */
         sub.nforgotten_topics_data = 0;
         sub.forgotten_topics_data = NULL;
-        sub.rack_id = kc_str_c("");
+        /* KIP-392: the leader picks a read replica for this rack. */
+        sub.rack_id = kc_str_c(sp->subs[i].variant == PX_FF_RACK ? px->cfg->zone : "");
         sub.tags = (kc_tags){0};
         sub.topics = kc_arena_calloc(a, (size_t)in->ntopics, sizeof(*sub.topics));
         sub.ntopics = 0;

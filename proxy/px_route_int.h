@@ -29,6 +29,7 @@ struct mc_xz;
 
 typedef struct px_sub {
     int32_t broker;
+    int variant; /* family-specific: sub-requests to one broker that must differ (Fetch: rack_id) */
     kc_frame *resp;
     int16_t fail_code; /* non-zero: every partition of this sub gets it */
     kc_arena arena;
@@ -109,6 +110,8 @@ int16_t px_split_place(px_split *sp, kc_str topic, int32_t partition, int *cap);
 /* The index of the sub-request to broker, added when there is none yet; or
  * -UNKNOWN_SERVER_ERROR when out of memory. */
 int16_t px_split_sub_for(px_split *sp, int32_t broker, int *cap);
+/* The same, for the sub-request of that variant (px_split_sub_for: variant 0). */
+int16_t px_split_sub_for_variant(px_split *sp, int32_t broker, int variant, int *cap);
 /* The sub-request that answers an assigned partition, or NULL with the
  * error the partition gets instead (placement error, or the sub failed). */
 px_sub *px_split_answer(px_split *sp, int16_t where, int16_t *code);

@@ -114,13 +114,20 @@ def run(args, tb, pc, zones, topic):
           % (human(tot['wal']), remote_share * 100))
     # The payload meter counts the record batches of the decoded Produce requests sent to, and
     # Fetch responses received from, brokers of another zone (not the frames' other bytes).
-    fetch_payload = sum(consumed_at[n].sum('kzproxy_xzone_bytes_total', 0, category='payload', direction='in')
-                        - produced_at[n].sum('kzproxy_xzone_bytes_total', 0, category='payload', direction='in')
-                        for n in produced_at)
+    # The consumer reads through the zone-b proxy, which (fetch_from_follower "broker", the default) asks
+    # leaders in other zones with rack_id "b" and follows the replica they name (KIP-392).
+    fetch_payload = (consumed_at[reader.node_id].sum('kzproxy_xzone_bytes_total', 0, category='payload',
+                                                     direction='in')
+                     - produced_at[reader.node_id].sum('kzproxy_xzone_bytes_total', 0, category='payload',
+                                                       direction='in'))
+    fetched = (consumed_at[reader.node_id].sum('kzproxy_fetch_record_bytes_total', 0)
+               - produced_at[reader.node_id].sum('kzproxy_fetch_record_bytes_total', 0))
     print('Payload bytes across zones:  %s (while producing; measured from the decoded Produce/Fetch frames)'
           % human(tot['payload']))
-    print('Fetch payload across zones:  %s (consume phase: batches the zone-b proxy fetched from leaders in '
-          'zones a and c)' % human(fetch_payload))
+    print('Fetch payload across zones:  %s of %s fetched (consume phase, zone-b proxy: %s)'
+          % (human(fetch_payload), human(fetched),
+             'read from the zone-b replica each leader named' if args.kafka else
+             'the mock names no read replica, so the leaders in zones a and c serve'))
     print('All bytes across zones:      %s (%.3f%% of payload: RPCs and metadata)'
           % (human(tot['xall']), 100.0 * tot['xall'] / max(1, tot['produced'])))
     print('S3 requests:                 %d PUTs, %d GETs' % (tot['puts'], tot['gets']))

@@ -475,7 +475,7 @@ class KafkaBed(_Bed):
         procs = []
         for n in self.nodes:
             argv = list(n.prefix) + java_argv('kafka.tools.StorageTool', heap='128m') + [
-                'format', '-t', cluster_id, '-c', n.props_path, '--ignore-formatted'] + scram
+                'format', '--cluster-id=' + cluster_id, '-c', n.props_path, '--ignore-formatted'] + scram
             out = open(os.path.join(n.dir, 'format.log'), 'wb')
             procs.append((n, out, subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
                                                    stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)))

@@ -62,6 +62,8 @@ BAD = [
      'wal.flush_ms: 0 is out of range'),
     ('peer_secret too short', variant(peer_secret='short'), 'peer_secret: too short'),
     ('cross_zone_policy unknown', variant(cross_zone_policy='cheap'), 'cross_zone_policy: expected "wal" or "direct"'),
+    ('fetch_from_follower unknown', variant(fetch_from_follower='leader'),
+     'fetch_from_follower: expected "broker", "metadata" or "off"'),
     ('discovery without port', variant(discovery={'dns_name': 'kz.local'}), 'discovery.port: missing'),
     ('price negative', variant(prices={'cross_zone_per_gb': -1}), 'prices.cross_zone_per_gb: -1 is out of range'),
     ('discovery without peer_secret', variant(discovery={'dns_name': 'kz.internal', 'port': 9092}),

@@ -150,6 +150,41 @@ START_TEST(test_wal_unsigned_payload)
 }
 END_TEST
 
+/* fetch_from_follower: "broker" by default, "metadata", "off", else an error;
+ * fetch_follower_retry_ms 10000 by default. */
+START_TEST(test_fetch_from_follower_config)
+{
+    static const char *const fmt = "{\"node_id\":1,\"zone\":\"a\",\"listen\":\"127.0.0.1:9092\","
+                                   "\"bootstrap_servers\":[\"127.0.0.1:1\"]%s}";
+    static const struct {
+        const char *extra;
+        int ok, mode, retry;
+    } cases[] = {{"", 1, PX_FETCH_FOLLOWER_BROKER, 10000},
+                 {",\"fetch_from_follower\":\"broker\"", 1, PX_FETCH_FOLLOWER_BROKER, 10000},
+                 {",\"fetch_from_follower\":\"metadata\"", 1, PX_FETCH_FOLLOWER_METADATA, 10000},
+                 {",\"fetch_from_follower\":\"off\",\"fetch_follower_retry_ms\":500", 1,
+                  PX_FETCH_FOLLOWER_OFF, 500},
+                 {",\"fetch_from_follower\":\"leader\"", 0, 0, 0},
+                 {",\"fetch_from_follower\":true", 0, 0, 0},
+                 {",\"fetch_follower_retry_ms\":5", 0, 0, 0}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char json[512], err[256] = "";
+        px_config cfg;
+        snprintf(json, sizeof(json), fmt, cases[i].extra);
+        int rc = px_config_parse(json, &cfg, err, sizeof(err));
+        if (cases[i].ok) {
+            ck_assert_msg(rc == 0, "%s: %s", cases[i].extra, err);
+            ck_assert_int_eq(cfg.fetch_from_follower, cases[i].mode);
+            ck_assert_int_eq(cfg.fetch_follower_retry_ms, cases[i].retry);
+        } else {
+            ck_assert_msg(rc == -1, "%s accepted", cases[i].extra);
+            ck_assert_msg(strstr(err, "fetch_f") != NULL, "%s", err);
+        }
+        px_config_free(&cfg);
+    }
+}
+END_TEST
+
 /* A Fetch partition's tags: CurrentLeader names the proxy the real leader
  * maps to, the epoch stays, DivergingEpoch passes, unknown tags go. */
 START_TEST(test_fetch_rewrite_tags)
@@ -483,6 +518,7 @@ int main(void)
     tcase_add_test(tc, test_hostport);
     tcase_add_test(tc, test_cidr_map);
     tcase_add_test(tc, test_wal_unsigned_payload);
+    tcase_add_test(tc, test_fetch_from_follower_config);
     tcase_add_test(tc, test_fetch_rewrite_tags);
     tcase_add_test(tc, test_fetch_names_from_ids);
     tcase_add_test(tc, test_listgroups_merge);

@@ -1,0 +1,40 @@
+/*
+ * mc_tls: TLS to brokers. One SSL_CTX for the process (TLS 1.2 or later,
+ * the peer's certificate verified against ca_file or the system's trust
+ * store, an optional client certificate for mTLS), and per connection an
+ * SSL that checks the broker's certificate names the address the proxy
+ * dialled: the host or IP the broker advertises in Metadata (or the
+ * bootstrap address), unless verify_hostname is off.
+ */
+#ifndef MC_TLS_H
+#define MC_TLS_H
+
+#include <stddef.h>
+
+typedef struct ssl_st SSL;
+
+typedef struct mc_tls_config {
+    const char *ca_file;   /* PEM CA certificates; NULL: the system's default trust store */
+    int verify_hostname;   /* check the certificate's SAN/CN against the dialled host or IP */
+    const char *cert_file; /* PEM client certificate chain (mTLS), or NULL */
+    const char *key_file;  /* its unencrypted PEM private key; with cert_file */
+} mc_tls_config;
+
+typedef struct mc_tls mc_tls;
+
+/* Build the context, loading the CA and client certificate files now so a
+ * bad path fails at startup. NULL with errstr (file and OpenSSL's reason). */
+mc_tls *mc_tls_new(const mc_tls_config *cfg, char *errstr, size_t errstr_size);
+void mc_tls_free(mc_tls *t);
+
+/* A client SSL for a connection to host (a DNS name or an IP literal): SNI
+ * for names, and the name or address the certificate must carry. NULL when
+ * out of memory. The caller (its bufferevent) owns and frees it. */
+SSL *mc_tls_ssl_new(mc_tls *t, const char *host);
+
+/* Why a handshake failed, as a sentence: the certificate verify error
+ * (e.g. "certificate verify failed: hostname mismatch (expected 10.0.0.5)"),
+ * else OpenSSL's error for err (non-zero), else a generic text. */
+void mc_tls_describe_failure(SSL *ssl, const char *host, unsigned long err, char *buf, size_t n);
+
+#endif
