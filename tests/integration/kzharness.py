@@ -600,7 +600,12 @@ def produce(bootstrap, topic, messages, config=None, timeout=60):
 
 def consume_all(bootstrap, topic, partitions=None, config=None, timeout=60):
     """Read every partition of topic from the beginning to its end (no group
-    commits); returns [(partition, offset, key, value)] in consumed order."""
+    commits); returns [(partition, offset, key, value)] in consumed order.
+
+    The end is each partition's high watermark asked of its leader
+    (ListOffsets) when the read starts, not the first end-of-partition event:
+    a read served by a follower (KIP-392, kzproxy's default zone-local fetch)
+    can report its end while the follower still lags the leader."""
     from confluent_kafka import Consumer, KafkaError, TopicPartition, OFFSET_BEGINNING
     conf = {'bootstrap.servers': bootstrap, 'group.id': 'kzharness-%d-%d' % (os.getpid(), time.monotonic_ns()),
             'enable.auto.commit': False, 'enable.partition.eof': True, 'session.timeout.ms': 6000}
@@ -613,23 +618,33 @@ def consume_all(bootstrap, topic, partitions=None, config=None, timeout=60):
             if t is None or t.error is not None:
                 raise HarnessError('consume %s: no metadata: %s' % (topic, t.error if t else 'missing'))
             partitions = sorted(t.partitions)
-        c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-        pending, out = set(partitions), []
         deadline = time.monotonic() + timeout
+        ends = {}
+        for p in partitions:
+            try:
+                ends[p] = c.get_watermark_offsets(TopicPartition(topic, p), timeout=max(1.0, min(10.0, timeout)))[1]
+            except Exception as e:  # the client's own error type
+                raise HarnessError('consume %s: end offset of partition %d: %s' % (topic, p, e))
+        c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        pending, out = {p for p in partitions if ends[p] > 0}, []
         while pending:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise HarnessError('consume %s: partitions %s not at end after %.0fs (%d messages read)'
-                                   % (topic, sorted(pending), timeout, len(out)))
+                raise HarnessError('consume %s: partitions %s not at their end offsets %s after %.0fs '
+                                   '(%d messages read)' % (topic, sorted(pending), {p: ends[p] for p in pending},
+                                                           timeout, len(out)))
             msg = c.poll(min(left, 1.0))
             if msg is None:
                 continue
             if msg.error() is not None:
                 if msg.error().code() == KafkaError._PARTITION_EOF:
-                    pending.discard(msg.partition())
+                    if msg.offset() >= ends.get(msg.partition(), 0):
+                        pending.discard(msg.partition())
                     continue
                 raise HarnessError('consume %s: %s' % (topic, msg.error()))
             out.append((msg.partition(), msg.offset(), msg.key(), msg.value()))
+            if msg.offset() + 1 >= ends.get(msg.partition(), 0):
+                pending.discard(msg.partition())
         return out
     finally:
         c.close()
