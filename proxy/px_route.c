@@ -54,6 +54,9 @@ px_split *px_split_new(px_req *rq, const px_route_ops *ops)
 
 void px_split_free(px_split *sp)
 {
+    for (int i = 0; i < sp->ndirect; i++)
+        rt_out_direct_end(sp->px->rt, sp->direct[i]); /* px->rt is NULL once the router is freed */
+    free(sp->direct);
     for (int i = 0; i < sp->nsubs; i++) {
         kc_frame_release(sp->subs[i].resp);
         kc_arena_destroy(&sp->subs[i].arena);

@@ -89,6 +89,12 @@ struct px_split {
     } *cbs;
     rt_batch wal;     /* Produce: the partitions on the WAL path */
     kc_frame *frame;  /* the client's frame, kept while the WAL path needs it */
+    /* Produce: partitions sent straight to a broker, registered with the
+     * router (rt_out_direct_begin) so a WAL-path batch of the same partition
+     * does not overtake them; ended when the split is freed. */
+    struct px_proxy *px;
+    struct rt_okey **direct;
+    int ndirect, direct_cap;
 };
 
 /* assign[][] value of a partition on the WAL path. */

@@ -126,6 +126,23 @@ static int16_t px_produce_place(px_split *sp, kc_str topic, int32_t partition, i
         px->m.produce_parts_direct++;
     else
         px->m.produce_parts_cross++;
+    /* And the other way round: while this one is on its way to the broker,
+     * a later batch of the partition must not take the WAL path past it. */
+    if (px->rt && sp->ndirect == sp->direct_cap) {
+        int ncap = sp->direct_cap ? sp->direct_cap * 2 : 8;
+        struct rt_okey **nd = realloc(sp->direct, (size_t)ncap * sizeof(*nd));
+        if (nd == NULL)
+            return (int16_t)-KC_ERR_NOT_LEADER_OR_FOLLOWER; /* retriable */
+        sp->direct = nd;
+        sp->direct_cap = ncap;
+    }
+    if (px->rt) {
+        struct rt_okey *k = rt_out_direct_begin(px->rt, px_client_stream(sp->rq->cl), topic, partition);
+        if (k == NULL)
+            return (int16_t)-KC_ERR_NOT_LEADER_OR_FOLLOWER;
+        sp->px = px;
+        sp->direct[sp->ndirect++] = k;
+    }
     return px_split_sub_for(sp, p->leader_id, cap);
 }
 

@@ -51,7 +51,8 @@ typedef struct rt_okey {
     char *topic;
     int32_t tlen, partition;
     uint32_t hash;
-    int refs;          /* parts of live batches */
+    int refs;          /* parts of live batches, and direct sends (below) */
+    int direct;        /* direct or cross-zone sends in flight (px_route_produce) */
     int queued;        /* parts in objects of dest, not resolved */
     rt_dest *dest;     /* where its last part went */
     int open_fails;    /* failed parts whose batch is not done yet */

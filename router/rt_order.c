@@ -101,12 +101,32 @@ void rt_okey_free_all(rt_router *rt)
     }
 }
 
+rt_okey *rt_out_direct_begin(rt_router *rt, const void *stream, kc_str topic, int32_t partition)
+{
+    if (rt == NULL)
+        return NULL;
+    rt_okey *k = rt_okey_get(rt, stream, topic, partition, 1);
+    if (k) {
+        k->refs++;
+        k->direct++;
+    }
+    return k;
+}
+
+void rt_out_direct_end(rt_router *rt, rt_okey *k)
+{
+    if (rt == NULL || k == NULL)
+        return;
+    k->direct--;
+    rt_okey_unref(rt, k);
+}
+
 int rt_out_inflight(rt_router *rt, const void *stream, kc_str topic, int32_t partition)
 {
     if (rt == NULL)
         return 0;
     rt_okey *k = rt_okey_get(rt, stream, topic, partition, 0);
-    if (k == NULL || k->refs <= 0)
+    if (k == NULL || k->refs - k->direct <= 0)
         return 0;
     rt->st.order_holds++;
     rt_note(rt, "router-out", "held: WAL parts of this partition from this client are in flight, a direct "

@@ -296,14 +296,17 @@ static int rt_batch_feed(rt_router *rt, rt_batch *b)
             rt_part_done(b);
             continue;
         }
-        if (p->okey && p->okey->queued > 0 && p->okey->dest != d) {
-            /* The leader moved to another zone while earlier parts of this
-             * partition are on their way to the old one: this one would
-             * overtake them. The client refreshes its metadata and retries. */
+        if (p->okey && ((p->okey->queued > 0 && p->okey->dest != d) || p->okey->direct > 0)) {
+            /* The leader moved to another zone (or out of this one) while
+             * earlier parts of this partition are on their way to the old
+             * one (or straight to the old leader): this one would overtake
+             * them. The client refreshes its metadata and retries. */
             b->submitted++;
             rt->st.order_holds++;
             rt_part_fail(b, i, KC_ERR_NOT_LEADER_OR_FOLLOWER,
-                         "held: earlier parts of this partition from this client are in flight to another zone",
+                         p->okey->direct > 0
+                             ? "held: an earlier batch of this partition from this client is in flight to a broker"
+                             : "held: earlier parts of this partition from this client are in flight to another zone",
                          -1);
             rt_part_done(b);
             continue;

@@ -149,6 +149,15 @@ struct rt_batch {
 };
 
 void rt_out_submit(rt_router *rt, rt_batch *b);
+/* A Produce partition sent straight to a broker (direct or cross-zone):
+ * while it is in flight, a WAL-path batch of the same (stream, partition)
+ * is held (NOT_LEADER_OR_FOLLOWER) rather than let overtake it, as the leader
+ * moved out of this zone. Returns a handle for rt_out_direct_end (NULL when
+ * there is no router or no memory: then nothing is held). rt_out_direct_end
+ * with a NULL router (freed at shutdown) does nothing. */
+struct rt_okey;
+struct rt_okey *rt_out_direct_begin(rt_router *rt, const void *stream, kc_str topic, int32_t partition);
+void rt_out_direct_end(rt_router *rt, struct rt_okey *k);
 
 /*
  * 1 when WAL-path parts of (stream, topic, partition) are in flight (submitted,
