@@ -89,6 +89,11 @@ static void px_produce_encode(kc_wr *w, px_split *sp)
                 px->m.partition_errors++;
             }
             stale |= px_is_stale_metadata(op->error_code);
+            /* A batch that did not take the WAL path (router-out records
+             * its own) failed: later ones of the producer wait for its retry. */
+            if (op->error_code != 0 && where != PX_ASSIGN_WAL)
+                rt_out_seq_failed(px->rt, px_client_stream(sp->rq->cl), it->name, it->partitions[p].index,
+                                  it->partitions[p].records, op->error_code);
         }
     }
     for (int i = 0; i < sp->nsubs; i++)
@@ -104,13 +109,18 @@ static const px_route_ops px_produce_ops = {px_produce_resp_decode, px_produce_e
 
 /* Decide where one partition goes: a sub index, PX_ASSIGN_WAL (records, leader
  * in a zone with a healthy peer), or -error code. */
-static int16_t px_produce_place(px_split *sp, kc_str topic, int32_t partition, int *cap, int wal_ok)
+static int16_t px_produce_place(px_split *sp, kc_str topic, int32_t partition, kc_bytes records, int *cap,
+                                int wal_ok)
 {
     int16_t code;
     const mc_partition *p = px_split_partition(sp, topic, partition, &code);
     if (p == NULL)
         return (int16_t)-code;
     px_proxy *px = px_client_proxy(sp->rq->cl);
+    /* An earlier batch of this idempotent producer failed and has not been
+     * retried: this later one must not land first (either path). */
+    if (rt_out_seq_hold(px->rt, px_client_stream(sp->rq->cl), topic, partition, records))
+        return (int16_t)-KC_ERR_NOT_LEADER_OR_FOLLOWER;
     int path = rt_out_path(px->rt, sp->view, p->leader_id);
     if (path == RT_PATH_WAL && wal_ok) {
         px->m.produce_parts_wal++;
@@ -213,7 +223,8 @@ void px_route_produce(px_req *rq)
             goto oom;
         for (int32_t p = 0; p < it->npartitions; p++) {
             int32_t rlen = it->partitions[p].records.len;
-            sp->assign[t][p] = px_produce_place(sp, it->name, it->partitions[p].index, &cap, rlen > 0);
+            sp->assign[t][p] = px_produce_place(sp, it->name, it->partitions[p].index, it->partitions[p].records,
+                                                &cap, rlen > 0);
             px->m.produce_partitions++;
             if (rlen > 0)
                 px->m.produce_record_bytes += (uint64_t)rlen;

@@ -53,6 +53,13 @@ typedef struct rt_okey {
     uint32_t hash;
     int refs;          /* parts of live batches, and direct sends (below) */
     int direct;        /* direct or cross-zone sends in flight (px_route_produce) */
+    /* An idempotent producer's batch of this key failed (retriably) and its
+     * retry has not come yet: later sequences are held until it does
+     * (rt_out_seq_*). retry_mark holds one of refs. */
+    int retry_mark;
+    int16_t retry_epoch;
+    int32_t retry_seq;
+    int64_t retry_pid, retry_until_ms;
     int queued;        /* parts in objects of dest, not resolved */
     rt_dest *dest;     /* where its last part went */
     int open_fails;    /* failed parts whose batch is not done yet */

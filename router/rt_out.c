@@ -46,6 +46,7 @@ static void rt_poison(rt_batch *b, int part, int16_t code)
     if (k == NULL || p->poisoned)
         return;
     p->poisoned = 1;
+    rt_out_seq_failed(b->rt, b->stream, p->topic, p->partition, p->records, code);
     k->open_fails++;
     if (k->fail_from == 0 || b->seq < k->fail_from) {
         k->fail_from = b->seq;

@@ -167,6 +167,18 @@ void rt_out_direct_end(rt_router *rt, struct rt_okey *k);
  * and retries). A 1 is counted in order_holds, so call it only to decide that.
  */
 int rt_out_inflight(rt_router *rt, const void *stream, kc_str topic, int32_t partition);
+/* An idempotent producer's sequences across failures, as a broker checks
+ * them (the mock does not, and a batch sent another way than a failed one
+ * must not land before its retry): rt_out_seq_failed records that the batch
+ * in records (record batch v2: producer id, epoch, base sequence) of
+ * (stream, partition) failed with a retriable code; until its retry comes
+ * (a batch of that producer with a base sequence at or below it, or 30 s),
+ * rt_out_seq_hold returns 1 for later sequences, which the caller answers
+ * NOT_LEADER_OR_FOLLOWER (counted as an order hold). Batches of producers
+ * without an id are never held. */
+void rt_out_seq_failed(rt_router *rt, const void *stream, kc_str topic, int32_t partition, kc_bytes records,
+                       int16_t code);
+int rt_out_seq_hold(rt_router *rt, const void *stream, kc_str topic, int32_t partition, kc_bytes records);
 
 /* ---- router-in ---- */
 
