@@ -279,10 +279,15 @@ static void mc_conn_handshake_failed(mc_conn *c, int tls, const char *why)
             c->stats->auth_failures++;
     }
     char msg[600];
-    snprintf(msg, sizeof(msg), "broker %d (%s:%d): %s", c->broker_id, c->host, c->port, why);
+    const char *kind = c->cfg.kind ? c->cfg.kind : "broker";
+    if (c->broker_id >= 0)
+        snprintf(msg, sizeof(msg), "%s %d (%s:%d): %s", kind, c->broker_id, c->host, c->port, why);
+    else /* a discovery probe: who answers there is not known yet */
+        snprintf(msg, sizeof(msg), "%s %s:%d: %s", kind, c->host, c->port, why);
     int first = mc_conn_streak_note(c, 1);
-    kz_log(first && !c->cfg.quiet ? KZ_LOG_WARN : KZ_LOG_DEBUG, "%s%s", msg,
-           first ? " (logged once until a handshake with this broker succeeds)" : "");
+    kz_log(first && !c->cfg.quiet ? KZ_LOG_WARN : KZ_LOG_DEBUG, "%s%s%s%s", msg,
+           first ? " (logged once until a handshake with this " : "", first ? kind : "",
+           first ? " succeeds)" : "");
     c->backoff_until_ms = mc_now_ms() + c->cfg.reconnect_backoff_ms;
     mc_conn_fail_all(c, msg, 1);
 }
@@ -292,8 +297,8 @@ static void mc_conn_up(mc_conn *c)
 {
     c->state = MC_UP;
     if (c->cfg.sec != NULL && mc_conn_streak_note(c, 0))
-        kz_log(c->cfg.quiet ? KZ_LOG_DEBUG : KZ_LOG_INFO, "broker %d (%s:%d): %s%s%s handshake succeeded again",
-               c->broker_id, c->host, c->port, c->cfg.sec->tls ? "TLS" : "",
+        kz_log(c->cfg.quiet ? KZ_LOG_DEBUG : KZ_LOG_INFO, "%s %d (%s:%d): %s%s%s handshake succeeded again",
+               c->cfg.kind ? c->cfg.kind : "broker", c->broker_id, c->host, c->port, c->cfg.sec->tls ? "TLS" : "",
                c->cfg.sec->tls && c->cfg.sec->sasl ? " and " : "", c->cfg.sec->sasl ? "SASL" : "");
     mc_conn_pump(c);
 }

@@ -46,7 +46,7 @@ typedef struct mc_conn_streak {
 
 /* TLS and SASL for broker connections, shared by every connection made with
  * the config that points to it; not owned by them (the daemon frees it after
- * the connections). Peer proxies get none. */
+ * the connections). Peer proxies get TLS only, or none. */
 typedef struct mc_conn_security {
     struct mc_tls *tls;         /* NULL: plaintext */
     const struct mc_sasl *sasl; /* NULL: no SASL */
@@ -73,7 +73,10 @@ typedef struct mc_conn_config {
     int reconnect_backoff_ms;  /* after a failed connect */
     int quiet;                 /* connect failures and closes at debug level: the
                                 * owner logs state changes (peer health) */
-    mc_conn_security *sec;     /* TLS/SASL to brokers; NULL: plaintext, no login (peers) */
+    mc_conn_security *sec;     /* TLS and/or SASL; NULL: plaintext, no login. Peer proxies
+                                * get TLS only (peer_tls): the peer RPC has its own HMAC */
+    const char *kind;          /* what the far end is called in logs and errors: NULL
+                                * "broker", or "peer" */
 } mc_conn_config;
 
 /* Traffic counters, shared by all connections of a pool. */

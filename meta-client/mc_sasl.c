@@ -2,6 +2,8 @@
 
 #include "meta-client/mc_sasl.h"
 
+#include "common/kz_scram.h"
+
 #include <errno.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -276,84 +278,18 @@ int mc_sasl_session_set_nonce(mc_sasl_session *ss, const char *nonce)
     return ss->nonce ? 0 : -1;
 }
 
-/* ---------------- base64 (strict: canonical padding, no whitespace) ---------------- */
+/* base64, HMAC and the SCRAM key derivation live in common/kz_scram (shared
+ * with the proxy's server side). */
+static char *mc_b64(const uint8_t *p, size_t n) { return kz_b64_encode(p, n); }
 
-static char *mc_b64(const uint8_t *p, size_t n)
-{
-    char *out = malloc(4 * ((n + 2) / 3) + 1);
-    if (out)
-        EVP_EncodeBlock((unsigned char *)out, p, (int)n);
-    return out;
-}
-
-static int mc_b64_val(char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
-/* Decode n characters into out (room for cap bytes); -1 when not base64 or too long. */
 static long mc_unb64(const char *s, size_t n, uint8_t *out, size_t cap)
 {
-    if (n == 0 || n % 4 != 0)
-        return -1;
-    size_t o = 0;
-    for (size_t i = 0; i < n; i += 4) {
-        int v[4], pad = 0;
-        for (int k = 0; k < 4; k++) {
-            if (s[i + k] == '=' && i + 4 == n && k >= 2) {
-                v[k] = 0;
-                pad++;
-            } else {
-                if (pad)
-                    return -1; /* data after padding */
-                if ((v[k] = mc_b64_val(s[i + k])) < 0)
-                    return -1;
-            }
-        }
-        uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
-        size_t take = 3 - (size_t)pad;
-        if ((pad == 1 && (w & 0xff) != 0) || (pad == 2 && (w & 0xffff) != 0))
-            return -1; /* non-canonical: bits set past the data */
-        if (o + take > cap)
-            return -1;
-        out[o++] = (uint8_t)(w >> 16);
-        if (take > 1)
-            out[o++] = (uint8_t)(w >> 8);
-        if (take > 2)
-            out[o++] = (uint8_t)w;
-    }
-    return (long)o;
+    return kz_b64_decode(s, n, out, cap);
 }
 
 /* ---------------- SCRAM parsers ---------------- */
 
-/* The next attribute "x=value" of a comma-separated message: *key, value and
- * its length; p advances past the comma. 0, or -1 when malformed. */
-static int mc_scram_attr(const char **p, const char *end, char *key, const char **val, size_t *vlen)
-{
-    const char *s = *p;
-    if (end - s < 2 || s[1] != '=' || !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z')))
-        return -1;
-    *key = s[0];
-    const char *v = s + 2;
-    const char *c = memchr(v, ',', (size_t)(end - v));
-    if (c != NULL && c + 1 == end)
-        return -1; /* a trailing comma: an empty attribute */
-    *val = v;
-    *vlen = (size_t)((c ? c : end) - v);
-    *p = c ? c + 1 : end;
-    return 0;
-}
+#define mc_scram_attr kz_scram_attr
 
 static int mc_scram_check_msg(const uint8_t *p, size_t n, char *errstr, size_t en)
 {
@@ -498,12 +434,6 @@ static int mc_scram_first(mc_sasl_session *ss, uint8_t **out, size_t *out_len, c
     return 1;
 }
 
-static int mc_hmac(const EVP_MD *md, const uint8_t *key, size_t kl, const void *d, size_t dl, uint8_t *out)
-{
-    unsigned int ol = 0;
-    return HMAC(md, key, (int)kl, d, dl, out, &ol) == NULL ? -1 : 0;
-}
-
 static int mc_scram_final(mc_sasl_session *ss, const uint8_t *in, size_t in_len, uint8_t **out,
                           size_t *out_len, char *errstr, size_t en)
 {
@@ -513,11 +443,10 @@ static int mc_scram_final(mc_sasl_session *ss, const uint8_t *in, size_t in_len,
     size_t cl = strlen(ss->nonce);
     if (sf.nonce_len <= cl || memcmp(sf.nonce, ss->nonce, cl) != 0)
         return mc_sasl_err(errstr, en, "SCRAM server nonce does not extend the client nonce");
-    const EVP_MD *md = ss->s->mech == MC_SASL_SCRAM_SHA_512 ? EVP_sha512() : EVP_sha256();
-    size_t hl = (size_t)EVP_MD_get_size(md);
-    uint8_t salted[EVP_MAX_MD_SIZE], ckey[EVP_MAX_MD_SIZE], skey[EVP_MAX_MD_SIZE], stored[EVP_MAX_MD_SIZE];
-    uint8_t csig[EVP_MAX_MD_SIZE], proof[EVP_MAX_MD_SIZE];
-    unsigned int sl = 0;
+    const int sha = ss->s->mech == MC_SASL_SCRAM_SHA_512 ? 512 : 256;
+    size_t hl = kz_sha_len(sha);
+    uint8_t ckey[KZ_SHA_MAX], skey[KZ_SHA_MAX], stored[KZ_SHA_MAX];
+    uint8_t csig[KZ_SHA_MAX], proof[KZ_SHA_MAX];
     int rc = -1;
     char *without_proof = NULL, *auth = NULL, *proof64 = NULL, *msg = NULL;
     const char *pw = ss->s->password;
@@ -532,12 +461,9 @@ static int mc_scram_final(mc_sasl_session *ss, const uint8_t *in, size_t in_len,
     }
     snprintf(without_proof, wl + 1, "c=biws,r=%.*s", (int)sf.nonce_len, sf.nonce);
     snprintf(auth, al + 1, "%s,%.*s,%s", ss->first_bare, (int)in_len, (const char *)in, without_proof);
-    if (PKCS5_PBKDF2_HMAC(pw, (int)strlen(pw), sf.salt, (int)sf.salt_len, sf.iterations, md, (int)hl, salted) != 1 ||
-        mc_hmac(md, salted, hl, "Client Key", 10, ckey) != 0 ||
-        EVP_Digest(ckey, hl, stored, &sl, md, NULL) != 1 ||
-        mc_hmac(md, stored, hl, auth, al, csig) != 0 ||
-        mc_hmac(md, salted, hl, "Server Key", 10, skey) != 0 ||
-        mc_hmac(md, skey, hl, auth, al, ss->server_sig) != 0) {
+    if (kz_scram_keys(sha, pw, strlen(pw), sf.salt, sf.salt_len, sf.iterations, ckey, stored, skey) != 0 ||
+        kz_hmac(sha, stored, hl, auth, al, csig) != 0 ||
+        kz_hmac(sha, skey, hl, auth, al, ss->server_sig) != 0) {
         mc_sasl_err(errstr, en, "SCRAM key derivation failed in OpenSSL");
         goto out;
     }
@@ -557,7 +483,6 @@ static int mc_scram_final(mc_sasl_session *ss, const uint8_t *in, size_t in_len,
     msg = NULL;
     rc = 1;
 out:
-    OPENSSL_cleanse(salted, sizeof(salted));
     OPENSSL_cleanse(ckey, sizeof(ckey));
     OPENSSL_cleanse(skey, sizeof(skey));
     OPENSSL_cleanse(stored, sizeof(stored));

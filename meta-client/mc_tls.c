@@ -51,20 +51,39 @@ mc_tls *mc_tls_new(const mc_tls_config *cfg, char *errstr, size_t n)
     SSL_CTX_set_verify(t->ctx, SSL_VERIFY_PEER, NULL);
     if (cfg->ca_file) {
         if (SSL_CTX_load_verify_locations(t->ctx, cfg->ca_file, NULL) != 1)
-            return mc_tls_fail(t, errstr, n, "backend.tls.ca_file %s: cannot load CA certificates", cfg->ca_file);
+            return mc_tls_fail(t, errstr, n, "%s.ca_file %s: cannot load CA certificates",
+                               cfg->where ? cfg->where : "backend.tls", cfg->ca_file);
     } else if (SSL_CTX_set_default_verify_paths(t->ctx) != 1) {
         return mc_tls_fail(t, errstr, n, "cannot load the system's trusted CA certificates");
     }
-    if (cfg->cert_file) {
-        if (SSL_CTX_use_certificate_chain_file(t->ctx, cfg->cert_file) != 1)
-            return mc_tls_fail(t, errstr, n, "backend.tls.cert_file %s: cannot load the certificate", cfg->cert_file);
-        if (SSL_CTX_use_PrivateKey_file(t->ctx, cfg->key_file, SSL_FILETYPE_PEM) != 1)
-            return mc_tls_fail(t, errstr, n, "backend.tls.key_file %s: cannot load the private key", cfg->key_file);
-        if (SSL_CTX_check_private_key(t->ctx) != 1)
-            return mc_tls_fail(t, errstr, n, "backend.tls.key_file %s does not match cert_file %s", cfg->key_file,
-                               cfg->cert_file);
+    if (cfg->cert_file && mc_tls_load_keypair(t->ctx, cfg->where ? cfg->where : "backend.tls", cfg->cert_file, cfg->key_file, errstr, n) != 0) {
+        mc_tls_free(t);
+        return NULL;
     }
     return t;
+}
+
+int mc_tls_load_keypair(SSL_CTX *ctx, const char *where, const char *cert_file, const char *key_file,
+                        char *errstr, size_t n)
+{
+    ERR_clear_error();
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
+        mc_tls_fail(NULL, errstr, n, "%s.cert_file %s: cannot load the certificate", where, cert_file);
+        return -1;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1) {
+        if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
+            mc_tls_fail(NULL, errstr, n, "%s.key_file %s does not match cert_file %s", where, key_file, cert_file);
+            return -1;
+        }
+        mc_tls_fail(NULL, errstr, n, "%s.key_file %s: cannot load the private key", where, key_file);
+        return -1;
+    }
+    if (SSL_CTX_check_private_key(ctx) != 1) {
+        mc_tls_fail(NULL, errstr, n, "%s.key_file %s does not match cert_file %s", where, key_file, cert_file);
+        return -1;
+    }
+    return 0;
 }
 
 void mc_tls_free(mc_tls *t)

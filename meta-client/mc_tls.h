@@ -12,12 +12,14 @@
 #include <stddef.h>
 
 typedef struct ssl_st SSL;
+typedef struct ssl_ctx_st SSL_CTX;
 
 typedef struct mc_tls_config {
     const char *ca_file;   /* PEM CA certificates; NULL: the system's default trust store */
     int verify_hostname;   /* check the certificate's SAN/CN against the dialled host or IP */
     const char *cert_file; /* PEM client certificate chain (mTLS), or NULL */
     const char *key_file;  /* its unencrypted PEM private key; with cert_file */
+    const char *where;     /* the config section named in errors; NULL: "backend.tls" */
 } mc_tls_config;
 
 typedef struct mc_tls mc_tls;
@@ -36,5 +38,13 @@ SSL *mc_tls_ssl_new(mc_tls *t, const char *host);
  * (e.g. "certificate verify failed: hostname mismatch (expected 10.0.0.5)"),
  * else OpenSSL's error for err (non-zero), else a generic text. */
 void mc_tls_describe_failure(SSL *ssl, const char *host, unsigned long err, char *buf, size_t n);
+
+/* Load a PEM certificate chain and its unencrypted key into ctx and check
+ * that the key matches the certificate (shared with the proxy's listener
+ * TLS). where names the config section in errstr ("backend.tls"). 0, or -1
+ * with errstr naming the file and OpenSSL's reason; the error queue is left
+ * clear either way. */
+int mc_tls_load_keypair(SSL_CTX *ctx, const char *where, const char *cert_file, const char *key_file,
+                        char *errstr, size_t errstr_size);
 
 #endif

@@ -55,6 +55,11 @@ static void px_admin_zone_metrics(px_proxy *px, struct evbuffer *b)
     px_metric(b, "kzproxy_peer_auth_failures_total", "counter",
               "Peer RPC requests refused: bad MAC (peer_secret differs) or clock too far off.",
               m->peer_auth_failures);
+    px_metric(b, "kzproxy_client_sasl_successes_total", "counter",
+              "Client SASL logins and re-authentications that passed (client_sasl).", m->client_sasl_successes);
+    px_metric(b, "kzproxy_client_sasl_failures_total", "counter",
+              "Client SASL logins refused: unknown user, wrong password or malformed exchange.",
+              m->client_sasl_failures);
     double gb = 1e9, xz_bytes = 0;
     for (int d = 0; d < 2; d++)
         xz_bytes += (double)mc_xz_total(px->xz, d, -1, -1);
@@ -156,6 +161,9 @@ static void px_admin_metrics(struct evhttp_request *req, void *arg)
     px_metric(b, "kzproxy_connections_closed_bad_input_total", "counter",
               "Client connections closed because of malformed or unsupported requests.",
               m->connections_closed_bad);
+    px_metric(b, "kzproxy_client_tls_failures_total", "counter",
+              "Client TLS handshakes that failed, plaintext on the TLS listener included.",
+              m->client_tls_failures);
     evbuffer_add_printf(b, "# HELP kzproxy_requests_total Client requests by API.\n"
                            "# TYPE kzproxy_requests_total counter\n");
     for (int k = 0; k <= KC_API_MAX; k++)

@@ -1,8 +1,10 @@
 #include "config.h"
 
 #include "proxy/px_proxy.h"
+#include "proxy/px_tls.h"
 
 #include "codec/kc_peer.h"
+#include "proxy/px_sasl.h"
 
 #include "common/kz_log.h"
 
@@ -10,11 +12,14 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <event2/util.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,11 +57,31 @@ struct px_client {
         mc_conn *conn;
     } priv[8];
     struct px_fetch_replicas *fetch_replicas; /* px_route_fetch.c: read replicas by partition */
+    int tls;                /* bev is an OpenSSL bufferevent (client_tls) */
+    int tls_done;           /* its handshake completed */
+    struct event *sniff;    /* TLS listener: waits for the first bytes, before bev exists */
+    evutil_socket_t fd;     /* the socket while sniff owns it */
+    char *principal;        /* who authenticated (certificate subject or SASL user), or NULL */
+    px_client_auth auth;    /* client SASL state (px_sasl.c) */
 };
 
 const char *px_client_zone(const px_client *cl) { return cl->zone; }
 const char *px_client_peer(const px_client *cl) { return cl->peer; }
 px_proxy *px_client_proxy(const px_client *cl) { return cl->px; }
+const char *px_client_principal(const px_client *cl) { return cl->principal; }
+int px_client_authenticated(const px_client *cl)
+{
+    return cl->px->csasl == NULL || cl->auth.state == PX_AUTH_OK;
+}
+int px_client_set_principal(px_client *cl, const char *principal)
+{
+    char *p = strdup(principal);
+    if (p == NULL)
+        return -1;
+    free(cl->principal);
+    cl->principal = p;
+    return 0;
+}
 struct px_fetch_replicas **px_client_fetch_replicas(px_client *cl) { return cl->closed ? NULL : &cl->fetch_replicas; }
 
 static void px_client_release(px_client *cl)
@@ -64,7 +89,9 @@ static void px_client_release(px_client *cl)
     if (--cl->refcnt > 0)
         return;
     px_fetch_replicas_free(cl->fetch_replicas);
+    px_client_auth_free(&cl->auth);
     event_free(cl->resume);
+    free(cl->principal);
     free(cl);
 }
 
@@ -77,6 +104,11 @@ static void px_client_close(px_client *cl)
     if (cl->bev) {
         bufferevent_free(cl->bev);
         cl->bev = NULL;
+    }
+    if (cl->sniff) {
+        event_free(cl->sniff);
+        cl->sniff = NULL;
+        evutil_closesocket(cl->fd);
     }
     if (cl->prev)
         cl->prev->next = cl->next;
@@ -202,12 +234,22 @@ static void px_client_pause(px_client *cl)
 
 static void px_client_maybe_resume(px_client *cl)
 {
-    if (!cl->paused || cl->closed || px_client_over_limits(cl))
+    if (!cl->paused || cl->closed || cl->auth.close_after_flush || px_client_over_limits(cl))
         return;
     cl->paused = 0;
     bufferevent_enable(cl->bev, EV_READ);
     /* Frames already buffered get no new read event: run the reader soon. */
     event_active(cl->resume, EV_READ, 0);
+}
+
+/* After a refused login or SASL mechanism: close once the answer is out
+ * (Kafka closes the connection too); read nothing more meanwhile. */
+static void px_client_close_if_drained(px_client *cl)
+{
+    if (!cl->auth.close_after_flush || cl->closed || !TAILQ_EMPTY(&cl->reqs))
+        return;
+    if (evbuffer_get_length(bufferevent_get_output(cl->bev)) == 0)
+        px_client_close(cl);
 }
 
 /* Write completed responses in request order. */
@@ -230,6 +272,8 @@ static void px_client_flush(px_client *cl)
         free(rq);
         px_client_release(cl);
     }
+    if (cl->auth.close_after_flush && !cl->closed)
+        bufferevent_disable(cl->bev, EV_READ);
     px_client_maybe_resume(cl);
     px_client_release(cl);
 }
@@ -291,6 +335,8 @@ static void px_dispatch(px_client *cl, kc_frame *f)
         px_client_check_zone(cl, rq->hdr.client_id);
     kz_dbg("client %s: %s v%d correlation id %d, %zu bytes", cl->peer, kc_api_name(rq->hdr.api_key),
            rq->hdr.api_version, rq->hdr.correlation_id, f->len);
+    if (px->csasl != NULL && px_sasl_gate(rq, &cl->auth))
+        return;
     switch (rq->hdr.api_key) {
     case KC_API_APIVERSIONS:
         px_vc_apiversions(rq);
@@ -341,7 +387,9 @@ static void px_dispatch(px_client *cl, kc_frame *f)
 /* Go on filling the frame being received; 1 when it is complete and dispatched. */
 static int px_client_fill(px_client *cl)
 {
-    int r = kc_frame_rx_fill(&cl->rx, bufferevent_get_input(cl->bev), bufferevent_getfd(cl->bev));
+    /* Over TLS the socket carries ciphertext: the frame fills from what the
+     * bufferevent has decrypted. */
+    int r = kc_frame_rx_fill(&cl->rx, bufferevent_get_input(cl->bev), cl->tls ? -1 : bufferevent_getfd(cl->bev));
     if (r == 0)
         return 0;
     if (r < 0) {
@@ -359,6 +407,60 @@ static int px_client_fill(px_client *cl)
     return 1;
 }
 
+static void px_client_sasl_close_cb(evutil_socket_t fd, short what, void *arg)
+{
+    px_client *cl = arg;
+    (void)fd;
+    (void)what;
+    px_client_close(cl);
+    px_client_release(cl);
+}
+
+/* After SaslHandshake v0 the client sends bare [size][token] frames (no
+ * Kafka header) until authenticated. 1 when one was served, 0 to wait for
+ * more bytes (or when the connection is closed). */
+static int px_client_raw_token(px_client *cl)
+{
+    struct evbuffer *in = bufferevent_get_input(cl->bev);
+    uint8_t hb[4];
+    if (evbuffer_get_length(in) < 4)
+        return 0;
+    evbuffer_copyout(in, hb, 4);
+    uint32_t size = (uint32_t)hb[0] << 24 | (uint32_t)hb[1] << 16 | (uint32_t)hb[2] << 8 | hb[3];
+    if (size > 65536) {
+        px_client_bad(cl, "SASL token of %u bytes after SaslHandshake v0 (at most 65536)", size);
+        return 0;
+    }
+    if (evbuffer_get_length(in) < 4 + (size_t)size)
+        return 0;
+    uint8_t *tok = malloc(size ? size : 1), *out = NULL;
+    size_t out_len = 0;
+    if (tok == NULL) {
+        px_client_bad(cl, "out of memory for a SASL token");
+        return 0;
+    }
+    evbuffer_drain(in, 4);
+    evbuffer_remove(in, tok, size);
+    int r = px_sasl_raw_token(cl, &cl->auth, tok, size, &out, &out_len);
+    explicit_bzero(tok, size);
+    free(tok);
+    if (r < 0) {
+        /* Kafka closes without an answer; the close waits failure_delay_ms. */
+        int delay = cl->px->cfg->client_sasl.failure_delay_ms;
+        struct timeval tv = {delay / 1000, (delay % 1000) * 1000};
+        bufferevent_disable(cl->bev, EV_READ);
+        cl->refcnt++;
+        if (delay <= 0 || event_base_once(cl->px->base, -1, EV_TIMEOUT, px_client_sasl_close_cb, cl, &tv) != 0)
+            px_client_sasl_close_cb(-1, 0, cl);
+        return 0;
+    }
+    uint8_t sz[4] = {(uint8_t)(out_len >> 24), (uint8_t)(out_len >> 16), (uint8_t)(out_len >> 8), (uint8_t)out_len};
+    if (out == NULL || bufferevent_write(cl->bev, sz, 4) != 0 || bufferevent_write(cl->bev, out, out_len) != 0)
+        px_client_bad(cl, "cannot queue a SASL token (out of memory)");
+    free(out);
+    return !cl->closed;
+}
+
 static void px_client_read(px_client *cl)
 {
     px_proxy *px = cl->px;
@@ -368,6 +470,11 @@ static void px_client_read(px_client *cl)
         if (px_client_over_limits(cl)) {
             px_client_pause(cl);
             break;
+        }
+        if (cl->auth.state == PX_AUTH_HANDSHAKEN && cl->auth.handshake_version == 0 && cl->rx.f == NULL) {
+            if (!px_client_raw_token(cl))
+                break;
+            continue;
         }
         if (cl->rx.f != NULL) {
             if (!px_client_fill(cl))
@@ -381,6 +488,11 @@ static void px_client_read(px_client *cl)
             break;
         evbuffer_copyout(in, hb, have < PX_PEEK ? have : PX_PEEK);
         int32_t size = (int32_t)((uint32_t)hb[0] << 24 | (uint32_t)hb[1] << 16 | (uint32_t)hb[2] << 8 | hb[3]);
+        if (!cl->tls && hb[0] == 0x16 && hb[1] == 0x03) {
+            px_client_bad(cl, "a TLS handshake on the plaintext client listener (the client uses "
+                          "security.protocol=SSL; this proxy has no client_tls)");
+            break;
+        }
         if (size < PX_PEEK - 4 || (size_t)size > l->max_frame_bytes) {
             px_client_bad(cl, "frame size %d out of range [%d, %zu]", size, PX_PEEK - 4, l->max_frame_bytes);
             break;
@@ -442,13 +554,72 @@ static void px_client_resume_cb(evutil_socket_t fd, short what, void *arg)
 static void px_client_write_cb(struct bufferevent *bev, void *arg)
 {
     (void)bev;
-    px_client_maybe_resume(arg);
+    px_client *cl = arg;
+    cl->refcnt++;
+    px_client_close_if_drained(cl);
+    px_client_maybe_resume(cl);
+    px_client_release(cl);
+}
+
+/* The OpenSSL error that says why, of those the TLS bufferevent recorded
+ * (0 if none): the first of the SSL library's (the handshake's own verdict,
+ * after e.g. a crypto library's detail), else the first with a library;
+ * libevent also records SSL_get_error codes, which have none. */
+static unsigned long px_client_tls_error(px_client *cl)
+{
+    unsigned long e, first = 0, first_ssl = 0;
+    while ((e = bufferevent_get_openssl_error(cl->bev)) != 0) { /* popped last to first */
+        if (ERR_GET_LIB(e) == ERR_LIB_SSL)
+            first_ssl = e;
+        if (ERR_GET_LIB(e) != 0)
+            first = e;
+    }
+    return first_ssl ? first_ssl : first;
+}
+
+/* A TLS handshake did not complete: one line naming the client and why. */
+static void px_client_tls_failed(px_client *cl, const char *why)
+{
+    cl->px->m.client_tls_failures++;
+    kz_warn("client %s: TLS handshake failed: %s", cl->peer, why);
 }
 
 static void px_client_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     px_client *cl = arg;
     (void)bev;
+    if (cl->tls && (what & BEV_EVENT_CONNECTED)) {
+        SSL *ssl = bufferevent_openssl_get_ssl(cl->bev);
+        cl->tls_done = 1;
+        if (cl->principal == NULL)
+            cl->principal = px_tls_peer_subject(ssl);
+        kz_dbg("client %s: TLS handshake done (%s, %s)%s%s", cl->peer, SSL_get_version(ssl),
+               SSL_get_cipher_name(ssl), cl->principal ? ", certificate subject " : "",
+               cl->principal ? cl->principal : "");
+        return;
+    }
+    if (cl->tls && !cl->tls_done && (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))) {
+        char why[300];
+        unsigned long e = px_client_tls_error(cl);
+        int sock_err = EVUTIL_SOCKET_ERROR();
+        if (e == 0 && (what & BEV_EVENT_ERROR) && sock_err != 0)
+            snprintf(why, sizeof(why), "connection error: %s", evutil_socket_error_to_string(sock_err));
+        else
+            px_tls_describe_failure(bufferevent_openssl_get_ssl(cl->bev), e, why, sizeof(why));
+        px_client_tls_failed(cl, why);
+        px_client_close(cl);
+        return;
+    }
+    if (cl->tls && (what & BEV_EVENT_ERROR)) {
+        unsigned long e = px_client_tls_error(cl);
+        if (e != 0) {
+            char why[256];
+            ERR_error_string_n(e, why, sizeof(why));
+            kz_info("client %s: TLS error: %s", cl->peer, why);
+            px_client_close(cl);
+            return;
+        }
+    }
     if (what & BEV_EVENT_EOF) {
         size_t left = evbuffer_get_length(bufferevent_get_input(cl->bev)) + cl->rx.got;
         if (left > 0)
@@ -460,6 +631,78 @@ static void px_client_event_cb(struct bufferevent *bev, short what, void *arg)
                 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
     }
     px_client_close(cl);
+}
+
+/* Give cl its bufferevent on fd: plain, or TLS (server side) with ssl,
+ * which it then owns. -1 when out of memory (fd and ssl freed). */
+static int px_client_start(px_client *cl, evutil_socket_t fd, SSL *ssl)
+{
+    px_proxy *px = cl->px;
+    if (ssl != NULL) {
+        cl->tls = 1;
+        cl->bev = bufferevent_openssl_socket_new(px->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                                 BEV_OPT_CLOSE_ON_FREE);
+        if (cl->bev == NULL) {
+            SSL_free(ssl);
+            evutil_closesocket(fd);
+            return -1;
+        }
+        /* A client that closes without close_notify is an EOF, not an error. */
+        bufferevent_openssl_set_allow_dirty_shutdown(cl->bev, 1);
+    } else {
+        cl->bev = bufferevent_socket_new(px->base, fd, BEV_OPT_CLOSE_ON_FREE);
+        if (cl->bev == NULL) {
+            evutil_closesocket(fd);
+            return -1;
+        }
+    }
+    bufferevent_setcb(cl->bev, px_client_read_cb, px_client_write_cb, px_client_event_cb, cl);
+    bufferevent_setwatermark(cl->bev, EV_WRITE, px->cfg->limits.max_output_bytes / 2, 0);
+    bufferevent_set_max_single_write(cl->bev, KC_TX_WRITE_MAX); /* Fetch responses run to MBs */
+    bufferevent_enable(cl->bev, EV_READ | EV_WRITE);
+    return 0;
+}
+
+/* TLS listener: the client's first bytes arrived (or it went away). A
+ * handshake record starts TLS; anything else (a plaintext Kafka request, an
+ * HTTP probe) is logged for what it is and closed, which OpenSSL would only
+ * report as "wrong version number" or "packet length too long". */
+static void px_client_sniff_cb(evutil_socket_t fd, short what, void *arg)
+{
+    px_client *cl = arg;
+    (void)what;
+    uint8_t b[8];
+    ssize_t r = recv(fd, b, sizeof(b), MSG_PEEK);
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        event_add(cl->sniff, NULL);
+        return;
+    }
+    if (r <= 0) {
+        kz_dbg("client %s: closed before sending anything", cl->peer);
+        px_client_close(cl);
+        return;
+    }
+    const char *what_it_is = px_tls_sniff(b, (size_t)r);
+    if (what_it_is != NULL) {
+        char why[200];
+        snprintf(why, sizeof(why), "the client sent %s on the TLS listener", what_it_is);
+        px_client_tls_failed(cl, why);
+        px_client_close(cl);
+        return;
+    }
+    event_free(cl->sniff);
+    cl->sniff = NULL;
+    SSL *ssl = px_tls_ssl_new(cl->px->tls);
+    if (ssl == NULL) {
+        evutil_closesocket(fd);
+        kz_err("client %s: out of memory for a TLS session", cl->peer);
+        px_client_close(cl);
+        return;
+    }
+    if (px_client_start(cl, fd, ssl) != 0) {
+        kz_err("client %s: out of memory for a TLS connection", cl->peer);
+        px_client_close(cl);
+    }
 }
 
 static void px_accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
@@ -482,6 +725,7 @@ static void px_accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct 
     }
     cl->px = px;
     cl->refcnt = 1;
+    cl->fd = -1;
     TAILQ_INIT(&cl->reqs);
     char host[INET6_ADDRSTRLEN] = "?";
     int port = 0;
@@ -498,18 +742,21 @@ static void px_accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct 
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    cl->bev = bufferevent_socket_new(px->base, fd, BEV_OPT_CLOSE_ON_FREE);
     cl->resume = event_new(px->base, -1, 0, px_client_resume_cb, cl);
-    if (cl->bev == NULL || cl->resume == NULL) {
-        if (cl->bev)
-            bufferevent_free(cl->bev);
-        else
-            evutil_closesocket(fd);
+    if (px->tls != NULL && cl->resume != NULL) {
+        cl->fd = fd;
+        cl->sniff = event_new(px->base, fd, EV_READ, px_client_sniff_cb, cl);
+    }
+    if (cl->resume == NULL || (px->tls != NULL ? cl->sniff == NULL : px_client_start(cl, fd, NULL) != 0)) {
+        if (cl->resume == NULL || px->tls != NULL)
+            evutil_closesocket(fd); /* px_client_start closes it itself */
         if (cl->resume)
             event_free(cl->resume);
         free(cl);
         return;
     }
+    if (cl->sniff)
+        event_add(cl->sniff, NULL);
     const char *cz = px_zone_from_addr(px->cfg, sa);
     if (cz != NULL)
         px->m.clients_zone_from_cidr++;
@@ -520,11 +767,7 @@ static void px_accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct 
     px->clients = cl;
     px->m.connections_accepted++;
     px->m.connections_active++;
-    bufferevent_setcb(cl->bev, px_client_read_cb, px_client_write_cb, px_client_event_cb, cl);
-    bufferevent_setwatermark(cl->bev, EV_WRITE, px->cfg->limits.max_output_bytes / 2, 0);
-    bufferevent_set_max_single_write(cl->bev, KC_TX_WRITE_MAX); /* Fetch responses run to MBs */
-    bufferevent_enable(cl->bev, EV_READ | EV_WRITE);
-    kz_dbg("client %s: connected", cl->peer);
+    kz_dbg("client %s: connected%s", cl->peer, px->tls ? " (TLS listener)" : "");
 }
 
 static void px_accept_error_cb(struct evconnlistener *lis, void *arg)
@@ -539,6 +782,8 @@ static void px_accept_error_cb(struct evconnlistener *lis, void *arg)
 int px_listen(px_proxy *px, char *errstr, size_t n)
 {
     const px_listen_addr *la = &px->cfg->listen;
+    if (px->cfg->client_tls.enabled && (px->tls = px_tls_new(&px->cfg->client_tls, errstr, n)) == NULL)
+        return -1;
     unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE;
     if (la->fd >= 0) {
         evutil_make_socket_nonblocking(la->fd);
@@ -574,8 +819,8 @@ int px_listen(px_proxy *px, char *errstr, size_t n)
             inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&bound)->sin6_addr, host, sizeof(host));
             port = ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);
         }
-        kz_info("listening for Kafka clients on %s:%d (advertised as %s:%d, zone %s, node %d)", host,
-                port, px->cfg->advertised_host, px->cfg->advertised_port, px->cfg->zone,
+        kz_info("listening for Kafka clients on %s:%d%s (advertised as %s:%d, zone %s, node %d)", host,
+                port, px->tls ? " with TLS" : "", px->cfg->advertised_host, px->cfg->advertised_port, px->cfg->zone,
                 px->cfg->node_id);
     }
     return 0;
@@ -589,6 +834,8 @@ void px_listen_close(px_proxy *px)
     }
     while (px->clients)
         px_client_close(px->clients);
+    px_tls_free(px->tls);
+    px->tls = NULL;
 }
 
 void px_req_respond_frame(px_req *rq, kc_frame *resp)

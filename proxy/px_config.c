@@ -483,6 +483,128 @@ static int px_cfg_backend(json_t *obj, px_config *cfg, char *errstr, size_t n)
     return 0;
 }
 
+static int px_cfg_client_tls(json_t *obj, px_client_tls *t, char *errstr, size_t n)
+{
+    static const char *const keys[] = {"enabled", "cert_file", "key_file", "ca_file", "client_auth", NULL};
+    if (!json_is_object(obj))
+        return px_cfg_err(errstr, n, "client_tls: expected an object");
+    if (px_cfg_known(obj, "client_tls.", keys, errstr, n) != 0)
+        return -1;
+    t->enabled = 1; /* the object's presence turns TLS on unless "enabled": false */
+    char *auth = NULL;
+    if (px_cfg_bool(obj, "enabled", "client_tls.", &t->enabled, errstr, n) != 0 ||
+        px_cfg_str(obj, "cert_file", "client_tls.", &t->cert_file, 1, errstr, n) != 0 ||
+        px_cfg_str(obj, "key_file", "client_tls.", &t->key_file, 1, errstr, n) != 0 ||
+        px_cfg_str(obj, "ca_file", "client_tls.", &t->ca_file, 0, errstr, n) != 0 ||
+        px_cfg_str(obj, "client_auth", "client_tls.", &auth, 0, errstr, n) != 0)
+        return -1;
+    if (auth == NULL || strcmp(auth, "none") == 0)
+        t->client_auth = PX_TLS_AUTH_NONE;
+    else if (strcmp(auth, "requested") == 0)
+        t->client_auth = PX_TLS_AUTH_REQUESTED;
+    else if (strcmp(auth, "required") == 0)
+        t->client_auth = PX_TLS_AUTH_REQUIRED;
+    else {
+        free(auth);
+        return px_cfg_err(errstr, n, "client_tls.client_auth: expected \"none\", \"requested\" or \"required\"");
+    }
+    free(auth);
+    if (t->client_auth != PX_TLS_AUTH_NONE && t->ca_file == NULL)
+        return px_cfg_err(errstr, n, "client_tls.ca_file: missing (required with client_auth \"%s\": the CA "
+                          "client certificates must chain to)",
+                          t->client_auth == PX_TLS_AUTH_REQUIRED ? "required" : "requested");
+    return 0;
+}
+
+static int px_cfg_peer_tls(json_t *obj, px_config *cfg, char *errstr, size_t n)
+{
+    static const char *const keys[] = {"enabled", "ca_file", "verify_hostname", "cert_file", "key_file", NULL};
+    px_peer_tls *t = &cfg->peer_tls;
+    t->verify_hostname = 1;
+    if (obj == NULL) {
+        /* Follow client_tls: the peers' listeners are configured like ours. */
+        t->enabled = cfg->client_tls.enabled;
+        if (t->enabled && cfg->client_tls.ca_file && (t->ca_file = strdup(cfg->client_tls.ca_file)) == NULL)
+            return px_cfg_err(errstr, n, "out of memory");
+        return 0;
+    }
+    if (!json_is_object(obj))
+        return px_cfg_err(errstr, n, "peer_tls: expected an object");
+    if (px_cfg_known(obj, "peer_tls.", keys, errstr, n) != 0)
+        return -1;
+    t->present = 1;
+    t->enabled = 1; /* the object's presence turns TLS to peers on unless "enabled": false */
+    if (px_cfg_bool(obj, "enabled", "peer_tls.", &t->enabled, errstr, n) != 0 ||
+        px_cfg_bool(obj, "verify_hostname", "peer_tls.", &t->verify_hostname, errstr, n) != 0 ||
+        px_cfg_str(obj, "ca_file", "peer_tls.", &t->ca_file, 0, errstr, n) != 0 ||
+        px_cfg_str(obj, "cert_file", "peer_tls.", &t->cert_file, 0, errstr, n) != 0 ||
+        px_cfg_str(obj, "key_file", "peer_tls.", &t->key_file, 0, errstr, n) != 0)
+        return -1;
+    if ((t->cert_file == NULL) != (t->key_file == NULL))
+        return px_cfg_err(errstr, n, "peer_tls: cert_file and key_file go together (a client certificate and its key)");
+    if (t->enabled && !cfg->client_tls.enabled)
+        return px_cfg_err(errstr, n, "peer_tls: TLS to peers without client_tls: this proxy's listener is plaintext, "
+                          "so its peers' (configured alike: every proxy of a fleet must agree) would be too");
+    if (!t->enabled && cfg->client_tls.enabled && cfg->peer_secret)
+        return px_cfg_err(errstr, n, "peer_tls.enabled: false with client_tls: peers' listeners speak TLS "
+                          "(every proxy of a fleet must agree), so plaintext peer RPCs would fail");
+    return 0;
+}
+
+static int px_cfg_client_sasl(json_t *obj, px_client_sasl *cs, char *errstr, size_t n)
+{
+    static const char *const keys[] = {"mechanisms", "credentials_file", "failure_delay_ms",
+                                       "session_lifetime_ms", NULL};
+    static const char *const known[] = {"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"};
+    if (!json_is_object(obj))
+        return px_cfg_err(errstr, n, "client_sasl: expected an object");
+    if (px_cfg_known(obj, "client_sasl.", keys, errstr, n) != 0)
+        return -1;
+    cs->enabled = 1;
+    json_t *m = json_object_get(obj, "mechanisms");
+    if (m == NULL) {
+        cs->mechanisms = calloc(2, sizeof(char *));
+        if (cs->mechanisms == NULL || (cs->mechanisms[0] = strdup("SCRAM-SHA-512")) == NULL ||
+            (cs->mechanisms[1] = strdup("SCRAM-SHA-256")) == NULL)
+            return px_cfg_err(errstr, n, "out of memory");
+        cs->nmechanisms = 2;
+    } else {
+        if (!json_is_array(m) || json_array_size(m) == 0 || json_array_size(m) > 3)
+            return px_cfg_err(errstr, n, "client_sasl.mechanisms: expected a list of 1 to 3 of PLAIN, "
+                                         "SCRAM-SHA-256, SCRAM-SHA-512");
+        cs->mechanisms = calloc(json_array_size(m), sizeof(char *));
+        if (cs->mechanisms == NULL)
+            return px_cfg_err(errstr, n, "out of memory");
+        for (size_t i = 0; i < json_array_size(m); i++) {
+            const char *v = json_string_value(json_array_get(m, i));
+            int ok = 0;
+            for (size_t k = 0; v && k < sizeof(known) / sizeof(known[0]); k++)
+                ok |= strcmp(v, known[k]) == 0;
+            for (int k = 0; ok && k < cs->nmechanisms; k++)
+                if (strcmp(cs->mechanisms[k], v) == 0)
+                    return px_cfg_err(errstr, n, "client_sasl.mechanisms: \"%s\" listed twice", v);
+            if (!ok)
+                return px_cfg_err(errstr, n, "client_sasl.mechanisms[%zu]: expected one of PLAIN, "
+                                             "SCRAM-SHA-256, SCRAM-SHA-512", i);
+            if ((cs->mechanisms[cs->nmechanisms++] = strdup(v)) == NULL)
+                return px_cfg_err(errstr, n, "out of memory");
+        }
+    }
+    if (px_cfg_str(obj, "credentials_file", "client_sasl.", &cs->credentials_file, 1, errstr, n) != 0)
+        return -1;
+    long long v = cs->failure_delay_ms;
+    if (px_cfg_int(obj, "failure_delay_ms", "client_sasl.", 0, 60000, &v, 0, errstr, n) != 0)
+        return -1;
+    cs->failure_delay_ms = (int)v;
+    v = cs->session_lifetime_ms;
+    if (px_cfg_int(obj, "session_lifetime_ms", "client_sasl.", 0, 7LL * 24 * 3600 * 1000, &v, 0, errstr, n) != 0)
+        return -1;
+    if (v > 0 && v < 1000)
+        return px_cfg_err(errstr, n, "client_sasl.session_lifetime_ms: 0 (no limit) or at least 1000");
+    cs->session_lifetime_ms = v;
+    return 0;
+}
+
 static int px_cfg_from_json(json_t *root, px_config *cfg, char *errstr, size_t n)
 {
     static const char *const keys[] = {"node_id", "zone", "listen", "advertised", "admin_listen",
@@ -490,7 +612,7 @@ static int px_cfg_from_json(json_t *root, px_config *cfg, char *errstr, size_t n
                                        "metadata_refresh_ms", "limits", "client_zones", "wal",
                                        "peer_secret", "cross_zone_policy", "health_check_ms",
                                        "rpc_timeout_ms", "discovery", "prices", "backend", "fetch_from_follower",
-                                       "fetch_follower_retry_ms", NULL};
+                                       "fetch_follower_retry_ms", "client_tls", "client_sasl", "peer_tls", NULL};
     if (!json_is_object(root))
         return px_cfg_err(errstr, n, "the top level must be a JSON object");
     if (px_cfg_known(root, "", keys, errstr, n) != 0)
@@ -581,6 +703,15 @@ static int px_cfg_from_json(json_t *root, px_config *cfg, char *errstr, size_t n
     }
     free(fff);
     PX_CFG_INT(root, "fetch_follower_retry_ms", "", 100, 3600000, cfg->fetch_follower_retry_ms);
+    json_t *ctls = json_object_get(root, "client_tls");
+    if (ctls && px_cfg_client_tls(ctls, &cfg->client_tls, errstr, n) != 0)
+        return -1;
+    if (px_cfg_peer_tls(json_object_get(root, "peer_tls"), cfg, errstr, n) != 0)
+        return -1;
+    json_t *csasl = json_object_get(root, "client_sasl");
+    cfg->client_sasl.failure_delay_ms = 1000;
+    if (csasl && px_cfg_client_sasl(csasl, &cfg->client_sasl, errstr, n) != 0)
+        return -1;
     return 0;
 }
 
@@ -642,6 +773,12 @@ void px_config_free(px_config *cfg)
     free(cfg->backend_tls.ca_file);
     free(cfg->backend_tls.cert_file);
     free(cfg->backend_tls.key_file);
+    free(cfg->client_tls.cert_file);
+    free(cfg->client_tls.key_file);
+    free(cfg->client_tls.ca_file);
+    free(cfg->peer_tls.ca_file);
+    free(cfg->peer_tls.cert_file);
+    free(cfg->peer_tls.key_file);
     px_backend_sasl *bs = &cfg->backend_sasl;
     free(bs->mechanism);
     free(bs->username);
@@ -653,5 +790,9 @@ void px_config_free(px_config *cfg)
         explicit_bzero(bs->token, strlen(bs->token));
     free(bs->token);
     free(bs->token_file);
+    for (int i = 0; i < cfg->client_sasl.nmechanisms; i++)
+        free(cfg->client_sasl.mechanisms[i]);
+    free(cfg->client_sasl.mechanisms);
+    free(cfg->client_sasl.credentials_file);
     memset(cfg, 0, sizeof(*cfg));
 }

@@ -103,6 +103,43 @@ typedef struct px_backend_sasl {
     char *token_file;
 } px_backend_sasl;
 
+/* TLS on the client listener ("client_tls"). */
+#define PX_TLS_AUTH_NONE 0      /* no client certificate asked for */
+#define PX_TLS_AUTH_REQUESTED 1 /* asked for; verified when given */
+#define PX_TLS_AUTH_REQUIRED 2  /* a certificate the CA signed, or no connection (mTLS) */
+typedef struct px_client_tls {
+    int enabled;       /* present and not "enabled": false */
+    char *cert_file;   /* PEM server certificate chain */
+    char *key_file;    /* its unencrypted PEM private key */
+    char *ca_file;     /* PEM CAs client certificates must chain to; needed with client_auth */
+    int client_auth;   /* PX_TLS_AUTH_* */
+} px_client_tls;
+
+/* SASL on the client listener ("client_sasl"): the proxy authenticates
+ * clients itself (see proxy/px_sasl.h). */
+typedef struct px_client_sasl {
+    int enabled;               /* the section is present */
+    char **mechanisms;         /* PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, in the order offered */
+    int nmechanisms;
+    char *credentials_file;    /* JSON users file (kzproxy --scram-credential) */
+    int failure_delay_ms;      /* wait before answering a failed login (default 1000) */
+    long long session_lifetime_ms; /* KIP-368 session lifetime (default 0: none) */
+} px_client_sasl;
+
+/* TLS from this proxy to its peers' listeners (the peer RPC: KzHello health
+ * checks, KzWalAppend, discovery probes). "peer_tls" sets it; without that
+ * section it follows client_tls (every proxy of a fleet must agree): on when
+ * this proxy's listener has TLS, verifying against client_tls.ca_file, else
+ * the system's trust store. No SASL: peer_secret authenticates the RPC. */
+typedef struct px_peer_tls {
+    int present;         /* the "peer_tls" section is in the config */
+    int enabled;         /* after the defaults: peers are dialled with TLS */
+    char *ca_file;       /* NULL: the system's trust store */
+    int verify_hostname; /* the peer's certificate must name its advertised host or IP (default 1) */
+    char *cert_file;     /* client certificate (mTLS, for client_auth "required"), with key_file */
+    char *key_file;
+} px_peer_tls;
+
 typedef struct px_config {
     int32_t node_id;
     char *zone;
@@ -129,8 +166,11 @@ typedef struct px_config {
     px_prices prices;
     px_backend_tls backend_tls;   /* "backend": {"tls": ...} */
     px_backend_sasl backend_sasl; /* "backend": {"sasl": ...} */
+    px_client_sasl client_sasl;   /* "client_sasl": {...} */
     int fetch_from_follower;     /* PX_FETCH_FOLLOWER_*: where Fetch partitions are read (KIP-392) */
     int fetch_follower_retry_ms; /* after a follower fails a partition: leader only for this long */
+    px_client_tls client_tls;    /* "client_tls": TLS on the client listener */
+    px_peer_tls peer_tls;        /* "peer_tls", or derived from client_tls */
 } px_config;
 
 /* fetch_from_follower: "broker" (the default: ask the leader with the zone as

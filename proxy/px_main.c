@@ -6,9 +6,12 @@
 #include "meta-client/mc_tls.h"
 #include "meta-client/mc_xzone.h"
 #include "proxy/px_proxy.h"
+#include "proxy/px_sasl.h"
+#include "proxy/px_tls.h"
 
 #include <event2/dns.h>
 #include <event2/event.h>
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -16,11 +19,45 @@
 #include <string.h>
 #include <time.h>
 
+/* kzproxy --scram-credential: print one users entry of the credentials file. */
+static int px_scram_credential(const char *user, const char *pwfile, int iterations)
+{
+    FILE *f = pwfile ? fopen(pwfile, "r") : stdin;
+    if (f == NULL) {
+        fprintf(stderr, "kzproxy: --password-file %s: %s\n", pwfile, strerror(errno));
+        return 1;
+    }
+    char pw[1024];
+    size_t n = fread(pw, 1, sizeof(pw) - 1, f);
+    if (pwfile)
+        fclose(f);
+    pw[n] = '\0';
+    n = strcspn(pw, "\r\n");
+    pw[n] = '\0';
+    int rc = 1;
+    char err[256] = "";
+    if (n == 0) {
+        fprintf(stderr, "kzproxy: --scram-credential: empty password (give it on stdin or with --password-file)\n");
+    } else {
+        char *entry = px_sasl_credential_entry(user, pw, n, iterations, err, sizeof(err));
+        if (entry == NULL) {
+            fprintf(stderr, "kzproxy: --scram-credential: %s\n", err);
+        } else {
+            printf("%s\n", entry);
+            free(entry);
+            rc = 0;
+        }
+    }
+    explicit_bzero(pw, sizeof(pw));
+    return rc;
+}
+
 static void px_usage(FILE *f)
 {
     fprintf(f,
             "Usage: kzproxy --config FILE [--log-level LEVEL]\n"
             "       kzproxy --check-config FILE\n"
+            "       kzproxy --scram-credential USER [--password-file FILE] [--iterations N]\n"
             "\n"
             "kzproxy is a zone-aware Kafka proxy: clients bootstrap on it and see a Kafka\n"
             "cluster made of the proxies of their own availability zone.\n"
@@ -29,6 +66,12 @@ static void px_usage(FILE *f)
             "  -c, --config FILE        run with this JSON configuration file\n"
             "      --check-config FILE  validate FILE, name the first invalid key, and exit\n"
             "  -l, --log-level LEVEL    error, warn, info (default) or debug; overrides the file\n"
+            "      --scram-credential USER\n"
+            "                           print USER's entry for client_sasl.credentials_file\n"
+            "                           (SCRAM-SHA-512, SCRAM-SHA-256, PLAIN) and exit; the\n"
+            "                           password is the first line of stdin or --password-file\n"
+            "      --password-file FILE read the password from FILE (first line)\n"
+            "      --iterations N       PBKDF2 rounds (default 8192, at least 4096)\n"
             "  -h, --help               show this help and exit\n"
             "  -V, --version            show the version and exit\n"
             "\n"
@@ -138,20 +181,44 @@ static void px_signal_cb(evutil_socket_t sig, short what, void *arg)
     event_base_loopexit(px->base, NULL);
 }
 
+/* SIGHUP: re-read the client listener's certificate and key. */
+static void px_sighup_cb(evutil_socket_t sig, short what, void *arg)
+{
+    px_proxy *px = arg;
+    (void)sig;
+    (void)what;
+    if (px->tls == NULL) {
+        kz_info("received SIGHUP: nothing to reload (no client_tls)");
+        return;
+    }
+    char err[512];
+    if (px_tls_reload(px->tls, err, sizeof(err)) == 0)
+        kz_info("received SIGHUP: client_tls certificate reloaded from %s", px->cfg->client_tls.cert_file);
+    else
+        kz_err("received SIGHUP: client_tls certificate not reloaded (keeping the current one): %s", err);
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},  {"check-config", required_argument, NULL, 'C'},
         {"log-level", required_argument, NULL, 'l'}, {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},       {NULL, 0, NULL, 0},
+        {"version", no_argument, NULL, 'V'},
+        {"scram-credential", required_argument, NULL, 'S'}, {"password-file", required_argument, NULL, 'P'},
+        {"iterations", required_argument, NULL, 'I'},       {NULL, 0, NULL, 0},
     };
     const char *config_path = NULL, *check_path = NULL, *level = NULL;
+    const char *scram_user = NULL, *password_file = NULL;
+    int iterations = 8192;
     int c;
     while ((c = getopt_long(argc, argv, "c:l:hV", opts, NULL)) != -1) {
         switch (c) {
         case 'c': config_path = optarg; break;
         case 'C': check_path = optarg; break;
         case 'l': level = optarg; break;
+        case 'S': scram_user = optarg; break;
+        case 'P': password_file = optarg; break;
+        case 'I': iterations = atoi(optarg); break;
         case 'h': px_usage(stdout); return 0;
         case 'V': printf("kzproxy %s\n", PACKAGE_VERSION); return 0;
         default: px_usage(stderr); return 2;
@@ -162,6 +229,8 @@ int main(int argc, char **argv)
         px_usage(stderr);
         return 2;
     }
+    if (scram_user)
+        return px_scram_credential(scram_user, password_file, iterations);
     char err[512];
     px_config cfg;
     if (check_path) {
@@ -169,6 +238,40 @@ int main(int argc, char **argv)
             fprintf(stderr, "kzproxy: %s: invalid: %s\n", check_path, err);
             px_config_free(&cfg);
             return 1;
+        }
+        if (cfg.client_tls.enabled) {
+            /* The files as they are now: readable, and the key matching the certificate. */
+            px_tls *t = px_tls_new(&cfg.client_tls, err, sizeof(err));
+            if (t == NULL) {
+                fprintf(stderr, "kzproxy: %s: invalid: %s\n", check_path, err);
+                px_config_free(&cfg);
+                return 1;
+            }
+            px_tls_free(t);
+        }
+        if (cfg.peer_tls.enabled && cfg.peer_secret) {
+            /* TLS to peers: its CA file (and client certificate) load. */
+            mc_tls_config tc = {.ca_file = cfg.peer_tls.ca_file,
+                                .verify_hostname = cfg.peer_tls.verify_hostname,
+                                .cert_file = cfg.peer_tls.cert_file,
+                                .key_file = cfg.peer_tls.key_file,
+                                .where = cfg.peer_tls.present ? "peer_tls" : "client_tls (for peers)"};
+            mc_tls *pt = mc_tls_new(&tc, err, sizeof(err));
+            if (pt == NULL) {
+                fprintf(stderr, "kzproxy: %s: invalid: %s\n", check_path, err);
+                px_config_free(&cfg);
+                return 1;
+            }
+            mc_tls_free(pt);
+        }
+        if (cfg.client_sasl.enabled) {
+            px_sasl *s = px_sasl_new(&cfg.client_sasl, err, sizeof(err));
+            if (s == NULL) {
+                fprintf(stderr, "kzproxy: %s: invalid: %s\n", check_path, err);
+                px_config_free(&cfg);
+                return 1;
+            }
+            px_sasl_free(s);
         }
         printf("%s: valid (zone %s, node %d, %d peers, %d bootstrap servers)\n", check_path, cfg.zone,
                cfg.node_id, cfg.npeers, cfg.nbootstrap);
@@ -238,6 +341,17 @@ int main(int argc, char **argv)
         kz_err("cannot start: out of memory");
         goto out;
     }
+    if (cfg.client_sasl.enabled) {
+        if ((px.csasl = px_sasl_new(&cfg.client_sasl, err, sizeof(err))) == NULL) {
+            kz_err("cannot start: %s", err);
+            goto out;
+        }
+        kz_info("client SASL: %d users, mechanisms %s%s%s%s%s", px_sasl_nusers(px.csasl),
+                cfg.client_sasl.mechanisms[0], cfg.client_sasl.nmechanisms > 1 ? ", " : "",
+                cfg.client_sasl.nmechanisms > 1 ? cfg.client_sasl.mechanisms[1] : "",
+                cfg.client_sasl.nmechanisms > 2 ? ", " : "",
+                cfg.client_sasl.nmechanisms > 2 ? cfg.client_sasl.mechanisms[2] : "");
+    }
     if (px_listen(&px, err, sizeof(err)) != 0 || px_admin_start(&px, err, sizeof(err)) != 0) {
         kz_err("cannot start: %s", err);
         goto out;
@@ -246,12 +360,15 @@ int main(int argc, char **argv)
     struct event *sigint = evsignal_new(px.base, SIGINT, px_signal_cb, &px);
     event_add(sigterm, NULL);
     event_add(sigint, NULL);
+    struct event *sighup = evsignal_new(px.base, SIGHUP, px_sighup_cb, &px);
+    event_add(sighup, NULL);
     kz_info("kzproxy %s starting: zone %s, node %d, %d peers, backend %s%s", PACKAGE_VERSION, cfg.zone,
             cfg.node_id, cfg.npeers, cfg.bootstrap[0], cfg.nbootstrap > 1 ? ",..." : "");
     mc_cluster_start(px.mc, px_ready_cb, &px);
     event_base_dispatch(px.base);
     event_free(sigterm);
     event_free(sigint);
+    event_free(sighup);
     rc = 0;
 out:
     px_admin_stop(&px);
@@ -263,6 +380,7 @@ out:
     if (px.base)
         event_base_loop(px.base, EVLOOP_NONBLOCK);
     px_vc_nodes_free(&px);
+    px_sasl_free(px.csasl);
     mc_cluster_free(px.mc);
     px_backend_security_free(backend_sec);
     if (px.dns)

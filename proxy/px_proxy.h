@@ -63,12 +63,16 @@ typedef struct px_metrics {
     uint64_t fetch_parts_leader;       /* fetch partitions sent to: their leader */
     uint64_t fetch_parts_follower;     /*   a follower of the proxy's zone (KIP-392) */
     uint64_t fetch_follower_fallbacks; /* partitions sent back to the leader after a follower failed */
+    uint64_t client_sasl_successes;    /* client SASL logins (and re-authentications) that passed */
+    uint64_t client_sasl_failures;     /* client SASL logins refused */
+    uint64_t client_tls_failures;      /* client TLS handshakes failed (incl. plaintext on the TLS listener) */
 } px_metrics;
 
 struct mc_peers;
 struct rt_router;
 struct ow_store;
 struct ow_gc;
+struct px_sasl;
 
 typedef struct px_proxy {
     struct event_base *base;
@@ -76,12 +80,15 @@ typedef struct px_proxy {
     px_config *cfg;
     mc_cluster *mc;
     struct mc_peers *peers;  /* the other proxies and their health */
+    mc_conn_security *peer_sec; /* TLS to peers (peer_tls); NULL: plaintext */
     struct rt_router *rt;    /* the WAL path; NULL without a wal config */
     struct ow_store *store;  /* the WAL store; NULL without a wal config */
     struct ow_gc *gc;
     struct mc_xz *xz;        /* bytes to and from other zones */
+    struct px_sasl *csasl;   /* client SASL (client_sasl); NULL: clients do not log in */
     int64_t started_wall_ms;
     struct evconnlistener *listener;
+    struct px_tls *tls;      /* TLS on the client listener; NULL without client_tls */
     struct evhttp *http;
     int ready;
     int nnodes;
@@ -128,6 +135,14 @@ struct px_fetch_replicas **px_client_fetch_replicas(px_client *cl);
 const char *px_client_zone(const px_client *cl);
 const char *px_client_peer(const px_client *cl);
 px_proxy *px_client_proxy(const px_client *cl);
+/* 1 once the client may send ordinary requests (always without client_sasl). */
+int px_client_authenticated(const px_client *cl);
+/* Set the principal (a copy; px_sasl.c on a SASL login). 0, or -1 out of memory. */
+int px_client_set_principal(px_client *cl, const char *principal);
+/* Who the client authenticated as: its certificate's subject (mTLS, RFC 2253)
+ * or its SASL user, whichever authenticated it; NULL if neither. Owned by
+ * the connection. */
+const char *px_client_principal(const px_client *cl);
 
 /* Complete a request with a response body (drained) at the request's version:
  * the header is added here. body NULL completes with no response. */

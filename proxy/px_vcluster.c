@@ -217,6 +217,15 @@ int px_vc_version_range(px_proxy *px, int16_t key, int16_t *min, int16_t *max)
         *min = *max = KC_PEER_VERSION;
         return 0;
     }
+    if (key == KC_API_SASLHANDSHAKE || key == KC_API_SASLAUTHENTICATE) {
+        /* Served by px_sasl.c when clients log in (client_sasl). SaslHandshake
+         * v0 is followed by bare tokens (kafka-python 2.0 uses it). */
+        if (px->csasl == NULL)
+            return -1;
+        *min = 0;
+        *max = key == KC_API_SASLHANDSHAKE ? 1 : 2;
+        return 0;
+    }
     if (px_pass_versions(key, &pmax) == 0) {
         /* Forwarded unchanged: the backend's range, capped where kzproxy
          * knows the routing field. Not offered before the backend is known. */

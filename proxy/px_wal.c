@@ -9,6 +9,7 @@
 
 #include "common/kz_log.h"
 #include "meta-client/mc_peers.h"
+#include "meta-client/mc_tls.h"
 #include "meta-client/mc_xzone.h"
 #include "objwal/ow_gc.h"
 #include "objwal/ow_store.h"
@@ -57,9 +58,37 @@ static int px_wal_store(px_proxy *px, char *errstr, size_t n)
     return 0;
 }
 
+/* TLS to peers from peer_tls (or client_tls, see px_peer_tls): px->peer_sec
+ * stays NULL when off. Only proxies that talk to peers (a peer_secret) need
+ * it. 0, or -1 with errstr. */
+static int px_peer_security_new(px_proxy *px, char *errstr, size_t n)
+{
+    const px_peer_tls *t = &px->cfg->peer_tls;
+    if (!t->enabled || px->cfg->peer_secret == NULL)
+        return 0;
+    if ((px->peer_sec = calloc(1, sizeof(*px->peer_sec))) == NULL) {
+        snprintf(errstr, n, "out of memory");
+        return -1;
+    }
+    mc_tls_config tc = {.ca_file = t->ca_file,
+                        .verify_hostname = t->verify_hostname,
+                        .cert_file = t->cert_file,
+                        .key_file = t->key_file,
+                        .where = t->present ? "peer_tls" : "client_tls (for peers)"};
+    if ((px->peer_sec->tls = mc_tls_new(&tc, errstr, n)) == NULL)
+        return -1;
+    if (!t->verify_hostname)
+        kz_warn("peer_tls.verify_hostname is off: any certificate the CA signed is accepted for every peer");
+    kz_info("peer connections: TLS (%s), verifying against %s%s", t->present ? "peer_tls" : "as client_tls",
+            t->ca_file ? t->ca_file : "the system's trust store", t->cert_file ? ", with a client certificate" : "");
+    return 0;
+}
+
 int px_wal_start(px_proxy *px, char *errstr, size_t n)
 {
     px_config *cfg = px->cfg;
+    if (px_peer_security_new(px, errstr, n) != 0)
+        return -1;
     mc_peers_config pc = {
         .self_id = cfg->node_id,
         .self_zone = cfg->zone,
@@ -75,7 +104,9 @@ int px_wal_start(px_proxy *px, char *errstr, size_t n)
         .conn = {.max_inflight = cfg->limits.upstream_max_inflight,
                  .request_timeout_ms = cfg->rpc_timeout_ms,
                  .max_response_bytes = cfg->limits.max_response_bytes,
-                 .reconnect_backoff_ms = 200},
+                 .reconnect_backoff_ms = 200,
+                 .sec = px->peer_sec,
+                 .kind = "peer"},
         .xz = px->xz,
     };
     px->peers = mc_peers_new(px->base, px->dns, &pc);
@@ -128,6 +159,10 @@ void px_wal_stop(px_proxy *px)
     px->rt = NULL;
     mc_peers_free(px->peers);
     px->peers = NULL;
+    if (px->peer_sec)
+        mc_tls_free(px->peer_sec->tls);
+    free(px->peer_sec); /* after the peers' connections */
+    px->peer_sec = NULL;
     ow_gc_free(px->gc);
     px->gc = NULL;
     if (px->store)

@@ -1,0 +1,264 @@
+#include "config.h"
+
+#include "proxy/px_tls.h"
+
+#include "common/kz_log.h"
+#include "meta-client/mc_tls.h"
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+/* What the files looked like when last loaded (or last failed to load). */
+typedef struct px_tls_stamp {
+    struct {
+        dev_t dev;
+        ino_t ino;
+        off_t size;
+        struct timespec mtime;
+        int missing;
+    } f[3]; /* cert, key, ca */
+} px_tls_stamp;
+
+struct px_tls {
+    const px_client_tls *cfg;
+    SSL_CTX *ctx;        /* the current context; SSLs hold their own reference */
+    px_tls_stamp loaded; /* the files behind ctx */
+    px_tls_stamp failed; /* the files of the last failed rebuild: not retried, not logged again */
+    int have_failed;
+    int64_t checked_ms;  /* last stat round */
+};
+
+static int64_t px_tls_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void px_tls_stamp_take(const px_client_tls *cfg, px_tls_stamp *s)
+{
+    const char *paths[3] = {cfg->cert_file, cfg->key_file, cfg->ca_file};
+    memset(s, 0, sizeof(*s));
+    for (int i = 0; i < 3; i++) {
+        struct stat st;
+        if (paths[i] == NULL)
+            continue;
+        if (stat(paths[i], &st) != 0) {
+            s->f[i].missing = 1;
+            continue;
+        }
+        s->f[i].dev = st.st_dev;
+        s->f[i].ino = st.st_ino;
+        s->f[i].size = st.st_size;
+        s->f[i].mtime = st.st_mtim;
+    }
+}
+
+static int px_tls_stamp_same(const px_tls_stamp *a, const px_tls_stamp *b)
+{
+    for (int i = 0; i < 3; i++) {
+        if (a->f[i].missing != b->f[i].missing || a->f[i].dev != b->f[i].dev || a->f[i].ino != b->f[i].ino ||
+            a->f[i].size != b->f[i].size || a->f[i].mtime.tv_sec != b->f[i].mtime.tv_sec ||
+            a->f[i].mtime.tv_nsec != b->f[i].mtime.tv_nsec)
+            return 0;
+    }
+    return 1;
+}
+
+static SSL_CTX *px_tls_ctx_fail(SSL_CTX *ctx, char *errstr, size_t n, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static SSL_CTX *px_tls_ctx_fail(SSL_CTX *ctx, char *errstr, size_t n, const char *fmt, ...)
+{
+    char what[300];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    unsigned long e = ERR_peek_last_error();
+    char reason[256] = "";
+    if (e != 0)
+        ERR_error_string_n(e, reason, sizeof(reason));
+    ERR_clear_error();
+    snprintf(errstr, n, "%s%s%s", what, e ? ": " : "", reason);
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+/* A server context from the files as they are now. */
+static SSL_CTX *px_tls_ctx_build(const px_client_tls *cfg, char *errstr, size_t n)
+{
+    ERR_clear_error();
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL)
+        return px_tls_ctx_fail(NULL, errstr, n, "cannot create a TLS context");
+    if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1)
+        return px_tls_ctx_fail(ctx, errstr, n, "cannot require TLS 1.2");
+    /* Clients renegotiating, or resuming across a rotation, gain nothing. */
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_num_tickets(ctx, 0);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+    if (mc_tls_load_keypair(ctx, "client_tls", cfg->cert_file, cfg->key_file, errstr, n) != 0) {
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    if (cfg->client_auth != PX_TLS_AUTH_NONE) {
+        if (SSL_CTX_load_verify_locations(ctx, cfg->ca_file, NULL) != 1)
+            return px_tls_ctx_fail(ctx, errstr, n, "client_tls.ca_file %s: cannot load CA certificates", cfg->ca_file);
+        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(cfg->ca_file);
+        if (names == NULL)
+            return px_tls_ctx_fail(ctx, errstr, n, "client_tls.ca_file %s: no CA certificate names", cfg->ca_file);
+        SSL_CTX_set_client_CA_list(ctx, names);
+        int mode = SSL_VERIFY_PEER;
+        if (cfg->client_auth == PX_TLS_AUTH_REQUIRED)
+            mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+        SSL_CTX_set_verify(ctx, mode, NULL);
+    }
+    return ctx;
+}
+
+px_tls *px_tls_new(const px_client_tls *cfg, char *errstr, size_t n)
+{
+    px_tls *t = calloc(1, sizeof(*t));
+    if (t == NULL) {
+        snprintf(errstr, n, "out of memory");
+        return NULL;
+    }
+    t->cfg = cfg;
+    px_tls_stamp_take(cfg, &t->loaded);
+    if ((t->ctx = px_tls_ctx_build(cfg, errstr, n)) == NULL) {
+        free(t);
+        return NULL;
+    }
+    t->checked_ms = px_tls_now_ms();
+    return t;
+}
+
+void px_tls_free(px_tls *t)
+{
+    if (t == NULL)
+        return;
+    SSL_CTX_free(t->ctx);
+    free(t);
+}
+
+/* Rebuild from files stamped st; 0 or -1 with errstr. */
+static int px_tls_rebuild(px_tls *t, const px_tls_stamp *st, char *errstr, size_t n)
+{
+    SSL_CTX *ctx = px_tls_ctx_build(t->cfg, errstr, n);
+    if (ctx == NULL) {
+        t->failed = *st;
+        t->have_failed = 1;
+        return -1;
+    }
+    SSL_CTX_free(t->ctx); /* open connections keep it alive through their SSL */
+    t->ctx = ctx;
+    t->loaded = *st;
+    t->have_failed = 0;
+    return 0;
+}
+
+int px_tls_reload(px_tls *t, char *errstr, size_t n)
+{
+    px_tls_stamp st;
+    px_tls_stamp_take(t->cfg, &st);
+    t->checked_ms = px_tls_now_ms();
+    return px_tls_rebuild(t, &st, errstr, n);
+}
+
+/* At most once a second: rebuild when the files changed since they were
+ * loaded (or since a rebuild last failed on them). */
+static void px_tls_check_rotation(px_tls *t)
+{
+    int64_t now = px_tls_now_ms();
+    if (now - t->checked_ms < 1000)
+        return;
+    t->checked_ms = now;
+    px_tls_stamp st;
+    px_tls_stamp_take(t->cfg, &st);
+    if (px_tls_stamp_same(&st, &t->loaded) || (t->have_failed && px_tls_stamp_same(&st, &t->failed)))
+        return;
+    char err[512];
+    if (px_tls_rebuild(t, &st, err, sizeof(err)) == 0)
+        kz_info("client_tls: certificate files changed: loaded %s", t->cfg->cert_file);
+    else
+        kz_err("client_tls: certificate files changed but do not load (keeping the current certificate): %s", err);
+}
+
+SSL *px_tls_ssl_new(px_tls *t)
+{
+    px_tls_check_rotation(t);
+    SSL *ssl = SSL_new(t->ctx);
+    if (ssl == NULL)
+        ERR_clear_error();
+    return ssl;
+}
+
+void px_tls_describe_failure(SSL *ssl, unsigned long err, char *buf, size_t n)
+{
+    long vr = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+    if (vr != X509_V_OK) {
+        snprintf(buf, n, "the client's certificate does not verify: %s", X509_verify_cert_error_string(vr));
+        return;
+    }
+    if (err != 0) {
+        const char *reason = ERR_reason_error_string(err);
+        if (reason != NULL) {
+            snprintf(buf, n, "%s", reason);
+            return;
+        }
+        char full[256];
+        ERR_error_string_n(err, full, sizeof(full));
+        snprintf(buf, n, "%s", full);
+        return;
+    }
+    snprintf(buf, n, "the client closed the connection during the handshake");
+}
+
+char *px_tls_peer_subject(SSL *ssl)
+{
+    X509 *cert = SSL_get0_peer_certificate(ssl);
+    if (cert == NULL)
+        return NULL;
+    BIO *b = BIO_new(BIO_s_mem());
+    if (b == NULL)
+        return NULL;
+    char *out = NULL;
+    if (X509_NAME_print_ex(b, X509_get_subject_name(cert), 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) >= 0) {
+        char *p;
+        long len = BIO_get_mem_data(b, &p);
+        if (len >= 0 && (out = malloc((size_t)len + 1)) != NULL) {
+            memcpy(out, p, (size_t)len);
+            out[len] = '\0';
+        }
+    }
+    BIO_free(b);
+    return out;
+}
+
+const char *px_tls_sniff(const uint8_t *b, size_t n)
+{
+    if (n < 1)
+        return NULL;
+    if (b[0] == 0x16) /* handshake record: a ClientHello follows */
+        return NULL;
+    /* A Kafka frame starts with its size: below 16 MiB for anything a client sends first. */
+    if (b[0] == 0x00)
+        return "a plaintext Kafka request (the client is not using TLS: set security.protocol=SSL)";
+    static const char *const http[] = {"GET ", "POST", "PUT ", "HEAD", "OPTI", "DELE", "PATC", "CONN"};
+    for (size_t i = 0; i < sizeof(http) / sizeof(http[0]); i++)
+        if (n >= 4 && memcmp(b, http[i], 4) == 0)
+            return "an HTTP request";
+    if (b[0] == 0x15)
+        return "a TLS alert instead of a handshake";
+    return "bytes that are not a TLS handshake";
+}
