@@ -1,6 +1,6 @@
 #include "config.h"
 
-#include "proxy/px_proxy.h"
+#include "proxy/px_client_int.h"
 #include "proxy/px_tls.h"
 
 #include "codec/kc_peer.h"
@@ -36,34 +36,6 @@
  * clients' defaults); larger ones accumulate in the input buffer first. */
 #define PX_RX_DIRECT_MAX ((size_t)16 << 20)
 
-struct px_client {
-    px_proxy *px;
-    struct bufferevent *bev;
-    struct event *resume;  /* re-runs the reader after a pause ends */
-    char peer[INET6_ADDRSTRLEN + 8];
-    int refcnt;            /* the socket, plus one per request in flight */
-    int closed;
-    int paused;
-    int ninflight;
-    size_t inflight_bytes;
-    TAILQ_HEAD(px_req_q, px_req) reqs;
-    kc_frame_rx rx;         /* a large frame being read straight from the socket */
-    char zone[64];          /* the zone this client is served as */
-    int zone_checked;       /* client.id looked at */
-    px_client *next, *prev; /* px->clients */
-    int npriv;              /* this client's own broker connections */
-    struct px_priv {
-        int32_t broker;
-        mc_conn *conn;
-    } priv[8];
-    struct px_fetch_replicas *fetch_replicas; /* px_route_fetch.c: read replicas by partition */
-    int tls;                /* bev is an OpenSSL bufferevent (client_tls) */
-    int tls_done;           /* its handshake completed */
-    struct event *sniff;    /* TLS listener: waits for the first bytes, before bev exists */
-    evutil_socket_t fd;     /* the socket while sniff owns it */
-    char *principal;        /* who authenticated (certificate subject or SASL user), or NULL */
-    px_client_auth auth;    /* client SASL state (px_sasl.c) */
-};
 
 const char *px_client_zone(const px_client *cl) { return cl->zone; }
 const char *px_client_peer(const px_client *cl) { return cl->peer; }
@@ -84,7 +56,7 @@ int px_client_set_principal(px_client *cl, const char *principal)
 }
 struct px_fetch_replicas **px_client_fetch_replicas(px_client *cl) { return cl->closed ? NULL : &cl->fetch_replicas; }
 
-static void px_client_release(px_client *cl)
+void px_client_release(px_client *cl)
 {
     if (--cl->refcnt > 0)
         return;
@@ -182,11 +154,9 @@ static void px_client_check_zone(px_client *cl, kc_str client_id)
     }
 }
 
-static void px_client_bad(px_client *cl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void px_client_flush(px_client *cl);
 
 /* Log one line naming the peer and the reason, then close. */
-static void px_client_bad(px_client *cl, const char *fmt, ...)
+void px_client_bad(px_client *cl, const char *fmt, ...)
 {
     char why[512];
     va_list ap;
@@ -198,21 +168,6 @@ static void px_client_bad(px_client *cl, const char *fmt, ...)
     kz_warn("client %s: closing connection: %s", cl->peer, why);
     cl->px->m.connections_closed_bad++;
     px_client_close(cl);
-}
-
-void px_req_reject(px_req *rq, const char *fmt, ...)
-{
-    char why[400];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, sizeof(why), fmt, ap);
-    va_end(ap);
-    px_client_bad(rq->cl, "%s (%s v%d, correlation id %d)", why, kc_api_name(rq->hdr.api_key),
-                  rq->hdr.api_version, rq->hdr.correlation_id);
-    if (!rq->done) {
-        rq->done = 1;
-        px_client_flush(rq->cl);
-    }
 }
 
 static int px_client_over_limits(px_client *cl)
@@ -232,7 +187,7 @@ static void px_client_pause(px_client *cl)
     bufferevent_disable(cl->bev, EV_READ);
 }
 
-static void px_client_maybe_resume(px_client *cl)
+void px_client_maybe_resume(px_client *cl)
 {
     if (!cl->paused || cl->closed || cl->auth.close_after_flush || px_client_over_limits(cl))
         return;
@@ -252,56 +207,7 @@ static void px_client_close_if_drained(px_client *cl)
         px_client_close(cl);
 }
 
-/* Write completed responses in request order. */
-static void px_client_flush(px_client *cl)
-{
-    px_req *rq;
-    cl->refcnt++; /* hold on while requests are freed */
-    while ((rq = TAILQ_FIRST(&cl->reqs)) != NULL && rq->done) {
-        TAILQ_REMOVE(&cl->reqs, rq, link);
-        if (!cl->closed && rq->resp != NULL) {
-            cl->px->m.response_bytes += evbuffer_get_length(rq->resp);
-            if (bufferevent_write_buffer(cl->bev, rq->resp) != 0)
-                px_client_bad(cl, "cannot queue a response (out of memory)");
-        }
-        cl->ninflight--;
-        cl->inflight_bytes -= rq->frame->len;
-        if (rq->resp)
-            evbuffer_free(rq->resp);
-        kc_frame_release(rq->frame);
-        free(rq);
-        px_client_release(cl);
-    }
-    if (cl->auth.close_after_flush && !cl->closed)
-        bufferevent_disable(cl->bev, EV_READ);
-    px_client_maybe_resume(cl);
-    px_client_release(cl);
-}
-
 const void *px_client_stream(const px_client *cl) { return cl; }
-
-void px_req_respond(px_req *rq, struct evbuffer *body)
-{
-    if (body == NULL) {
-        rq->no_response = 1;
-    } else {
-        kc_wr w;
-        rq->resp = evbuffer_new();
-        if (rq->resp == NULL) {
-            px_req_reject(rq, "out of memory for the response");
-            return;
-        }
-        kc_wr_init(&w, rq->resp, NULL);
-        kc_resp_hdr_encode(&w, rq->hdr.correlation_id,
-                           kc_resp_hdr_version(rq->hdr.api_key, rq->hdr.api_version));
-        if (w.err || evbuffer_add_buffer(rq->resp, body) != 0 || kc_wr_frame_size(rq->resp) != 0) {
-            px_req_reject(rq, "out of memory for the response");
-            return;
-        }
-    }
-    rq->done = 1;
-    px_client_flush(rq->cl);
-}
 
 static void px_dispatch(px_client *cl, kc_frame *f)
 {
@@ -836,26 +742,4 @@ void px_listen_close(px_proxy *px)
         px_client_close(px->clients);
     px_tls_free(px->tls);
     px->tls = NULL;
-}
-
-void px_req_respond_frame(px_req *rq, kc_frame *resp)
-{
-    /* [size][client's correlation id][the broker's bytes after its own] */
-    kc_wr w;
-    int rc = -1;
-    if ((rq->resp = evbuffer_new()) != NULL) {
-        kc_wr_init(&w, rq->resp, NULL);
-        kc_wr_i32(&w, (int32_t)resp->len);
-        kc_wr_i32(&w, rq->hdr.correlation_id);
-        rc = w.err ? -1 : 0;
-        if (rc == 0 && resp->len > 4)
-            rc = kc_frame_add_ref(rq->resp, resp, resp->data + 4, resp->len - 4);
-    }
-    kc_frame_release(resp);
-    if (rc != 0) {
-        px_req_reject(rq, "out of memory for the response");
-        return;
-    }
-    rq->done = 1;
-    px_client_flush(rq->cl);
 }

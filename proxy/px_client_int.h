@@ -1,0 +1,55 @@
+/*
+ * Private to proxy/px_client.c and proxy/px_req.c: a client connection's
+ * state, and what the request side (px_req.c: respond, reject, and write the
+ * answers in request order) needs of the connection side.
+ */
+#ifndef PX_CLIENT_INT_H
+#define PX_CLIENT_INT_H
+
+#include "proxy/px_proxy.h"
+#include "proxy/px_sasl.h"
+
+#include <arpa/inet.h>
+#include <event2/util.h>
+#include <sys/queue.h>
+
+struct px_client {
+    px_proxy *px;
+    struct bufferevent *bev;
+    struct event *resume;  /* re-runs the reader after a pause ends */
+    char peer[INET6_ADDRSTRLEN + 8];
+    int refcnt;            /* the socket, plus one per request in flight */
+    int closed;
+    int paused;
+    int ninflight;
+    size_t inflight_bytes;
+    TAILQ_HEAD(px_req_q, px_req) reqs;
+    kc_frame_rx rx;         /* a large frame being read straight from the socket */
+    char zone[64];          /* the zone this client is served as */
+    int zone_checked;       /* client.id looked at */
+    px_client *next, *prev; /* px->clients */
+    int npriv;              /* this client's own broker connections */
+    struct px_priv {
+        int32_t broker;
+        mc_conn *conn;
+    } priv[8];
+    struct px_fetch_replicas *fetch_replicas; /* px_route_fetch.c: read replicas by partition */
+    int tls;                /* bev is an OpenSSL bufferevent (client_tls) */
+    int tls_done;           /* its handshake completed */
+    struct event *sniff;    /* TLS listener: waits for the first bytes, before bev exists */
+    evutil_socket_t fd;     /* the socket while sniff owns it */
+    char *principal;        /* who authenticated (certificate subject or SASL user), or NULL */
+    px_client_auth auth;    /* client SASL state (px_sasl.c) */
+};
+
+/* Log one line naming the peer and the reason, then close the connection. */
+void px_client_bad(px_client *cl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Drop one reference (the socket's or a request's); the last frees cl. */
+void px_client_release(px_client *cl);
+/* Read again if a pause for backpressure can end now. */
+void px_client_maybe_resume(px_client *cl);
+/* px_req.c: write the completed responses at the head of the queue, in
+ * request order, and free their requests. */
+void px_client_flush(px_client *cl);
+
+#endif
