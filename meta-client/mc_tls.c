@@ -16,6 +16,16 @@ struct mc_tls {
     int verify_hostname;
 };
 
+void mc_tls_error(char *errstr, size_t n, const char *what)
+{
+    unsigned long e = ERR_peek_last_error();
+    char reason[256] = "";
+    if (e != 0)
+        ERR_error_string_n(e, reason, sizeof(reason));
+    ERR_clear_error();
+    snprintf(errstr, n, "%s%s%s", what, e ? ": " : "", reason);
+}
+
 static mc_tls *mc_tls_fail(mc_tls *t, char *errstr, size_t n, const char *fmt, ...)
 {
     char what[300];
@@ -23,12 +33,7 @@ static mc_tls *mc_tls_fail(mc_tls *t, char *errstr, size_t n, const char *fmt, .
     va_start(ap, fmt);
     vsnprintf(what, sizeof(what), fmt, ap);
     va_end(ap);
-    unsigned long e = ERR_peek_last_error();
-    char reason[256] = "";
-    if (e != 0)
-        ERR_error_string_n(e, reason, sizeof(reason));
-    ERR_clear_error();
-    snprintf(errstr, n, "%s%s%s", what, e ? ": " : "", reason);
+    mc_tls_error(errstr, n, what);
     mc_tls_free(t);
     return NULL;
 }

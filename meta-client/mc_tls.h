@@ -47,4 +47,8 @@ void mc_tls_describe_failure(SSL *ssl, const char *host, unsigned long err, char
 int mc_tls_load_keypair(SSL_CTX *ctx, const char *where, const char *cert_file, const char *key_file,
                         char *errstr, size_t errstr_size);
 
+/* errstr = what, then ": " and OpenSSL's last error if there is one; clears
+ * OpenSSL's error queue (so the next failure reports its own reason). */
+void mc_tls_error(char *errstr, size_t n, const char *what);
+
 #endif

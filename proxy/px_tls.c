@@ -83,12 +83,7 @@ static SSL_CTX *px_tls_ctx_fail(SSL_CTX *ctx, char *errstr, size_t n, const char
     va_start(ap, fmt);
     vsnprintf(what, sizeof(what), fmt, ap);
     va_end(ap);
-    unsigned long e = ERR_peek_last_error();
-    char reason[256] = "";
-    if (e != 0)
-        ERR_error_string_n(e, reason, sizeof(reason));
-    ERR_clear_error();
-    snprintf(errstr, n, "%s%s%s", what, e ? ": " : "", reason);
+    mc_tls_error(errstr, n, what);
     SSL_CTX_free(ctx);
     return NULL;
 }

@@ -12,6 +12,7 @@
 #include "codec/kc_msg.h"
 #include "codec/kc_peer.h"
 #include "codec/kc_proto.h"
+#include "tests/fuzz/fuzz_msg.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -21,29 +22,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define KZ_FUZZ_MSG(fn, type, apikey)                                                              \
-    static int kz_fuzz_one(const uint8_t *data, size_t size)                                      \
-    {                                                                                              \
-        if (size < 2)                                                                              \
-            return 0;                                                                              \
-        const kc_api_info *ai = kc_api_lookup(apikey);                                             \
-        int span = ai->max_version - ai->min_version + 1;                                          \
-        int16_t version = (int16_t)(ai->min_version + ((data[0] << 8 | data[1]) % span));          \
-        kc_rd rd;                                                                                  \
-        kc_arena a;                                                                                \
-        type msg;                                                                                  \
-        kc_rd_init(&rd, data + 2, size - 2);                                                       \
-        kc_arena_init(&a);                                                                         \
-        if (fn##_decode(&rd, version, &a, &msg) == 0) {                                            \
-            /* A message that decodes must encode again without trouble. */                      \
-            struct evbuffer *eb = evbuffer_new();                                                  \
-            kc_wr w;                                                                               \
-            kc_wr_init(&w, eb, NULL);                                                              \
-            fn##_encode(&w, version, &msg);                                                        \
-            evbuffer_free(eb);                                                                     \
-        }                                                                                          \
-        kc_arena_destroy(&a);                                                                      \
-        return 0;                                                                                  \
-    }
+    KZ_FUZZ_ROUNDTRIP(fn, type, kc_api_lookup(apikey)->min_version, kc_api_lookup(apikey)->max_version)
 
 #include <event2/buffer.h>
 
@@ -73,9 +52,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define KZ_T_wal_append_req 24
 #define KZ_T_wal_append_resp 25
 
-#define KZ_CAT(a, b) a##b
-#define KZ_XCAT(a, b) KZ_CAT(a, b)
-#define KZ_TARGET KZ_XCAT(KZ_T_, KZ_FUZZ_TARGET)
 
 #if KZ_TARGET == KZ_T_req_header
 static int kz_fuzz_one(const uint8_t *data, size_t size)

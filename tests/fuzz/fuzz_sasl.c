@@ -10,6 +10,8 @@
  */
 #include "config.h"
 
+#include "tests/fuzz/fuzz_msg.h"
+
 #include "codec/kc_msg.h"
 #include "meta-client/mc_sasl.h"
 
@@ -26,31 +28,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define KZ_T_scram_server_first 3
 #define KZ_T_scram_server_final 4
 
-#define KZ_CAT(a, b) a##b
-#define KZ_XCAT(a, b) KZ_CAT(a, b)
-#define KZ_TARGET KZ_XCAT(KZ_T_, KZ_FUZZ_TARGET)
 
-#define KZ_FUZZ_SASL_MSG(fn, type, maxv)                                                           \
-    static int kz_fuzz_one(const uint8_t *data, size_t size)                                      \
-    {                                                                                              \
-        if (size < 2)                                                                              \
-            return 0;                                                                              \
-        int16_t version = (int16_t)((data[0] << 8 | data[1]) % ((maxv) + 1));                      \
-        kc_rd rd;                                                                                  \
-        kc_arena a;                                                                                \
-        type msg;                                                                                  \
-        kc_rd_init(&rd, data + 2, size - 2);                                                       \
-        kc_arena_init(&a);                                                                         \
-        if (fn##_decode(&rd, version, &a, &msg) == 0) {                                            \
-            struct evbuffer *eb = evbuffer_new();                                                  \
-            kc_wr w;                                                                               \
-            kc_wr_init(&w, eb, NULL);                                                              \
-            fn##_encode(&w, version, &msg);                                                        \
-            evbuffer_free(eb);                                                                     \
-        }                                                                                          \
-        kc_arena_destroy(&a);                                                                      \
-        return 0;                                                                                  \
-    }
+#define KZ_FUZZ_SASL_MSG(fn, type, maxv) KZ_FUZZ_ROUNDTRIP(fn, type, 0, maxv)
 
 #if KZ_TARGET == KZ_T_saslhandshake_resp
 KZ_FUZZ_SASL_MSG(kc_saslhandshake_resp, kc_saslhandshake_resp, KC_SASLHANDSHAKE_MAX_VERSION)
