@@ -79,7 +79,10 @@ def roundtrip(prod_addr, cons_addr, mode, start):
     kcat('-P', '-b', prod_addr, '-t', TOPIC, '-K:', '-X', 'topic.partitioner=murmur2_random',
          input=payload, timeout=120)
     t1 = time.monotonic()
-    cp = kcat('-C', '-b', cons_addr, '-t', TOPIC, '-o', 'beginning', '-e', '-f', '%k:%s:%p:%o\n',
+    # -c, not -e: through kzproxy a partition led in another zone is read
+    # from the zone's follower (KIP-392), whose end can trail the leader's
+    # for a moment after the produce, so "exit at the end" may stop early.
+    cp = kcat('-C', '-b', cons_addr, '-t', TOPIC, '-o', 'beginning', '-c', str(MESSAGES), '-f', '%k:%s:%p:%o\n',
               timeout=120)
     t2 = time.monotonic()
     lines = cp.stdout.decode('utf-8', 'replace').splitlines()
