@@ -151,6 +151,13 @@ static int rt_batch_seq(kc_bytes rec, int64_t *pid, int16_t *epoch, int32_t *seq
     return *pid >= 0 && *seq >= 0;
 }
 
+/* How long later sequences wait for a failed batch's retry on the same
+ * connection. What must not overtake it are the batches the client sent
+ * before it read the failure: they come within a round trip. A retry can
+ * also come on another connection (the partition's virtual leader moved to
+ * another proxy), and then waiting longer would only stall the partition. */
+#define RT_SEQ_HOLD_MS 2000
+
 static int rt_code_retriable(int16_t code)
 {
     switch (code) {
@@ -191,13 +198,13 @@ void rt_out_seq_failed(rt_router *rt, const void *stream, kc_str topic, int32_t 
         k->retry_mark = 1;
         k->refs++;
     } else if (k->retry_pid == pid && k->retry_epoch == epoch && k->retry_seq <= seq) {
-        k->retry_until_ms = rt_wall_ms() + 30000;
+        k->retry_until_ms = rt_wall_ms() + RT_SEQ_HOLD_MS;
         return; /* the earliest failed sequence is the one to wait for */
     }
     k->retry_pid = pid;
     k->retry_epoch = epoch;
     k->retry_seq = seq;
-    k->retry_until_ms = rt_wall_ms() + 30000;
+    k->retry_until_ms = rt_wall_ms() + RT_SEQ_HOLD_MS;
 }
 
 int rt_out_seq_hold(rt_router *rt, const void *stream, kc_str topic, int32_t partition, kc_bytes records)

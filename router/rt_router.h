@@ -172,7 +172,7 @@ int rt_out_inflight(rt_router *rt, const void *stream, kc_str topic, int32_t par
  * must not land before its retry): rt_out_seq_failed records that the batch
  * in records (record batch v2: producer id, epoch, base sequence) of
  * (stream, partition) failed with a retriable code; until its retry comes
- * (a batch of that producer with a base sequence at or below it, or 30 s),
+ * (a batch of that producer with a base sequence at or below it, or 2 s),
  * rt_out_seq_hold returns 1 for later sequences, which the caller answers
  * NOT_LEADER_OR_FOLLOWER (counted as an order hold). Batches of producers
  * without an id are never held. */
