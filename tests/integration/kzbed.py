@@ -237,6 +237,10 @@ def java_argv(main, heap='384m', log_file=None):
     return argv + ['-cp', kafka_classpath(), main]
 
 
+class _PortTaken(Exception):
+    """A broker could not bind a port the harness had probed free."""
+
+
 SCRAM_USERS = {'kzproxy': 'kzproxy-secret', 'alice': 'alice-secret'}
 """SCRAM-SHA-256/512 and PLAIN users every KafkaBed creates at startup."""
 
@@ -353,6 +357,59 @@ class KafkaBed(_Bed):
         cp = kafka_classpath()
         if self.workdir is None:
             self.workdir = tempfile.mkdtemp(prefix='kzkafka-')
+        for attempt in range(3):
+            try:
+                return self._start_once(cp)
+            except _PortTaken as e:
+                # The ports are the kernel's choice (bind to port 0), probed
+                # and closed before the JVMs bind them: another process can
+                # take one in between. Start again on new ones.
+                sys.stderr.write('kzbed: %s; starting the cluster again on new ports\n' % e)
+                self._reset()
+        raise HarnessError('Kafka test bed: a port was taken before its broker could bind it, 3 times in a row')
+
+    def _reset(self):
+        """Kill what a failed start left and forget its nodes and data."""
+        if self.admin is not None:
+            admin, self.admin = self.admin, None
+            admin.kill()
+            admin.wait(timeout=30)
+            admin.stdout.close()
+        for n in self.nodes:
+            if n.proc is not None and n.proc.poll() is None:
+                n.proc.kill()
+            if n.proc is not None:
+                n.proc.wait(timeout=30)
+            shutil.rmtree(n.dir, ignore_errors=True)
+        self.nodes = []
+
+    def _wait_registered(self):
+        """Until every broker is registered; a node that died on a taken port
+        raises _PortTaken, any other early exit HarnessError with its log."""
+        deadline = time.monotonic() + self.ready_timeout
+        while True:
+            for n in self.nodes:
+                if n.proc.poll() is None:
+                    continue
+                tail = ''
+                for name in ('stdout.log', 'server.log'):
+                    try:
+                        with open(os.path.join(n.dir, name), 'rb') as f:
+                            tail += f.read()[-20000:].decode('utf-8', 'replace')
+                    except OSError:
+                        pass
+                if 'Address already in use' in tail:
+                    raise _PortTaken('Kafka node %d could not bind one of its ports (taken meanwhile)' % n.id)
+                raise HarnessError('Kafka node %d exited with code %s while starting; %s ends:\n%s'
+                                   % (n.id, n.proc.returncode, n.log, tail[-3000:]))
+            try:
+                self.control('brokers %d 5' % self.broker_cnt, timeout=20)
+                return
+            except HarnessError:
+                if time.monotonic() > deadline:
+                    raise
+
+    def _start_once(self, cp):
         try:
             self._plan()
             self._format(cp)
@@ -365,13 +422,15 @@ class KafkaBed(_Bed):
                 self.sasl_ssl_bootstrap = ','.join('%s:%d' % (n.host, n.sasl_ssl_port) for n in self.nodes)
             self.brokers = [Broker(n.id, n.host, n.port, n.rack) for n in self.nodes]
             self._start_admin()
-            self.control('brokers %d %d' % (self.broker_cnt, self.ready_timeout), timeout=self.ready_timeout + 10)
+            self._wait_registered()
             # Group and transaction coordinators ready before the test starts,
             # as on a cluster that has run a while (not COORDINATOR_NOT_AVAILABLE
             # while the internal topics are created).
             self.control('coordinators 60', timeout=70)
             for name, parts in self.topic_spec.items():
                 self.create_topic(name, parts)
+        except _PortTaken:
+            raise
         except BaseException:
             self._failed = True
             self.stop(check=False)
