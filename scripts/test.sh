@@ -28,5 +28,12 @@ if make -j"$(nproc)" check ${checkvars:+"$checkvars"}; then
   echo "kzproxy: test suite passed in $(( $(date +%s) - start ))s"
 else
   echo "kzproxy: test suite FAILED; logs are in $build (see test-suite.log and tests/*/*.log)" >&2
+  # The end of each failed test's log, so a CI record that keeps only this
+  # output still says why.
+  find tests -name '*.trs' -exec grep -l '^:test-result: FAIL' {} + 2>/dev/null | while read -r trs; do
+    log="${trs%.trs}.log"
+    echo "---- last 60 lines of $log ----" >&2
+    tail -n 60 "$log" >&2 || true
+  done
   exit 1
 fi
