@@ -129,6 +129,22 @@ int kc_peer_hello_decode(kc_rd *rd, kc_peer_hello *out)
     out->host = kc_rd_string(rd, 1);
     out->port = kc_rd_i32(rd);
     out->started_ms = kc_rd_i64(rd);
+    /* Optional trailing tagged fields (absent from older proxies): tag 0 is
+     * a 4-byte flags word; other tags are skipped. */
+    if (rd->err == NULL && kc_rd_remain(rd) > 0) {
+        uint32_t ntags = kc_rd_uvarint(rd);
+        if (rd->err == NULL && ntags > kc_rd_remain(rd))
+            return kc_rd_fail(rd, "tag count larger than the message");
+        for (uint32_t i = 0; i < ntags && rd->err == NULL; i++) {
+            uint32_t tag = kc_rd_uvarint(rd), size = kc_rd_uvarint(rd);
+            if (rd->err == NULL && size > kc_rd_remain(rd))
+                return kc_rd_fail(rd, "tagged field longer than the message");
+            if (rd->err == NULL && tag == 0 && size == 4)
+                out->flags = kc_rd_u32(rd);
+            else
+                kc_rd_skip(rd, size);
+        }
+    }
     if (rd->err == NULL && (out->port <= 0 || out->port > 65535))
         return kc_rd_fail(rd, "port out of range");
     if (rd->err == NULL && (out->zone.len == 0 || out->host.len == 0))
@@ -143,9 +159,25 @@ void kc_peer_hello_encode(kc_wr *w, const kc_peer_hello *in)
     kc_wr_string(w, in->host, 1);
     kc_wr_i32(w, in->port);
     kc_wr_i64(w, in->started_ms);
+    if (in->flags != 0) { /* only then: older proxies reject trailing bytes */
+        kc_wr_uvarint(w, 1);
+        kc_wr_uvarint(w, 0);
+        kc_wr_uvarint(w, 4);
+        kc_wr_u32(w, in->flags);
+    }
 }
 
 /* ---- KzWalAppend request ---- */
+
+static size_t kc_uvarint_size(uint32_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
 
 static void kc_wal_part_decode(kc_rd *rd, kc_wal_part *p)
 {
@@ -204,6 +236,63 @@ static void kc_wal_group_decode(kc_rd *rd, kc_arena *a, kc_wal_group *g, int32_t
         kc_wal_broker_decode(rd, a, &g->brokers[i], budget);
 }
 
+/* Tag 0: one nullable principal per group. */
+static void kc_wal_principals_decode(kc_rd *rd, kc_wal_append_req *out)
+{
+    int32_t n = kc_rd_arraylen(rd, 1, 0, 1);
+    if (rd->err == NULL && n != out->ngroups) {
+        kc_rd_fail(rd, "principals do not match the groups");
+        return;
+    }
+    for (int32_t i = 0; i < n && rd->err == NULL; i++) {
+        kc_str s = kc_rd_nstring(rd, 1);
+        /* The ACL check takes a C string: a NUL inside would cut it short
+         * and turn one principal into another. */
+        if (rd->err == NULL && s.len > 0 && memchr(s.p, '\0', (size_t)s.len) != NULL) {
+            kc_rd_fail(rd, "principal contains a NUL byte");
+            return;
+        }
+        out->groups[i].principal = s;
+    }
+    kc_rd_finish(rd);
+}
+
+/* The optional tagged fields after the groups (see kc_peer.h). */
+static void kc_wal_append_tags_decode(kc_rd *rd, kc_wal_append_req *out)
+{
+    uint32_t count = kc_rd_uvarint(rd);
+    if (rd->err == NULL && count > kc_rd_remain(rd) / 2) {
+        kc_rd_fail(rd, "tagged field count exceeds frame");
+        return;
+    }
+    int seen = 0;
+    for (uint32_t i = 0; i < count && rd->err == NULL; i++) {
+        uint32_t tag = kc_rd_uvarint(rd);
+        uint32_t size = kc_rd_uvarint(rd);
+        if (rd->err)
+            return;
+        if (size > kc_rd_remain(rd)) {
+            kc_rd_fail(rd, "tagged field longer than the frame");
+            return;
+        }
+        if (tag == KC_WAL_TAG_PRINCIPALS) {
+            if (seen++) {
+                kc_rd_fail(rd, "principals tag given twice");
+                return;
+            }
+            kc_rd sub;
+            kc_rd_init(&sub, rd->p + rd->off, size);
+            kc_wal_principals_decode(&sub, out);
+            if (sub.err) {
+                rd->err = sub.err;
+                rd->err_off = rd->off + sub.err_off;
+                return;
+            }
+        }
+        kc_rd_skip(rd, size); /* unknown tags: skipped, as Kafka does */
+    }
+}
+
 int kc_wal_append_req_decode(kc_rd *rd, kc_arena *a, kc_wal_append_req *out)
 {
     *out = (kc_wal_append_req){0};
@@ -221,8 +310,12 @@ int kc_wal_append_req_decode(kc_rd *rd, kc_arena *a, kc_wal_append_req *out)
         return kc_rd_fail(rd, "out of memory");
     out->ngroups = n;
     int32_t budget = KC_WAL_MAX_PARTS;
-    for (int32_t i = 0; i < n && rd->err == NULL; i++)
+    for (int32_t i = 0; i < n && rd->err == NULL; i++) {
         kc_wal_group_decode(rd, a, &out->groups[i], &budget);
+        out->groups[i].principal = (kc_str){NULL, -1};
+    }
+    if (rd->err == NULL && kc_rd_remain(rd) > 0)
+        kc_wal_append_tags_decode(rd, out);
     return kc_rd_finish(rd);
 }
 
@@ -251,6 +344,33 @@ void kc_wal_append_req_encode(kc_wr *w, const kc_wal_append_req *in)
                 kc_wr_u32(w, p->crc32c);
             }
         }
+    }
+    int any = 0;
+    for (int32_t i = 0; i < in->ngroups; i++)
+        any |= in->groups[i].principal.p != NULL && in->groups[i].principal.len >= 0;
+    if (!any)
+        return; /* the original encoding: an old peer reads it */
+    /* Tag 0's body, sized first: uvarint count, then one compact nullable
+     * string per group. */
+    size_t size = kc_uvarint_size((uint32_t)in->ngroups + 1);
+    for (int32_t i = 0; i < in->ngroups; i++) {
+        kc_str s = in->groups[i].principal;
+        int32_t len = s.p == NULL || s.len < 0 ? -1 : s.len;
+        size += kc_uvarint_size((uint32_t)(len + 1)) + (len > 0 ? (size_t)len : 0);
+    }
+    if (size > UINT32_MAX) {
+        kc_wr_fail(w, "principals too long");
+        return;
+    }
+    kc_wr_uvarint(w, 1);
+    kc_wr_uvarint(w, KC_WAL_TAG_PRINCIPALS);
+    kc_wr_uvarint(w, (uint32_t)size);
+    kc_wr_arraylen(w, in->ngroups, 1);
+    for (int32_t i = 0; i < in->ngroups; i++) {
+        kc_str s = in->groups[i].principal;
+        if (s.p == NULL)
+            s.len = -1;
+        kc_wr_string(w, s, 1);
     }
 }
 

@@ -74,7 +74,14 @@ typedef struct kc_peer_hello {
     kc_str host; /* advertised Kafka address */
     int32_t port;
     int64_t started_ms; /* process start, wall clock: a restart changes it */
+    /* KC_PEER_HELLO_*: an optional tagged field (tag 0), written only when
+     * non-zero, so a proxy that does not know it still reads every hello
+     * except a draining proxy's (which it then takes as down: the same). */
+    uint32_t flags;
 } kc_peer_hello;
+
+/* The proxy is draining (shutting down): take it out of the virtual cluster. */
+#define KC_PEER_HELLO_DRAINING 0x1u
 
 int kc_peer_hello_decode(kc_rd *rd, kc_peer_hello *out);
 void kc_peer_hello_encode(kc_wr *w, const kc_peer_hello *in);
@@ -104,9 +111,22 @@ typedef struct kc_wal_group {
     int32_t timeout_ms;
     kc_str transactional_id; /* nullable */
     kc_str client_id;        /* nullable */
+    kc_str principal;        /* the producing client's principal; null: anonymous
+                              * (carried in the trailing tagged field 0) */
     int32_t nbrokers;
     kc_wal_broker *brokers;
 } kc_wal_group;
+
+/*
+ * Tagged fields after the groups (an optional section, absent in the
+ * original v0 encoding, so a request without any of them is byte for byte
+ * what an old peer sends and expects):
+ *   tag 0: the groups' principals, a compact array of nullable compact
+ *          strings, one per group in order. Written only when a group has a
+ *          non-null principal; an old peer then refuses the request as
+ *          malformed (it cannot enforce ACLs), rather than ignoring it.
+ */
+#define KC_WAL_TAG_PRINCIPALS 0
 
 typedef struct kc_wal_append_req {
     kc_str key; /* object key */

@@ -1,5 +1,6 @@
 /*
- * kz_log: one-line logs to stderr with a timestamp and a level.
+ * kz_log: one-line logs to stderr with a timestamp and a level, as text or
+ * as one JSON object per line.
  * The macros test the level before formatting, so a debug line costs a
  * comparison when debug logging is off.
  */
@@ -12,6 +13,14 @@ extern int kz_log_level;
 
 /* Parse "error", "warn", "info" or "debug"; -1 if none of them. */
 int kz_log_level_parse(const char *s);
+
+/* The shape of a line: KZ_LOG_TEXT "2026-01-02T03:04:05.678Z info  msg", or
+ * KZ_LOG_JSON, one object per line: {"ts":"...","level":"info","msg":"..."}
+ * (config key log_format). Set once at start, before the loop runs. */
+enum kz_log_format { KZ_LOG_TEXT = 0, KZ_LOG_JSON = 1 };
+extern int kz_log_format;
+/* Parse "text" or "json"; -1 if neither. */
+int kz_log_format_parse(const char *s);
 void kz_log_write(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define kz_log(level, ...)                                                                         \

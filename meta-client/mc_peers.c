@@ -184,8 +184,8 @@ mc_peer_int *mc_peers_insert(mc_peers *ps, int32_t node_id, const char *zone, co
     p->pub.is_static = is_static;
     p->pub.healthy = 1;
     if (p->pub.zone && p->pub.host) {
-        p->pub.conn = mc_conn_new(ps->base, ps->dns, host, port, node_id, &ps->cfg.conn, NULL);
-        p->health = mc_conn_new(ps->base, ps->dns, host, port, node_id, &ps->cfg.conn, NULL);
+        p->pub.conn = mc_conn_new(ps->base, ps->dns, host, port, node_id, &ps->cfg.conn, &ps->stats.conns);
+        p->health = mc_conn_new(ps->base, ps->dns, host, port, node_id, &ps->cfg.conn, &ps->stats.conns);
     }
     mc_peer_int **nv =
         p->pub.conn && p->health ? realloc(ps->v, (size_t)(ps->n + 1) * sizeof(*nv)) : NULL;
@@ -272,6 +272,8 @@ static void mc_peer_check_cb(kc_frame *resp, const char *err, void *arg)
                 why[0] = '\0';
             }
         }
+    } else if (h.flags & KC_PEER_HELLO_DRAINING) {
+        snprintf(why, sizeof(why), "it is draining (shutting down)");
     } else {
         why[0] = '\0';
     }
@@ -496,3 +498,64 @@ void mc_peers_mark_down(mc_peers *ps, int32_t node_id, const char *why)
 }
 
 const mc_peers_stats *mc_peers_get_stats(const mc_peers *ps) { return &ps->stats; }
+
+int mc_peers_set_static(mc_peers *ps, const mc_peer_spec *v, int n)
+{
+    int changed = 0, rc = 0;
+    for (int i = ps->n - 1; i >= 0; i--) {
+        mc_peer_int *p = ps->v[i];
+        if (!p->pub.is_static)
+            continue;
+        int keep = 0;
+        for (int j = 0; j < n && !keep; j++)
+            keep = v[j].node_id == p->pub.node_id && strcmp(v[j].zone, p->pub.zone) == 0 &&
+                   strcmp(v[j].host, p->pub.host) == 0 && v[j].port == p->pub.port;
+        if (!keep) {
+            kz_info("peers: peer %d (%s:%d, zone %s) removed by the new configuration", p->pub.node_id,
+                    p->pub.host, p->pub.port, p->pub.zone);
+            mc_peers_remove(ps, p);
+            changed = 1;
+        }
+    }
+    for (int j = 0; j < n; j++) {
+        mc_peer_int *p = mc_peers_get(ps, v[j].node_id);
+        if (p != NULL && p->pub.is_static)
+            continue; /* kept above */
+        if (p != NULL)
+            mc_peers_remove(ps, p); /* a discovered peer of that id: the config wins */
+        if (mc_peers_insert(ps, v[j].node_id, v[j].zone, v[j].host, v[j].port, 1) == NULL) {
+            kz_warn("peers: cannot add peer %d (%s:%d): %s", v[j].node_id, v[j].host, v[j].port,
+                    ps->n >= MC_PEERS_MAX ? "too many peers" : "out of memory");
+            rc = -1;
+            continue;
+        }
+        kz_info("peers: peer %d (%s:%d, zone %s) added by the new configuration", v[j].node_id, v[j].host,
+                v[j].port, v[j].zone);
+        changed = 1;
+    }
+    if (changed)
+        mc_peers_changed(ps);
+    return rc;
+}
+
+int mc_peers_set_discovery(mc_peers *ps, const char *dns_name, int interval_ms)
+{
+    if (ps->dns_name == NULL || dns_name == NULL)
+        return -1; /* turning discovery on or off: a restart */
+    if (strcmp(ps->dns_name, dns_name) != 0) {
+        char *nn = strdup(dns_name);
+        if (nn == NULL)
+            return -1;
+        free(ps->dns_name);
+        ps->dns_name = nn;
+        ps->cfg.dns_name = nn;
+    }
+    if (interval_ms > 0 && interval_ms != ps->cfg.dns_interval_ms) {
+        ps->cfg.dns_interval_ms = interval_ms;
+        if (ps->started && ps->cfg.secret != NULL && ps->dns) {
+            struct timeval dv = {interval_ms / 1000, (interval_ms % 1000) * 1000};
+            event_add(ps->dns_ev, &dv);
+        }
+    }
+    return 0;
+}

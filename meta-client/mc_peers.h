@@ -92,6 +92,24 @@ const mc_peer *mc_peers_pick(const mc_peers *ps, const char *zone, uint32_t key,
 /* A failed RPC: mark the peer down until a health check succeeds. */
 void mc_peers_mark_down(mc_peers *ps, int32_t node_id, const char *why);
 
+/* A static peer as the config names it (strings copied by the calls). */
+typedef struct mc_peer_spec {
+    int32_t node_id;
+    const char *zone;
+    const char *host;
+    int port;
+} mc_peer_spec;
+
+/* Live reload: make the static peers exactly v[0..n): peers no longer named
+ * (or changed) are removed, new ones added (healthy until checked);
+ * discovered peers are left alone unless the config now names their id.
+ * Notifies the change. 0, or -1 when some could not be added (logged). */
+int mc_peers_set_static(mc_peers *ps, const mc_peer_spec *v, int n);
+/* Live reload of discovery: the DNS name (the next round resolves it) and
+ * the period. -1 when discovery would have to be turned on or off (a
+ * restart) or out of memory. */
+int mc_peers_set_discovery(mc_peers *ps, const char *dns_name, int interval_ms);
+
 /* Counters for /metrics. */
 typedef struct mc_peers_stats {
     uint64_t health_checks;
@@ -100,6 +118,8 @@ typedef struct mc_peers_stats {
     uint64_t dns_resolutions;
     uint64_t dns_failures;
     uint64_t discovered;       /* peers added through DNS */
+    mc_conn_stats conns;       /* every peer connection: RPC, health check, discovery probe
+                                * (tls_failures: peer TLS handshakes that failed) */
 } mc_peers_stats;
 const mc_peers_stats *mc_peers_get_stats(const mc_peers *ps);
 

@@ -58,6 +58,10 @@ static void mc_probe_answered(mc_probe *pr, const kc_peer_hello *h)
     }
     pr->is_self = 0;
     mc_peer_int *p = mc_peers_get(ps, h->node_id);
+    if (p == NULL && (h->flags & KC_PEER_HELLO_DRAINING)) {
+        kz_dbg("discovery: node %d at %s:%d is draining; not adding it", h->node_id, pr->adv_host, pr->adv_port);
+        return;
+    }
     if (p != NULL && (p->pub.is_static ||
                       (strcmp(p->pub.host, pr->adv_host) == 0 && p->pub.port == pr->adv_port)))
         return; /* known: its own health checks decide */
@@ -142,7 +146,7 @@ static void mc_probe_send(mc_probe *pr)
 {
     mc_peers *ps = pr->ps;
     if (pr->conn == NULL) {
-        pr->conn = mc_conn_new(ps->base, ps->dns, pr->host, ps->cfg.dns_port, -1, &ps->cfg.conn, NULL);
+        pr->conn = mc_conn_new(ps->base, ps->dns, pr->host, ps->cfg.dns_port, -1, &ps->cfg.conn, &ps->stats.conns);
         if (pr->conn == NULL)
             return;
     }

@@ -4,6 +4,9 @@
 
 #include "codec/kc_peer.h"
 #include "codec/kc_proto.h"
+#include "meta-client/mc_cluster.h"
+
+#include <string.h>
 
 int mc_xz_category(int16_t api_key)
 {
@@ -54,4 +57,46 @@ uint64_t mc_xz_total(const mc_xz *m, int dir, int kind, int cat)
                 t += m->bytes[dir & 1][k][c];
     }
     return t;
+}
+
+uint64_t mc_xz_kind(const mc_xz *m, int kind)
+{
+    switch (kind) {
+    case MC_XZ_KIND_PRODUCE:
+        return mc_xz_total(m, MC_XZ_OUT, -1, MC_XZ_PAYLOAD);
+    case MC_XZ_KIND_FETCH:
+        return mc_xz_total(m, MC_XZ_IN, -1, MC_XZ_PAYLOAD);
+    case MC_XZ_KIND_RPC:
+        return mc_xz_total(m, MC_XZ_OUT, -1, MC_XZ_RPC) + mc_xz_total(m, MC_XZ_IN, -1, MC_XZ_RPC);
+    case MC_XZ_KIND_CONTROL:
+        return mc_xz_total(m, MC_XZ_OUT, -1, MC_XZ_METADATA) + mc_xz_total(m, MC_XZ_IN, -1, MC_XZ_METADATA) +
+               mc_xz_total(m, MC_XZ_OUT, -1, MC_XZ_OTHER) + mc_xz_total(m, MC_XZ_IN, -1, MC_XZ_OTHER);
+    default:
+        return 0;
+    }
+}
+
+const char *mc_xz_kind_name(int kind)
+{
+    static const char *const names[MC_XZ_NKIND] = {"produce_payload", "fetch_payload", "peer_rpc",
+                                                   "metadata_control"};
+    return kind >= 0 && kind < MC_XZ_NKIND ? names[kind] : "metadata_control";
+}
+
+void mc_xz_replication(mc_xz *m, const struct mc_view *v, const char *topic, int32_t topic_len,
+                       int32_t partition, uint64_t n)
+{
+    if (m == NULL || v == NULL || topic_len < 0)
+        return;
+    const mc_partition *p = mc_view_partition(v, (kc_str){topic, topic_len}, partition);
+    const mc_broker *leader = p ? mc_view_broker(v, p->leader_id) : NULL;
+    if (leader == NULL || leader->rack == NULL)
+        return;
+    uint64_t others = 0;
+    for (int32_t i = 0; i < p->nreplicas; i++) {
+        const mc_broker *b = p->replicas[i] == p->leader_id ? NULL : mc_view_broker(v, p->replicas[i]);
+        if (b && b->rack && strcmp(b->rack, leader->rack) != 0)
+            others++;
+    }
+    m->replication_est += n * others;
 }

@@ -279,6 +279,12 @@ int ow_sigv4_authorization(const ow_sigv4_request *r, char *out, size_t out_size
             ow_hmac(k2, 32, r->service, k3);
             ow_hmac(k3, 32, "aws4_request", k4);
             ow_hmac(k4, 32, sts.p, sig);
+            /* The secret and the keys derived from it leave no copy on the stack. */
+            OPENSSL_cleanse(kstart, sizeof(kstart));
+            OPENSSL_cleanse(k1, sizeof(k1));
+            OPENSSL_cleanse(k2, sizeof(k2));
+            OPENSSL_cleanse(k3, sizeof(k3));
+            OPENSSL_cleanse(k4, sizeof(k4));
             char sighex[65];
             ow_hex(sig, 32, sighex);
             int n = snprintf(out, out_size,

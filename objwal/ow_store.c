@@ -26,7 +26,7 @@ int ow_key_valid(const char *key)
     if (key == NULL)
         return 0;
     size_t n = strlen(key);
-    if (n == 0 || n > 1024 || key[0] == '/' || strstr(key, "..") != NULL)
+    if (n == 0 || n > 1024 || key[0] == '/' || strstr(key, "..") != NULL || strstr(key, "//") != NULL)
         return 0;
     for (size_t i = 0; i < n; i++) {
         char c = key[i];

@@ -19,7 +19,8 @@
  * request is canceled first. The handle is valid until the callback returns
  * or ow_req_cancel is called; do not use it after.
  *
- * Keys: 1..1024 bytes of [A-Za-z0-9._-/], not starting with '/', no "..".
+ * Keys: 1..1024 bytes of [A-Za-z0-9._-/], not starting with '/', no ".." and no "//"; the local
+ * store also refuses "." components and its own ".tmp/" directory.
  */
 #ifndef OW_STORE_H
 #define OW_STORE_H
@@ -59,6 +60,11 @@ typedef struct ow_s3_config {
     uint32_t backoff_base_ms;  /* first retry waits up to this (default 100) */
     uint32_t backoff_max_ms;   /* cap of one wait (default 5000) */
     uint32_t max_connections;  /* concurrent connections (default 32) */
+    const char *sse;           /* server-side encryption of PUTs: NULL (the bucket's default),
+                                * "AES256" (SSE-S3) or "aws:kms" (SSE-KMS) */
+    const char *sse_kms_key_id; /* with "aws:kms": the KMS key id or ARN (required) */
+    const char *ca_file;       /* https: PEM CAs to verify the endpoint against (NULL: the
+                                * system's); verification is always on */
 } ow_s3_config;
 
 typedef struct ow_store_config {

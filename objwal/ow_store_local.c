@@ -121,11 +121,41 @@ static int ow_write_all(int fd, struct evbuffer *body)
     return 0;
 }
 
+/*
+ * The file of key under the root, or -1 (OW_EINVAL) when the key could name
+ * anything else: besides ow_key_valid's rules (no leading '/', no "..", a
+ * plain character set), no empty or "." component and nothing in the
+ * store's own ".tmp" directory. Opens also refuse a symbolic link as the
+ * last component (O_NOFOLLOW), so a link planted in the tree cannot lead out.
+ */
+static int ow_local_path(const ow_local *lc, const ow_req *req, char *path, size_t size, ow_result *res,
+                         char *msg, size_t msz)
+{
+    const char *k = req->key;
+    int bad = !ow_key_valid(k) || strncmp(k, ".tmp/", 5) == 0 || strcmp(k, ".tmp") == 0;
+    for (const char *c = k; !bad && *c; c++) {
+        const char *seg = c;
+        while (*c && *c != '/')
+            c++;
+        bad = c == seg || (c - seg == 1 && seg[0] == '.');
+        if (*c == '\0')
+            break;
+        bad |= c[1] == '\0'; /* a trailing '/': an empty last component */
+    }
+    if (bad || snprintf(path, size, "%s/%s", lc->root, k) >= (int)size) {
+        res->err = OW_EINVAL;
+        snprintf(msg, msz, "key %s: not a plain key under the store's root (refused)", k);
+        return -1;
+    }
+    return 0;
+}
+
 static void ow_local_put(ow_store *st, ow_req *req, ow_result *res, char *msg, size_t msz)
 {
     ow_local *lc = st->impl;
     char path[PATH_MAX], tmp[PATH_MAX];
-    snprintf(path, sizeof(path), "%s/%s", lc->root, req->key);
+    if (ow_local_path(lc, req, path, sizeof(path), res, msg, msz) != 0)
+        return;
     snprintf(tmp, sizeof(tmp), "%s/.tmp/%ld-%" PRIu64, lc->root, (long)getpid(), ++lc->tmp_seq);
     st->metrics.put_requests++;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
@@ -171,9 +201,10 @@ static void ow_local_get(ow_store *st, ow_req *req, ow_result *res, char *msg, s
 {
     ow_local *lc = st->impl;
     char path[PATH_MAX];
-    snprintf(path, sizeof(path), "%s/%s", lc->root, req->key);
     st->metrics.get_requests++;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (ow_local_path(lc, req, path, sizeof(path), res, msg, msz) != 0)
+        return;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     struct stat sb;
     if (fd == -1 || fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
         int e = errno;
@@ -239,8 +270,9 @@ static void ow_local_delete(ow_store *st, ow_req *req, ow_result *res, char *msg
 {
     ow_local *lc = st->impl;
     char path[PATH_MAX];
-    snprintf(path, sizeof(path), "%s/%s", lc->root, req->key);
     st->metrics.delete_requests++;
+    if (ow_local_path(lc, req, path, sizeof(path), res, msg, msz) != 0)
+        return;
     if (unlink(path) != 0 && errno != ENOENT) {
         res->err = OW_EIO;
         snprintf(msg, msz, "DELETE %s: %s", req->key, strerror(errno));

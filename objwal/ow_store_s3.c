@@ -1,18 +1,17 @@
 /*
- * S3 backend: libcurl's multi interface driven by the libevent loop
- * (CURLMOPT_SOCKETFUNCTION / CURLMOPT_TIMERFUNCTION), SigV4 on every attempt,
- * retries with jittered exponential backoff within the operation's deadline.
+ * S3 backend: requests (URL, headers, SigV4 on every attempt, one curl easy
+ * handle per attempt) and setup from the config. The HTTP plumbing, the
+ * retries and the XML are in ow_s3_http.c, ow_s3_retry.c and ow_s3_xml.c
+ * (ow_s3_int.h).
  */
 #include "config.h"
 
 #include "objwal/ow_format.h"
+#include "objwal/ow_s3_int.h"
 #include "objwal/ow_sigv4.h"
-#include "objwal/ow_store_int.h"
 
-#include "codec/kc_buf.h"
 #include "common/kz_log.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <event2/buffer.h>
@@ -26,229 +25,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define OW_S3_ERRBODY_MAX (64 * 1024)
-#define OW_S3_LIST_MAX (16 * 1024 * 1024)
-
-typedef struct ow_s3 {
-    ow_store *st;
-    CURLM *multi;
-    struct event *timer;
-    char *bucket;
-    char *scheme;     /* "http" or "https" */
-    char *hostport;   /* endpoint host[:port] */
-    char *host_hdr;   /* Host header: hostport, or bucket.hostport */
-    char *url_base;   /* up to the key: "http://h:p/bucket" or "https://bucket.h" */
-    char *uri_base;   /* canonical URI prefix: "/bucket" or "" */
-    char *region, *access_key, *secret_key, *token;
-    int unsigned_payload;
-    uint32_t deadline_ms, attempt_timeout_ms, connect_timeout_ms, backoff_base_ms, backoff_max_ms;
-    uint64_t rng;
-} ow_s3;
-
-typedef struct ow_s3_sock {
-    struct event *ev;
-} ow_s3_sock;
-
-typedef struct ow_s3_req {
-    ow_req base;
-    CURL *easy;
-    int in_multi;
-    struct curl_slist *hdrs;
-    struct event *retry_ev;
-    struct evbuffer *resp;
-    uint64_t resp_cap;
-    /* A ranged GET's 206 body goes straight into a frame of the range's
-     * size, which resp then references (no second copy, ow_result.frame). */
-    uint64_t frame_cap;  /* the range's length; 0: everything into resp */
-    kc_frame *frame;
-    size_t frame_used;
-    int frame_in_resp;   /* resp references the frame's bytes */
-    struct evbuffer_ptr upos;
-    char payload_hash[65];
-    uint64_t deadline_us;
-    unsigned attempt;
-    uint64_t object_size;
-    int ranged;
-    char errbuf[CURL_ERROR_SIZE];
-    char lastmsg[768];
-} ow_s3_req;
-
-static uint64_t ow_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
-static uint64_t ow_s3_rand(ow_s3 *s3)
-{
-    /* xorshift64*: jitter only, not security. */
-    uint64_t x = s3->rng;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    s3->rng = x;
-    return x * 0x2545F4914F6CDD1DULL;
-}
-
-static void ow_s3_check_done(ow_s3 *s3);
-
-/* ---- libevent <-> curl multi glue ---- */
-
-static void ow_s3_event_cb(evutil_socket_t fd, short what, void *arg)
-{
-    ow_s3 *s3 = arg;
-    int flags = (what & EV_READ ? CURL_CSELECT_IN : 0) | (what & EV_WRITE ? CURL_CSELECT_OUT : 0);
-    int running;
-    curl_multi_socket_action(s3->multi, fd, flags, &running);
-    ow_s3_check_done(s3);
-}
-
-static void ow_s3_timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-    ow_s3 *s3 = arg;
-    int running;
-    curl_multi_socket_action(s3->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    ow_s3_check_done(s3);
-}
-
-static int ow_s3_sock_fn(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
-{
-    ow_s3 *s3 = userp;
-    ow_s3_sock *sk = socketp;
-    if (what == CURL_POLL_REMOVE) {
-        if (sk != NULL) {
-            event_free(sk->ev);
-            free(sk);
-            curl_multi_assign(s3->multi, s, NULL);
-        }
-        return 0;
-    }
-    short kind = (short)((what & CURL_POLL_IN ? EV_READ : 0) | (what & CURL_POLL_OUT ? EV_WRITE : 0) |
-                         EV_PERSIST);
-    if (sk == NULL) {
-        sk = calloc(1, sizeof(*sk));
-        if (sk == NULL)
-            return -1;
-        curl_multi_assign(s3->multi, s, sk);
-    } else {
-        event_free(sk->ev);
-    }
-    sk->ev = event_new(s3->st->base, s, kind, ow_s3_event_cb, s3);
-    if (sk->ev == NULL)
-        return -1;
-    event_add(sk->ev, NULL);
-    return 0;
-}
-
-static int ow_s3_timer_fn(CURLM *multi, long timeout_ms, void *userp)
-{
-    ow_s3 *s3 = userp;
-    if (timeout_ms < 0) {
-        evtimer_del(s3->timer);
-        return 0;
-    }
-    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-    evtimer_add(s3->timer, &tv);
-    return 0;
-}
-
-/* ---- curl easy callbacks ---- */
-
-/* Hand the frame's bytes to resp by reference (once per attempt). */
-static int ow_s3_frame_to_resp(ow_s3_req *r)
-{
-    if (r->frame == NULL || r->frame_in_resp)
-        return 0;
-    r->frame->len = r->frame_used;
-    r->frame_in_resp = 1;
-    if (r->frame_used == 0)
-        return 0;
-    return kc_frame_add_ref(r->resp, r->frame, r->frame->data, r->frame_used);
-}
-
-static void ow_s3_frame_drop(ow_s3_req *r)
-{
-    kc_frame_release(r->frame);
-    r->frame = NULL;
-    r->frame_used = 0;
-    r->frame_in_resp = 0;
-}
-
-static size_t ow_s3_write_fn(char *p, size_t size, size_t nmemb, void *arg)
-{
-    ow_s3_req *r = arg;
-    size_t n = size * nmemb;
-    if (r->frame_cap > 0 && r->frame == NULL && evbuffer_get_length(r->resp) == 0) {
-        long status = 0;
-        curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
-        if (status == 206)
-            r->frame = kc_frame_new((size_t)r->frame_cap); /* NULL: into resp after all */
-        if (r->frame == NULL)
-            r->frame_cap = 0;
-    }
-    if (r->frame != NULL && !r->frame_in_resp) {
-        if (n <= r->frame_cap - r->frame_used) {
-            memcpy(r->frame->data + r->frame_used, p, n);
-            r->frame_used += n;
-            return n;
-        }
-        /* More than the range: the rest goes after it in resp, capped below. */
-        if (ow_s3_frame_to_resp(r) != 0)
-            return 0;
-        ow_s3_frame_drop(r);
-        r->frame_cap = 0;
-    }
-    if (evbuffer_get_length(r->resp) + n > r->resp_cap)
-        return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
-    if (evbuffer_add(r->resp, p, n) != 0)
-        return 0;
-    return n;
-}
-
-static size_t ow_s3_read_fn(char *p, size_t size, size_t nmemb, void *arg)
-{
-    ow_s3_req *r = arg;
-    size_t want = size * nmemb;
-    ev_ssize_t got = evbuffer_copyout_from(r->base.body, &r->upos, p, want);
-    if (got < 0)
-        return CURL_READFUNC_ABORT;
-    if (got > 0)
-        evbuffer_ptr_set(r->base.body, &r->upos, (size_t)got, EVBUFFER_PTR_ADD);
-    return (size_t)got;
-}
-
-static int ow_s3_seek_fn(void *arg, curl_off_t off, int origin)
-{
-    ow_s3_req *r = arg;
-    if (origin != SEEK_SET || off < 0 || (size_t)off > evbuffer_get_length(r->base.body))
-        return CURL_SEEKFUNC_CANTSEEK;
-    evbuffer_ptr_set(r->base.body, &r->upos, (size_t)off, EVBUFFER_PTR_SET);
-    return CURL_SEEKFUNC_OK;
-}
-
-static size_t ow_s3_header_fn(char *p, size_t size, size_t nmemb, void *arg)
-{
-    ow_s3_req *r = arg;
-    size_t n = size * nmemb;
-    static const char cr[] = "content-range:";
-    if (n > sizeof(cr) && n < 256 && strncasecmp(p, cr, sizeof(cr) - 1) == 0) {
-        char line[256];
-        memcpy(line, p, n);
-        line[n] = '\0';
-        const char *slash = strchr(line, '/');
-        if (slash != NULL && slash[1] >= '0' && slash[1] <= '9') {
-            unsigned long long total = strtoull(slash + 1, NULL, 10);
-            if (total <= OW_MAX_OBJECT)
-                r->object_size = total;
-        }
-    }
-    return n;
-}
-
 /* ---- requests ---- */
 
-static void ow_s3_release_easy(ow_s3 *s3, ow_s3_req *r)
+void ow_s3_release_easy(ow_s3 *s3, ow_s3_req *r)
 {
     if (r->easy != NULL) {
         if (r->in_multi)
@@ -277,7 +56,7 @@ static void ow_s3_cancel(ow_store *st, ow_req *req)
     ow_s3_frame_drop(r);
 }
 
-static void ow_s3_describe(ow_s3 *s3, ow_s3_req *r, char *out, size_t n)
+void ow_s3_describe(ow_s3 *s3, ow_s3_req *r, char *out, size_t n)
 {
     snprintf(out, n, "%s s3://%s/%s", ow_op_names[r->base.op], s3->bucket, r->base.key);
 }
@@ -296,7 +75,7 @@ static struct curl_slist *ow_s3_hdr(struct curl_slist *l, int *err, const char *
 }
 
 /* Start one attempt. Returns OW_OK or an ow_err (the attempt did not start). */
-static int ow_s3_attempt(ow_s3 *s3, ow_s3_req *r)
+int ow_s3_attempt(ow_s3 *s3, ow_s3_req *r)
 {
     ow_req *req = &r->base;
     char enc_key[3 * 1024 + 1];
@@ -331,7 +110,7 @@ static int ow_s3_attempt(ow_s3 *s3, ow_s3_req *r)
             snprintf(range, sizeof(range), "bytes=%" PRId64 "-%" PRIu64, req->off,
                      (uint64_t)req->off + req->len - 1);
     }
-    ow_sigv4_header sh[8];
+    ow_sigv4_header sh[10];
     size_t nh = 0;
     sh[nh++] = (ow_sigv4_header){"host", s3->host_hdr};
     sh[nh++] = (ow_sigv4_header){"x-amz-content-sha256", r->payload_hash};
@@ -342,6 +121,13 @@ static int ow_s3_attempt(ow_s3 *s3, ow_s3_req *r)
         sh[nh++] = (ow_sigv4_header){"if-none-match", "*"};
     if (s3->token != NULL)
         sh[nh++] = (ow_sigv4_header){"x-amz-security-token", s3->token};
+    /* Signed like every x-amz-* header, so nobody on the way can drop them
+     * and have the object stored unencrypted. */
+    if (req->op == OW_OP_PUT && s3->sse != NULL) {
+        sh[nh++] = (ow_sigv4_header){"x-amz-server-side-encryption", s3->sse};
+        if (s3->sse_kms_key_id != NULL)
+            sh[nh++] = (ow_sigv4_header){"x-amz-server-side-encryption-aws-kms-key-id", s3->sse_kms_key_id};
+    }
     ow_sigv4_request sr = {
         .method = req->op == OW_OP_LIST ? "GET" : ow_op_names[req->op],
         .canonical_uri = uri,
@@ -380,7 +166,7 @@ static int ow_s3_attempt(ow_s3 *s3, ow_s3_req *r)
     r->frame_cap = 0;
     r->object_size = 0;
     r->errbuf[0] = '\0';
-    uint64_t now = ow_now_us();
+    uint64_t now = ow_s3_now_us();
     uint64_t left_ms = r->deadline_us > now ? (r->deadline_us - now) / 1000 : 1;
     long tmo = (long)(left_ms < s3->attempt_timeout_ms ? left_ms : s3->attempt_timeout_ms);
     if (tmo < 1)
@@ -398,6 +184,11 @@ static int ow_s3_attempt(ow_s3 *s3, ow_s3_req *r)
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, ow_s3_header_fn);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    /* https: the endpoint's certificate and name are always verified. */
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (s3->ca_file != NULL)
+        curl_easy_setopt(e, CURLOPT_CAINFO, s3->ca_file);
     switch (req->op) {
     case OW_OP_PUT:
         evbuffer_ptr_set(req->body, &r->upos, 0, EVBUFFER_PTR_SET);
@@ -439,363 +230,6 @@ static int ow_s3_attempt(ow_s3 *s3, ow_s3_req *r)
     return OW_OK;
 }
 
-/* The text of <tag>...</tag> in [p, end), or NULL. */
-static const char *ow_xml_tag(const char *p, const char *end, const char *tag, size_t *len)
-{
-    char open[64], close[64];
-    int ol = snprintf(open, sizeof(open), "<%s>", tag);
-    int cl = snprintf(close, sizeof(close), "</%s>", tag);
-    const char *a = memmem(p, (size_t)(end - p), open, (size_t)ol);
-    if (a == NULL)
-        return NULL;
-    a += ol;
-    const char *b = memmem(a, (size_t)(end - a), close, (size_t)cl);
-    if (b == NULL)
-        return NULL;
-    *len = (size_t)(b - a);
-    return a;
-}
-
-/* Copy XML text to a NUL-terminated string, decoding the five named
- * entities. NULL when out of memory or longer than max. */
-static char *ow_xml_text(const char *p, size_t n, size_t max)
-{
-    if (n > max)
-        return NULL;
-    char *s = malloc(n + 1), *o = s;
-    if (s == NULL)
-        return NULL;
-    static const struct {
-        const char *ent;
-        char c;
-    } ents[] = {{"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&quot;", '"'}, {"&apos;", '\''}};
-    for (size_t i = 0; i < n;) {
-        int done = 0;
-        if (p[i] == '&') {
-            for (size_t k = 0; k < sizeof(ents) / sizeof(ents[0]); k++) {
-                size_t el = strlen(ents[k].ent);
-                if (i + el <= n && memcmp(p + i, ents[k].ent, el) == 0) {
-                    *o++ = ents[k].c;
-                    i += el;
-                    done = 1;
-                    break;
-                }
-            }
-        }
-        if (!done)
-            *o++ = p[i++];
-    }
-    *o = '\0';
-    return s;
-}
-
-/* "Code: Message" of an S3 error body, into out ("" if none). */
-static void ow_s3_error_text(struct evbuffer *body, char *out, size_t n)
-{
-    out[0] = '\0';
-    size_t bl = evbuffer_get_length(body);
-    if (bl == 0)
-        return;
-    const char *p = (const char *)evbuffer_pullup(body, -1);
-    if (p == NULL)
-        return;
-    size_t cl = 0, ml = 0;
-    const char *code = ow_xml_tag(p, p + bl, "Code", &cl);
-    const char *msg = ow_xml_tag(p, p + bl, "Message", &ml);
-    if (code == NULL)
-        return;
-    if (cl > 128)
-        cl = 128;
-    if (ml > 300)
-        ml = 300;
-    snprintf(out, n, "%.*s%s%.*s", (int)cl, code, msg ? ": " : "", msg ? (int)ml : 0,
-             msg ? msg : "");
-}
-
-static int64_t ow_parse_iso8601_ms(const char *s)
-{
-    struct tm tm = {0};
-    int y, mo, d, h, mi, se;
-    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d", &y, &mo, &d, &h, &mi, &se) != 6)
-        return 0;
-    tm.tm_year = y - 1900;
-    tm.tm_mon = mo - 1;
-    tm.tm_mday = d;
-    tm.tm_hour = h;
-    tm.tm_min = mi;
-    tm.tm_sec = se;
-    return (int64_t)timegm(&tm) * 1000;
-}
-
-typedef struct ow_s3_list {
-    ow_list_entry *e;
-    size_t n;
-    char *next;
-} ow_s3_list;
-
-static void ow_s3_list_free(ow_s3_list *l)
-{
-    for (size_t i = 0; i < l->n; i++)
-        free((char *)l->e[i].key);
-    free(l->e);
-    free(l->next);
-}
-
-/* Parse a ListObjectsV2 result. Returns OW_OK or OW_ECORRUPT/OW_ENOMEM. */
-static int ow_s3_parse_list(struct evbuffer *body, unsigned max_keys, ow_s3_list *l)
-{
-    memset(l, 0, sizeof(*l));
-    size_t bl = evbuffer_get_length(body);
-    const char *p = bl ? (const char *)evbuffer_pullup(body, -1) : "";
-    if (p == NULL)
-        return OW_ENOMEM;
-    const char *end = p + bl;
-    if (memmem(p, bl, "<ListBucketResult", 17) == NULL)
-        return OW_ECORRUPT;
-    size_t cap = 0;
-    const char *cur = p;
-    for (;;) {
-        size_t cl;
-        const char *c = ow_xml_tag(cur, end, "Contents", &cl);
-        if (c == NULL)
-            break;
-        cur = c + cl;
-        if (l->n >= max_keys || l->n >= 1000)
-            return OW_ECORRUPT; /* more keys than asked for */
-        if (l->n == cap) {
-            cap = cap ? cap * 2 : 64;
-            ow_list_entry *ne = realloc(l->e, cap * sizeof(*ne));
-            if (ne == NULL)
-                return OW_ENOMEM;
-            l->e = ne;
-        }
-        size_t kl = 0, sl = 0, ml = 0;
-        const char *k = ow_xml_tag(c, c + cl, "Key", &kl);
-        const char *sz = ow_xml_tag(c, c + cl, "Size", &sl);
-        const char *mt = ow_xml_tag(c, c + cl, "LastModified", &ml);
-        if (k == NULL)
-            return OW_ECORRUPT;
-        char *key = ow_xml_text(k, kl, 1024);
-        if (key == NULL)
-            return OW_ECORRUPT;
-        ow_list_entry *e = &l->e[l->n++];
-        e->key = key;
-        char num[32] = "", date[40] = "";
-        if (sz != NULL && sl < sizeof(num))
-            memcpy(num, sz, sl), num[sl] = '\0';
-        if (mt != NULL && ml < sizeof(date))
-            memcpy(date, mt, ml), date[ml] = '\0';
-        e->size = strtoull(num, NULL, 10);
-        e->mtime_ms = ow_parse_iso8601_ms(date);
-    }
-    size_t tl = 0, nl = 0;
-    const char *tr = ow_xml_tag(p, end, "IsTruncated", &tl);
-    const char *nt = ow_xml_tag(p, end, "NextContinuationToken", &nl);
-    if (tr != NULL && tl == 4 && memcmp(tr, "true", 4) == 0) {
-        if (nt == NULL || (l->next = ow_xml_text(nt, nl, 1024)) == NULL)
-            return OW_ECORRUPT;
-    }
-    return OW_OK;
-}
-
-/* Finish req with the outcome of its last attempt. */
-static void ow_s3_finish(ow_s3 *s3, ow_s3_req *r, int err, long status, const char *msg)
-{
-    ow_req *req = &r->base;
-    ow_result res = {.err = err, .errmsg = msg, .http_status = (int)status,
-                     .attempts = r->attempt};
-    ow_s3_list l = {0};
-    struct evbuffer *body = r->resp;
-    r->resp = NULL;
-    ow_s3_release_easy(s3, r);
-    char pmsg[512];
-    if (err == OW_OK && req->op == OW_OP_GET) {
-        res.body = body;
-        res.object_size = r->object_size;
-        if (r->frame != NULL && r->frame_in_resp && r->frame->len == evbuffer_get_length(body))
-            res.frame = r->frame; /* 206: the body is the frame's bytes */
-        s3->st->metrics.bytes_down += evbuffer_get_length(body);
-        if (status == 200 && r->ranged) {
-            /* The server ignored Range: cut the range out of the whole object. */
-            uint64_t size = evbuffer_get_length(body), from, n;
-            res.object_size = size;
-            if (req->off < 0) {
-                uint64_t want = (uint64_t)(-req->off);
-                from = want > size ? 0 : size - want;
-                n = size - from;
-            } else {
-                from = (uint64_t)req->off < size ? (uint64_t)req->off : size;
-                n = size - from;
-                if (req->len && req->len < n)
-                    n = req->len;
-            }
-            evbuffer_drain(body, from);
-            size_t have = evbuffer_get_length(body);
-            if (have > n) {
-                struct evbuffer *cut = evbuffer_new();
-                if (cut != NULL) {
-                    evbuffer_remove_buffer(body, cut, n);
-                    evbuffer_free(body);
-                    body = cut;
-                    res.body = body;
-                }
-            }
-        }
-    } else if (err == OW_OK && req->op == OW_OP_LIST) {
-        int rc = ow_s3_parse_list(body, req->max_keys, &l);
-        if (rc != OW_OK) {
-            res.err = rc;
-            char d[1200];
-            ow_s3_describe(s3, r, d, sizeof(d));
-            snprintf(pmsg, sizeof(pmsg), "%.400s: unreadable ListObjectsV2 response", d);
-            res.errmsg = pmsg;
-        } else {
-            res.entries = l.e;
-            res.nentries = l.n;
-            res.next_token = l.next;
-        }
-    } else if (err == OW_OK && req->op == OW_OP_PUT) {
-        s3->st->metrics.bytes_up += evbuffer_get_length(req->body);
-    }
-    if (res.err != OW_OK)
-        kz_dbg("objwal: %s", res.errmsg);
-    kc_frame *frame = r->frame;
-    r->frame = NULL;
-    ow_req_complete(req, &res);
-    ow_s3_list_free(&l);
-    if (body != NULL)
-        evbuffer_free(body);
-    kc_frame_release(frame);
-}
-
-static void ow_s3_retry_cb(evutil_socket_t fd, short what, void *arg)
-{
-    ow_s3_req *r = arg;
-    ow_s3 *s3 = r->base.st->impl;
-    event_free(r->retry_ev);
-    r->retry_ev = NULL;
-    int rc = ow_s3_attempt(s3, r);
-    if (rc != OW_OK)
-        ow_s3_finish(s3, r, rc, 0, "could not start a retry (out of memory)");
-}
-
-static int ow_curl_retryable(CURLcode c)
-{
-    switch (c) {
-    case CURLE_OPERATION_TIMEDOUT:
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_SEND_ERROR:
-    case CURLE_RECV_ERROR:
-    case CURLE_GOT_NOTHING:
-    case CURLE_PARTIAL_FILE:
-    case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM:
-        return 1;
-    default:
-        return 0;
-    }
-}
-
-static void ow_s3_attempt_done(ow_s3 *s3, ow_s3_req *r, CURLcode code)
-{
-    ow_req *req = &r->base;
-    long status = 0;
-    curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
-    curl_multi_remove_handle(s3->multi, r->easy);
-    r->in_multi = 0;
-    if (ow_s3_frame_to_resp(r) != 0 && code == CURLE_OK)
-        code = CURLE_OUT_OF_MEMORY;
-
-    char what[1200];
-    ow_s3_describe(s3, r, what, sizeof(what));
-    int err = OW_OK, retry = 0;
-    char cause[512] = "";
-    if (code != CURLE_OK) {
-        retry = ow_curl_retryable(code);
-        err = code == CURLE_OPERATION_TIMEDOUT ? OW_ETIMEOUT : OW_EIO;
-        if (code == CURLE_WRITE_ERROR)
-            snprintf(cause, sizeof(cause), "response larger than the %" PRIu64 " bytes expected",
-                     r->resp_cap);
-        else
-            snprintf(cause, sizeof(cause), "%s", r->errbuf[0] ? r->errbuf : curl_easy_strerror(code));
-    } else if (status >= 200 && status < 300) {
-        err = OW_OK;
-    } else {
-        char s3err[512];
-        ow_s3_error_text(r->resp, s3err, sizeof(s3err));
-        snprintf(cause, sizeof(cause), "HTTP %ld%s%s", status, s3err[0] ? " " : "", s3err);
-        if (status == 404)
-            err = req->op == OW_OP_DELETE ? OW_OK : OW_ENOTFOUND;
-        else if (status == 412)
-            /* Our own earlier attempt may have landed before its answer was
-             * lost: keys carry a random part, nobody else writes them. */
-            err = req->op == OW_OP_PUT && r->attempt > 1 ? OW_OK : OW_EEXISTS;
-        else if (status == 416)
-            err = OW_ETRUNCATED;
-        else if (status == 401 || status == 403)
-            err = OW_EAUTH;
-        else if (status >= 500 || status == 429 || status == 408)
-            err = OW_ESERVER, retry = 1;
-        else
-            err = OW_ECLIENT;
-    }
-    if (err == OW_OK) {
-        ow_s3_finish(s3, r, OW_OK, status, "");
-        return;
-    }
-    snprintf(r->lastmsg, sizeof(r->lastmsg), "%.400s: %s", what, cause);
-    if (retry) {
-        uint64_t now = ow_now_us();
-        uint32_t shift = r->attempt < 16 ? r->attempt - 1 : 15;
-        uint64_t cap = (uint64_t)s3->backoff_base_ms << shift;
-        if (cap > s3->backoff_max_ms)
-            cap = s3->backoff_max_ms;
-        /* Equal jitter: half fixed, half random, so waits still grow. */
-        uint64_t wait_ms = cap / 2 + (cap ? ow_s3_rand(s3) % (cap / 2 + 1) : 0);
-        /* Retry only if the attempt after the wait still has a useful time to
-         * run: one started with a millisecond left can only time out, and
-         * its timeout would replace the real cause in the final error. */
-        uint64_t min_attempt_ms = s3->attempt_timeout_ms < 50 ? s3->attempt_timeout_ms : 50;
-        if (now + (wait_ms + min_attempt_ms) * 1000 < r->deadline_us) {
-            s3->st->metrics.retries++;
-            kz_dbg("objwal: %s; retry %u in %" PRIu64 " ms", r->lastmsg, r->attempt, wait_ms);
-            curl_easy_cleanup(r->easy);
-            r->easy = NULL;
-            curl_slist_free_all(r->hdrs);
-            r->hdrs = NULL;
-            r->retry_ev = evtimer_new(s3->st->base, ow_s3_retry_cb, r);
-            if (r->retry_ev != NULL) {
-                struct timeval tv = {(time_t)(wait_ms / 1000), (suseconds_t)(wait_ms % 1000) * 1000};
-                evtimer_add(r->retry_ev, &tv);
-                return;
-            }
-        }
-        char msg[1200];
-        snprintf(msg, sizeof(msg), "%.400s: gave up after %u attempts as the %" PRIu32
-                 " ms deadline passed; last error: %s", what, r->attempt, s3->deadline_ms, cause);
-        ow_s3_finish(s3, r, OW_ETIMEOUT, status, msg);
-        return;
-    }
-    ow_s3_finish(s3, r, err, status, r->lastmsg);
-}
-
-static void ow_s3_check_done(ow_s3 *s3)
-{
-    CURLMsg *m;
-    int left;
-    while ((m = curl_multi_info_read(s3->multi, &left)) != NULL) {
-        if (m->msg != CURLMSG_DONE)
-            continue;
-        ow_s3_req *r = NULL;
-        CURLcode code = m->data.result;
-        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
-        if (r != NULL)
-            ow_s3_attempt_done(s3, r, code);
-    }
-}
-
 static int ow_s3_start(ow_store *st, ow_req *req)
 {
     ow_s3 *s3 = st->impl;
@@ -803,7 +237,7 @@ static int ow_s3_start(ow_store *st, ow_req *req)
     r->resp = evbuffer_new();
     if (r->resp == NULL)
         return OW_ENOMEM;
-    r->deadline_us = ow_now_us() + (uint64_t)s3->deadline_ms * 1000;
+    r->deadline_us = ow_s3_now_us() + (uint64_t)s3->deadline_ms * 1000;
     if (req->op == OW_OP_PUT && !s3->unsigned_payload) {
         if (ow_sha256_hex_evbuffer(req->body, r->payload_hash) != 0) {
             evbuffer_free(r->resp);
@@ -843,7 +277,13 @@ static void ow_s3_destroy(ow_store *st)
         memset(s3->secret_key, 0, strlen(s3->secret_key));
         free(s3->secret_key);
     }
-    free(s3->token);
+    if (s3->token != NULL) {
+        memset(s3->token, 0, strlen(s3->token));
+        free(s3->token);
+    }
+    free(s3->sse);
+    free(s3->sse_kms_key_id);
+    free(s3->ca_file);
     free(s3);
     st->impl = NULL;
 }
@@ -915,6 +355,27 @@ int ow_s3_init(ow_store *st, const ow_s3_config *cfg, char *errstr, size_t errst
         ow_s3_destroy(st);
         return OW_EINVAL;
     }
+    if (cfg->sse != NULL && strcmp(cfg->sse, "AES256") != 0 && strcmp(cfg->sse, "aws:kms") != 0) {
+        snprintf(errstr, errstr_size, "S3 object store: sse \"%s\" is not \"AES256\" or \"aws:kms\"", cfg->sse);
+        ow_s3_destroy(st);
+        return OW_EINVAL;
+    }
+    if (cfg->sse != NULL && strcmp(cfg->sse, "aws:kms") == 0 && (cfg->sse_kms_key_id == NULL || !*cfg->sse_kms_key_id)) {
+        snprintf(errstr, errstr_size, "S3 object store: sse \"aws:kms\" needs sse_kms_key_id (the KMS key id or ARN)");
+        ow_s3_destroy(st);
+        return OW_EINVAL;
+    }
+    if (cfg->sse != NULL && ((s3->sse = strdup(cfg->sse)) == NULL ||
+                             (cfg->sse_kms_key_id && (s3->sse_kms_key_id = strdup(cfg->sse_kms_key_id)) == NULL))) {
+        snprintf(errstr, errstr_size, "S3 object store: out of memory");
+        ow_s3_destroy(st);
+        return OW_ENOMEM;
+    }
+    if (cfg->ca_file != NULL && (s3->ca_file = strdup(cfg->ca_file)) == NULL) {
+        snprintf(errstr, errstr_size, "S3 object store: out of memory");
+        ow_s3_destroy(st);
+        return OW_ENOMEM;
+    }
     char *endpoint = cfg->endpoint ? strdup(cfg->endpoint)
                                    : ow_aprintf("https://s3.%s.amazonaws.com", s3->region);
     if (endpoint == NULL || s3->bucket == NULL || s3->region == NULL) {
@@ -957,7 +418,7 @@ int ow_s3_init(ow_store *st, const ow_s3_config *cfg, char *errstr, size_t errst
     s3->connect_timeout_ms = cfg->connect_timeout_ms ? cfg->connect_timeout_ms : 3000;
     s3->backoff_base_ms = cfg->backoff_base_ms ? cfg->backoff_base_ms : 100;
     s3->backoff_max_ms = cfg->backoff_max_ms ? cfg->backoff_max_ms : 5000;
-    s3->rng = ow_now_us() ^ ((uint64_t)getpid() << 32) ^ (uintptr_t)s3;
+    s3->rng = ow_s3_now_us() ^ ((uint64_t)getpid() << 32) ^ (uintptr_t)s3;
     if (s3->rng == 0)
         s3->rng = 1;
     s3->multi = curl_multi_init();
@@ -975,8 +436,8 @@ int ow_s3_init(ow_store *st, const ow_s3_config *cfg, char *errstr, size_t errst
     curl_multi_setopt(s3->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS,
                       (long)(cfg->max_connections ? cfg->max_connections : 32));
     st->ops = &ow_s3_ops;
-    snprintf(st->desc, sizeof(st->desc), "s3://%s (%s://%s, %s, %s%s)", s3->bucket, s3->scheme,
+    snprintf(st->desc, sizeof(st->desc), "s3://%s (%s://%s, %s, %s%s%s%s)", s3->bucket, s3->scheme,
              s3->hostport, s3->region, cfg->path_style ? "path-style" : "virtual-host",
-             s3->unsigned_payload ? ", unsigned payload" : "");
+             s3->unsigned_payload ? ", unsigned payload" : "", s3->sse ? ", SSE " : "", s3->sse ? s3->sse : "");
     return OW_OK;
 }

@@ -463,6 +463,18 @@ void ow_writer_cancel_room(ow_writer *w, ow_room_cb cb, void *arg)
     w->nwaiters = k;
 }
 
+void ow_writer_set_seal(ow_writer *w, uint64_t seal_bytes, uint32_t seal_age_ms)
+{
+    if (seal_bytes == 0)
+        seal_bytes = 8 * 1024 * 1024;
+    if (seal_bytes > OW_MAX_OBJECT / 2)
+        seal_bytes = OW_MAX_OBJECT / 2;
+    if (seal_bytes > w->cfg.mem_cap)
+        seal_bytes = w->cfg.mem_cap; /* the cap is fixed at creation */
+    w->cfg.seal_bytes = seal_bytes;
+    w->cfg.seal_age_ms = seal_age_ms ? seal_age_ms : 250;
+}
+
 void ow_writer_flush(ow_writer *w)
 {
     if (w->open != NULL && ow_obj_builder_nchunks(w->open) > 0)

@@ -102,6 +102,10 @@ int ow_writer_wait_room(ow_writer *w, ow_room_cb cb, void *arg);
 /* Withdraw every waiter registered with this cb and arg. */
 void ow_writer_cancel_room(ow_writer *w, ow_room_cb cb, void *arg);
 
+/* Live reload: new seal thresholds (0: the defaults), from the next append
+ * on; seal_bytes is capped by the memory cap fixed at creation. */
+void ow_writer_set_seal(ow_writer *w, uint64_t seal_bytes, uint32_t seal_age_ms);
+
 /* Seal the open object now (if it has chunks). */
 void ow_writer_flush(ow_writer *w);
 

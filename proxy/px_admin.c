@@ -8,6 +8,7 @@
 #include "meta-client/mc_xzone.h"
 #include "objwal/ow_metrics.h"
 #include "objwal/ow_store.h"
+#include "proxy/px_fcache.h"
 #include "router/rt_router.h"
 
 #include <event2/buffer.h>
@@ -31,6 +32,28 @@ static void px_gauge_f(struct evbuffer *b, const char *name, const char *help, d
     evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s gauge\n%s %.6f\n", name, help, name, name, v);
 }
 
+/* Peer RPC requests refused after their MAC passed, by reason; and peer
+ * TLS handshakes that failed. */
+static void px_admin_peer_rejected(px_proxy *px, struct evbuffer *b)
+{
+    const px_metrics *m = &px->m;
+    const rt_stats *st = px->rt ? rt_get_stats(px->rt) : NULL;
+    evbuffer_add_printf(b, "# HELP kzproxy_peer_rejected_total Peer RPC requests refused (nothing appended), by reason.\n"
+                           "# TYPE kzproxy_peer_rejected_total counter\n"
+                           "kzproxy_peer_rejected_total{reason=\"clock_skew\"} %" PRIu64 "\n"
+                           "kzproxy_peer_rejected_total{reason=\"replay\"} %" PRIu64 "\n"
+                           "kzproxy_peer_rejected_total{reason=\"nonce_cache_full\"} %" PRIu64 "\n"
+                           "kzproxy_peer_rejected_total{reason=\"bad_key\"} %" PRIu64 "\n",
+                        m->peer_rejected_skew, m->peer_rejected_replay, m->peer_rejected_full,
+                        st ? st->in_bad_keys : 0);
+    px_metric(b, "kzproxy_peer_acl_denied_partitions_total", "counter",
+              "KzWalAppend partitions refused: the producer's principal may not produce there (ACL).",
+              st ? st->in_acl_denied : 0);
+    px_metric(b, "kzproxy_peer_tls_failures_total", "counter",
+              "TLS handshakes to peer proxies that failed (certificate, hostname, protocol).",
+              px->peers ? mc_peers_get_stats(px->peers)->conns.tls_failures : 0);
+}
+
 /* The WAL path: bytes across zones, the router, the object store, and what
  * it all costs and saves at the configured prices. */
 static void px_admin_zone_metrics(px_proxy *px, struct evbuffer *b)
@@ -51,15 +74,36 @@ static void px_admin_zone_metrics(px_proxy *px, struct evbuffer *b)
                            "kzproxy_produce_path_partitions_total{path=\"wal\"} %" PRIu64 "\n"
                            "kzproxy_produce_path_partitions_total{path=\"cross_zone\"} %" PRIu64 "\n",
                         m->produce_parts_direct, m->produce_parts_wal, m->produce_parts_cross);
+    evbuffer_add_printf(b, "# HELP kzproxy_xzone_bill_bytes_total Bytes across zones by kind: produce_payload "
+                           "(record bytes sent), fetch_payload (record bytes received), peer_rpc, metadata_control "
+                           "(metadata, Produce/Fetch headers, group and admin requests), both directions.\n"
+                           "# TYPE kzproxy_xzone_bill_bytes_total counter\n");
+    for (int k = 0; k < MC_XZ_NKIND; k++)
+        evbuffer_add_printf(b, "kzproxy_xzone_bill_bytes_total{kind=\"%s\"} %" PRIu64 "\n", mc_xz_kind_name(k),
+                            mc_xz_kind(px->xz, k));
+    px_metric(b, "kzproxy_xzone_replication_estimate_bytes_total", "counter",
+              "ESTIMATE, not measured: bytes the backend will copy across zones to replicate the records "
+              "produced through this proxy (record bytes x replicas in racks other than the leader's, from the "
+              "metadata). No proxy removes this on a stock cluster; only a diskless backend does.",
+              px->xz->replication_est);
     px_metric(b, "kzproxy_peer_requests_total", "counter", "Peer RPC requests received.", m->peer_requests);
     px_metric(b, "kzproxy_peer_auth_failures_total", "counter",
-              "Peer RPC requests refused: bad MAC (peer_secret differs) or clock too far off.",
-              m->peer_auth_failures);
+              "Peer RPC requests refused: bad MAC (peer_secret differs).", m->peer_auth_failures);
+    px_admin_peer_rejected(px, b);
     px_metric(b, "kzproxy_client_sasl_successes_total", "counter",
               "Client SASL logins and re-authentications that passed (client_sasl).", m->client_sasl_successes);
     px_metric(b, "kzproxy_client_sasl_failures_total", "counter",
               "Client SASL logins refused: unknown user, wrong password or malformed exchange.",
               m->client_sasl_failures);
+    evbuffer_add_printf(b, "# HELP kzproxy_acl_denied_total Client operations refused by the ACLs (acls): "
+                           "one per denied partition, group, transactional id or cluster request.\n"
+                           "# TYPE kzproxy_acl_denied_total counter\n");
+    for (int o = 0; o < KZ_ACL_NOPS; o++)
+        for (int r = 0; r < KZ_ACL_NRES; r++)
+            if (m->acl_denied[o][r] || px->cfg->acl)
+                evbuffer_add_printf(b, "kzproxy_acl_denied_total{operation=\"%s\",resource=\"%s\"} %" PRIu64 "\n",
+                                    kz_acl_op_name((kz_acl_op)o), kz_acl_res_name((kz_acl_res)r),
+                                    m->acl_denied[o][r]);
     double gb = 1e9, xz_bytes = 0;
     for (int d = 0; d < 2; d++)
         xz_bytes += (double)mc_xz_total(px->xz, d, -1, -1);
@@ -68,9 +112,14 @@ static void px_admin_zone_metrics(px_proxy *px, struct evbuffer *b)
      * and receives at half the both-ways price. */
     px_gauge_f(b, "kzproxy_cost_xzone_usd", "Estimated cost of this proxy's cross-zone traffic (USD).",
                xz_bytes / gb * pr->cross_zone_per_gb / 2);
+    px_gauge_f(b, "kzproxy_cost_xzone_replication_estimate_usd",
+               "ESTIMATE of the backend's own cross-zone replication cost for the records produced through this "
+               "proxy (USD, at cross_zone_per_gb: a replica copy is paid by both zones).",
+               (double)px->xz->replication_est / gb * pr->cross_zone_per_gb);
     if (px->rt == NULL)
         return;
     const rt_stats *st = rt_get_stats(px->rt);
+    rt_policy_metrics(px->rt, b);
     px_metric(b, "kzproxy_wal_batches_total", "counter", "Client Produce requests with WAL-path partitions.",
               st->out_batches);
     px_metric(b, "kzproxy_wal_partitions_total", "counter", "Partitions sent on the WAL path.", st->out_parts);
@@ -81,6 +130,9 @@ static void px_admin_zone_metrics(px_proxy *px, struct evbuffer *b)
     px_metric(b, "kzproxy_wal_memory_waits_total", "counter", "Appends that waited for writer memory.",
               st->out_waits);
     px_metric(b, "kzproxy_wal_memory_bytes", "gauge", "Bytes held by the WAL writers.", rt_mem_used(px->rt));
+    px_metric(b, "kzproxy_wal_memory_cap_bytes", "gauge",
+              "wal.mem_cap_bytes: bytes the WAL writer of one destination zone may hold before appends wait.",
+              (uint64_t)px->cfg->wal.mem_cap_bytes);
     px_metric(b, "kzproxy_wal_rpcs_sent_total", "counter", "KzWalAppend RPCs sent.", st->rpcs_sent);
     px_metric(b, "kzproxy_wal_rpcs_failed_total", "counter", "KzWalAppend attempts that failed.", st->rpcs_failed);
     px_metric(b, "kzproxy_wal_rpcs_retried_total", "counter",
@@ -102,6 +154,9 @@ static void px_admin_zone_metrics(px_proxy *px, struct evbuffer *b)
               "Partitions of served RPCs answered with an error.", st->in_errors);
     px_metric(b, "kzproxy_wal_in_read_errors_total", "counter",
               "WAL objects that could not be read or failed their CRC.", st->in_read_errors);
+    px_metric(b, "kzproxy_wal_in_topic_lookups_total", "counter",
+              "Metadata requests router-in made for topics a KzWalAppend named that this proxy's view lacked.",
+              st->in_topic_lookups);
     const ow_metrics *om = ow_store_metrics(px->store);
     ow_metrics_write_prometheus(om, "kzproxy_objwal_", b);
     px_gauge_f(b, "kzproxy_cost_xzone_avoided_usd",
@@ -153,6 +208,15 @@ static void px_admin_metrics(struct evhttp_request *req, void *arg)
                            "kzproxy_info{version=\"%s\",zone=\"%s\",node_id=\"%d\"} 1\n",
                         PACKAGE_VERSION, px->cfg->zone, px->cfg->node_id);
     px_metric(b, "kzproxy_ready", "gauge", "1 once the backend cluster view is loaded.", (uint64_t)px->ready);
+    px_metric(b, "kzproxy_draining", "gauge", "1 while the proxy drains before exiting (SIGTERM, upgrade).",
+              (uint64_t)px->draining);
+    px_metric(b, "kzproxy_config_reloads_total", "counter", "Configuration reloads applied (SIGHUP, POST /reload).",
+              m->config_reloads);
+    px_metric(b, "kzproxy_config_reload_failures_total", "counter",
+              "Configuration reloads refused because the new file is invalid (the running one is kept).",
+              m->config_reload_failures);
+    px_metric(b, "kzproxy_upgrades_total", "counter",
+              "New processes started with this proxy's listening sockets (SIGUSR2).", m->upgrades);
     px_metric(b, "kzproxy_connections_accepted_total", "counter", "Client connections accepted.",
               m->connections_accepted);
     px_metric(b, "kzproxy_connections_active", "gauge", "Client connections open.", m->connections_active);
@@ -189,6 +253,19 @@ static void px_admin_metrics(struct evhttp_request *req, void *arg)
     px_metric(b, "kzproxy_fetch_follower_fallbacks_total", "counter",
               "Fetch partitions sent back to their leader because a follower could not serve them.",
               m->fetch_follower_fallbacks);
+    const px_fcache_stats *fc = px_fcache_stats_get(px->fcache);
+    px_metric(b, "kzproxy_fetch_cache_hits_total", "counter",
+              "Fetch partitions answered from the fetch cache (records read across zones before).", fc->hits);
+    px_metric(b, "kzproxy_fetch_cache_misses_total", "counter",
+              "Fetch partitions read from a broker of another zone with records, then cached.", fc->misses);
+    px_metric(b, "kzproxy_fetch_cache_bytes_saved_total", "counter",
+              "Record bytes answered from the fetch cache: cross-zone fetch bytes avoided.", fc->bytes_saved);
+    px_metric(b, "kzproxy_fetch_cache_evictions_total", "counter",
+              "Fetch cache segments dropped for the memory cap (fetch_cache_bytes).", fc->evictions);
+    px_metric(b, "kzproxy_fetch_cache_invalidations_total", "counter",
+              "Fetch cache partitions dropped: new leader epoch, an error from the broker, or a truncation.",
+              fc->invalidations);
+    px_metric(b, "kzproxy_fetch_cache_bytes", "gauge", "Record bytes held by the fetch cache.", fc->bytes);
     px_metric(b, "kzproxy_partition_errors_total", "counter",
               "Partitions the proxy answered with an error (unknown leader, broker unreachable).",
               m->partition_errors);
@@ -247,12 +324,41 @@ static void px_admin_healthz(struct evhttp_request *req, void *arg)
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
     mc_view *v = mc_cluster_view(px->mc);
     evbuffer_add_printf(b, "{\"status\":\"%s\",\"zone\":\"%s\",\"node_id\":%d,\"backend_brokers\":%d}\n",
-                        px->ready ? "ok" : "starting", px->cfg->zone, px->cfg->node_id,
+                        px->draining ? "draining" : px->ready ? "ok" : "starting", px->cfg->zone, px->cfg->node_id,
                         v ? v->nbrokers : 0);
-    if (px->ready)
+    if (px->draining)
+        evhttp_send_reply(req, 503, "Draining", b);
+    else if (px->ready)
         evhttp_send_reply(req, HTTP_OK, "OK", b);
     else
         evhttp_send_reply(req, 503, "Starting", b);
+    evbuffer_free(b);
+}
+
+/* POST /reload: re-read the config file (as SIGHUP). 200 with what the log
+ * says, or 400 with the first error (the running config is kept). Only on
+ * the admin listener, which should not be reachable by clients. */
+static void px_admin_reload(struct evhttp_request *req, void *arg)
+{
+    px_proxy *px = arg;
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+        evhttp_send_error(req, 405, "use POST /reload");
+        return;
+    }
+    char err[512];
+    struct evbuffer *b = evbuffer_new();
+    if (b == NULL) {
+        evhttp_send_error(req, HTTP_INTERNAL, "out of memory");
+        return;
+    }
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "text/plain");
+    if (px_reload(px, "POST /reload", err, sizeof(err)) == 0) {
+        evbuffer_add_printf(b, "reloaded %s\n", px->config_path);
+        evhttp_send_reply(req, HTTP_OK, "OK", b);
+    } else {
+        evbuffer_add_printf(b, "not reloaded (keeping the running configuration): %s\n", err);
+        evhttp_send_reply(req, 400, "Invalid configuration", b);
+    }
     evbuffer_free(b);
 }
 
@@ -271,18 +377,19 @@ int px_admin_start(px_proxy *px, char *errstr, size_t n)
         snprintf(errstr, n, "cannot create the admin HTTP server");
         return -1;
     }
-    evhttp_set_allowed_methods(px->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+    evhttp_set_allowed_methods(px->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);
     evhttp_set_cb(px->http, "/metrics", px_admin_metrics, px);
     evhttp_set_cb(px->http, "/healthz", px_admin_healthz, px);
+    evhttp_set_cb(px->http, "/reload", px_admin_reload, px);
     evhttp_set_gencb(px->http, px_admin_other, px);
     const px_listen_addr *la = &px->cfg->admin_listen;
     if (la->fd >= 0) {
         evutil_make_socket_nonblocking(la->fd);
-        if (evhttp_accept_socket(px->http, la->fd) != 0) {
+        if ((px->admin_handle = evhttp_accept_socket_with_handle(px->http, la->fd)) == NULL) {
             snprintf(errstr, n, "admin_listen: fd %d is not a listening socket", la->fd);
             return -1;
         }
-    } else if (evhttp_bind_socket(px->http, la->host, (ev_uint16_t)la->port) != 0) {
+    } else if ((px->admin_handle = evhttp_bind_socket_with_handle(px->http, la->host, (ev_uint16_t)la->port)) == NULL) {
         snprintf(errstr, n, "admin_listen: cannot listen on %s:%d: %s", la->host, la->port,
                  evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
         return -1;

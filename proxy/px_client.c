@@ -209,6 +209,19 @@ static void px_client_close_if_drained(px_client *cl)
 
 const void *px_client_stream(const px_client *cl) { return cl; }
 
+void px_client_drain(px_client *cl)
+{
+    if (cl->closed)
+        return;
+    if (cl->bev == NULL) { /* TLS listener, nothing received yet */
+        px_client_close(cl);
+        return;
+    }
+    cl->auth.close_after_flush = 1; /* also keeps px_client_maybe_resume from reading again */
+    bufferevent_disable(cl->bev, EV_READ);
+    px_client_close_if_drained(cl);
+}
+
 static void px_dispatch(px_client *cl, kc_frame *f)
 {
     px_proxy *px = cl->px;

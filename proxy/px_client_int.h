@@ -46,6 +46,9 @@ struct px_client {
 void px_client_bad(px_client *cl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Drop one reference (the socket's or a request's); the last frees cl. */
 void px_client_release(px_client *cl);
+/* Upgrade drain (px_drain.c): read nothing more; close the connection once
+ * its requests are answered and written (call again until it is closed). */
+void px_client_drain(px_client *cl);
 /* Read again if a pause for backpressure can end now. */
 void px_client_maybe_resume(px_client *cl);
 /* px_req.c: write the completed responses at the head of the queue, in

@@ -3,8 +3,10 @@
 #include "proxy/px_config.h"
 #include "proxy/px_config_int.h"
 
+#include "common/kz_acl.h"
 #include "common/kz_addr.h"
 #include "common/kz_log.h"
+#include "objwal/ow_store.h"
 
 #include <arpa/inet.h>
 #include <jansson.h>
@@ -92,6 +94,8 @@ int px_cfg_listen(json_t *obj, const char *key, px_listen_addr *la, int required
             rc = px_cfg_err(errstr, n, "%s: \"%s\" is not fd:N", key, s);
         else
             la->fd = (int)fd;
+    } else if (strcmp(s, "systemd") == 0) {
+        la->fd = PX_LISTEN_SYSTEMD; /* px_listen_fds_take fills it in */
     } else if (kz_split_hostport(s, la->host, sizeof(la->host), &la->port) != 0) {
         rc = px_cfg_err(errstr, n, "%s: \"%s\" is not host:port or fd:N", key, s);
     }
@@ -176,6 +180,9 @@ static void px_cfg_defaults(px_config *cfg)
     cfg->wal.gc_max_age_ms = 3600000;
     cfg->health_check_ms = 1000;
     cfg->rpc_timeout_ms = 10000;
+    cfg->peer_replay_window_ms = 30000;
+    cfg->peer_replay_max_nonces = 65536;
+    cfg->drain_timeout_ms = 30000;
     cfg->discovery.interval_ms = 10000;
     cfg->prices.cross_zone_per_gb = 0.02;
     cfg->prices.s3_put_per_1000 = 0.005;
@@ -183,6 +190,8 @@ static void px_cfg_defaults(px_config *cfg)
     cfg->backend_tls.verify_hostname = 1;
     cfg->fetch_from_follower = PX_FETCH_FOLLOWER_BROKER;
     cfg->fetch_follower_retry_ms = 10000;
+    cfg->fetch_follower_retry_max_ms = 300000;
+    cfg->fetch_cache_bytes = 64LL * 1024 * 1024;
 }
 
 static int px_cfg_wal(json_t *obj, px_wal_config *w, char *errstr, size_t n)
@@ -192,7 +201,7 @@ static int px_cfg_wal(json_t *obj, px_wal_config *w, char *errstr, size_t n)
                                        "gc_sweep_ms", "gc_max_age_ms", NULL};
     static const char *const skeys[] = {"backend", "root", "no_fsync", "bucket", "endpoint", "region",
                                         "path_style", "unsigned_payload", "access_key", "secret_key",
-                                        NULL};
+                                        "session_token", "sse", "sse_kms_key_id", "ca_file", NULL};
     if (!json_is_object(obj))
         return px_cfg_err(errstr, n, "wal: expected an object");
     if (px_cfg_known(obj, "wal.", keys, errstr, n) != 0)
@@ -216,7 +225,8 @@ static int px_cfg_wal(json_t *obj, px_wal_config *w, char *errstr, size_t n)
             px_cfg_bool(st, "path_style", "wal.store.", &w->path_style, errstr, n) != 0 ||
             px_cfg_bool(st, "unsigned_payload", "wal.store.", &w->unsigned_payload, errstr, n) != 0 ||
             px_cfg_str(st, "access_key", "wal.store.", &w->access_key, 0, errstr, n) != 0 ||
-            px_cfg_str(st, "secret_key", "wal.store.", &w->secret_key, 0, errstr, n) != 0)
+            px_cfg_str(st, "secret_key", "wal.store.", &w->secret_key, 0, errstr, n) != 0 ||
+            px_cfg_s3_security(st, w, errstr, n) != 0)
             return -1;
         /* Unset: unsigned over TLS (AWS's endpoint, or an https:// one), where
          * TLS protects the body and each chunk carries its CRC32C anyway;
@@ -237,6 +247,12 @@ static int px_cfg_wal(json_t *obj, px_wal_config *w, char *errstr, size_t n)
     PX_CFG_INT(obj, "gc_max_age_ms", "wal.", 60000, 7LL * 86400000, w->gc_max_age_ms);
     if (px_cfg_str(obj, "key_prefix", "wal.", &w->key_prefix, 0, errstr, n) != 0)
         return -1;
+    /* Router-in refuses a peer's object key outside this prefix, so it must
+     * be a plain directory-like key. */
+    if (w->key_prefix && (w->key_prefix[0] == '\0' || w->key_prefix[strlen(w->key_prefix) - 1] != '/' ||
+                          strlen(w->key_prefix) > 200 || !ow_key_valid(w->key_prefix)))
+        return px_cfg_err(errstr, n, "wal.key_prefix: \"%s\" must be a plain key ending in '/' (e.g. \"wal/\": "
+                          "[A-Za-z0-9._-/], no leading '/', no \"..\" or \"//\", at most 200 bytes)", w->key_prefix);
     if (w->mem_cap_bytes < w->flush_bytes)
         return px_cfg_err(errstr, n, "wal.mem_cap_bytes: must be at least wal.flush_bytes (%lld)", w->flush_bytes);
     w->enabled = 1;
@@ -271,6 +287,44 @@ static int px_cfg_discovery(json_t *obj, px_discovery *d, char *errstr, size_t n
             d->nameservers[d->nnameservers++] = strdup(json_string_value(s));
         }
     }
+    return 0;
+}
+
+/* "cross_zone_auto": the thresholds of cross_zone_policy "auto"; a threshold
+ * left out comes from the prices and wal.flush_ms (router/rt_policy.c). */
+static int px_cfg_auto(json_t *obj, px_config *cfg, char *errstr, size_t n)
+{
+    static const char *const keys[] = {"wal_above_bytes_per_s", "direct_below_bytes_per_s", "min_dwell_ms",
+                                       "window_ms", NULL};
+    if (obj && !json_is_object(obj))
+        return px_cfg_err(errstr, n, "cross_zone_auto: expected an object");
+    cfg->auto_min_dwell_ms = 30000;
+    cfg->auto_window_ms = 5000;
+    if (obj) {
+        if (px_cfg_known(obj, "cross_zone_auto.", keys, errstr, n) != 0 ||
+            px_cfg_num(obj, "wal_above_bytes_per_s", "cross_zone_auto.", 0, 1e12, &cfg->auto_wal_above, errstr,
+                       n) != 0 ||
+            px_cfg_num(obj, "direct_below_bytes_per_s", "cross_zone_auto.", 0, 1e12, &cfg->auto_direct_below,
+                       errstr, n) != 0)
+            return -1;
+        PX_CFG_INT(obj, "min_dwell_ms", "cross_zone_auto.", 0, 3600000, cfg->auto_min_dwell_ms);
+        PX_CFG_INT(obj, "window_ms", "cross_zone_auto.", 100, 600000, cfg->auto_window_ms);
+    }
+    /* Break-even: (1000 / flush_ms) objects a second, a PUT and a GET each,
+     * against rate x the cross-zone price. */
+    const px_prices *pr = &cfg->prices;
+    double even = pr->cross_zone_per_gb > 0
+                      ? 1000.0 / cfg->wal.flush_ms * (pr->s3_put_per_1000 + pr->s3_get_per_1000) / 1000 /
+                            pr->cross_zone_per_gb * 1e9
+                      : 1e12;
+    if (cfg->auto_wal_above <= 0)
+        cfg->auto_wal_above = 1.25 * even;
+    if (cfg->auto_direct_below <= 0)
+        cfg->auto_direct_below = 0.75 * even;
+    if (cfg->auto_direct_below >= cfg->auto_wal_above)
+        return px_cfg_err(errstr, n, "cross_zone_auto: direct_below_bytes_per_s (%.0f) must be below "
+                                     "wal_above_bytes_per_s (%.0f), or the choice would flap",
+                          cfg->auto_direct_below, cfg->auto_wal_above);
     return 0;
 }
 
@@ -422,11 +476,13 @@ static int px_cfg_bootstrap(json_t *v, px_config *cfg, char *errstr, size_t n)
 static int px_cfg_from_json(json_t *root, px_config *cfg, char *errstr, size_t n)
 {
     static const char *const keys[] = {"node_id", "zone", "listen", "advertised", "admin_listen",
-                                       "bootstrap_servers", "peers", "log_level",
+                                       "bootstrap_servers", "peers", "log_level", "log_format",
                                        "metadata_refresh_ms", "limits", "client_zones", "wal",
                                        "peer_secret", "cross_zone_policy", "health_check_ms",
                                        "rpc_timeout_ms", "discovery", "prices", "backend", "fetch_from_follower",
-                                       "fetch_follower_retry_ms", "client_tls", "client_sasl", "peer_tls", NULL};
+                                       "fetch_follower_retry_ms", "fetch_follower_retry_max_ms", "fetch_cache_bytes", "cross_zone_auto", "client_tls", "client_sasl", "peer_tls",
+                                       "peer_replay_window_ms", "peer_replay_max_nonces", "acls",
+                                       "drain_timeout_ms", NULL};
     if (!json_is_object(root))
         return px_cfg_err(errstr, n, "the top level must be a JSON object");
     if (px_cfg_known(root, "", keys, errstr, n) != 0)
@@ -463,6 +519,14 @@ static int px_cfg_from_json(json_t *root, px_config *cfg, char *errstr, size_t n
         return -1;
     if (cfg->log_level && kz_log_level_parse(cfg->log_level) < 0)
         return px_cfg_err(errstr, n, "log_level: \"%s\" is not one of error, warn, info, debug", cfg->log_level);
+    char *lf = NULL;
+    if (px_cfg_str(root, "log_format", "", &lf, 0, errstr, n) != 0)
+        return -1;
+    if (lf && (cfg->log_format = kz_log_format_parse(lf)) < 0) {
+        free(lf);
+        return px_cfg_err(errstr, n, "log_format: expected \"text\" or \"json\"");
+    }
+    free(lf);
     v = cfg->metadata_refresh_ms;
     if (px_cfg_int(root, "metadata_refresh_ms", "", 100, 3600000, &v, 0, errstr, n) != 0)
         return -1;
@@ -484,13 +548,18 @@ static int px_cfg_from_json(json_t *root, px_config *cfg, char *errstr, size_t n
         return -1;
     if (policy && strcmp(policy, "direct") == 0)
         cfg->cross_zone_direct = 1;
+    else if (policy && strcmp(policy, "auto") == 0)
+        cfg->cross_zone_auto = 1;
     else if (policy && strcmp(policy, "wal") != 0) {
         free(policy);
-        return px_cfg_err(errstr, n, "cross_zone_policy: expected \"wal\" or \"direct\"");
+        return px_cfg_err(errstr, n, "cross_zone_policy: expected \"wal\", \"direct\" or \"auto\"");
     }
     free(policy);
     PX_CFG_INT(root, "health_check_ms", "", 50, 600000, cfg->health_check_ms);
     PX_CFG_INT(root, "rpc_timeout_ms", "", 100, 600000, cfg->rpc_timeout_ms);
+    PX_CFG_INT(root, "peer_replay_window_ms", "", 1000, 3600000, cfg->peer_replay_window_ms);
+    PX_CFG_INT(root, "peer_replay_max_nonces", "", 1024, 1 << 24, cfg->peer_replay_max_nonces);
+    PX_CFG_INT(root, "drain_timeout_ms", "", 0, 3600000, cfg->drain_timeout_ms);
     json_t *disc = json_object_get(root, "discovery");
     if (disc && px_cfg_discovery(disc, &cfg->discovery, errstr, n) != 0)
         return -1;
@@ -501,6 +570,8 @@ static int px_cfg_from_json(json_t *root, px_config *cfg, char *errstr, size_t n
         return -1;
     json_t *be = json_object_get(root, "backend");
     if (be && px_cfg_backend(be, cfg, errstr, n) != 0)
+        return -1;
+    if (px_cfg_auto(json_object_get(root, "cross_zone_auto"), cfg, errstr, n) != 0)
         return -1;
     char *fff = NULL;
     if (px_cfg_str(root, "fetch_from_follower", "", &fff, 0, errstr, n) != 0)
@@ -517,6 +588,10 @@ static int px_cfg_from_json(json_t *root, px_config *cfg, char *errstr, size_t n
     }
     free(fff);
     PX_CFG_INT(root, "fetch_follower_retry_ms", "", 100, 3600000, cfg->fetch_follower_retry_ms);
+    PX_CFG_INT(root, "fetch_follower_retry_max_ms", "", 100, 3600000, cfg->fetch_follower_retry_max_ms);
+    if (cfg->fetch_follower_retry_max_ms < cfg->fetch_follower_retry_ms)
+        cfg->fetch_follower_retry_max_ms = cfg->fetch_follower_retry_ms;
+    PX_CFG_INT(root, "fetch_cache_bytes", "", 0, 1LL << 36, cfg->fetch_cache_bytes);
     json_t *ctls = json_object_get(root, "client_tls");
     if (ctls && px_cfg_client_tls(ctls, &cfg->client_tls, errstr, n) != 0)
         return -1;
@@ -525,6 +600,9 @@ static int px_cfg_from_json(json_t *root, px_config *cfg, char *errstr, size_t n
     json_t *csasl = json_object_get(root, "client_sasl");
     cfg->client_sasl.failure_delay_ms = 1000;
     if (csasl && px_cfg_client_sasl(csasl, &cfg->client_sasl, errstr, n) != 0)
+        return -1;
+    json_t *acls = json_object_get(root, "acls");
+    if (acls && px_cfg_acls(acls, cfg, errstr, n) != 0)
         return -1;
     return 0;
 }
@@ -577,7 +655,15 @@ void px_config_free(px_config *cfg)
     free(w->endpoint);
     free(w->region);
     free(w->access_key);
+    if (w->secret_key)
+        explicit_bzero(w->secret_key, strlen(w->secret_key));
     free(w->secret_key);
+    if (w->session_token)
+        explicit_bzero(w->session_token, strlen(w->session_token));
+    free(w->session_token);
+    free(w->sse);
+    free(w->sse_kms_key_id);
+    free(w->ca_file);
     free(w->key_prefix);
     free(cfg->peer_secret);
     free(cfg->discovery.dns_name);
@@ -608,5 +694,6 @@ void px_config_free(px_config *cfg)
         free(cfg->client_sasl.mechanisms[i]);
     free(cfg->client_sasl.mechanisms);
     free(cfg->client_sasl.credentials_file);
+    kz_acl_free(cfg->acl);
     memset(cfg, 0, sizeof(*cfg));
 }

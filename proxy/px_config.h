@@ -11,10 +11,13 @@
 /* A listen address: "host:port", or "fd:N" for a socket inherited already
  * bound and listening (from a test harness or a service manager). */
 typedef struct px_listen_addr {
-    int fd;        /* >= 0 when inherited */
+    int fd;        /* >= 0 when inherited; PX_LISTEN_SYSTEMD for "systemd" */
     char host[256];
     int port;
 } px_listen_addr;
+
+/* "systemd": the socket comes from LISTEN_FDS (px_listen_fds_take). */
+#define PX_LISTEN_SYSTEMD (-2)
 
 typedef struct px_peer {
     int32_t node_id;
@@ -57,6 +60,10 @@ typedef struct px_wal_config {
     int unsigned_payload; /* s3: UNSIGNED-PAYLOAD instead of each body's SHA-256 in SigV4 */
     char *access_key;   /* s3: NULL for $AWS_ACCESS_KEY_ID */
     char *secret_key;   /* s3: NULL for $AWS_SECRET_ACCESS_KEY */
+    char *session_token; /* s3: NULL for $AWS_SESSION_TOKEN (only with keys from the environment) */
+    char *sse;          /* s3: "AES256" or "aws:kms" (server-side encryption of PUTs); NULL: bucket default */
+    char *sse_kms_key_id; /* s3: the KMS key with "aws:kms" */
+    char *ca_file;      /* s3: PEM CAs for an https endpoint; NULL: the system's */
     char *key_prefix;   /* default "wal/" */
     int flush_ms;       /* seal an object this long after its first chunk */
     int flush_idle_ms;  /* or when no append came for this long (0: off) */
@@ -155,13 +162,20 @@ typedef struct px_config {
     px_cidr_zone *client_zones;
     int nclient_zones;
     char *log_level;
+    int log_format;          /* KZ_LOG_TEXT or KZ_LOG_JSON ("log_format") */
     int metadata_refresh_ms;
     px_limits limits;
     px_wal_config wal;
     char *peer_secret;       /* shared secret of the peer RPC */
+    int peer_replay_window_ms;   /* peer RPC: accepted clock difference, and how long nonces are kept */
+    int peer_replay_max_nonces;  /* peer RPC: seen (sender, nonce) pairs kept at most */
     int cross_zone_direct;   /* policy "direct": never use the WAL path */
+    int cross_zone_auto;     /* policy "auto": by the produce rate per zone (router/rt_policy.c) */
+    double auto_wal_above, auto_direct_below; /* "cross_zone_auto": bytes/s thresholds (0: from prices) */
+    int auto_min_dwell_ms, auto_window_ms;
     int health_check_ms;     /* peer health-check period */
     int rpc_timeout_ms;      /* peer RPC timeout, on top of the produce timeout */
+    int drain_timeout_ms;    /* SIGTERM: exit at the latest this long after the drain starts */
     px_discovery discovery;
     px_prices prices;
     px_backend_tls backend_tls;   /* "backend": {"tls": ...} */
@@ -169,8 +183,11 @@ typedef struct px_config {
     px_client_sasl client_sasl;   /* "client_sasl": {...} */
     int fetch_from_follower;     /* PX_FETCH_FOLLOWER_*: where Fetch partitions are read (KIP-392) */
     int fetch_follower_retry_ms; /* after a follower fails a partition: leader only for this long */
+    int fetch_follower_retry_max_ms; /* ... doubled on each failure in a row, up to this */
+    long long fetch_cache_bytes; /* fetch cache cap (px_fcache.h); 0: off */
     px_client_tls client_tls;    /* "client_tls": TLS on the client listener */
     px_peer_tls peer_tls;        /* "peer_tls", or derived from client_tls */
+    struct kz_acl *acl;          /* "acls": NULL when none are configured (allow all) */
 } px_config;
 
 /* fetch_from_follower: "broker" (the default: ask the leader with the zone as

@@ -27,5 +27,9 @@ int px_cfg_backend(json_t *obj, px_config *cfg, char *errstr, size_t n);
 int px_cfg_client_tls(json_t *obj, px_client_tls *t, char *errstr, size_t n);
 int px_cfg_peer_tls(json_t *obj, px_config *cfg, char *errstr, size_t n);
 int px_cfg_client_sasl(json_t *obj, px_client_sasl *cs, char *errstr, size_t n);
+/* wal.store's S3 security keys: session_token, sse, sse_kms_key_id, ca_file. */
+int px_cfg_s3_security(json_t *st, px_wal_config *w, char *errstr, size_t n);
+/* "acls" (px_config_acl.c): the rule set into cfg->acl. */
+int px_cfg_acls(json_t *obj, px_config *cfg, char *errstr, size_t n);
 
 #endif

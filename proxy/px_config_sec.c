@@ -132,6 +132,9 @@ int px_cfg_peer_tls(json_t *obj, px_config *cfg, char *errstr, size_t n)
         return -1;
     if ((t->cert_file == NULL) != (t->key_file == NULL))
         return px_cfg_err(errstr, n, "peer_tls: cert_file and key_file go together (a client certificate and its key)");
+    if (t->enabled && t->ca_file == NULL)
+        return px_cfg_err(errstr, n, "peer_tls.ca_file: missing (the CA that signed the peers' certificates; "
+                          "without it any publicly trusted certificate would pass for a peer)");
     if (t->enabled && !cfg->client_tls.enabled)
         return px_cfg_err(errstr, n, "peer_tls: TLS to peers without client_tls: this proxy's listener is plaintext, "
                           "so its peers' (configured alike: every proxy of a fleet must agree) would be too");
@@ -195,3 +198,30 @@ int px_cfg_client_sasl(json_t *obj, px_client_sasl *cs, char *errstr, size_t n)
     return 0;
 }
 
+
+int px_cfg_s3_security(json_t *st, px_wal_config *w, char *errstr, size_t n)
+{
+    if (px_cfg_str(st, "session_token", "wal.store.", &w->session_token, 0, errstr, n) != 0 ||
+        px_cfg_str(st, "sse", "wal.store.", &w->sse, 0, errstr, n) != 0 ||
+        px_cfg_str(st, "sse_kms_key_id", "wal.store.", &w->sse_kms_key_id, 0, errstr, n) != 0 ||
+        px_cfg_str(st, "ca_file", "wal.store.", &w->ca_file, 0, errstr, n) != 0)
+        return -1;
+    if ((w->access_key == NULL) != (w->secret_key == NULL))
+        return px_cfg_err(errstr, n, "wal.store: access_key and secret_key go together (or leave both out to use "
+                          "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY from the environment)");
+    if (w->session_token && w->access_key == NULL)
+        return px_cfg_err(errstr, n, "wal.store.session_token: needs access_key and secret_key in the config (with "
+                          "keys from the environment the token comes from AWS_SESSION_TOKEN)");
+    if (w->sse && strcmp(w->sse, "AES256") != 0 && strcmp(w->sse, "aws:kms") != 0)
+        return px_cfg_err(errstr, n, "wal.store.sse: \"%s\" is not \"AES256\" (SSE-S3) or \"aws:kms\" (SSE-KMS)",
+                          w->sse);
+    if (w->sse && strcmp(w->sse, "aws:kms") == 0 && w->sse_kms_key_id == NULL)
+        return px_cfg_err(errstr, n, "wal.store.sse_kms_key_id: missing (required with sse \"aws:kms\": the KMS "
+                          "key id or ARN the objects are encrypted with)");
+    if (w->sse_kms_key_id && (w->sse == NULL || strcmp(w->sse, "aws:kms") != 0))
+        return px_cfg_err(errstr, n, "wal.store.sse_kms_key_id: only with sse \"aws:kms\"");
+    if (w->ca_file && w->endpoint && strncasecmp(w->endpoint, "https://", 8) != 0)
+        return px_cfg_err(errstr, n, "wal.store.ca_file: the endpoint %s is not https://, so no certificate is "
+                          "verified (use an https:// endpoint, or drop ca_file)", w->endpoint);
+    return 0;
+}

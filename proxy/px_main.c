@@ -5,6 +5,8 @@
 #include "meta-client/mc_sasl.h"
 #include "meta-client/mc_tls.h"
 #include "meta-client/mc_xzone.h"
+#include "proxy/px_config_check.h"
+#include "proxy/px_fcache.h"
 #include "proxy/px_proxy.h"
 #include "proxy/px_sasl.h"
 #include "proxy/px_tls.h"
@@ -18,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* kzproxy --scram-credential: print one users entry of the credentials file. */
 static int px_scram_credential(const char *user, const char *pwfile, int iterations)
@@ -57,6 +60,7 @@ static void px_usage(FILE *f)
     fprintf(f,
             "Usage: kzproxy --config FILE [--log-level LEVEL]\n"
             "       kzproxy --check-config FILE\n"
+            "       kzproxy --reload --pid-file FILE\n"
             "       kzproxy --scram-credential USER [--password-file FILE] [--iterations N]\n"
             "\n"
             "kzproxy is a zone-aware Kafka proxy: clients bootstrap on it and see a Kafka\n"
@@ -66,6 +70,11 @@ static void px_usage(FILE *f)
             "  -c, --config FILE        run with this JSON configuration file\n"
             "      --check-config FILE  validate FILE, name the first invalid key, and exit\n"
             "  -l, --log-level LEVEL    error, warn, info (default) or debug; overrides the file\n"
+            "      --pid-file FILE      write the process id to FILE (rewritten by an upgrade)\n"
+            "      --reload             with --pid-file: ask that kzproxy to reload its config (SIGHUP)\n"
+            "\n"
+            "Signals: SIGTERM/SIGINT drain and exit (a second one exits at once), SIGHUP\n"
+            "reloads the config, SIGUSR2 starts a new process on the same sockets (upgrade).\n"
             "      --scram-credential USER\n"
             "                           print USER's entry for client_sasl.credentials_file\n"
             "                           (SCRAM-SHA-512, SCRAM-SHA-256, PLAIN) and exit; the\n"
@@ -171,31 +180,45 @@ static void px_ready_cb(mc_view *view, const char *err, void *arg)
     /* The test harness and service managers wait for this line. */
     printf("kzproxy ready\n");
     fflush(stdout);
+    px_upgrade_ready(px); /* the old process of an upgrade drains now */
 }
 
-static void px_signal_cb(evutil_socket_t sig, short what, void *arg)
+/* --pid-file: this process's id, replaced atomically (an upgrade's new
+ * process rewrites it). 0, or -1 logged. */
+static int px_pid_file_write(const char *path)
 {
-    px_proxy *px = arg;
-    (void)what;
-    kz_info("received signal %d, shutting down", (int)sig);
-    event_base_loopexit(px->base, NULL);
-}
-
-/* SIGHUP: re-read the client listener's certificate and key. */
-static void px_sighup_cb(evutil_socket_t sig, short what, void *arg)
-{
-    px_proxy *px = arg;
-    (void)sig;
-    (void)what;
-    if (px->tls == NULL) {
-        kz_info("received SIGHUP: nothing to reload (no client_tls)");
-        return;
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s.%d.tmp", path, (int)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (f == NULL || fprintf(f, "%d\n", (int)getpid()) < 0 || fclose(f) != 0 || rename(tmp, path) != 0) {
+        kz_err("cannot start: --pid-file %s: %s", path, strerror(errno));
+        return -1;
     }
-    char err[512];
-    if (px_tls_reload(px->tls, err, sizeof(err)) == 0)
-        kz_info("received SIGHUP: client_tls certificate reloaded from %s", px->cfg->client_tls.cert_file);
-    else
-        kz_err("received SIGHUP: client_tls certificate not reloaded (keeping the current one): %s", err);
+    return 0;
+}
+
+/* kzproxy --reload --pid-file FILE: send sig to the process FILE names. */
+static int px_pid_file_signal(const char *path, int sig)
+{
+    if (path == NULL) {
+        fprintf(stderr, "kzproxy: --reload needs --pid-file FILE (the one the running kzproxy was given)\n");
+        return 2;
+    }
+    FILE *f = fopen(path, "r");
+    long pid = 0;
+    if (f == NULL || fscanf(f, "%ld", &pid) != 1 || pid <= 1) {
+        fprintf(stderr, "kzproxy: --pid-file %s: %s\n", path, f ? "no process id in it" : strerror(errno));
+        if (f)
+            fclose(f);
+        return 1;
+    }
+    fclose(f);
+    if (kill((pid_t)pid, sig) != 0) {
+        fprintf(stderr, "kzproxy: process %ld (from %s): %s\n", pid, path, strerror(errno));
+        return 1;
+    }
+    printf("kzproxy: asked process %ld to reload (its log says whether the new config was applied)\n", pid);
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -205,11 +228,14 @@ int main(int argc, char **argv)
         {"log-level", required_argument, NULL, 'l'}, {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {"scram-credential", required_argument, NULL, 'S'}, {"password-file", required_argument, NULL, 'P'},
-        {"iterations", required_argument, NULL, 'I'},       {NULL, 0, NULL, 0},
+        {"iterations", required_argument, NULL, 'I'},
+        {"pid-file", required_argument, NULL, 'p'},         {"reload", no_argument, NULL, 'R'},
+        {NULL, 0, NULL, 0},
     };
     const char *config_path = NULL, *check_path = NULL, *level = NULL;
     const char *scram_user = NULL, *password_file = NULL;
-    int iterations = 8192;
+    int iterations = 8192, reload = 0;
+    const char *pid_file = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "c:l:hV", opts, NULL)) != -1) {
         switch (c) {
@@ -219,6 +245,8 @@ int main(int argc, char **argv)
         case 'S': scram_user = optarg; break;
         case 'P': password_file = optarg; break;
         case 'I': iterations = atoi(optarg); break;
+        case 'p': pid_file = optarg; break;
+        case 'R': reload = 1; break;
         case 'h': px_usage(stdout); return 0;
         case 'V': printf("kzproxy %s\n", PACKAGE_VERSION); return 0;
         default: px_usage(stderr); return 2;
@@ -231,6 +259,8 @@ int main(int argc, char **argv)
     }
     if (scram_user)
         return px_scram_credential(scram_user, password_file, iterations);
+    if (reload)
+        return px_pid_file_signal(pid_file, SIGHUP);
     char err[512];
     px_config cfg;
     if (check_path) {
@@ -239,39 +269,10 @@ int main(int argc, char **argv)
             px_config_free(&cfg);
             return 1;
         }
-        if (cfg.client_tls.enabled) {
-            /* The files as they are now: readable, and the key matching the certificate. */
-            px_tls *t = px_tls_new(&cfg.client_tls, err, sizeof(err));
-            if (t == NULL) {
-                fprintf(stderr, "kzproxy: %s: invalid: %s\n", check_path, err);
-                px_config_free(&cfg);
-                return 1;
-            }
-            px_tls_free(t);
-        }
-        if (cfg.peer_tls.enabled && cfg.peer_secret) {
-            /* TLS to peers: its CA file (and client certificate) load. */
-            mc_tls_config tc = {.ca_file = cfg.peer_tls.ca_file,
-                                .verify_hostname = cfg.peer_tls.verify_hostname,
-                                .cert_file = cfg.peer_tls.cert_file,
-                                .key_file = cfg.peer_tls.key_file,
-                                .where = cfg.peer_tls.present ? "peer_tls" : "client_tls (for peers)"};
-            mc_tls *pt = mc_tls_new(&tc, err, sizeof(err));
-            if (pt == NULL) {
-                fprintf(stderr, "kzproxy: %s: invalid: %s\n", check_path, err);
-                px_config_free(&cfg);
-                return 1;
-            }
-            mc_tls_free(pt);
-        }
-        if (cfg.client_sasl.enabled) {
-            px_sasl *s = px_sasl_new(&cfg.client_sasl, err, sizeof(err));
-            if (s == NULL) {
-                fprintf(stderr, "kzproxy: %s: invalid: %s\n", check_path, err);
-                px_config_free(&cfg);
-                return 1;
-            }
-            px_sasl_free(s);
+        if (px_config_check(&cfg, err, sizeof(err)) != 0) {
+            fprintf(stderr, "kzproxy: %s: invalid: %s\n", check_path, err);
+            px_config_free(&cfg);
+            return 1;
         }
         printf("%s: valid (zone %s, node %d, %d peers, %d bootstrap servers)\n", check_path, cfg.zone,
                cfg.node_id, cfg.npeers, cfg.nbootstrap);
@@ -287,6 +288,7 @@ int main(int argc, char **argv)
         px_config_free(&cfg);
         return 1;
     }
+    int level_cli = level != NULL;
     if (level == NULL)
         level = cfg.log_level;
     if (level && (kz_log_level = kz_log_level_parse(level)) < 0) {
@@ -294,13 +296,22 @@ int main(int argc, char **argv)
         px_config_free(&cfg);
         return 2;
     }
+    kz_log_format = cfg.log_format;
     signal(SIGPIPE, SIG_IGN);
 
     px_proxy px;
     memset(&px, 0, sizeof(px));
     mc_conn_security *backend_sec = NULL;
     px.cfg = &cfg;
+    px.config_path = config_path;
+    px.log_level_cli = level_cli;
+    px.argv = argv;
     int rc = 1;
+    if (px_listen_fds_take(&cfg, err, sizeof(err)) < 0) {
+        kz_err("cannot start: %s", err);
+        px_config_free(&cfg);
+        return 1;
+    }
     px.started_wall_ms = px_peer_wall_ms();
     px.base = event_base_new();
     px.xz = calloc(1, sizeof(*px.xz));
@@ -356,21 +367,20 @@ int main(int argc, char **argv)
         kz_err("cannot start: %s", err);
         goto out;
     }
-    struct event *sigterm = evsignal_new(px.base, SIGTERM, px_signal_cb, &px);
-    struct event *sigint = evsignal_new(px.base, SIGINT, px_signal_cb, &px);
-    event_add(sigterm, NULL);
-    event_add(sigint, NULL);
-    struct event *sighup = evsignal_new(px.base, SIGHUP, px_sighup_cb, &px);
-    event_add(sighup, NULL);
+    if (px_signals_start(&px) != 0) {
+        kz_err("cannot start: out of memory");
+        goto out;
+    }
+    if (pid_file && px_pid_file_write(pid_file) != 0)
+        goto out;
     kz_info("kzproxy %s starting: zone %s, node %d, %d peers, backend %s%s", PACKAGE_VERSION, cfg.zone,
             cfg.node_id, cfg.npeers, cfg.bootstrap[0], cfg.nbootstrap > 1 ? ",..." : "");
     mc_cluster_start(px.mc, px_ready_cb, &px);
     event_base_dispatch(px.base);
-    event_free(sigterm);
-    event_free(sigint);
-    event_free(sighup);
     rc = 0;
 out:
+    px_signals_stop(&px);
+    px_upgrade_free(&px);
     px_admin_stop(&px);
     px_listen_close(&px);
     px_wal_stop(&px);
@@ -388,6 +398,7 @@ out:
     if (px.base)
         event_base_free(px.base);
     free(px.xz);
+    px_fcache_free(px.fcache);
     px_config_free(&cfg);
     return rc;
 }

@@ -439,6 +439,18 @@ static void px_pass_coord_cb(int32_t broker_id, int16_t error_code, void *arg)
     px_pass *ps = arg;
     (void)error_code;
     ps->broker = broker_id;
+    mc_view *v = mc_cluster_view(px_client_proxy(ps->rq->cl)->mc);
+    if (px_client_proxy(ps->rq->cl)->draining == 1 && v != NULL) {
+        /* Leaving (px_drain.c): a broker that is not the coordinator answers
+         * NOT_COORDINATOR in the message's own format; the client looks the
+         * coordinator up again (FindCoordinator names another proxy now). */
+        for (int i = 0; i < v->nbrokers; i++) {
+            if (v->brokers[i].id != broker_id) {
+                ps->broker = v->brokers[i].id;
+                break;
+            }
+        }
+    }
     px_pass_send(ps);
 }
 
@@ -446,6 +458,8 @@ void px_pass_route(px_req *rq)
 {
     px_proxy *px = px_client_proxy(rq->cl);
     const px_pass_api *pa = px_pass_lookup(rq->hdr.api_key);
+    if (px_acl_pass(rq))
+        return; /* denied: answered with the authorization error, or refused */
     px_pass *ps = calloc(1, sizeof(*ps));
     if (ps == NULL) {
         px_req_reject(rq, "out of memory");
@@ -619,6 +633,15 @@ void px_vc_findcoordinator(px_req *rq)
     for (int i = 0; i < fc->nkeys; i++) {
         slots[i].fc = fc;
         slots[i].i = i;
+        /* Describe on the group or transactional id (ACLs): a denied key is
+         * answered in its slot and not looked up. */
+        if (fc->req.key_type <= 1 &&
+            !px_acl_check(rq->cl, KZ_ACL_DESCRIBE, fc->req.key_type ? KZ_ACL_TRANSACTIONAL_ID : KZ_ACL_GROUP,
+                          fc->keys[i])) {
+            px_fc_cb(-1, fc->req.key_type ? KC_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+                                          : KC_ERR_GROUP_AUTHORIZATION_FAILED, &slots[i]);
+            continue;
+        }
         /* A client asks again when its coordinator failed it: ask the backend. */
         mc_cluster_coordinator(px->mc, fc->req.key_type, fc->keys[i], 1, px_fc_cb, &slots[i]);
     }

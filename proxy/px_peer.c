@@ -11,15 +11,14 @@
 
 #include "codec/kc_peer.h"
 #include "common/kz_log.h"
+#include "proxy/px_replay.h"
 #include "router/rt_router.h"
 
 #include <event2/buffer.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
-
-/* How far a sender's clock may be from ours (a replay older than this fails). */
-#define PX_PEER_MAX_SKEW_MS (5 * 60 * 1000)
 
 static int64_t px_wall_ms(void)
 {
@@ -57,6 +56,49 @@ static void px_peer_wal_done(struct evbuffer *resp, const char *err, void *arg)
     free(wi);
 }
 
+/* Count a refused request and log it: one line per reason per 10 s, with
+ * the number not logged since. Fills why with the answer's message. */
+static void px_peer_refusal(px_proxy *px, px_replay_res rr, const kc_peer_auth *auth, int64_t now, int16_t api_key,
+                            char *why, size_t why_size)
+{
+    static int64_t last_ms[PX_REPLAY_FULL + 1];
+    static uint64_t suppressed[PX_REPLAY_FULL + 1];
+    switch (rr) {
+    case PX_REPLAY_SKEW:
+        px->m.peer_rejected_skew++;
+        snprintf(why, why_size,
+                 "peer RPC from node %d refused: its clock is %lld ms off this proxy's (more than "
+                 "peer_replay_window_ms %d): synchronise the proxies' clocks (NTP)",
+                 auth->sender, (long long)(now - auth->ts_ms), px->cfg->peer_replay_window_ms);
+        break;
+    case PX_REPLAY_SEEN:
+        px->m.peer_rejected_replay++;
+        snprintf(why, why_size,
+                 "peer RPC from node %d refused: a replay (its nonce was already used), nothing appended",
+                 auth->sender);
+        break;
+    default:
+        px->m.peer_rejected_full++;
+        snprintf(why, why_size,
+                 "peer RPC from node %d refused: more than peer_replay_max_nonces (%d) requests within "
+                 "peer_replay_window_ms: raise peer_replay_max_nonces",
+                 auth->sender, px->cfg->peer_replay_max_nonces);
+        break;
+    }
+    int i = (int)rr;
+    if (last_ms[i] != 0 && now >= last_ms[i] && now - last_ms[i] < 10000) {
+        suppressed[i]++;
+        return;
+    }
+    if (suppressed[i])
+        kz_warn("%s (%s; %llu more refused for this reason in the last 10 s)", why, kc_api_name(api_key),
+                (unsigned long long)suppressed[i]);
+    else
+        kz_warn("%s (%s)", why, kc_api_name(api_key));
+    last_ms[i] = now;
+    suppressed[i] = 0;
+}
+
 void px_peer_dispatch(px_req *rq)
 {
     px_proxy *px = px_client_proxy(rq->cl);
@@ -88,11 +130,34 @@ void px_peer_dispatch(px_req *rq)
         px_req_reject(rq, "peer RPC too short for its authentication header");
         return;
     }
-    int64_t skew = px_wall_ms() - auth.ts_ms;
-    if (skew > PX_PEER_MAX_SKEW_MS || skew < -PX_PEER_MAX_SKEW_MS) {
-        px->m.peer_auth_failures++;
-        px_req_reject(rq, "peer RPC from node %d is %lld ms off this proxy's clock (replayed, or clocks not synchronised)",
-                      auth.sender, (long long)skew);
+    /* Replay protection, after the MAC (so only a holder of the secret can
+     * fill the set): the clock window, then the seen (sender, nonce) set. */
+    int64_t now = px_wall_ms();
+    int64_t win = px->cfg->peer_replay_window_ms;
+    px_replay_res rr = px->replay ? px_replay_check(px->replay, now, auth.sender, auth.ts_ms, auth.nonce)
+                       : auth.ts_ms < now - win || auth.ts_ms > now + win ? PX_REPLAY_SKEW
+                                                                         : PX_REPLAY_OK;
+    if (rr != PX_REPLAY_OK) {
+        char why[300];
+        px_peer_refusal(px, rr, &auth, now, rq->hdr.api_key, why, sizeof(why));
+        if (rq->hdr.api_key == KC_API_KZ_WAL_APPEND && px->rt != NULL) {
+            /* Answered, so the sender learns why; nothing is read or appended.
+             * Not appended for sure: a retriable error unless it is a replay. */
+            px_wal_in *wi = calloc(1, sizeof(*wi));
+            if (wi == NULL) {
+                px_req_reject(rq, "out of memory");
+                return;
+            }
+            wi->rq = rq;
+            memcpy(wi->nonce, auth.nonce, sizeof(wi->nonce));
+            rt_in_refuse(px->rt, rq->frame, rd.p + rd.off, kc_rd_remain(&rd), auth.sender,
+                         rr == PX_REPLAY_SEEN ? KC_ERR_INVALID_REQUEST : KC_ERR_NOT_LEADER_OR_FOLLOWER, why,
+                         px_peer_wal_done, wi);
+        } else {
+            /* KzHello has no error field: the connection closes, and the
+             * sender's health check marks this peer down, naming why. */
+            px_req_reject(rq, "%s", why);
+        }
         return;
     }
     if (rq->hdr.api_key == KC_API_KZ_HELLO) {
@@ -112,7 +177,8 @@ void px_peer_dispatch(px_req *rq)
                             .zone = kc_str_c(px->cfg->zone),
                             .host = kc_str_c(px->cfg->advertised_host),
                             .port = px->cfg->advertised_port,
-                            .started_ms = px->started_wall_ms};
+                            .started_ms = px->started_wall_ms,
+                            .flags = px->draining == 1 ? KC_PEER_HELLO_DRAINING : 0};
         kc_peer_hello_encode(&w, &me);
         if (w.err)
             px_req_reject(rq, "out of memory");

@@ -15,6 +15,7 @@
 #include "codec/kc_buf.h"
 #include "codec/kc_msg.h"
 #include "codec/kc_proto.h"
+#include "common/kz_acl.h"
 #include "meta-client/mc_cluster.h"
 #include "proxy/px_config.h"
 
@@ -56,7 +57,10 @@ typedef struct px_metrics {
     uint64_t clients_zone_from_cidr;   /* client connections placed by the CIDR map */
     uint64_t passthrough_requests;     /* requests forwarded unchanged */
     uint64_t peer_requests;            /* peer RPC requests received */
-    uint64_t peer_auth_failures;       /* peer RPC requests refused (MAC, clock) */
+    uint64_t peer_auth_failures;       /* peer RPC requests refused (MAC) */
+    uint64_t peer_rejected_skew;       /* peer RPC requests refused: ts_ms outside the replay window */
+    uint64_t peer_rejected_replay;     /*   (sender, nonce) seen before */
+    uint64_t peer_rejected_full;       /*   the seen-nonce set was full of live nonces */
     uint64_t produce_parts_direct;     /* produce partitions by path: leader in this zone */
     uint64_t produce_parts_wal;        /*   leader in another zone, through a WAL object */
     uint64_t produce_parts_cross;      /*   leader in another zone, sent straight to it */
@@ -66,6 +70,10 @@ typedef struct px_metrics {
     uint64_t client_sasl_successes;    /* client SASL logins (and re-authentications) that passed */
     uint64_t client_sasl_failures;     /* client SASL logins refused */
     uint64_t client_tls_failures;      /* client TLS handshakes failed (incl. plaintext on the TLS listener) */
+    uint64_t acl_denied[KZ_ACL_NOPS][KZ_ACL_NRES]; /* authorization refusals (px_acl.c) */
+    uint64_t config_reloads;           /* live reloads applied (SIGHUP, POST /reload) */
+    uint64_t config_reload_failures;   /* reloads refused: the new file is invalid */
+    uint64_t upgrades;                 /* new processes started with the listening sockets (SIGUSR2) */
 } px_metrics;
 
 struct mc_peers;
@@ -82,9 +90,11 @@ typedef struct px_proxy {
     struct mc_peers *peers;  /* the other proxies and their health */
     mc_conn_security *peer_sec; /* TLS to peers (peer_tls); NULL: plaintext */
     struct rt_router *rt;    /* the WAL path; NULL without a wal config */
+    struct px_replay *replay; /* seen peer RPC nonces; NULL without peer_secret */
     struct ow_store *store;  /* the WAL store; NULL without a wal config */
     struct ow_gc *gc;
     struct mc_xz *xz;        /* bytes to and from other zones */
+    struct px_fcache *fcache; /* the fetch cache (px_fcache.h); NULL until used or when off */
     struct px_sasl *csasl;   /* client SASL (client_sasl); NULL: clients do not log in */
     int64_t started_wall_ms;
     struct evconnlistener *listener;
@@ -101,6 +111,17 @@ typedef struct px_proxy {
     struct px_client *clients; /* every open client connection */
     /* client ids already logged for an unknown zone (hashes; a log line each) */
     uint32_t unknown_zone_logged[256];
+    /* operations (px_drain.c, px_reload.c, px_upgrade.c) */
+    const char *config_path;   /* re-read on reload */
+    int log_level_cli;         /* --log-level given: reloads keep it */
+    char **argv;               /* this process's command line, for an upgrade */
+    int draining;              /* SIGTERM/SIGINT/upgrade: stop taking work, then exit */
+    int64_t drain_start_ms;
+    int64_t drain_log_ms;
+    struct event *drain_ev;    /* drain progress timer */
+    struct event *sigs[4];     /* SIGTERM, SIGINT, SIGHUP, SIGUSR2 */
+    struct px_upgrade *upgrade;/* an upgrade in progress (SIGUSR2) */
+    void *admin_handle;        /* the admin listener's evhttp_bound_socket */
 } px_proxy;
 
 /* ---- px_client.c ---- */
@@ -227,6 +248,50 @@ int px_listgroups_merge(kc_arena *a, const kc_listgroups_resp *const *in, int n,
 int px_wal_start(px_proxy *px, char *errstr, size_t errstr_size);
 void px_wal_stop(px_proxy *px);
 int64_t px_peer_wall_ms(void);
+
+/* ---- px_acl.c: authorization (kz_acl) of client requests ---- */
+/* 1 when the client may do op on the resource (always without "acls");
+ * else counts the refusal (kzproxy_acl_denied_total), logs it (one info
+ * line per principal, operation and resource kind per 10 s, with the number
+ * not logged) and returns 0. */
+int px_acl_check(px_client *cl, kz_acl_op op, kz_acl_res res, kc_str name);
+/* The same without counting or logging (Metadata's listing of all topics). */
+int px_acl_allowed(px_client *cl, kz_acl_op op, kz_acl_res res, kc_str name);
+/* Pass-through requests (px_pass.c): 0 when every resource the request
+ * names is allowed (or no ACLs); else the request was answered with the
+ * authorization error, or refused, and 1 is returned. */
+int px_acl_pass(px_req *rq);
+
+/* ---- px_drain.c: signals and the graceful drain ---- */
+/* Watch SIGTERM, SIGINT (drain; a second one exits at once), SIGHUP
+ * (reload) and SIGUSR2 (upgrade). 0, or -1 out of memory. */
+int px_signals_start(px_proxy *px);
+void px_signals_stop(px_proxy *px);
+/* Start draining (idempotent): stop accepting, say so in KzHello and
+ * /healthz, leave the virtual cluster, seal the WAL objects, answer new work
+ * with retriable errors, exit when idle or at drain_timeout_ms. */
+void px_drain_start(px_proxy *px, const char *why);
+
+/* ---- px_reload.c: live reload ---- */
+/* Re-read px->config_path and apply what can change live; 0, or -1 with
+ * errstr (the running config is kept; counted). */
+int px_reload(px_proxy *px, const char *why, char *errstr, size_t errstr_size);
+
+/* ---- px_upgrade.c: socket handoff ---- */
+/* Take the listeners from systemd-style LISTEN_FDS/LISTEN_PID into cfg
+ * (first: Kafka, second: admin); 1 when taken, 0 when none, -1 with errstr
+ * ("systemd" in the config without them). Unsets the variables. */
+int px_listen_fds_take(px_config *cfg, char *errstr, size_t errstr_size);
+/* For a reload's comparison: a listen address read from the file again, as
+ * the running config holds it (the inherited socket when the file still
+ * says what it said at startup). admin: 0 Kafka, 1 admin listener. */
+px_listen_addr px_listen_as_configured(const px_listen_addr *file, int admin);
+/* SIGUSR2: start this binary again with the listening sockets; drain once
+ * it says it is ready. */
+void px_upgrade_start(px_proxy *px);
+/* The new process of an upgrade: tell the old one it is ready. */
+void px_upgrade_ready(px_proxy *px);
+void px_upgrade_free(px_proxy *px);
 
 /* ---- px_admin.c ---- */
 int px_admin_start(px_proxy *px, char *errstr, size_t errstr_size);

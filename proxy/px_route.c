@@ -63,6 +63,9 @@ void px_split_free(px_split *sp)
     }
     mc_view_release(sp->view);
     kc_frame_release(sp->frame);
+    for (int i = 0; i < sp->nxrefs; i++)
+        kc_frame_release(sp->xrefs[i]);
+    free(sp->xrefs);
     kc_arena_destroy(&sp->arena);
     free(sp->subs);
     free(sp->cbs);
@@ -78,6 +81,12 @@ int px_split_decode_fail(px_split *sp, kc_rd *rd)
 
 const mc_partition *px_split_partition(px_split *sp, kc_str topic, int32_t partition, int16_t *code)
 {
+    if (px_client_proxy(sp->rq->cl)->draining == 1) {
+        /* Leaving (px_drain.c): the client refreshes its metadata, which
+         * names the other proxies, and retries there. */
+        *code = KC_ERR_NOT_LEADER_OR_FOLLOWER;
+        return NULL;
+    }
     if (sp->view == NULL) {
         *code = KC_ERR_LEADER_NOT_AVAILABLE;
         return NULL;
@@ -99,8 +108,26 @@ const mc_partition *px_split_partition(px_split *sp, kc_str topic, int32_t parti
     return p;
 }
 
+int16_t px_split_acl(px_split *sp, kc_str topic)
+{
+    kz_acl_op op;
+    switch (sp->key) {
+    case KC_API_PRODUCE: op = KZ_ACL_PRODUCE; break;
+    case KC_API_FETCH: op = KZ_ACL_CONSUME; break;
+    case KC_API_DELETERECORDS: op = KZ_ACL_DELETE; break;
+    default: op = KZ_ACL_DESCRIBE; break; /* ListOffsets, OffsetForLeaderEpoch */
+    }
+    if (sp->key == KC_API_PRODUCE && sp->in.produce.transactional_id.len > 0 &&
+        !px_acl_check(sp->rq->cl, KZ_ACL_PRODUCE, KZ_ACL_TRANSACTIONAL_ID, sp->in.produce.transactional_id))
+        return KC_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+    return px_acl_check(sp->rq->cl, op, KZ_ACL_TOPIC, topic) ? 0 : KC_ERR_TOPIC_AUTHORIZATION_FAILED;
+}
+
 int16_t px_split_place(px_split *sp, kc_str topic, int32_t partition, int *cap)
 {
+    int16_t denied = px_split_acl(sp, topic);
+    if (denied)
+        return (int16_t)-denied;
     int16_t code;
     const mc_partition *p = px_split_partition(sp, topic, partition, &code);
     if (p == NULL)
@@ -256,6 +283,8 @@ static void px_split_respond(px_split *sp, void (*encode)(kc_wr *, px_split *))
     for (int i = 0; i < sp->nsubs && nrefs < 64; i++)
         if (sp->subs[i].resp)
             refs[nrefs++] = sp->subs[i].resp;
+    for (int i = 0; i < sp->nxrefs && nrefs < 64; i++)
+        refs[nrefs++] = sp->xrefs[i]; /* beyond 64 frames, bytes are copied */
     if (body == NULL) {
         px_req_reject(sp->rq, "out of memory for the response");
         return;
@@ -269,6 +298,27 @@ static void px_split_respond(px_split *sp, void (*encode)(kc_wr *, px_split *))
     else
         px_req_respond(sp->rq, body);
     evbuffer_free(body);
+}
+
+int px_split_keep_frame(px_split *sp, kc_frame *f)
+{
+    for (int i = 0; i < sp->nxrefs; i++)
+        if (sp->xrefs[i] == f) {
+            kc_frame_release(f); /* already held */
+            return 0;
+        }
+    if (sp->nxrefs == sp->xrefs_cap) {
+        int ncap = sp->xrefs_cap ? sp->xrefs_cap * 2 : 8;
+        kc_frame **n = realloc(sp->xrefs, (size_t)ncap * sizeof(*n));
+        if (n == NULL) {
+            kc_frame_release(f);
+            return -1;
+        }
+        sp->xrefs = n;
+        sp->xrefs_cap = ncap;
+    }
+    sp->xrefs[sp->nxrefs++] = f;
+    return 0;
 }
 
 void px_split_done(px_split *sp)

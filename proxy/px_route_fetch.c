@@ -27,9 +27,11 @@
  * UNKNOWN_LEADER_EPOCH, any other error, no answer, or a high watermark
  * behind the client's offset for PX_FF_BEHIND_MS) sends the partition back to
  * its leader, with rack_id "" so that the leader answers with records, for
- * fetch_follower_retry_ms; the client gets the partition empty and without
- * error and fetches again (the leader answers then), and
- * fetch_follower_fallbacks counts it. Brokers below Fetch v11 serve no
+ * fetch_follower_retry_ms, doubled on each fallback in a row up to
+ * fetch_follower_retry_max_ms (a leader naming the failed follower meanwhile
+ * is not followed, so a dead follower costs a few fallbacks, not a loop); the
+ * client gets the partition empty and without error and fetches again (the
+ * leader answers then), and fetch_follower_fallbacks counts it. Brokers below Fetch v11 serve no
  * follower fetches: everything goes to the leader.
  */
 #include "config.h"
@@ -37,6 +39,7 @@
 #include "proxy/px_route_int.h"
 
 #include "common/kz_log.h"
+#include "proxy/px_fcache.h"
 
 #include <event2/buffer.h>
 #include <stdlib.h>
@@ -63,6 +66,7 @@ typedef struct px_ff_entry {
     int64_t replica_until;
     int64_t leader_until; /* after a fallback: the leader only, rack_id "", until then */
     int64_t behind_since; /* when the follower was first seen behind the client's offset, or 0 */
+    int32_t fails;        /* fallbacks in a row (no good follower answer between): the backoff grows */
 } px_ff_entry;
 
 struct px_fetch_replicas {
@@ -166,9 +170,17 @@ static void px_ff_fallback(px_split *sp, kc_str topic, int32_t partition, int32_
     px_proxy *px = px_client_proxy(sp->rq->cl);
     px_ff_entry *e = px_ff_get(sp->rq->cl, topic, partition, 1);
     if (e) {
+        /* retry_ms, doubled on each fallback in a row, up to retry_max_ms. */
+        int64_t wait = px->cfg->fetch_follower_retry_ms;
+        for (int32_t i = 0; i < e->fails && wait < px->cfg->fetch_follower_retry_max_ms; i++)
+            wait *= 2;
+        if (wait > px->cfg->fetch_follower_retry_max_ms)
+            wait = px->cfg->fetch_follower_retry_max_ms;
+        if (e->fails < 64)
+            e->fails++;
         e->replica = -1;
         e->behind_since = 0;
-        e->leader_until = px_ff_now() + px->cfg->fetch_follower_retry_ms;
+        e->leader_until = px_ff_now() + wait;
     }
     px->m.fetch_follower_fallbacks++;
     kz_dbg("client %s: %.*s-%d: follower %d %s (error %d): reading from the leader", px_client_peer(sp->rq->cl),
@@ -324,6 +336,8 @@ static int px_fetch_follower_answer(px_split *sp, const kc_fetch_req_topic *it, 
         px_ff_entry *e = px_ff_get(sp->rq->cl, it->topic, rp->partition, 1);
         if (e == NULL)
             return 0;
+        if (e->leader_until > px_ff_now())
+            return 0; /* backing off that follower: a leader that names it anyway (the mock) is not followed */
         if (mc_view_broker(sp->view, f->preferred_read_replica) != NULL) {
             /* Followed even when named unasked (no rack_id: a leader whose
              * selector ignores racks, or the mock): it sent no records, and
@@ -362,8 +376,65 @@ static int px_fetch_follower_answer(px_split *sp, const kc_fetch_req_topic *it, 
         }
     } else {
         e->behind_since = 0;
+        if (f->records.len > 0)
+            e->fails = 0; /* the follower serves: the next fallback waits retry_ms again */
     }
     return 0;
+}
+
+/* The fetch cache, created on first use; NULL when fetch_cache_bytes is 0. */
+static px_fcache *px_fetch_cache(px_proxy *px)
+{
+    if (px->fcache == NULL && px->cfg->fetch_cache_bytes > 0)
+        px->fcache = px_fcache_new((size_t)px->cfg->fetch_cache_bytes);
+    return px->fcache;
+}
+
+/* A partition a broker of another zone answered: into the cache. */
+static void px_fetch_cache_put(px_split *sp, const kc_fetch_req_topic *it, int32_t p, const px_sub *s,
+                               const kc_fetch_resp_partition *found)
+{
+    px_fcache *fc = px_fetch_cache(px_client_proxy(sp->rq->cl));
+    int16_t unused;
+    const mc_partition *mp = px_split_partition(sp, it->topic, it->partitions[p].partition, &unused);
+    if (fc == NULL || mp == NULL || sp->in.fetch.replica_id >= 0)
+        return;
+    px_fcache_put(fc, it->topic, it->partitions[p].partition, mp->leader_epoch, sp->in.fetch.isolation_level,
+                  s->resp, found);
+}
+
+/* Answer a partition from the fetch cache when it holds its fetch offset and
+ * the partition is led in another zone (what the cache holds was read across
+ * zones). 1 when answered (sp->cached[t][p] set, assign PX_ASSIGN_CACHE). */
+static int px_fetch_cache_get(px_split *sp, int32_t t, int32_t p)
+{
+    px_proxy *px = px_client_proxy(sp->rq->cl);
+    const kc_fetch_req *in = &sp->in.fetch;
+    const kc_fetch_req_topic *it = &in->topics[t];
+    const kc_fetch_req_partition *rp = &it->partitions[p];
+    px_fcache *fc = px_fetch_cache(px);
+    int16_t unused;
+    if (fc == NULL || in->replica_id >= 0 || sp->view == NULL)
+        return 0;
+    const mc_partition *mp = px_split_partition(sp, it->topic, rp->partition, &unused);
+    if (mp == NULL || !mc_cluster_broker_remote(px->mc, sp->view, mp->leader_id))
+        return 0;
+    if (rp->current_leader_epoch >= 0 && rp->current_leader_epoch != mp->leader_epoch)
+        return 0; /* the leader decides (FENCED_ / UNKNOWN_LEADER_EPOCH) */
+    if (sp->cached == NULL &&
+        (sp->cached = kc_arena_calloc(&sp->arena, (size_t)in->ntopics, sizeof(*sp->cached))) == NULL)
+        return 0;
+    if (sp->cached[t] == NULL &&
+        (sp->cached[t] = kc_arena_calloc(&sp->arena, (size_t)it->npartitions, sizeof(**sp->cached))) == NULL)
+        return 0;
+    kc_frame *f = NULL;
+    if (!px_fcache_get(fc, it->topic, rp->partition, mp->leader_epoch, in->isolation_level, rp->fetch_offset,
+                       rp->partition_max_bytes, &sp->cached[t][p], &f))
+        return 0;
+    if (px_split_keep_frame(sp, f) != 0)
+        return 0;
+    sp->assign[t][p] = PX_ASSIGN_CACHE;
+    return 1;
 }
 
 static void px_fetch_encode(kc_wr *w, px_split *sp)
@@ -399,6 +470,11 @@ static void px_fetch_encode(kc_wr *w, px_split *sp)
             int16_t where = sp->assign[t][p];
             const kc_fetch_resp_partition *found = NULL;
             int16_t code;
+            if (where == PX_ASSIGN_CACHE) {
+                *op = sp->cached[t][p]; /* records referenced from a cached frame (sp->xrefs) */
+                px->m.fetch_record_bytes += (uint64_t)op->records.len;
+                continue;
+            }
             px_sub *s = px_split_answer(sp, where, &code);
             if (s && s->r.fetch.error_code != 0)
                 code = s->r.fetch.error_code; /* the whole response failed */
@@ -406,6 +482,8 @@ static void px_fetch_encode(kc_wr *w, px_split *sp)
                 code = KC_ERR_NETWORK_EXCEPTION;
             if (ff && where >= 0 && px_fetch_follower_answer(sp, it, p, &sp->subs[where], &found, &code))
                 stale = 1;
+            if (s && s->xz && found && found != &ff_empty)
+                px_fetch_cache_put(sp, it, p, s, found); /* read across zones: keep it for the zone */
             if (found == &ff_empty) {
                 *op = ff_empty; /* a follower could not answer: empty, no error, the client fetches again */
                 op->partition_index = it->partitions[p].partition;
@@ -472,7 +550,8 @@ void px_route_fetch(px_req *rq)
             goto oom;
         px_fetch_names_from_ids(in, sp->view, unknown_id);
     }
-    int cap = 0;
+    int cap = 0, nhits = 0;
+    int16_t denied;
     int mode = px_ff_mode(sp);
     int64_t now = px_ff_now();
     if (px_split_assign_alloc(sp, in->ntopics) != 0)
@@ -482,10 +561,16 @@ void px_route_fetch(px_req *rq)
         sp->assign[t] = kc_arena_calloc(&sp->arena, (size_t)it->npartitions, sizeof(int16_t));
         if (sp->assign[t] == NULL)
             goto oom;
-        for (int32_t p = 0; p < it->npartitions; p++)
-            sp->assign[t][p] = unknown_id && unknown_id[t]
-                                   ? -KC_ERR_UNKNOWN_TOPIC_ID
-                                   : px_fetch_place(sp, mode, now, it->topic, it->partitions[p].partition, &cap);
+        for (int32_t p = 0; p < it->npartitions; p++) {
+            if (unknown_id && unknown_id[t])
+                sp->assign[t][p] = -KC_ERR_UNKNOWN_TOPIC_ID;
+            else if ((denied = px_split_acl(sp, it->topic)) != 0) /* ACLs: before the cache too */
+                sp->assign[t][p] = (int16_t)-denied;
+            else if (px_fetch_cache_get(sp, t, p))
+                nhits++;
+            else
+                sp->assign[t][p] = px_fetch_place(sp, mode, now, it->topic, it->partitions[p].partition, &cap);
+        }
     }
     struct evbuffer **bodies = calloc((size_t)(sp->nsubs ? sp->nsubs : 1), sizeof(*bodies));
     if (bodies == NULL)
@@ -498,6 +583,8 @@ void px_route_fetch(px_req *rq)
         sub.session_epoch = -1; /* a full fetch, no session on the broker */
         sub.nforgotten_topics_data = 0;
         sub.forgotten_topics_data = NULL;
+        if (nhits > 0)
+            sub.max_wait_ms = 0; /* records are ready: no long poll for the others */
         /* KIP-392: the leader picks a read replica for this rack. */
         sub.rack_id = kc_str_c(sp->subs[i].variant == PX_FF_RACK ? px->cfg->zone : "");
         sub.tags = (kc_tags){0};
@@ -527,7 +614,7 @@ void px_route_fetch(px_req *rq)
             px_sub_encoded(sp, i, &w, &bodies[i]);
         }
     }
-    px_split_send(sp, bodies, 1, in->max_wait_ms > 0 ? in->max_wait_ms : 0);
+    px_split_send(sp, bodies, 1, in->max_wait_ms > 0 && nhits == 0 ? in->max_wait_ms : 0);
     free(bodies);
     return;
 oom:

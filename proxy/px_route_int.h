@@ -95,10 +95,19 @@ struct px_split {
     struct px_proxy *px;
     struct rt_okey **direct;
     int ndirect, direct_cap;
+    /* Fetch: partitions answered from the fetch cache (assign[][] is
+     * PX_ASSIGN_CACHE; per topic, per partition, allocated in the arena), and
+     * the frames their records lie in (owned references, released with the
+     * split; the merged response references them). */
+    kc_fetch_resp_partition **cached;
+    kc_frame **xrefs;
+    int nxrefs, xrefs_cap;
 };
 
 /* assign[][] value of a partition on the WAL path. */
 #define PX_ASSIGN_WAL INT16_MAX
+/* assign[][] value of a Fetch partition answered from the fetch cache. */
+#define PX_ASSIGN_CACHE (INT16_MAX - 1)
 
 /* A split of rq with the view of the moment; NULL when out of memory. */
 px_split *px_split_new(px_req *rq, const px_route_ops *ops);
@@ -110,8 +119,14 @@ int px_split_assign_alloc(px_split *sp, int32_t ntopics);
 /* The partition of the view, with a leader the view knows; or NULL and the
  * error the partition gets. */
 const mc_partition *px_split_partition(px_split *sp, kc_str topic, int32_t partition, int16_t *code);
+/* 0 when the client may do this request's operation on topic (ACLs:
+ * produce, consume, describe for ListOffsets and OffsetForLeaderEpoch,
+ * delete for DeleteRecords; a transactional Produce also needs produce on
+ * its transactional id); else, counted and logged, the error the partition
+ * gets (TOPIC_ / TRANSACTIONAL_ID_AUTHORIZATION_FAILED): it is never sent. */
+int16_t px_split_acl(px_split *sp, kc_str topic);
 /* Decide where one partition goes: the index of its leader's sub-request, or
- * -error code. */
+ * -error code (an authorization error first, px_split_acl). */
 int16_t px_split_place(px_split *sp, kc_str topic, int32_t partition, int *cap);
 /* The index of the sub-request to broker, added when there is none yet; or
  * -UNKNOWN_SERVER_ERROR when out of memory. */
@@ -122,6 +137,9 @@ int16_t px_split_sub_for_variant(px_split *sp, int32_t broker, int variant, int 
  * error the partition gets instead (placement error, or the sub failed). */
 px_sub *px_split_answer(px_split *sp, int16_t where, int16_t *code);
 int px_is_stale_metadata(int16_t e);
+/* Keep a frame (the reference is the split's now) that merged byte fields
+ * may point into; 0, or -1 (out of memory: the reference is released). */
+int px_split_keep_frame(px_split *sp, kc_frame *f);
 /* Send every sub-request (bodies[i] is drained and freed) and the WAL batch;
  * the split finishes when every answer is in. */
 void px_split_send(px_split *sp, struct evbuffer **bodies, int expect_response, int extra_wait_ms);

@@ -11,6 +11,7 @@
 #include "proxy/px_route_int.h"
 
 #include "common/kz_log.h"
+#include "meta-client/mc_xzone.h"
 
 #include <event2/buffer.h>
 #include <stdlib.h>
@@ -112,7 +113,9 @@ static const px_route_ops px_produce_ops = {px_produce_resp_decode, px_produce_e
 static int16_t px_produce_place(px_split *sp, kc_str topic, int32_t partition, kc_bytes records, int *cap,
                                 int wal_ok)
 {
-    int16_t code;
+    int16_t code = px_split_acl(sp, topic); /* before the WAL: a denied batch never reaches the store */
+    if (code)
+        return (int16_t)-code;
     const mc_partition *p = px_split_partition(sp, topic, partition, &code);
     if (p == NULL)
         return (int16_t)-code;
@@ -121,7 +124,7 @@ static int16_t px_produce_place(px_split *sp, kc_str topic, int32_t partition, k
      * retried: this later one must not land first (either path). */
     if (rt_out_seq_hold(px->rt, px_client_stream(sp->rq->cl), topic, partition, records))
         return (int16_t)-KC_ERR_NOT_LEADER_OR_FOLLOWER;
-    int path = rt_out_path(px->rt, sp->view, p->leader_id);
+    int path = rt_out_path_n(px->rt, sp->view, p->leader_id, records.len);
     if (path == RT_PATH_WAL && wal_ok) {
         px->m.produce_parts_wal++;
         return PX_ASSIGN_WAL;
@@ -190,6 +193,18 @@ static int px_split_wal_prepare(px_split *sp)
     b->timeout_ms = in->timeout_ms;
     b->transactional_id = in->transactional_id;
     b->client_id = sp->rq->hdr.client_id;
+    /* Copied: the batch may outlive the client's connection. The peer checks
+     * the ACLs for this principal before appending. */
+    const char *principal = px_client_principal(sp->rq->cl);
+    b->principal = kc_str_c(NULL);
+    if (principal) {
+        size_t plen = strlen(principal);
+        char *pc = kc_arena_calloc(&sp->arena, plen + 1, 1);
+        if (pc == NULL)
+            return -1;
+        memcpy(pc, principal, plen);
+        b->principal = (kc_str){pc, (int32_t)plen};
+    }
     b->arena = &sp->arena;
     b->stream = px_client_stream(sp->rq->cl);
     b->done = px_wal_done;
@@ -228,6 +243,9 @@ void px_route_produce(px_req *rq)
             px->m.produce_partitions++;
             if (rlen > 0)
                 px->m.produce_record_bytes += (uint64_t)rlen;
+            if (rlen > 0 && sp->assign[t][p] >= 0) /* placed: Kafka will replicate it */
+                mc_xz_replication(px->xz, sp->view, it->name.p, it->name.len, it->partitions[p].index,
+                                  (uint64_t)rlen);
             if (sp->assign[t][p] == PX_ASSIGN_WAL)
                 sp->wal.nparts++;
         }

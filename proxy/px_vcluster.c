@@ -82,6 +82,15 @@ int px_vc_nodes_rebuild(px_proxy *px)
         k++;
     }
     qsort(nodes, (size_t)n, sizeof(px_node), px_node_cmp);
+    if (px->draining == 1 && n > 1) { /* leaving (px_drain.c): answer with the others only */
+        for (int i = 0; i < n; i++) {
+            if (nodes[i].node_id == cfg->node_id) {
+                memmove(&nodes[i], &nodes[i + 1], (size_t)(n - i - 1) * sizeof(px_node));
+                n--;
+                break;
+            }
+        }
+    }
     free(px->nodes);
     px->nodes = nodes;
     px->nnodes = n;
@@ -413,14 +422,20 @@ static void px_md_answer(mc_view *view, const char *err, void *arg)
         r.topics = kc_arena_calloc(a, (size_t)nt, sizeof(*r.topics));
         ok = r.topics != NULL;
         for (int32_t i = 0; ok && i < nt; i++)
-            ok = px_vc_fill_topic(a, &r.topics[r.ntopics++], &view->topics[i], nodes, n) == 0;
+            if (px_acl_allowed(rq->cl, KZ_ACL_DESCRIBE, KZ_ACL_TOPIC, kc_str_c(view->topics[i].name)))
+                ok = px_vc_fill_topic(a, &r.topics[r.ntopics++], &view->topics[i], nodes, n) == 0;
     } else if (ok) {
         r.topics = kc_arena_calloc(a, (size_t)md->nnames, sizeof(*r.topics));
         ok = r.topics != NULL;
         for (int i = 0; ok && i < md->nnames; i++) {
             kc_metadata_topic *t = &r.topics[r.ntopics++];
             const mc_topic *mt = mc_view_topic(view, md->names[i]);
-            if (mt != NULL) {
+            if (!px_acl_check(rq->cl, KZ_ACL_DESCRIBE, KZ_ACL_TOPIC, md->names[i])) {
+                t->name = md->names[i]; /* named but not describable: Kafka's answer, nothing about it */
+                t->error_code = KC_ERR_TOPIC_AUTHORIZATION_FAILED;
+                t->topic_authorized_operations = INT32_MIN;
+                t->partitions = NULL;
+            } else if (mt != NULL) {
                 ok = px_vc_fill_topic(a, t, mt, nodes, n) == 0;
             } else {
                 t->name = md->names[i];
@@ -483,7 +498,28 @@ void px_vc_metadata(px_req *rq)
         return;
     }
     int allow_create = version >= 4 ? req->allow_auto_topic_creation : 1;
-    mc_cluster_refresh(px->mc, md->names, md->nnames, allow_create, px_md_answer, md);
+    /* Topics the client may not describe are neither looked up nor created
+     * (the answer gives them TOPIC_AUTHORIZATION_FAILED). */
+    kc_str *ask = md->names;
+    int nask = md->nnames;
+    if (px->cfg->acl != NULL && md->nnames > 0) {
+        ask = kc_arena_calloc(&md->arena, (size_t)md->nnames, sizeof(kc_str));
+        if (ask == NULL) {
+            px_req_reject(rq, "out of memory");
+            kc_arena_destroy(&md->arena);
+            free(md);
+            return;
+        }
+        nask = 0;
+        for (int i = 0; i < md->nnames; i++)
+            if (px_acl_allowed(rq->cl, KZ_ACL_DESCRIBE, KZ_ACL_TOPIC, md->names[i]))
+                ask[nask++] = md->names[i];
+        if (nask == 0) {
+            px_md_answer(mc_cluster_view(px->mc), NULL, md);
+            return;
+        }
+    }
+    mc_cluster_refresh(px->mc, ask, nask, allow_create, px_md_answer, md);
 }
 
 /* ---------------- DescribeCluster ---------------- */

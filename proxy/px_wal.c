@@ -13,6 +13,7 @@
 #include "meta-client/mc_xzone.h"
 #include "objwal/ow_gc.h"
 #include "objwal/ow_store.h"
+#include "proxy/px_replay.h"
 #include "router/rt_router.h"
 
 #include <stdio.h>
@@ -37,6 +38,10 @@ static int px_wal_store(px_proxy *px, char *errstr, size_t n)
         sc.s3.unsigned_payload = w->unsigned_payload;
         sc.s3.access_key = w->access_key;
         sc.s3.secret_key = w->secret_key;
+        sc.s3.session_token = w->session_token;
+        sc.s3.sse = w->sse;
+        sc.s3.sse_kms_key_id = w->sse_kms_key_id;
+        sc.s3.ca_file = w->ca_file;
         sc.s3.deadline_ms = (uint32_t)w->store_deadline_ms;
     }
     char err[512];
@@ -89,6 +94,14 @@ int px_wal_start(px_proxy *px, char *errstr, size_t n)
     px_config *cfg = px->cfg;
     if (px_peer_security_new(px, errstr, n) != 0)
         return -1;
+    if (cfg->peer_secret) {
+        px->replay = px_replay_new(cfg->peer_replay_window_ms, (size_t)cfg->peer_replay_max_nonces);
+        if (px->replay == NULL) {
+            snprintf(errstr, n, "out of memory for %d peer RPC nonces (peer_replay_max_nonces)",
+                     cfg->peer_replay_max_nonces);
+            return -1;
+        }
+    }
     mc_peers_config pc = {
         .self_id = cfg->node_id,
         .self_zone = cfg->zone,
@@ -139,13 +152,19 @@ int px_wal_start(px_proxy *px, char *errstr, size_t n)
             .key_prefix = cfg->wal.key_prefix,
             .rpc_timeout_ms = cfg->rpc_timeout_ms,
             .cross_zone_direct = cfg->cross_zone_direct,
+            .cross_zone_auto = cfg->cross_zone_auto,
+            .auto_wal_above = cfg->auto_wal_above,
+            .auto_direct_below = cfg->auto_direct_below,
+            .auto_min_dwell_ms = cfg->auto_min_dwell_ms,
+            .auto_window_ms = cfg->auto_window_ms,
+            .acl = cfg->acl,
         };
         px->rt = rt_new(px->base, px->mc, px->peers, &rc, errstr, n);
         if (px->rt == NULL)
             return -1;
         kz_info("WAL path on %s: flush at %d ms or %lld bytes, %d uploads in flight, policy %s",
                 ow_store_describe(px->store), cfg->wal.flush_ms, cfg->wal.flush_bytes,
-                cfg->wal.max_inflight_uploads, cfg->cross_zone_direct ? "direct" : "wal");
+                cfg->wal.max_inflight_uploads, cfg->cross_zone_direct ? "direct" : cfg->cross_zone_auto ? "auto" : "wal");
     } else {
         kz_info("no wal section: produce to leaders in other zones goes straight to them");
     }
@@ -165,6 +184,8 @@ void px_wal_stop(px_proxy *px)
     px->peer_sec = NULL;
     ow_gc_free(px->gc);
     px->gc = NULL;
+    px_replay_free(px->replay);
+    px->replay = NULL;
     if (px->store)
         ow_store_free(px->store);
     px->store = NULL;

@@ -12,6 +12,7 @@
 
 #include "codec/kc_peer.h"
 #include "codec/kc_proto.h"
+#include "common/kz_acl.h"
 #include "common/kz_log.h"
 #include "objwal/ow_reader.h"
 
@@ -27,6 +28,7 @@ typedef struct rt_in_part {
     kc_produce_resp_partition result;
     int32_t leader;
     int sub;             /* produce sub-request index, -1 when answered locally */
+    int16_t denied;      /* the ACL's error for it (not read, not appended), or 0 */
 } rt_in_part;
 
 typedef struct rt_in_sub {
@@ -50,6 +52,7 @@ struct rt_in_req {
     void *arg;
     int nparts;
     rt_in_part *parts;
+    int nread;       /* parts read from the object: those not denied */
     ow_read *read;
     kc_frame *data;  /* the slices, once read */
     int ready;       /* the read finished (well or not) */
@@ -57,11 +60,24 @@ struct rt_in_req {
     int nsubs;
     rt_in_sub *subs;
     int pending;     /* sub-requests awaiting an answer */
+    int md_asked;    /* topics missing from the view were asked for once */
+    struct rt_in_mdwait *mdw; /* that Metadata request, while in flight */
     rt_in_req *next; /* in the stream */
 };
 
+/* A Metadata request for topics a KzWalAppend names that this proxy's view
+ * does not have yet: its own clients may never have asked for them. Kept
+ * apart from the request so that freeing the request (at shutdown) only
+ * detaches it: the callback comes later and frees this. */
+typedef struct rt_in_mdwait {
+    rt_in_req *r; /* NULL once detached */
+    int sync;     /* the callback ran inside mc_cluster_refresh */
+} rt_in_mdwait;
+
 static void rt_in_req_free(rt_in_req *r)
 {
+    if (r->mdw)
+        r->mdw->r = NULL;
     if (r->read)
         ow_read_cancel(r->read);
     for (int i = 0; i < r->nsubs; i++) {
@@ -75,9 +91,11 @@ static void rt_in_req_free(rt_in_req *r)
     free(r);
 }
 
-static void rt_in_answer(rt_in_req *r, rt_in_part *p, int16_t code, const char *cause)
+/* Answer p locally with code and, when msg is not NULL, that error message
+ * (kept in r's arena). A cause is logged (rate-limited) for an error. */
+static void rt_in_answer_msg(rt_in_req *r, rt_in_part *p, int16_t code, const char *cause, const char *msg)
 {
-    if (code != KC_ERR_NONE)
+    if (code != KC_ERR_NONE && cause != NULL)
         rt_note(r->rt, "router-in", cause, code, r->sender, p->wp->topic, p->wp->partition);
     p->result = (kc_produce_resp_partition){0};
     p->result.index = p->wp->partition;
@@ -86,6 +104,19 @@ static void rt_in_answer(rt_in_req *r, rt_in_part *p, int16_t code, const char *
     p->result.log_append_time_ms = -1;
     p->result.log_start_offset = -1;
     p->result.error_message = kc_str_c(NULL);
+    if (msg != NULL) {
+        size_t n = strlen(msg);
+        char *m = kc_arena_calloc(&r->arena, n + 1, 1);
+        if (m != NULL) {
+            memcpy(m, msg, n);
+            p->result.error_message = (kc_str){m, (int32_t)n};
+        }
+    }
+}
+
+static void rt_in_answer(rt_in_req *r, rt_in_part *p, int16_t code, const char *cause)
+{
+    rt_in_answer_msg(r, p, code, cause, NULL);
 }
 
 /* Every sub-request answered: encode the RPC's answer. */
@@ -211,6 +242,13 @@ static void rt_in_dispatch(rt_in_req *r)
     for (int i = 0; i < r->nparts; i++) {
         rt_in_part *p = &r->parts[i];
         p->sub = -1;
+        if (p->denied) {
+            rt_in_answer_msg(r, p, p->denied, "its producer may not produce to the topic (ACL)",
+                             p->denied == KC_ERR_TOPIC_AUTHORIZATION_FAILED
+                                 ? "the producer's principal may not produce to this topic"
+                                 : "the producer's principal may not use this transactional id");
+            continue;
+        }
         if (r->read_err) {
             rt_in_answer(r, p, KC_ERR_REQUEST_TIMED_OUT, "cannot read or verify its slice of the WAL object");
             continue;
@@ -329,11 +367,79 @@ static void rt_in_dispatch(rt_in_req *r)
         rt_in_finish(r);
 }
 
-/* Start the appends of every request at the head of the stream whose read is done. */
+static void rt_stream_pump(rt_router *rt, rt_stream *st);
+
+static void rt_in_md_cb(mc_view *view, const char *err, void *arg)
+{
+    (void)view;
+    (void)err; /* still unknown after it: rt_in_dispatch answers UNKNOWN_TOPIC */
+    rt_in_mdwait *w = arg;
+    rt_in_req *r = w->r;
+    int sync = w->sync;
+    free(w);
+    if (r == NULL)
+        return;
+    r->mdw = NULL;
+    if (!sync)
+        rt_stream_pump(r->rt, r->stream);
+}
+
+/*
+ * Before r's appends start: when a topic it names is missing from this
+ * proxy's view (a topic just created, that none of this proxy's own clients
+ * asked about), ask the backend for those topics once and wait for the
+ * answer, instead of failing the partitions with UNKNOWN_TOPIC_OR_PARTITION:
+ * the producer's retry would come after its later batches (a non-idempotent
+ * producer's order lost). 1 while the request is in flight, else 0.
+ */
+static int rt_in_ask_topics(rt_router *rt, rt_in_req *r)
+{
+    r->md_asked = 1;
+    mc_view *v = mc_cluster_view(rt->mc);
+    if (r->read_err || v == NULL)
+        return 0;
+    kc_str *topics = NULL;
+    int n = 0;
+    for (int i = 0; i < r->nparts; i++) {
+        const kc_wal_part *wp = r->parts[i].wp;
+        if (r->parts[i].denied || mc_view_partition(v, wp->topic, wp->partition) != NULL)
+            continue;
+        int seen = 0;
+        for (int k = 0; k < n && !seen; k++)
+            seen = topics[k].len == wp->topic.len &&
+                   memcmp(topics[k].p, wp->topic.p, (size_t)wp->topic.len) == 0;
+        if (seen)
+            continue;
+        if (topics == NULL && (topics = kc_arena_calloc(&r->arena, (size_t)r->nparts, sizeof(*topics))) == NULL)
+            return 0;
+        topics[n++] = wp->topic;
+    }
+    if (n == 0)
+        return 0;
+    rt_in_mdwait *w = calloc(1, sizeof(*w));
+    if (w == NULL)
+        return 0;
+    w->r = r;
+    w->sync = 1;
+    r->mdw = w;
+    rt->st.in_topic_lookups++;
+    mc_cluster_refresh(rt->mc, topics, n, 0, rt_in_md_cb, w);
+    if (r->mdw == NULL)
+        return 0; /* answered already (w is freed) */
+    w->sync = 0;
+    return 1;
+}
+
+/* Start the appends of every request at the head of the stream whose read is
+ * done (and whose topics this proxy knows, or has asked about once). */
 static void rt_stream_pump(rt_router *rt, rt_stream *st)
 {
     while (st->head && st->head->ready) {
         rt_in_req *r = st->head;
+        if (r->mdw)
+            return; /* rt_in_md_cb pumps again */
+        if (!r->md_asked && rt_in_ask_topics(rt, r))
+            return;
         st->head = r->next;
         if (st->head == NULL)
             st->tail = NULL;
@@ -356,26 +462,29 @@ static void rt_in_read_cb(const ow_read_result *res, void *arg)
     rt_in_req *r = arg;
     r->read = NULL;
     r->ready = 1;
-    if (res->err != OW_OK || res->nslices != (size_t)r->nparts) {
+    if (res->err != OW_OK || res->nslices != (size_t)r->nread) {
         r->read_err = res->err != OW_OK ? res->err : OW_ECORRUPT;
         r->rt->st.in_read_errors++;
         kz_warn("router-in: cannot read %.*s: %s", (int)r->req.key.len, r->req.key.p,
                 res->errmsg && *res->errmsg ? res->errmsg : ow_err_name(r->read_err));
     } else {
         r->data = kc_frame_keep(res->frame);
-        for (int i = 0; i < r->nparts; i++)
-            r->parts[i].data = res->slices[i].p;
+        for (int i = 0, k = 0; i < r->nparts; i++)
+            if (!r->parts[i].denied)
+                r->parts[i].data = res->slices[k++].p;
     }
     rt_stream_pump(r->rt, r->stream);
 }
 
-void rt_in_append(rt_router *rt, kc_frame *frame, const uint8_t *p, size_t len, int32_t sender,
-                  int64_t sent_ms, const void *stream, rt_in_done_fn done, void *arg)
+/* Decode a KzWalAppend into a new rt_in_req with its parts listed; NULL
+ * after answering done when it is malformed or memory runs out. */
+static rt_in_req *rt_in_decode(rt_router *rt, kc_frame *frame, const uint8_t *p, size_t len, int32_t sender,
+                               int64_t sent_ms, rt_in_done_fn done, void *arg)
 {
     rt_in_req *r = calloc(1, sizeof(*r));
     if (r == NULL) {
         done(NULL, "out of memory", arg);
-        return;
+        return NULL;
     }
     r->rt = rt;
     r->sender = sender;
@@ -391,15 +500,148 @@ void rt_in_append(rt_router *rt, kc_frame *frame, const uint8_t *p, size_t len, 
         snprintf(why, sizeof(why), "malformed KzWalAppend from node %d: %s at byte %zu", sender, rd.err, rd.err_off);
         done(NULL, why, arg);
         rt_in_req_free(r);
-        return;
+        return NULL;
     }
-    rt->st.in_rpcs++;
     for (int32_t g = 0; g < r->req.ngroups; g++)
         for (int32_t b = 0; b < r->req.groups[g].nbrokers; b++)
             r->nparts += r->req.groups[g].brokers[b].nparts;
-    char key[1100];
-    snprintf(key, sizeof(key), "%.*s", (int)r->req.key.len, r->req.key.p);
     r->parts = kc_arena_calloc(&r->arena, (size_t)(r->nparts ? r->nparts : 1), sizeof(*r->parts));
+    if (r->parts == NULL) {
+        done(NULL, "out of memory", arg);
+        rt_in_req_free(r);
+        return NULL;
+    }
+    int k = 0;
+    for (int32_t g = 0; g < r->req.ngroups; g++) {
+        for (int32_t b = 0; b < r->req.groups[g].nbrokers; b++) {
+            const kc_wal_broker *wb = &r->req.groups[g].brokers[b];
+            for (int32_t j = 0; j < wb->nparts; j++, k++) {
+                r->parts[k].group = g;
+                r->parts[k].wp = &wb->parts[j];
+            }
+        }
+    }
+    return r;
+}
+
+/* Every part answered code with msg (nothing read, nothing appended). */
+static void rt_in_refuse_all(rt_in_req *r, int16_t code, const char *cause, const char *msg)
+{
+    r->rt->st.in_refused++;
+    for (int i = 0; i < r->nparts; i++)
+        rt_in_answer_msg(r, &r->parts[i], code, cause, msg);
+    rt_in_finish(r);
+}
+
+void rt_in_refuse(rt_router *rt, kc_frame *frame, const uint8_t *p, size_t len, int32_t sender, int16_t code,
+                  const char *msg, rt_in_done_fn done, void *arg)
+{
+    rt_in_req *r = rt_in_decode(rt, frame, p, len, sender, 0, done, arg);
+    if (r != NULL)
+        rt_in_refuse_all(r, code, NULL, msg); /* the caller logs */
+}
+
+int rt_in_key_check(const char *prefix, kc_str key, char *why, size_t why_size)
+{
+    size_t plen = strlen(prefix);
+    if (key.len <= 0 || key.len > RT_IN_MAX_KEY) {
+        snprintf(why, why_size, "object key of %d bytes (1 to %d allowed)", (int)key.len, RT_IN_MAX_KEY);
+        return -1;
+    }
+    const char *k = key.p;
+    size_t n = (size_t)key.len;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)k[i];
+        if (c < 0x20 || c == 0x7f || c == '\\') {
+            snprintf(why, why_size, "object key has a control byte or a backslash at byte %zu", i);
+            return -1;
+        }
+    }
+    if (n < plen || memcmp(k, prefix, plen) != 0) {
+        snprintf(why, why_size, "object key does not start with this store's prefix \"%s\"", prefix);
+        return -1;
+    }
+    if (k[0] == '/' || memmem(k, n, "..", 2) != NULL || memmem(k, n, "//", 2) != NULL) {
+        snprintf(why, why_size, "object key has a leading '/', \"..\" or \"//\"");
+        return -1;
+    }
+    char buf[RT_IN_MAX_KEY + 1];
+    memcpy(buf, k, n);
+    buf[n] = '\0';
+    if (!ow_key_valid(buf)) {
+        snprintf(why, why_size, "object key has characters outside [A-Za-z0-9._/-]");
+        return -1;
+    }
+    return 0;
+}
+
+/* A NUL-terminated copy of a (non-null) kc_str in the request's arena. */
+static const char *rt_in_cstr(rt_in_req *r, kc_str s)
+{
+    if (s.p == NULL || s.len < 0)
+        return NULL;
+    char *c = kc_arena_calloc(&r->arena, (size_t)s.len + 1, 1);
+    if (c != NULL)
+        memcpy(c, s.p, (size_t)s.len);
+    return c;
+}
+
+/* Mark the parts whose group's principal may not produce; 0, or -1 out of memory. */
+static int rt_in_acl(rt_in_req *r)
+{
+    const kz_acl *acl = r->rt->cfg.acl;
+    if (acl == NULL)
+        return 0;
+    for (int32_t g = 0; g < r->req.ngroups; g++) {
+        const kc_wal_group *wg = &r->req.groups[g];
+        const char *principal = rt_in_cstr(r, wg->principal);
+        if (principal == NULL && wg->principal.p != NULL && wg->principal.len >= 0)
+            return -1;
+        int16_t txn_denied = 0;
+        if (wg->transactional_id.p != NULL && wg->transactional_id.len >= 0 &&
+            !kz_acl_allows(acl, principal, KZ_ACL_PRODUCE, KZ_ACL_TRANSACTIONAL_ID, wg->transactional_id.p,
+                           (size_t)wg->transactional_id.len))
+            txn_denied = KC_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+        for (int i = 0; i < r->nparts; i++) {
+            rt_in_part *p = &r->parts[i];
+            if (p->group != g)
+                continue;
+            if (txn_denied)
+                p->denied = txn_denied;
+            else if (!kz_acl_allows(acl, principal, KZ_ACL_PRODUCE, KZ_ACL_TOPIC, p->wp->topic.p,
+                                    (size_t)p->wp->topic.len))
+                p->denied = KC_ERR_TOPIC_AUTHORIZATION_FAILED;
+            if (p->denied)
+                r->rt->st.in_acl_denied++;
+        }
+    }
+    return 0;
+}
+
+void rt_in_append(rt_router *rt, kc_frame *frame, const uint8_t *p, size_t len, int32_t sender,
+                  int64_t sent_ms, const void *stream, rt_in_done_fn done, void *arg)
+{
+    rt_in_req *r = rt_in_decode(rt, frame, p, len, sender, sent_ms, done, arg);
+    if (r == NULL)
+        return;
+    rt->st.in_rpcs++;
+    /* The key first: a peer must not make this proxy read any object but
+     * this store's WAL objects (nor, on a local store, any other path). */
+    char why[200];
+    if (rt_in_key_check(rt->key_prefix, r->req.key, why, sizeof(why)) != 0) {
+        rt->st.in_bad_keys++;
+        char msg[300];
+        snprintf(msg, sizeof(msg), "KzWalAppend refused, nothing read or appended: %s", why);
+        rt_in_refuse_all(r, KC_ERR_INVALID_REQUEST, "its KzWalAppend names an object key outside this store's WAL prefix",
+                         msg);
+        return;
+    }
+    if (rt_in_acl(r) != 0) {
+        rt_in_refuse_all(r, KC_ERR_REQUEST_TIMED_OUT, "out of memory (not appended)", NULL);
+        return;
+    }
+    char key[RT_IN_MAX_KEY + 1];
+    snprintf(key, sizeof(key), "%.*s", (int)r->req.key.len, r->req.key.p);
     ow_range *ranges = calloc((size_t)(r->nparts ? r->nparts : 1), sizeof(*ranges));
     rt_stream *st = NULL;
     for (st = rt->streams; st && st->id != stream; st = st->next)
@@ -409,22 +651,16 @@ void rt_in_append(rt_router *rt, kc_frame *frame, const uint8_t *p, size_t len, 
         st->next = rt->streams;
         rt->streams = st;
     }
-    if (r->parts == NULL || ranges == NULL || st == NULL) {
+    if (ranges == NULL || st == NULL) {
         free(ranges);
         done(NULL, "out of memory", arg);
         rt_in_req_free(r);
         return;
     }
-    int k = 0;
-    for (int32_t g = 0; g < r->req.ngroups; g++) {
-        for (int32_t b = 0; b < r->req.groups[g].nbrokers; b++) {
-            const kc_wal_broker *wb = &r->req.groups[g].brokers[b];
-            for (int32_t j = 0; j < wb->nparts; j++, k++) {
-                r->parts[k].group = g;
-                r->parts[k].wp = &wb->parts[j];
-                ranges[k] = (ow_range){(uint64_t)wb->parts[j].off, (uint32_t)wb->parts[j].len, wb->parts[j].crc32c};
-            }
-        }
+    for (int i = 0; i < r->nparts; i++) {
+        const kc_wal_part *wp = r->parts[i].wp;
+        if (!r->parts[i].denied)
+            ranges[r->nread++] = (ow_range){(uint64_t)wp->off, (uint32_t)wp->len, wp->crc32c};
     }
     /* Into the stream first: the read may finish at once. */
     r->stream = st;
@@ -433,11 +669,10 @@ void rt_in_append(rt_router *rt, kc_frame *frame, const uint8_t *p, size_t len, 
     else
         st->head = r;
     st->tail = r;
-    if (r->nparts == 0 || !ow_key_valid(key)) {
+    if (r->nread == 0) {
         r->ready = 1;
-        r->read_err = r->nparts ? OW_EINVAL : 0;
     } else {
-        r->read = ow_read_ranges(rt->cfg.store, key, ranges, (size_t)r->nparts, rt_in_read_cb, r);
+        r->read = ow_read_ranges(rt->cfg.store, key, ranges, (size_t)r->nread, rt_in_read_cb, r);
         if (r->read == NULL) {
             r->ready = 1;
             r->read_err = OW_ENOMEM;

@@ -107,12 +107,14 @@ struct rt_router {
     rt_okey *okeys[RT_OKEY_BUCKETS];
     rt_logslot logs[RT_LOG_SLOTS];
     int closing;
+    struct rt_policy *policy; /* cross_zone_policy auto (rt_policy.c); NULL until used */
 };
 
 /* Kafka errors used on the WAL path. */
 #define RT_ERR_MESSAGE_TOO_LARGE 10
 
 void rt_in_free_all(rt_router *rt);
+void rt_policy_free(rt_router *rt);
 
 /* rt_out.c, for rt_rpc.c: a part's outcome. rt_part_fail records a
  * (retriable) error with its cause for the log; rt_part_result copies the

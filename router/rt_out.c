@@ -456,12 +456,53 @@ void rt_free(rt_router *rt)
         free(d);
     }
     rt_okey_free_all(rt);
+    rt_policy_free(rt);
     free(rt->zone);
     free(rt->key_prefix);
     free(rt);
 }
 
 const rt_stats *rt_get_stats(const rt_router *rt) { return &rt->st; }
+
+void rt_flush(rt_router *rt)
+{
+    for (int i = 0; i < rt->ndests; i++)
+        ow_writer_flush(rt->dests[i]->w);
+}
+
+int rt_busy(const rt_router *rt)
+{
+    for (int i = 0; i < rt->ndests; i++) {
+        const rt_dest *d = rt->dests[i];
+        if (d->head || d->sq_head || d->busy || ow_writer_pending(d->w) > 0)
+            return 1;
+    }
+    for (const rt_stream *s = rt->streams; s; s = s->next)
+        if (s->head)
+            return 1;
+    return 0;
+}
+
+void rt_set_live(rt_router *rt, uint64_t seal_bytes, uint32_t seal_age_ms, uint32_t seal_idle_ms,
+                 int cross_zone_direct)
+{
+    rt->cfg.seal_bytes = seal_bytes;
+    rt->cfg.seal_age_ms = seal_age_ms;
+    rt->cfg.cross_zone_direct = cross_zone_direct;
+    rt->cfg.seal_idle_ms = seal_idle_ms;
+    for (int i = 0; i < rt->ndests; i++) {
+        rt_dest *d = rt->dests[i];
+        ow_writer_set_seal(d->w, seal_bytes, seal_age_ms);
+        if (seal_idle_ms > 0 && d->idle == NULL)
+            d->idle = event_new(rt->base, -1, 0, rt_idle_cb, d);
+        else if (seal_idle_ms == 0 && d->idle != NULL) {
+            event_free(d->idle);
+            d->idle = NULL;
+        }
+    }
+}
+
+void rt_set_acl(rt_router *rt, const struct kz_acl *acl) { rt->cfg.acl = acl; }
 
 uint64_t rt_mem_used(const rt_router *rt)
 {

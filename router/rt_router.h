@@ -52,6 +52,7 @@
 
 struct event_base;
 struct evbuffer;
+struct kz_acl;
 
 typedef struct rt_router rt_router;
 
@@ -70,6 +71,11 @@ typedef struct rt_config {
     const char *key_prefix;
     int rpc_timeout_ms; /* on top of the produce timeout */
     int cross_zone_direct; /* policy: never take the WAL path */
+    int cross_zone_auto;   /* policy "auto": by the rate per destination zone (rt_policy.c) */
+    double auto_wal_above, auto_direct_below; /* bytes/s thresholds */
+    int auto_min_dwell_ms, auto_window_ms;
+    const struct kz_acl *acl; /* router-in checks each partition's producer against it;
+                               * NULL: allow all (not owned) */
 } rt_config;
 
 typedef struct rt_stats {
@@ -90,6 +96,11 @@ typedef struct rt_stats {
     uint64_t in_bytes;          /* record bytes appended for peers */
     uint64_t in_errors;         /* partitions answered with an error */
     uint64_t in_read_errors;    /* objects that could not be read or verified */
+    uint64_t in_topic_lookups;  /* Metadata asked for topics an append named, unknown here */
+    uint64_t in_bad_keys;       /* KzWalAppend refused: its object key is outside this store's
+                                 * prefix or not a plain key (nothing read) */
+    uint64_t in_acl_denied;     /* partitions refused: the producer's principal may not produce */
+    uint64_t in_refused;        /* KzWalAppend refused whole (bad key, replay, clock) */
 } rt_stats;
 
 /* NULL with a sentence in errstr on a bad configuration. */
@@ -98,6 +109,17 @@ rt_router *rt_new(struct event_base *base, mc_cluster *mc, mc_peers *peers, cons
 /* Flush, and free; requests still in flight fail. */
 void rt_free(rt_router *rt);
 const rt_stats *rt_get_stats(const rt_router *rt);
+/* Drain: seal every open WAL object now (they upload and go to their peers). */
+void rt_flush(rt_router *rt);
+/* 1 while WAL objects are open, uploading or waiting for their KzWalAppend,
+ * or peers' appends are being served. */
+int rt_busy(const rt_router *rt);
+/* Live reload: the seal thresholds (flush_bytes, flush_ms, flush_idle_ms)
+ * for every writer, now and later, and the cross-zone policy. */
+void rt_set_live(rt_router *rt, uint64_t seal_bytes, uint32_t seal_age_ms, uint32_t seal_idle_ms,
+                 int cross_zone_direct);
+/* Live reload: the ACL router-in checks appends against (not owned). */
+void rt_set_acl(rt_router *rt, const struct kz_acl *acl);
 /* Bytes held by the writers (for /metrics). */
 uint64_t rt_mem_used(const rt_router *rt);
 
@@ -109,6 +131,12 @@ enum { RT_PATH_DIRECT = 0, RT_PATH_WAL = 1, RT_PATH_CROSS = 2 };
  * the leader is in this zone, WAL when a healthy peer serves its zone, else
  * a direct cross-zone append (counted). */
 int rt_out_path(rt_router *rt, const mc_view *v, int32_t leader_id);
+/* The same for a partition carrying bytes of records, under cross_zone_policy
+ * "auto": the bytes count in the destination zone's rate, which picks WAL
+ * or cross-zone direct with hysteresis (rt_policy.c). */
+int rt_out_path_n(rt_router *rt, const mc_view *v, int32_t leader_id, int64_t bytes);
+/* The auto policy's per-zone choice, rate and switches, Prometheus text. */
+void rt_policy_metrics(rt_router *rt, struct evbuffer *b);
 
 typedef struct rt_part {
     kc_str topic;       /* into the client's frame */
@@ -134,6 +162,7 @@ struct rt_batch {
     int32_t timeout_ms;
     kc_str transactional_id;
     kc_str client_id;
+    kc_str principal;       /* the client's principal (null: anonymous), carried to the peer */
     int nparts;
     rt_part *parts;
     kc_arena *arena;        /* for the results' strings (the caller's) */
@@ -198,6 +227,24 @@ void rt_in_append(rt_router *rt, kc_frame *frame, const uint8_t *p, size_t len, 
                   int64_t sent_ms, const void *stream, rt_in_done_fn done, void *arg);
 
 /* The peer RPC client side needs this proxy's clock (wall, ms). */
+/*
+ * Answer a KzWalAppend (p[0..len), after the auth prefix) without appending
+ * anything: every partition gets code and the error message msg. For
+ * requests refused before router-in may look at them (a replay, a clock too
+ * far off). done as for rt_in_append; NULL resp when the body is malformed.
+ */
+void rt_in_refuse(rt_router *rt, kc_frame *frame, const uint8_t *p, size_t len, int32_t sender,
+                  int16_t code, const char *msg, rt_in_done_fn done, void *arg);
+
+/*
+ * The object-key check router-in applies to a KzWalAppend before reading
+ * anything: at most RT_IN_MAX_KEY bytes, starting with prefix (this store's
+ * wal.key_prefix), no leading '/', no "..", no "//", no backslash or
+ * control byte, and otherwise a key ow_key_valid accepts. 0, or -1 with why.
+ */
+#define RT_IN_MAX_KEY 1024
+int rt_in_key_check(const char *prefix, kc_str key, char *why, size_t why_size);
+
 int64_t rt_wall_ms(void);
 
 #endif

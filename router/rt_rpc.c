@@ -265,6 +265,7 @@ static void rt_rpc_start(rt_dest *d, rt_obj *o)
         g->timeout_ms = b->timeout_ms;
         g->transactional_id = b->transactional_id;
         g->client_id = b->client_id;
+        g->principal = b->principal;
         if (b->timeout_ms > r->wait_ms)
             r->wait_ms = b->timeout_ms;
         g->brokers = kc_arena_calloc(&a, (size_t)(j - i), sizeof(*g->brokers));

@@ -5,7 +5,11 @@ set -eu
 
 APT_PACKAGES="build-essential autoconf automake pkg-config \
   libevent-dev libcurl4-openssl-dev libssl-dev libjansson-dev librdkafka-dev check \
-  kcat python3-confluent-kafka python3-kafka valgrind curl ca-certificates"
+  kcat python3-confluent-kafka python3-kafka valgrind curl ca-certificates \
+  debhelper dpkg-dev fakeroot python3-yaml systemd"
+# The last line is packaging: dpkg-buildpackage and dh for the .deb
+# (tests/packaging/test_deb.sh), PyYAML and systemd-analyze for
+# tests/integration/test_packaging.py.
 
 missing=""
 for p in $APT_PACKAGES; do

@@ -31,13 +31,19 @@ Two ways to run it, with the same control methods:
 Both: .port, .endpoint, fail_puts(n, status), fail_puts_for(seconds, status),
 stall_puts(n, stall_s), stall_puts_for(seconds, stall_s), fail_gets(n, status),
 fail_gets_for(seconds, status), add_rule(...), clear(), stats(), stop()
-(and context manager use).
+(and context manager use), and requests(op=None): the last 256 requests'
+operation, key and headers (names lower-cased), oldest first, so a test can
+check what the client sent (e.g. the SSE headers, and that SigV4 signed them).
+
+tls=(cert_file, key_file) serves HTTPS with that certificate instead
+(.endpoint is then https://127.0.0.1:PORT).
 """
 import hashlib
 import json
 import os
 import re
 import select
+import ssl
 import subprocess
 import sys
 import threading
@@ -88,8 +94,9 @@ class FaultS3:
     """The endpoint in this process. start() binds 127.0.0.1 on a port the
     kernel picks and serves from a daemon thread."""
 
-    def __init__(self, host='127.0.0.1', port=0):
+    def __init__(self, host='127.0.0.1', port=0, tls=None):
         self.lock = threading.Lock()
+        self.seen = []         # the last 256 requests: {'op', 'key', 'headers'}
         self.objects = {}      # (bucket, key) -> (bytes, etag, wall-clock mtime)
         self.rules = []        # live and spent rules, in order added
         self.counts = {op: 0 for op in OPS}     # requests seen
@@ -100,6 +107,11 @@ class FaultS3:
         self.http.s3 = self
         self.port = self.http.server_address[1]
         self.endpoint = 'http://%s:%d' % (host, self.port)
+        if tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(tls[0], tls[1])
+            self.http.socket = ctx.wrap_socket(self.http.socket, server_side=True)
+            self.endpoint = 'https://%s:%d' % (host, self.port)
         self._thread = None
 
     # -- life cycle
@@ -166,6 +178,16 @@ class FaultS3:
     def object_keys(self, bucket=None):
         with self.lock:
             return sorted(k for b, k in self.objects if bucket is None or b == bucket)
+
+    def requests(self, op=None):
+        """The last 256 requests (of operation op), oldest first."""
+        with self.lock:
+            return [dict(r) for r in self.seen if op is None or r['op'] == op]
+
+    def record(self, op, key, headers):
+        with self.lock:
+            self.seen.append({'op': op, 'key': key, 'headers': {k.lower(): v for k, v in headers.items()}})
+            del self.seen[:-256]
 
     # -- used by the handler
     def take(self, op):
@@ -249,6 +271,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def fault(self, op):
         """Apply the rule for this request if one acts; True when it answered."""
+        self.s3.record(op, self.target()[1], self.headers)
         r = self.s3.take(op)
         if r is None:
             return False
@@ -373,8 +396,9 @@ class FaultS3Process:
     """FaultS3 in a child process (`faults3.py --serve`), same controls.
     Readiness and every answer are lines read with bounded waits."""
 
-    def __init__(self, ready_timeout=15, python=sys.executable or '/usr/bin/python3'):
-        self.proc = subprocess.Popen([python, os.path.abspath(__file__), '--serve'], stdin=subprocess.PIPE,
+    def __init__(self, ready_timeout=15, python=sys.executable or '/usr/bin/python3', tls=None):
+        self.proc = subprocess.Popen([python, os.path.abspath(__file__), '--serve'] + (list(tls) if tls else []),
+                                     stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=None, close_fds=True)
         self._buf = b''
         self._lock = threading.Lock()
@@ -445,6 +469,9 @@ class FaultS3Process:
     def object_keys(self, bucket=None):
         return self.call('object_keys', bucket=bucket)
 
+    def requests(self, op=None):
+        return self.call('requests', op=op)
+
     def stop(self):
         if self.proc is None:
             return
@@ -469,12 +496,12 @@ class FaultS3Process:
 
 
 _COMMANDS = ('add_rule', 'fail_puts', 'fail_puts_for', 'stall_puts', 'stall_puts_for', 'fail_gets', 'fail_gets_for',
-             'clear', 'stats', 'object_keys')
+             'clear', 'stats', 'object_keys', 'requests')
 
 
-def serve():
+def serve(tls=None):
     """The child's main: print {"port", "endpoint"}, then one answer per command line until stdin closes."""
-    srv = FaultS3().start()
+    srv = FaultS3(tls=tls).start()
     out = sys.stdout
     out.write(json.dumps({'port': srv.port, 'endpoint': srv.endpoint}) + '\n')
     out.flush()
@@ -498,6 +525,8 @@ def serve():
 if __name__ == '__main__':
     if sys.argv[1:] == ['--serve']:
         serve()
+    elif sys.argv[1:2] == ['--serve'] and len(sys.argv) == 4:
+        serve(tls=(sys.argv[2], sys.argv[3]))
     else:
         sys.stderr.write('usage: faults3.py --serve   (or import it: FaultS3, FaultS3Process)\n')
         sys.exit(2)

@@ -50,6 +50,64 @@ def TestBed(*args, backend=None, **kwargs):  # noqa: N802 -- stands for the clas
     return MockBed(*args, **kwargs)
 
 
+def broker_metadata_leaders(host, port, topic, timeout=5):
+    """{partition: leader id} for topic, from a Metadata v1 request sent to
+    that one broker (its own view; a partition without a leader is -1)."""
+    import socket
+    import struct
+    name = topic.encode()
+    client = b'kzbed'
+    body = struct.pack('>hhih', 3, 1, 1, len(client)) + client + struct.pack('>ih', 1, len(name)) + name
+    with socket.create_connection((host, port), timeout=timeout) as sk:
+        sk.sendall(struct.pack('>i', len(body)) + body)
+
+        def read(n):
+            buf = b''
+            while len(buf) < n:
+                chunk = sk.recv(n - len(buf))
+                if not chunk:
+                    raise OSError('broker %s:%d closed the connection' % (host, port))
+                buf += chunk
+            return buf
+        size, = struct.unpack('>i', read(4))
+        if not 0 < size < (64 << 20):
+            raise OSError('broker %s:%d: a Metadata response of %d bytes' % (host, port, size))
+        data = read(size)
+    pos = [4]  # after the correlation id
+
+    def take(fmt):
+        v = struct.unpack_from(fmt, data, pos[0])
+        pos[0] += struct.calcsize(fmt)
+        return v[0] if len(v) == 1 else v
+
+    def string():
+        n = take('>h')
+        if n < 0:
+            return None
+        v = data[pos[0]:pos[0] + n]
+        pos[0] += n
+        return v.decode()
+    for _ in range(take('>i')):  # brokers
+        take('>i')
+        string()
+        take('>i')
+        string()
+    take('>i')  # controller
+    leaders = {}
+    for _ in range(take('>i')):  # topics
+        err = take('>h')
+        tname = string()
+        take('>b')
+        for _ in range(take('>i')):
+            perr, part, leader = take('>hii')
+            for _ in range(2):  # replicas, then the ISR
+                for _ in range(take('>i')):
+                    take('>i')
+            if tname == topic and err == 0:
+                leaders[part] = leader if perr in (0, 9) else -1  # 9: a replica not available, still led
+    return leaders
+
+
 @dataclass
 class Broker:
     id: int
@@ -635,9 +693,39 @@ class KafkaBed(_Bed):
         min(3, brokers)) on the next brokers in id order."""
         self.control('topic %s %d %d' % (name, partitions, rf or min(3, self.broker_cnt)))
         self.topics[name] = partitions
+        self._wait_brokers_agree(name, {p: p % self.broker_cnt + 1 for p in range(partitions)})
 
     def set_leader(self, topic, partition, broker_id):
         self.control('leader %s %d %d' % (topic, partition, broker_id))
+        self._wait_brokers_agree(topic, {partition: broker_id})
+
+    def _wait_brokers_agree(self, topic, leaders, timeout=30):
+        """Wait until every broker's own metadata names the wanted leader of
+        each partition: KzAdmin's answer comes from one broker, and a broker
+        that applies the change later answers NOT_LEADER_OR_FOLLOWER for a
+        moment (a non-idempotent producer's retry then lands after its later
+        batches). Brokers in network namespaces the test process may not
+        reach are not asked."""
+        if self.admin_exec_prefix:
+            return
+        deadline = time.monotonic() + timeout
+        pending = list(self.brokers)
+        last = {}
+        while pending:
+            b = pending[0]
+            try:
+                got = broker_metadata_leaders(b.host, b.port, topic)
+            except OSError as e:
+                got = {'error': str(e)}
+            if all(got.get(p) == want for p, want in leaders.items()):
+                pending.pop(0)
+                continue
+            last[b.id] = {p: got.get(p) for p in list(leaders)[:4]} if 'error' not in got else got
+            if time.monotonic() > deadline:
+                raise HarnessError('Kafka test bed: broker %d does not name the wanted leaders of %s after %d s '
+                                   '(want e.g. %s, it says %s)' % (b.id, topic, timeout,
+                                                                    dict(list(leaders.items())[:4]), last[b.id]))
+            time.sleep(0.05)
 
     def describe(self, topic):
         """[{partition, leader, replicas, isr}] as the controller sees them."""

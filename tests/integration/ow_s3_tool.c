@@ -15,7 +15,7 @@
  *
  * Store options: --local DIR | --endpoint URL --bucket B [--vhost] [--unsigned-payload]
  *   [--access-key K --secret-key S] [--region R] [--deadline-ms N]
- *   [--attempt-ms N] [--backoff-ms N]
+ *   [--attempt-ms N] [--backoff-ms N] [--sse AES256|aws:kms] [--sse-kms-key-id ID] [--ca-file PEM]
  */
 #include "config.h"
 
@@ -209,6 +209,12 @@ static void parse_args(int argc, char **argv)
         } else if (strcmp(a, "--backoff-ms") == 0) {
             scfg.s3.backoff_base_ms = (uint32_t)atoi(v);
             scfg.s3.backoff_max_ms = (uint32_t)atoi(v) * 8;
+        } else if (strcmp(a, "--sse") == 0) {
+            scfg.s3.sse = v;
+        } else if (strcmp(a, "--sse-kms-key-id") == 0) {
+            scfg.s3.sse_kms_key_id = v;
+        } else if (strcmp(a, "--ca-file") == 0) {
+            scfg.s3.ca_file = v;
         } else if (strcmp(a, "--expect") == 0) {
             expect = v;
         } else {

@@ -175,6 +175,10 @@ def untrusted_peer(tb, work, pki, pki2):
                    'peer %d down and peer %d up on the zone-a proxy' % (b_id, c_id))
         line = [ln for ln in log_text(a).splitlines() if want in ln and 'is down' in ln][0]
         print('untrusted peer certificate: zone-a proxy: %s' % line)
+        tls_failures = metrics(a).sum('kzproxy_peer_tls_failures_total', 0)
+        if tls_failures < 1:
+            raise HarnessError('kzproxy_peer_tls_failures_total is %s on the zone-a proxy, want >= 1' % tls_failures)
+        print('untrusted peer certificate: kzproxy_peer_tls_failures_total %d' % tls_failures)
         lines = [ln for ln in log_text(a).splitlines() if 'peer connections: TLS' in ln]
         print('zone-a proxy: %s' % (lines[0] if lines else '(no peer TLS line)'))
 

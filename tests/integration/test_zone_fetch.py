@@ -26,7 +26,8 @@ record-batch bytes it fetched from brokers of other zones.
             of the way through the consume phase and started again at two
             thirds: still every message once and in order; partitions are read
             from their leaders while it is down
-            (kzproxy_fetch_follower_fallbacks_total moved). The group's
+            (kzproxy_fetch_follower_fallbacks_total moved, but by at most
+            FALLBACKS_MAX: each partition backs off its dead follower). The group's
             coordinator is chosen outside zone b so the kill forces no
             rebalance (a rebalance may legitimately re-deliver uncommitted
             messages, which is not what this test is about).
@@ -51,6 +52,7 @@ from kzharness import HarnessError  # noqa: E402
 PARTITIONS = 12
 MESSAGES = 30000
 BOUND = 0.01  # broker mode: at most 1% of the off figure crosses zones
+FALLBACKS_MAX = 5 * PARTITIONS  # kill phase, while the broker is down
 PRODUCER = {'client.id': 'kz-test-zone-fetch-producer', 'acks': 'all', 'linger.ms': 20,
             'compression.type': 'none'}
 
@@ -201,6 +203,7 @@ def phase(tb, label, topic, extra, followers=False, kill=False):
                     time.sleep(0.1)
                 at_up = payload_in(reader)
                 tb.broker_up(zone_b)
+                state['down_fallbacks'] = at_up[2] - at_kill[2]
                 events.append('broker %d started again after %d messages; fetch payload across zones while it '
                               'was down %d B, follower fallbacks %d'
                               % (zone_b, state['n'], at_up[0] - at_kill[0], at_up[2] - at_kill[2]))
@@ -228,7 +231,8 @@ def phase(tb, label, topic, extra, followers=False, kill=False):
         after = payload_in(reader)
     n = check_once_in_order(label, got, msgs, acked)
     xz, fetched = after[0] - before[0], after[1] - before[1]
-    res = {'xz': xz, 'fetched': fetched, 'fallbacks': after[2] - before[2], 'follower_parts': after[3] - before[3]}
+    res = {'xz': xz, 'fetched': fetched, 'fallbacks': after[2] - before[2], 'follower_parts': after[3] - before[3],
+           'down_fallbacks': state.get('down_fallbacks', 0)}
     for e in events:
         print('%s: %s' % (label, e))
     print('%s (%s): %d messages read once and in order; fetch payload across zones at the zone-b proxy %d B of '
@@ -256,6 +260,13 @@ def main():
         k = phase(tb, 'kill', 'zf-kill', {}, followers=mock, kill=True)
         if k['fallbacks'] == 0:
             raise HarnessError('kill: the follower fallback counter did not move')
+        # A dead follower is backed off per partition (fetch_follower_retry_ms,
+        # doubling): a few fallbacks per partition and connection, not a busy
+        # loop between the follower and the leader (once ~200,000 in 8 s).
+        if k['down_fallbacks'] > FALLBACKS_MAX:
+            raise HarnessError('kill: %d follower fallbacks while the broker was down, want at most %d (a partition '
+                               'bounces between its dead follower and its leader)'
+                               % (k['down_fallbacks'], FALLBACKS_MAX))
 
 
 if __name__ == '__main__':

@@ -148,6 +148,17 @@ def proxy_figures(pc):
     return out
 
 
+def route_notes(pc, per_proxy=8):
+    """The first warnings and routing notes (router-in/-out) of each proxy:
+    why a partition failed, for a failure's message."""
+    out = []
+    for p in pc.proxies:
+        lines = [ln for ln in p.log_text().splitlines()
+                 if ' warn ' in ln or 'router-in' in ln or 'router-out' in ln]
+        out += ['  kzproxy %d: %s' % (p.node_id, ln) for ln in lines[:per_proxy]]
+    return '\n'.join(out) or '  (nothing)'
+
+
 def delta(after, before, key):
     return sum(a[key] - before.get(n, {}).get(key, 0) for n, a in after.items())
 
@@ -216,9 +227,10 @@ def run(backend, messages=100000, size=1024, flush_ms=50, producer_config=None, 
                 check_consumed(rows, zones, per_zone)
             except HarnessError as e:
                 raise HarnessError('%s; WAL partition errors %d, failed RPCs %d (per proxy %s); the producers '
-                                   'saw %s' % (e, delta(after, before, 'wal_errors'), delta(after, before, 'rpc_fail'),
-                                               {n: (f['wal_errors'], f['rpc_fail']) for n, f in after.items()},
-                                               CLIENT_STATS))
+                                   'saw %s; the proxies said:\n%s'
+                                   % (e, delta(after, before, 'wal_errors'), delta(after, before, 'rpc_fail'),
+                                      {n: (f['wal_errors'], f['rpc_fail']) for n, f in after.items()},
+                                      CLIENT_STATS, route_notes(pc)))
             if check_proxies:
                 check_proxies(pc)
             mb = produced / 1e6

@@ -145,6 +145,73 @@ START_TEST(test_wal_req_golden)
 }
 END_TEST
 
+
+/* The same request with principals: the tagged section after the groups. */
+static const uint8_t wal_req_principal[] = {
+    UV(6), 'w', 'a', 'l', '/', 'k',
+    UV(2),
+    I16(9), I16(-1), I32(30000), UV(0), UV(4), 'a', 'p', 'p',
+    UV(2), I32(2), UV(2),
+    UV(2), 't', I32(0), I64(64), I32(100), I32(0xdeadbeef),
+    UV(1),                             /* tagged fields: 1 */
+    UV(0),                             /*   tag 0: principals */
+    UV(7),                             /*   size */
+    UV(2),                             /*   principals: 1 */
+    UV(6), 'a', 'l', 'i', 'c', 'e',    /*     "alice" */
+};
+
+START_TEST(test_wal_req_principal)
+{
+    kc_rd rd;
+    kc_arena a;
+    kc_wal_append_req r;
+    kc_arena_init(&a);
+    kc_rd_init(&rd, wal_req_principal, sizeof(wal_req_principal));
+    ck_assert_int_eq(kc_wal_append_req_decode(&rd, &a, &r), 0);
+    ck_assert_int_eq(r.ngroups, 1);
+    ck_assert(kc_str_eq(r.groups[0].principal, "alice"));
+    EXPECT_ENCODED(kc_wal_append_req_encode, &r, wal_req_principal);
+    /* Without principals: no tagged section at all (what an old peer reads),
+     * and the decoder gives null principals. */
+    kc_rd_init(&rd, wal_req, sizeof(wal_req));
+    ck_assert_int_eq(kc_wal_append_req_decode(&rd, &a, &r), 0);
+    ck_assert_int_lt(r.groups[0].principal.len, 0);
+    r.groups[0].principal = (kc_str){NULL, 0}; /* a zeroed field is null too */
+    EXPECT_ENCODED(kc_wal_append_req_encode, &r, wal_req);
+    /* Truncations inside the tagged section fail (10 bytes back it is absent). */
+    for (size_t n = sizeof(wal_req_principal) - 9; n < sizeof(wal_req_principal); n++) {
+        kc_rd_init(&rd, wal_req_principal, n);
+        ck_assert_int_eq(kc_wal_append_req_decode(&rd, &a, &r), -1);
+    }
+    uint8_t bad[sizeof(wal_req_principal)];
+    /* A count that does not match the groups. */
+    memcpy(bad, wal_req_principal, sizeof(bad));
+    bad[sizeof(bad) - 7] = 3;
+    kc_rd_init(&rd, bad, sizeof(bad));
+    ck_assert_int_eq(kc_wal_append_req_decode(&rd, &a, &r), -1);
+    ck_assert_str_eq(rd.err, "principals do not match the groups");
+    /* A NUL inside the principal. */
+    memcpy(bad, wal_req_principal, sizeof(bad));
+    bad[sizeof(bad) - 3] = 0;
+    kc_rd_init(&rd, bad, sizeof(bad));
+    ck_assert_int_eq(kc_wal_append_req_decode(&rd, &a, &r), -1);
+    ck_assert_str_eq(rd.err, "principal contains a NUL byte");
+    /* An unknown tag is skipped. */
+    uint8_t unk[sizeof(wal_req) + 5];
+    memcpy(unk, wal_req, sizeof(wal_req));
+    const uint8_t tail[] = {1, 9, 2, 0xaa, 0xbb};
+    memcpy(unk + sizeof(wal_req), tail, sizeof(tail));
+    kc_rd_init(&rd, unk, sizeof(unk));
+    ck_assert_int_eq(kc_wal_append_req_decode(&rd, &a, &r), 0);
+    ck_assert_int_lt(r.groups[0].principal.len, 0);
+    /* A tag longer than the frame fails. */
+    unk[sizeof(wal_req) + 2] = 9;
+    kc_rd_init(&rd, unk, sizeof(unk));
+    ck_assert_int_eq(kc_wal_append_req_decode(&rd, &a, &r), -1);
+    kc_arena_destroy(&a);
+}
+END_TEST
+
 static const uint8_t wal_resp[] = {
     UV(2),                             /* groups: 1 */
     I32(0),                            /*   throttle_time_ms */
@@ -337,6 +404,7 @@ Suite *kc_peer_suite(void)
     tcase_add_test(tc, test_hello_golden);
     tcase_add_test(tc, test_hello_bad);
     tcase_add_test(tc, test_wal_req_golden);
+    tcase_add_test(tc, test_wal_req_principal);
     tcase_add_test(tc, test_wal_resp_golden);
     tcase_add_test(tc, test_mac_request);
     tcase_add_test(tc, test_mac_response);

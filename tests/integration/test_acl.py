@@ -1,0 +1,427 @@
+#!/usr/bin/python3
+"""Per-principal authorization (acls) on the mock backend (issue 14, item 4).
+
+Two SASL PLAIN users: alice may produce, consume and describe topics with the
+prefix "app-a." and use group "ga"; bob the same with "app-b." and "gb".
+Three zones (brokers 1/2/3 in zones a/b/c lead partition p on broker
+p % 3 + 1), one proxy per zone, the WAL path on (peer_secret, a local
+store): through the zone-a proxy, partition 0 of a topic goes direct and
+partitions 1 and 2 through a WAL object and a peer.
+
+Each user, on raw connections (client libraries hide the error codes or
+never send a request for a topic Metadata refused), asks for its own topic
+and the other user's:
+  Metadata [own, other]: own listed, other TOPIC_AUTHORIZATION_FAILED;
+      Metadata of all topics lists no topic of the other prefix;
+  Produce to every partition: own acknowledged, other 29 in every slot;
+  Fetch, ListOffsets: own served, other 29 in every slot;
+  OffsetCommit in the own group succeeds, in the other's group every
+      partition gets GROUP_AUTHORIZATION_FAILED (30);
+  FindCoordinator of the other's group: 30.
+Every refusal is counted by the test; kzproxy_acl_denied_total must match
+per operation and resource. The backend's end offsets show that only the
+allowed batches landed (nothing denied reached the direct or WAL path), and
+the produce path counters show both paths carried the allowed produce.
+"""
+import json
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kzharness as kz  # noqa: E402
+import walpath  # noqa: E402
+from kzharness import HarnessError  # noqa: E402
+
+PARTS = 3
+USERS = {'alice': ('alice-pw-1', 'app-a.', 'ga'), 'bob': ('bob-pw-2', 'app-b.', 'gb')}
+RECORDS_PER_BATCH = 3
+
+
+def acl_config():
+    rules = []
+    for user, (_pw, prefix, group) in USERS.items():
+        rules.append({'principal': user, 'operations': ['produce', 'consume', 'describe'],
+                      'resources': [{'type': 'topic', 'name': prefix, 'pattern': 'prefix'}]})
+        rules.append({'principal': user, 'operations': ['consume', 'describe'],
+                      'resources': [{'type': 'group', 'name': group}]})
+    return rules
+
+
+# ---- the wire, non-flexible versions only ----
+
+def crc32c(data):
+    crc = 0xffffffff
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xffffffff
+
+
+def zigzag(n):
+    z = (n << 1) ^ (n >> 63)
+    out = b''
+    while z >= 0x80:
+        out += bytes([(z & 0x7f) | 0x80])
+        z >>= 7
+    return out + bytes([z])
+
+
+def batch(values):
+    recs = b''
+    for i, v in enumerate(values):
+        r = b'\0' + zigzag(0) + zigzag(i) + zigzag(-1) + zigzag(len(v)) + v + zigzag(0)
+        recs += zigzag(len(r)) + r
+    tail = struct.pack('>hiqqqhii', 0, len(values) - 1, 1700000000000, 1700000000000, -1, -1, -1,
+                       len(values)) + recs
+    body = struct.pack('>ib', -1, 2) + struct.pack('>I', crc32c(tail)) + tail
+    return struct.pack('>qi', 0, len(body)) + body
+
+
+def s16(b):
+    return struct.pack('>h', len(b)) + b
+
+
+def arr(items):
+    return struct.pack('>i', len(items)) + b''.join(items)
+
+
+class Rd:
+    def __init__(self, b):
+        self.b, self.o = b, 0
+
+    def take(self, n):
+        v = self.b[self.o:self.o + n]
+        if len(v) != n:
+            raise HarnessError('response truncated at byte %d' % self.o)
+        self.o += n
+        return v
+
+    def i8(self): return struct.unpack('>b', self.take(1))[0]
+    def i16(self): return struct.unpack('>h', self.take(2))[0]
+    def i32(self): return struct.unpack('>i', self.take(4))[0]
+    def i64(self): return struct.unpack('>q', self.take(8))[0]
+
+    def s(self):
+        n = self.i16()
+        return None if n < 0 else self.take(n).decode()
+
+    def bytes_(self):
+        n = self.i32()
+        return None if n < 0 else self.take(n)
+
+
+class Conn:
+    def __init__(self, addr, user, pw):
+        host, port = addr.rsplit(':', 1)
+        self.sock = socket.create_connection((host, int(port)), timeout=30)
+        self.corr = 0
+        r = self.call(17, 1, s16(b'PLAIN'))
+        if r.i16() != 0:
+            raise HarnessError('SaslHandshake PLAIN refused')
+        token = b'\0' + user.encode() + b'\0' + pw.encode()
+        r = self.call(36, 0, struct.pack('>i', len(token)) + token)
+        if r.i16() != 0:
+            raise HarnessError('%s: SASL PLAIN login failed: %s' % (user, r.s()))
+
+    def call(self, api, version, body):
+        self.corr += 1
+        hdr = struct.pack('>hhi', api, version, self.corr) + s16(b'kz-test-acl')
+        self.sock.sendall(struct.pack('>i', len(hdr) + len(body)) + hdr + body)
+        size = struct.unpack('>i', self.recv(4))[0]
+        r = Rd(self.recv(size))
+        if r.i32() != self.corr:
+            raise HarnessError('correlation id mismatch')
+        return r
+
+    def recv(self, n):
+        buf = b''
+        while len(buf) < n:
+            c = self.sock.recv(n - len(buf))
+            if not c:
+                raise HarnessError('the proxy closed the connection')
+            buf += c
+        return buf
+
+    def close(self):
+        self.sock.close()
+
+    # Metadata v1: {topic: error}, and the partitions of each
+    def metadata(self, topics):
+        body = struct.pack('>i', -1) if topics is None else arr([s16(t.encode()) for t in topics])
+        r = self.call(3, 1, body)
+        for _ in range(r.i32()):
+            r.i32(), r.s(), r.i32(), r.s()
+        r.i32()
+        out = {}
+        for _ in range(r.i32()):
+            err, name, _internal = r.i16(), r.s(), r.i8()
+            for _ in range(r.i32()):
+                r.i16(), r.i32(), r.i32()
+                for _ in range(r.i32()):
+                    r.i32()
+                for _ in range(r.i32()):
+                    r.i32()
+            out[name] = err
+        return out
+
+    # Produce v3, acks=all: {partition: error}
+    def produce(self, topic, values, txn=None):
+        parts = [struct.pack('>i', p) + struct.pack('>i', len(b)) + b
+                 for p, b in ((p, batch(values(p))) for p in range(PARTS))]
+        body = ns(txn) + struct.pack('>hi', -1, 30000) + arr([s16(topic.encode()) + arr(parts)])
+        r = self.call(0, 3, body)
+        out = {}
+        for _ in range(r.i32()):
+            r.s()
+            for _ in range(r.i32()):
+                p, err = r.i32(), r.i16()
+                r.i64(), r.i64()
+                out[p] = err
+        return out
+
+    # Fetch v4 from offset 0: {partition: (error, records bytes)}
+    def fetch(self, topic):
+        parts = [struct.pack('>iqi', p, 0, 1 << 20) for p in range(PARTS)]
+        body = struct.pack('>iiiib', -1, 100, 1, 1 << 22, 0) + arr([s16(topic.encode()) + arr(parts)])
+        r = self.call(1, 4, body)
+        r.i32()
+        out = {}
+        for _ in range(r.i32()):
+            r.s()
+            for _ in range(r.i32()):
+                p, err = r.i32(), r.i16()
+                r.i64(), r.i64()
+                n = r.i32()
+                for _ in range(max(n, 0)):
+                    r.i64(), r.i64()
+                rec = r.bytes_()
+                out[p] = (err, len(rec or b''))
+        return out
+
+    # ListOffsets v1, latest: {partition: (error, offset)}
+    def list_offsets(self, topic):
+        parts = [struct.pack('>iq', p, -1) for p in range(PARTS)]
+        r = self.call(2, 1, struct.pack('>i', -1) + arr([s16(topic.encode()) + arr(parts)]))
+        out = {}
+        for _ in range(r.i32()):
+            r.s()
+            for _ in range(r.i32()):
+                p, err = r.i32(), r.i16()
+                r.i64()
+                out[p] = (err, r.i64())
+        return out
+
+    # OffsetCommit v2 (simple commit, no generation): {partition: error}
+    def commit(self, group, topic):
+        parts = [struct.pack('>iq', p, 1) + s16(b'') for p in range(PARTS)]
+        body = s16(group.encode()) + struct.pack('>i', -1) + s16(b'') + struct.pack('>q', -1) + \
+            arr([s16(topic.encode()) + arr(parts)])
+        r = self.call(8, 2, body)
+        out = {}
+        for _ in range(r.i32()):
+            r.s()
+            for _ in range(r.i32()):
+                p = r.i32()
+                out[p] = r.i16()
+        return out
+
+    # FindCoordinator v1, group: error
+    def find_group(self, group):
+        r = self.call(10, 1, s16(group.encode()) + b'\0')
+        r.i32()
+        return r.i16()
+
+
+def ns(b):
+    return struct.pack('>h', -1) if b is None else s16(b)
+
+
+def pass_through_denials(addr, user, other_group, denied):
+    """Group and transactional requests for a group / transactional id the
+    user may not use: kzproxy answers each itself in the message's format
+    (every field parsed to the end), never forwarding it."""
+    g = s16(other_group.encode())
+    c = Conn(addr, user, USERS[user][0])
+    try:
+        def done(what, r):
+            if r.o != len(r.b):
+                raise HarnessError('%s: %d bytes left after the response' % (what, len(r.b) - r.o))
+
+        r = c.call(11, 5, g + struct.pack('>ii', 10000, 30000) + s16(b'') + ns(None) + s16(b'consumer') +
+                   arr([s16(b'range') + struct.pack('>i', 0)]))
+        got = (r.i32(), r.i16(), r.i32(), r.s(), r.s(), r.s(), r.i32())
+        done('JoinGroup v5', r)
+        expect('JoinGroup v5 %s' % other_group, got[1:], (30, -1, '', '', '', 0))
+        r = c.call(14, 3, g + struct.pack('>i', 1) + s16(b'm') + ns(None) + arr([]))
+        got = (r.i32(), r.i16(), r.bytes_())
+        done('SyncGroup v3', r)
+        expect('SyncGroup v3', got[1:], (30, b''))
+        r = c.call(12, 3, g + struct.pack('>i', 1) + s16(b'm') + ns(None))
+        got = (r.i32(), r.i16())
+        done('Heartbeat v3', r)
+        expect('Heartbeat v3', got[1], 30)
+        r = c.call(13, 1, g + s16(b'm'))  # the mock backend has LeaveGroup v0-1
+        got = (r.i32(), r.i16())
+        done('LeaveGroup v1', r)
+        expect('LeaveGroup v1', got[1], 30)
+        r = c.call(9, 5, g + struct.pack('>i', -1))
+        got = (r.i32(), r.i32(), r.i16())
+        done('OffsetFetch v5', r)
+        expect('OffsetFetch v5', got[1:], (0, 30))
+        denied['consume', 'group'] += 5
+        # (DescribeGroups: the mock backend lacks it, so kzproxy does not offer it there.)
+        r = c.call(22, 1, ns(b'tx-' + user.encode()) + struct.pack('>i', 60000))
+        got = (r.i32(), r.i16(), r.i64(), r.i16())
+        done('InitProducerId v1', r)
+        expect('InitProducerId v1 (transactional id)', got[1:], (53, -1, -1))
+        r = c.call(26, 1, s16(b'tx-' + user.encode()) + struct.pack('>qhb', 1, 0, 1))
+        got = (r.i32(), r.i16())
+        done('EndTxn v1', r)
+        expect('EndTxn v1', got[1], 53)
+        denied['produce', 'transactional_id'] += 2
+        # A transactional Produce (to a topic alice may write) needs the transactional id too.
+        expect('Produce with transactional id', c.produce('app-a.orders', values_for(user, 'tx'), txn=b'tx-a'),
+               {p: 53 for p in range(PARTS)})
+        denied['produce', 'transactional_id'] += PARTS
+        # An idempotent producer's InitProducerId (no transactional id) needs no rule.
+        r = c.call(22, 1, ns(None) + struct.pack('>i', 60000))
+        r.i32()
+        expect('InitProducerId v1 (idempotent)', r.i16(), 0)
+    finally:
+        c.close()
+    print('%s: JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetFetch of %s: 30; '
+          'InitProducerId, EndTxn, Produce with a transactional id: 53; answered by kzproxy' % (user, other_group))
+
+
+def values_for(user, topic):
+    return lambda p: [('%s>%s:%d:%d' % (user, topic, p, i)).encode() for i in range(RECORDS_PER_BATCH)]
+
+
+def expect(what, got, want):
+    if got != want:
+        raise HarnessError('%s: got %r, want %r' % (what, got, want))
+
+
+def check_user(addr, user, topics, denied):
+    pw, prefix, group = USERS[user]
+    other_user = [u for u in USERS if u != user][0]
+    own, other = topics[user], topics[other_user]
+    other_group = USERS[other_user][2]
+    c = Conn(addr, user, pw)
+    try:
+        md = c.metadata([own, other])
+        expect('%s Metadata [%s, %s]' % (user, own, other), md, {own: 0, other: 29})
+        denied['describe', 'topic'] += 1
+        listed = c.metadata(None)
+        if other in listed or own not in listed or any(t.startswith(USERS[other_user][1]) for t in listed):
+            raise HarnessError('%s: Metadata of all topics lists %s' % (user, sorted(listed)))
+
+        expect('%s Produce %s' % (user, own), c.produce(own, values_for(user, own)), {p: 0 for p in range(PARTS)})
+        expect('%s Produce %s' % (user, other), c.produce(other, values_for(user, other)),
+               {p: 29 for p in range(PARTS)})
+        denied['produce', 'topic'] += PARTS
+
+        got = c.fetch(own)
+        if sorted(got) != list(range(PARTS)) or any(e != 0 or n == 0 for e, n in got.values()):
+            raise HarnessError('%s Fetch %s: %r' % (user, own, got))
+        expect('%s Fetch %s' % (user, other), c.fetch(other), {p: (29, 0) for p in range(PARTS)})
+        denied['consume', 'topic'] += PARTS
+
+        lo = c.list_offsets(own)
+        if any(e != 0 or off < RECORDS_PER_BATCH for e, off in lo.values()) or len(lo) != PARTS:
+            raise HarnessError('%s ListOffsets %s: %r' % (user, own, lo))
+        expect('%s ListOffsets %s' % (user, other), c.list_offsets(other), {p: (29, -1) for p in range(PARTS)})
+        denied['describe', 'topic'] += PARTS
+
+        expect('%s OffsetCommit %s/%s' % (user, group, own), c.commit(group, own), {p: 0 for p in range(PARTS)})
+        expect('%s OffsetCommit %s/%s' % (user, other_group, own), c.commit(other_group, own),
+               {p: 30 for p in range(PARTS)})
+        denied['consume', 'group'] += 1
+        expect('%s FindCoordinator %s' % (user, group), c.find_group(group), 0)
+        expect('%s FindCoordinator %s' % (user, other_group), c.find_group(other_group), 30)
+        denied['describe', 'group'] += 1
+    finally:
+        c.close()
+    print('%s: own prefix %s served; %s refused in Metadata, Produce, Fetch, ListOffsets; group %s refused '
+          'in OffsetCommit and FindCoordinator' % (user, prefix, other, other_group))
+
+
+def credentials(path):
+    """The credentials file, made by kzproxy --scram-credential (the password on stdin)."""
+    users = []
+    for user, (pw, _prefix, _group) in USERS.items():
+        cp = subprocess.run([kz.kzproxy_binary(), '--scram-credential', user, '--iterations', '4096'],
+                            input=(pw + '\n').encode(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=True)
+        users.append(json.loads(cp.stdout))
+    with open(path, 'w') as f:
+        json.dump({'users': users}, f)
+
+
+def end_offsets(tb, topic):
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({'bootstrap.servers': tb.bootstrap, 'group.id': 'kz-test-acl-check'})
+    try:
+        return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(PARTS)}
+    finally:
+        c.close()
+
+
+def main():
+    workdir = tempfile.mkdtemp(prefix='kz-acl-')
+    try:
+        creds = os.path.join(workdir, 'users.json')
+        credentials(creds)
+        topics = {'alice': 'app-a.orders', 'bob': 'app-b.orders'}
+        extra = {'client_sasl': {'mechanisms': ['PLAIN'], 'credentials_file': creds, 'failure_delay_ms': 0},
+                 'acls': acl_config(), 'peer_secret': walpath.SECRET,
+                 'wal': {'store': walpath.store_config('local', workdir)}}
+        with kz.TestBed(topics={t: PARTS for t in topics.values()}) as tb, \
+                kz.ProxyCluster(tb, extra_config=extra) as pc:
+            p = pc.proxy_in('a')
+            before = pc.metrics(p)
+            denied = {(o, r): 0 for o in ('produce', 'consume', 'describe', 'create', 'delete', 'alter')
+                      for r in ('topic', 'group', 'transactional_id', 'cluster')}
+            for user in USERS:
+                check_user(p.kafka, user, topics, denied)
+            pass_through_denials(p.kafka, 'alice', 'gb', denied)
+            m = pc.metrics(p)
+            for (o, r), want in sorted(denied.items()):
+                got = m.sum('kzproxy_acl_denied_total', 0, operation=o, resource=r) - \
+                    before.sum('kzproxy_acl_denied_total', 0, operation=o, resource=r)
+                if got != want:
+                    raise HarnessError('kzproxy_acl_denied_total{operation="%s",resource="%s"}: %d, the test '
+                                       'counted %d' % (o, r, got, want))
+            total = sum(denied.values())
+            print('kzproxy_acl_denied_total matches the %d refusals the test counted: %s'
+                  % (total, ', '.join('%s/%s %d' % (o, r, n) for (o, r), n in sorted(denied.items()) if n)))
+            paths = {k: m.sum('kzproxy_produce_path_partitions_total', 0, path=k) for k in ('direct', 'wal')}
+            if paths['direct'] < 2 or paths['wal'] < 4:
+                raise HarnessError('the allowed produce did not take both paths: %r' % paths)
+            print('allowed produce partitions by path: direct %d, wal %d' % (paths['direct'], paths['wal']))
+            for t in topics.values():
+                ends = end_offsets(tb, t)
+                expect('backend end offsets of %s (only the owner\'s batch may land)' % t, ends,
+                       {q: RECORDS_PER_BATCH for q in range(PARTS)})
+            print('backend end offsets: %d records per partition: no denied batch landed' % RECORDS_PER_BATCH)
+            log = p.log_text()
+            if 'acl: denied principal "bob" produce on topic "app-a.orders"' not in log:
+                raise HarnessError('no denial log line for bob; log tail:\n%s' % log[-2000:])
+            for _u, (pw, _p, _g) in USERS.items():
+                if pw in log:
+                    raise HarnessError('a password is in the proxy log')
+            lines = [ln for ln in log.splitlines() if 'acl: denied' in ln]
+            print('denial log lines: %d for %d refusals (rate-limited per principal, operation and resource)'
+                  % (len(lines), total))
+    finally:
+        if not os.environ.get('KZ_TEST_KEEP'):
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == '__main__':
+    kz.run_test(main, timeout=180)

@@ -1,0 +1,159 @@
+#!/usr/bin/python3
+"""Live reload (issue 16 item 2).
+
+Two proxies (zones a and b), with a peer_secret so peers are health-checked.
+Proxy a starts without proxy b in its peers list. One raw client socket to
+proxy a stays open the whole test and must keep answering (the same socket
+before and after every reload).
+
+1. SIGHUP with a file that adds proxy b as a peer, sets limits.max_connections
+   to 1 and log_level to debug: kzproxy_peer_up{node_id="102"} appears and
+   turns 1, a new client connection is refused (kzproxy_connections_rejected_total
+   grows) while the raw socket still answers, and debug lines appear in the log.
+2. SIGHUP with a broken file: kzproxy_config_reload_failures_total is 1, the
+   log names the error, nothing changed (the limit still refuses, the raw
+   socket still answers).
+3. A file changing "listen" (and limits back): the log names listen as needing
+   a restart; the limit change applies. POST /reload on the admin listener works too.
+"""
+import json
+import os
+import signal
+import socket
+import struct
+import sys
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kzharness as kz  # noqa: E402
+import walpath  # noqa: E402
+from kzharness import HarnessError  # noqa: E402
+
+
+def api_versions(sock, corr):
+    """ApiVersions v0 on sock; returns the correlation id of the answer."""
+    client_id = b'kz-test-reload'
+    body = struct.pack('>hhih', 18, 0, corr, len(client_id)) + client_id
+    sock.sendall(struct.pack('>i', len(body)) + body)
+    head = _recv_exact(sock, 4)
+    (size,) = struct.unpack('>i', head)
+    resp = _recv_exact(sock, size)
+    return struct.unpack('>i', resp[:4])[0]
+
+
+def _recv_exact(sock, n):
+    buf = b''
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise HarnessError('connection closed after %d of %d bytes' % (len(buf), n))
+        buf += chunk
+    return buf
+
+
+def write_config(p, cfg):
+    with open(p.config_path, 'w') as f:
+        json.dump(cfg, f, indent=2)
+
+
+def log_has(p, text):
+    return text in p.log_text()
+
+
+def main():
+    extra = {'peer_secret': walpath.SECRET, 'health_check_ms': 200}
+    with kz.TestBed(topics={'rl': 3}) as tb, kz.ProxyCluster(tb, zones=('a', 'b'), extra_config=extra) as pc:
+        a, b = pc.proxy_in('a'), pc.proxy_in('b')
+        base = json.loads(json.dumps(a.config))
+        full_peers = base['peers']
+        # Restart proxy a without proxy b in its peers list.
+        pc.stop_proxy(a)
+        base['peers'] = []
+        a.config = base
+        write_config(a, base)
+        pc.restart_proxy(a)
+        base = json.loads(json.dumps(a.config))  # the descriptors of this start
+        m = pc.metrics(a)
+        if m.sum('kzproxy_peer_up', -1, node_id='102') != -1:
+            raise HarnessError('proxy a knows peer 102 before the reload')
+        sock = socket.create_connection(('127.0.0.1', a.kafka_port), timeout=10)
+        corr = 1
+        if api_versions(sock, corr) != corr:
+            raise HarnessError('bad ApiVersions answer before the reload')
+        local = sock.getsockname()
+
+        # 1. add a peer, change a limit and the log level
+        cfg1 = dict(base, peers=full_peers, log_level='debug', limits={'max_connections': 1})
+        write_config(a, cfg1)
+        a.proc.send_signal(signal.SIGHUP)
+        kz.wait_until(lambda: pc.metrics(a).sum('kzproxy_config_reloads_total', 0) >= 1, 10, 'the first reload')
+        kz.wait_until(lambda: pc.metrics(a).sum('kzproxy_peer_up', 0, node_id='102') == 1, 10,
+                      'peer 102 up after the reload')
+        corr += 1
+        if api_versions(sock, corr) != corr:
+            raise HarnessError('the old connection does not answer after the reload')
+        kz.wait_until(lambda: log_has(a, 'ApiVersions v0 correlation id %d' % corr), 10,
+                      'a debug line for the request after the reload')
+        if log_has(a, 'ApiVersions v0 correlation id 1,'):
+            raise HarnessError('debug lines before the reload: the log level was not info')
+        rejected0 = pc.metrics(a).sum('kzproxy_connections_rejected_total', 0)
+        s2 = socket.create_connection(('127.0.0.1', a.kafka_port), timeout=10)
+        try:
+            api_versions(s2, 99)
+            raise HarnessError('a new connection was served over limits.max_connections=1')
+        except (HarnessError, OSError) as e:
+            if 'was served' in str(e):
+                raise
+        finally:
+            s2.close()
+        kz.wait_until(lambda: pc.metrics(a).sum('kzproxy_connections_rejected_total', 0) > rejected0, 10,
+                      'the new connection counted as rejected')
+
+        # 2. a broken file changes nothing
+        with open(a.config_path, 'w') as f:
+            f.write('{"node_id": 101, "zone": ')
+        a.proc.send_signal(signal.SIGHUP)
+        kz.wait_until(lambda: pc.metrics(a).sum('kzproxy_config_reload_failures_total', 0) == 1, 10,
+                      'the reload failure counted')
+        if pc.metrics(a).sum('kzproxy_config_reloads_total', 0) != 1:
+            raise HarnessError('the broken file counted as a reload')
+        kz.wait_until(lambda: log_has(a, 'is invalid, keeping the running configuration'), 10, 'the error logged')
+        corr += 1
+        if api_versions(sock, corr) != corr:
+            raise HarnessError('the old connection does not answer after the failed reload')
+        if pc.metrics(a).sum('kzproxy_peer_up', -1, node_id='102') == -1:
+            raise HarnessError('the failed reload dropped peer 102')
+
+        # 3. listen needs a restart; the limit goes back; POST /reload
+        cfg3 = dict(cfg1, listen='127.0.0.1:1', limits={'max_connections': 100})
+        write_config(a, cfg3)
+        req = urllib.request.Request('http://%s/reload' % a.admin, data=b'', method='POST')
+        with urllib.request.urlopen(req, timeout=10) as r:
+            if r.status != 200:
+                raise HarnessError('POST /reload answered %d' % r.status)
+        kz.wait_until(lambda: log_has(a, 'need a restart (ignored until then): listen\n'), 10,
+                      'listen (alone) reported as needing a restart')
+        if 'need a restart' in a.log_text().split('reload (SIGHUP)', 1)[1].split('is invalid')[0]:
+            raise HarnessError('the first reload reported keys needing a restart')
+        s3 = socket.create_connection(('127.0.0.1', a.kafka_port), timeout=10)
+        try:
+            if api_versions(s3, 7) != 7:
+                raise HarnessError('a new connection is not served after raising max_connections')
+        finally:
+            s3.close()
+        corr += 1
+        if api_versions(sock, corr) != corr or sock.getsockname() != local:
+            raise HarnessError('the old connection changed')
+        sock.close()
+        write_config(a, base)  # the harness restarts nothing, but keep the file valid
+        m = pc.metrics(a)
+        print('reload: 2 reloads applied, 1 refused; peer 102 added live (up=%d), max_connections and log '
+              'level applied, listen reported as needing a restart; one client socket (%s:%d) answered %d '
+              'requests across all of them'
+              % (m.sum('kzproxy_peer_up', 0, node_id='102'), local[0], local[1], corr))
+        if b.running is False:
+            raise HarnessError('proxy b stopped')
+
+
+if __name__ == '__main__':
+    kz.run_test(main, timeout=120)

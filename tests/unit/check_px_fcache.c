@@ -1,0 +1,176 @@
+/* The fetch cache (proxy/px_fcache.c): what it keeps, serves and drops. */
+#include "config.h"
+
+#include "codec/kc_crc32c.h"
+#include "proxy/px_fcache.h"
+
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BATCH_LEN 61 /* a v2 header with no records */
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+/* A batch at base of count offsets (header only, CRC correct). */
+static void batch(uint8_t *b, int64_t base, int32_t count)
+{
+    memset(b, 0, BATCH_LEN);
+    put32(b, (uint32_t)((uint64_t)base >> 32));
+    put32(b + 4, (uint32_t)base);
+    put32(b + 8, BATCH_LEN - 12);
+    b[16] = 2;
+    put32(b + 23, (uint32_t)(count - 1));
+    put32(b + 57, (uint32_t)count);
+    put32(b + 17, kc_crc32c(0, b + 21, BATCH_LEN - 21));
+}
+
+/* A frame of n batches of 10 offsets from base, plus `extra` unrelated bytes. */
+static kc_frame *frame_of(int64_t base, int n, size_t extra, kc_fetch_resp_partition *rp, int64_t hwm)
+{
+    kc_frame *f = kc_frame_new((size_t)n * BATCH_LEN + extra);
+    ck_assert_ptr_nonnull(f);
+    memset(f->data, 0, f->len);
+    for (int i = 0; i < n; i++)
+        batch(f->data + extra + (size_t)i * BATCH_LEN, base + 10 * i, 10);
+    *rp = (kc_fetch_resp_partition){.high_watermark = hwm, .last_stable_offset = hwm, .log_start_offset = 0,
+                                    .naborted_transactions = -1, .preferred_read_replica = -1};
+    rp->records.p = f->data + extra;
+    rp->records.len = n * BATCH_LEN;
+    return f;
+}
+
+static const kc_str T = {"t", 1};
+
+START_TEST(test_fcache_hit_miss)
+{
+    px_fcache *c = px_fcache_new(1 << 20);
+    kc_fetch_resp_partition rp, out;
+    kc_frame *f = frame_of(100, 4, 0, &rp, 140), *g = NULL;
+    px_fcache_put(c, T, 0, 5, 0, f, &rp);
+    kc_frame_release(f); /* the cache holds its own reference */
+    ck_assert_uint_eq(px_fcache_stats_get(c)->bytes, 4 * BATCH_LEN);
+    /* Offset 125 is in the third batch: batches 3 and 4 come back. */
+    ck_assert_int_eq(px_fcache_get(c, T, 0, 5, 0, 125, 1 << 20, &out, &g), 1);
+    ck_assert_int_eq(out.records.len, 2 * BATCH_LEN);
+    ck_assert_int_eq(out.high_watermark, 140);
+    kc_frame_release(g);
+    /* max_bytes: at least one batch. */
+    ck_assert_int_eq(px_fcache_get(c, T, 0, 5, 0, 100, 1, &out, &g), 1);
+    ck_assert_int_eq(out.records.len, BATCH_LEN);
+    kc_frame_release(g);
+    /* Never past what was fetched: the end (== hwm), other partitions, below. */
+    ck_assert_int_eq(px_fcache_get(c, T, 0, 5, 0, 140, 1 << 20, &out, &g), 0);
+    ck_assert_int_eq(px_fcache_get(c, T, 1, 5, 0, 100, 1 << 20, &out, &g), 0);
+    ck_assert_int_eq(px_fcache_get(c, T, 0, 5, 0, 99, 1 << 20, &out, &g), 0);
+    /* read_committed is not served from a read_uncommitted fetch. */
+    ck_assert_int_eq(px_fcache_get(c, T, 0, 5, 1, 100, 1 << 20, &out, &g), 0);
+    /* A new leader epoch drops the partition. */
+    ck_assert_int_eq(px_fcache_get(c, T, 0, 6, 0, 100, 1 << 20, &out, &g), 0);
+    ck_assert_int_eq(px_fcache_get(c, T, 0, 5, 0, 100, 1 << 20, &out, &g), 0);
+    ck_assert_uint_eq(px_fcache_stats_get(c)->bytes, 0);
+    ck_assert_uint_eq(px_fcache_stats_get(c)->hits, 2);
+    px_fcache_free(c);
+}
+END_TEST
+
+START_TEST(test_fcache_invalidate)
+{
+    px_fcache *c = px_fcache_new(1 << 20);
+    kc_fetch_resp_partition rp, out;
+    kc_frame *g = NULL, *f = frame_of(0, 3, 0, &rp, 30);
+    px_fcache_put(c, T, 0, 1, 0, f, &rp);
+    kc_frame_release(f);
+    /* An error for the partition drops it. */
+    kc_fetch_resp_partition err = {.error_code = 1, .high_watermark = -1};
+    px_fcache_put(c, T, 0, 1, 0, NULL, &err);
+    ck_assert_int_eq(px_fcache_get(c, T, 0, 1, 0, 0, 1 << 20, &out, &g), 0);
+    /* A high watermark below cached data (truncation) drops it. */
+    f = frame_of(0, 3, 0, &rp, 30);
+    px_fcache_put(c, T, 0, 1, 0, f, &rp);
+    kc_frame_release(f);
+    kc_fetch_resp_partition trunc = {.high_watermark = 15, .naborted_transactions = -1};
+    px_fcache_put(c, T, 0, 1, 0, NULL, &trunc);
+    ck_assert_int_eq(px_fcache_get(c, T, 0, 1, 0, 0, 1 << 20, &out, &g), 0);
+    /* Records past the high watermark they came with are not kept. */
+    f = frame_of(0, 3, 0, &rp, 20);
+    px_fcache_put(c, T, 0, 1, 0, f, &rp);
+    kc_frame_release(f);
+    ck_assert_uint_eq(px_fcache_stats_get(c)->bytes, 0);
+    /* A corrupt second batch: only the first is kept. */
+    f = frame_of(0, 3, 0, &rp, 30);
+    f->data[BATCH_LEN + 30] ^= 1;
+    px_fcache_put(c, T, 0, 1, 0, f, &rp);
+    kc_frame_release(f);
+    ck_assert_uint_eq(px_fcache_stats_get(c)->bytes, BATCH_LEN);
+    ck_assert_int_eq(px_fcache_get(c, T, 0, 1, 0, 15, 1 << 20, &out, &g), 0);
+    ck_assert_int_eq(px_fcache_get(c, T, 0, 1, 0, 5, 1 << 20, &out, &g), 1);
+    kc_frame_release(g);
+    /* read_committed: kept when fetched read_committed with no aborts, below the LSO. */
+    f = frame_of(100, 2, 0, &rp, 120);
+    px_fcache_put(c, T, 2, 1, 1, f, &rp);
+    kc_frame_release(f);
+    ck_assert_int_eq(px_fcache_get(c, T, 2, 1, 1, 100, 1 << 20, &out, &g), 1);
+    ck_assert_int_eq(out.naborted_transactions, 0);
+    kc_frame_release(g);
+    px_fcache_free(c);
+}
+END_TEST
+
+START_TEST(test_fcache_lru_and_copy)
+{
+    /* Room for 5 batches: the least recently used partition goes first. */
+    px_fcache *c = px_fcache_new(5 * BATCH_LEN);
+    kc_fetch_resp_partition rp, out;
+    kc_frame *g = NULL;
+    for (int32_t p = 0; p < 3; p++) {
+        kc_frame *f = frame_of(0, 2, 0, &rp, 20);
+        px_fcache_put(c, T, p, 1, 0, f, &rp);
+        kc_frame_release(f);
+        if (p == 1) { /* touch partition 0: partition 1 is now the oldest */
+            ck_assert_int_eq(px_fcache_get(c, T, 0, 1, 0, 0, 1 << 20, &out, &g), 1);
+            kc_frame_release(g);
+        }
+    }
+    ck_assert_uint_le(px_fcache_stats_get(c)->bytes, 5 * BATCH_LEN);
+    ck_assert_int_eq(px_fcache_get(c, T, 1, 1, 0, 0, 1 << 20, &out, &g), 0);
+    ck_assert_int_eq(px_fcache_get(c, T, 0, 1, 0, 0, 1 << 20, &out, &g), 1);
+    kc_frame_release(g);
+    ck_assert_int_eq(px_fcache_get(c, T, 2, 1, 0, 0, 1 << 20, &out, &g), 1);
+    kc_frame_release(g);
+    ck_assert_uint_eq(px_fcache_stats_get(c)->evictions, 1);
+    px_fcache_free(c);
+    /* Batches that are a small part of a big frame are copied out of it. */
+    c = px_fcache_new(1 << 20);
+    kc_frame *f = frame_of(0, 1, 10000, &rp, 10);
+    px_fcache_put(c, T, 0, 1, 0, f, &rp);
+    ck_assert_int_eq(f->refcnt, 1);
+    kc_frame_release(f);
+    ck_assert_int_eq(px_fcache_get(c, T, 0, 1, 0, 0, 1 << 20, &out, &g), 1);
+    ck_assert_ptr_eq(out.records.p, g->data);
+    ck_assert_uint_eq(g->len, BATCH_LEN);
+    kc_frame_release(g);
+    px_fcache_free(c);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("px_fcache");
+    TCase *tc = tcase_create("cache");
+    tcase_add_test(tc, test_fcache_hit_miss);
+    tcase_add_test(tc, test_fcache_invalidate);
+    tcase_add_test(tc, test_fcache_lru_and_copy);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
