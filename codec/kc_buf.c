@@ -286,14 +286,86 @@ void kc_rd_tags(kc_rd *rd, kc_tags *tags)
 
 /* ---- frames ---- */
 
+/* The frame pool: per thread, one free list per power-of-two size class
+ * from KC_FRAME_POOL_MIN to KC_FRAME_POOL_MAX, at most KC_FRAME_POOL_BYTES
+ * in all. Off under AddressSanitizer, so that it still sees a use after
+ * release. */
+#define KC_POOL_MIN_SHIFT 17 /* KC_FRAME_POOL_MIN */
+#define KC_POOL_CLASSES 8    /* up to 1 << 24, KC_FRAME_POOL_MAX */
+#if defined(__SANITIZE_ADDRESS__)
+#define KC_POOL_ON 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define KC_POOL_ON 0
+#endif
+#endif
+#ifndef KC_POOL_ON
+#define KC_POOL_ON 1
+#endif
+
+typedef struct kc_pool_free {
+    struct kc_pool_free *next;
+} kc_pool_free;
+
+static _Thread_local kc_pool_free *kc_pool_head[KC_POOL_CLASSES];
+static _Thread_local size_t kc_pool_held;
+
+/* The class of a frame of total bytes, or -1 for one outside the pool. */
+static int kc_pool_class(size_t total)
+{
+    if (!KC_POOL_ON || total < KC_FRAME_POOL_MIN / 2 + 1 || total > KC_FRAME_POOL_MAX)
+        return -1;
+    int c = 0;
+    while (((size_t)1 << (KC_POOL_MIN_SHIFT + c)) < total)
+        c++;
+    return c;
+}
+
+size_t kc_frame_pool_bytes(void)
+{
+    return kc_pool_held;
+}
+
+void kc_frame_pool_trim(void)
+{
+    for (int c = 0; c < KC_POOL_CLASSES; c++) {
+        while (kc_pool_head[c] != NULL) {
+            kc_pool_free *p = kc_pool_head[c];
+            kc_pool_head[c] = p->next;
+            free(p);
+        }
+    }
+    kc_pool_held = 0;
+}
+
 kc_frame *kc_frame_new(size_t len)
 {
     if (len > SIZE_MAX - sizeof(kc_frame))
         return NULL;
-    kc_frame *f = malloc(sizeof(*f) + len);
-    if (f == NULL)
-        return NULL;
+    size_t total = sizeof(kc_frame) + len;
+    int c = kc_pool_class(total);
+    kc_frame *f;
+    if (c >= 0) {
+        size_t csize = (size_t)1 << (KC_POOL_MIN_SHIFT + c);
+        if (kc_pool_head[c] != NULL) {
+            kc_pool_free *p = kc_pool_head[c];
+            kc_pool_head[c] = p->next;
+            kc_pool_held -= csize;
+            f = (kc_frame *)(void *)p;
+        } else {
+            f = malloc(csize);
+        }
+        if (f == NULL)
+            return NULL;
+        f->cap = csize - sizeof(kc_frame);
+    } else {
+        f = malloc(total);
+        if (f == NULL)
+            return NULL;
+        f->cap = len;
+    }
     f->refcnt = 1;
+    f->pool_class = c;
     f->len = len;
     return f;
 }
@@ -306,8 +378,20 @@ kc_frame *kc_frame_keep(kc_frame *f)
 
 void kc_frame_release(kc_frame *f)
 {
-    if (f != NULL && --f->refcnt == 0)
-        free(f);
+    if (f == NULL || --f->refcnt != 0)
+        return;
+    int c = f->pool_class;
+    if (c >= 0) {
+        size_t csize = (size_t)1 << (KC_POOL_MIN_SHIFT + c);
+        if (kc_pool_held + csize <= KC_FRAME_POOL_BYTES) {
+            kc_pool_free *p = (kc_pool_free *)(void *)f;
+            p->next = kc_pool_head[c];
+            kc_pool_head[c] = p;
+            kc_pool_held += csize;
+            return;
+        }
+    }
+    free(f);
 }
 
 /* Make room in a growing frame for at least need bytes (got + need <= want):
@@ -324,7 +408,22 @@ static int kc_frame_rx_grow(kc_frame_rx *rx, size_t need)
         ncap = rx->got + need;
     if (ncap > want)
         ncap = want;
-    kc_frame *nf = realloc(f, sizeof(*nf) + ncap);
+    if (ncap <= f->cap) { /* a pooled frame's size class has the room already */
+        f->len = ncap;
+        return 0;
+    }
+    kc_frame *nf;
+    if (f->pool_class < 0 && kc_pool_class(sizeof(*nf) + ncap) < 0) {
+        nf = realloc(f, sizeof(*nf) + ncap);
+        if (nf != NULL)
+            nf->cap = ncap;
+    } else {
+        nf = kc_frame_new(ncap);
+        if (nf != NULL) {
+            memcpy(nf->data, f->data, rx->got);
+            kc_frame_release(f);
+        }
+    }
     if (nf == NULL) {
         errno = ENOMEM;
         return -1;

@@ -103,12 +103,26 @@ void kc_rd_tags(kc_rd *rd, kc_tags *tags);
 /* One received frame (without its 4-byte size prefix). */
 typedef struct kc_frame {
     int refcnt;      /* owners; freed when it drops to 0 */
+    int pool_class;  /* private: the frame pool's size class, -1 for none */
     size_t len;      /* bytes in data */
+    size_t cap;      /* private: bytes data can hold (len may shrink) */
     uint8_t data[];  /* the frame */
 } kc_frame;
 
-/* Allocate a frame of len bytes with one reference; NULL on allocation failure. */
+/* Allocate a frame of len bytes with one reference; NULL on allocation failure.
+ * Frames of KC_FRAME_POOL_MIN..KC_FRAME_POOL_MAX bytes (header included) are
+ * rounded up to a power of two and, once released, kept for the next frame
+ * of that size, up to KC_FRAME_POOL_BYTES per thread: a WAL object's 8 MiB
+ * and the client requests it references are then not page-faulted (and
+ * zeroed by the kernel) anew each time. */
 kc_frame *kc_frame_new(size_t len);
+#define KC_FRAME_POOL_MIN ((size_t)128 * 1024)
+#define KC_FRAME_POOL_MAX ((size_t)16 * 1024 * 1024)
+#define KC_FRAME_POOL_BYTES ((size_t)32 * 1024 * 1024)
+/* Bytes held by the calling thread's pool (released frames kept for reuse). */
+size_t kc_frame_pool_bytes(void);
+/* Free every frame the calling thread's pool holds. */
+void kc_frame_pool_trim(void);
 kc_frame *kc_frame_keep(kc_frame *f);
 void kc_frame_release(kc_frame *f);
 /* Append n bytes at p, which lie inside f, to eb by reference: eb takes its

@@ -196,10 +196,17 @@ int ow_range_verify(const ow_range *r, const uint8_t *p, size_t got_len, char *e
                     size_t errstr_size)
 {
     if (got_len < r->len)
+        return ow_range_check(r, got_len, 0, errstr, errstr_size);
+    return ow_range_check(r, got_len, kc_crc32c(0, p, r->len), errstr, errstr_size);
+}
+
+int ow_range_check(const ow_range *r, size_t got_len, uint32_t crc, char *errstr,
+                   size_t errstr_size)
+{
+    if (got_len < r->len)
         return ow_fail(OW_ETRUNCATED, errstr, errstr_size,
                        "range at %" PRIu64 " is truncated: %zu of %" PRIu32 " bytes", r->off,
                        got_len, r->len);
-    uint32_t crc = kc_crc32c(0, p, r->len);
     if (crc != r->crc32c)
         return ow_fail(OW_ECORRUPT, errstr, errstr_size,
                        "range at %" PRIu64 " (%" PRIu32 " bytes): CRC32C is %08" PRIx32

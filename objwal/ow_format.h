@@ -107,6 +107,9 @@ void ow_obj_view_clear(ow_obj_view *v);
  */
 int ow_range_verify(const ow_range *r, const uint8_t *p, size_t got_len, char *errstr,
                     size_t errstr_size);
+/* The same when the range's CRC32C was computed already (as its bytes came). */
+int ow_range_check(const ow_range *r, size_t got_len, uint32_t crc, char *errstr,
+                   size_t errstr_size);
 
 /* ---- building ---- */
 

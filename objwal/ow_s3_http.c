@@ -116,6 +116,8 @@ size_t ow_s3_write_fn(char *p, size_t size, size_t nmemb, void *arg)
     if (r->frame != NULL && !r->frame_in_resp) {
         if (n <= r->frame_cap - r->frame_used) {
             memcpy(r->frame->data + r->frame_used, p, n);
+            if (r->base.tap != NULL) /* while the bytes are in the cache */
+                r->base.tap(r->base.tap_arg, r->frame_used, r->frame->data + r->frame_used, n);
             r->frame_used += n;
             return n;
         }

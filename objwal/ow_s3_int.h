@@ -92,6 +92,11 @@ size_t ow_s3_write_fn(char *p, size_t size, size_t nmemb, void *arg);
 size_t ow_s3_read_fn(char *p, size_t size, size_t nmemb, void *arg);
 int ow_s3_seek_fn(void *arg, curl_off_t off, int origin);
 size_t ow_s3_header_fn(char *p, size_t size, size_t nmemb, void *arg);
+/* curl's buffers for object bodies: PUT (at most 2 MiB in curl) and a
+ * ranged GET of at least this much (at most 512 KiB before curl 7.88). */
+#define OW_S3_UPLOAD_BUFFER (512L * 1024)
+#define OW_S3_GET_BUFFER (256L * 1024)
+
 /* Hand a ranged GET's frame to resp by reference (once per attempt); 0 or -1. */
 int ow_s3_frame_to_resp(ow_s3_req *r);
 void ow_s3_frame_drop(ow_s3_req *r);

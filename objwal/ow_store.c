@@ -168,8 +168,8 @@ ow_req *ow_store_put(ow_store *st, const char *key, struct evbuffer *body, ow_st
     return ow_req_go(req);
 }
 
-ow_req *ow_store_get(ow_store *st, const char *key, int64_t off, uint64_t len, ow_store_cb cb,
-                     void *arg)
+ow_req *ow_store_get_tap(ow_store *st, const char *key, int64_t off, uint64_t len,
+                         ow_store_tap tap, void *tap_arg, ow_store_cb cb, void *arg)
 {
     if (!ow_key_valid(key) || off == INT64_MIN)
         return NULL;
@@ -178,7 +178,15 @@ ow_req *ow_store_get(ow_store *st, const char *key, int64_t off, uint64_t len, o
         return NULL;
     req->off = off;
     req->len = len;
+    req->tap = tap;
+    req->tap_arg = tap_arg;
     return ow_req_go(req);
+}
+
+ow_req *ow_store_get(ow_store *st, const char *key, int64_t off, uint64_t len, ow_store_cb cb,
+                     void *arg)
+{
+    return ow_store_get_tap(st, key, off, len, NULL, NULL, cb, arg);
 }
 
 ow_req *ow_store_delete(ow_store *st, const char *key, ow_store_cb cb, void *arg)

@@ -117,6 +117,17 @@ ow_req *ow_store_put(ow_store *st, const char *key, struct evbuffer *body, ow_st
 ow_req *ow_store_get(ow_store *st, const char *key, int64_t off, uint64_t len, ow_store_cb cb,
                      void *arg);
 
+/*
+ * A GET's bytes as they land in res->frame, while they are still in the
+ * cache: tap(tap_arg, at, p, n) says that bytes [at, at+n) of the body are
+ * p. Calls come in order; an S3 retry starts again at 0, and bytes that do
+ * not go into the frame are not shown (res->frame is then NULL or shorter).
+ * The reader checks each slice's CRC32C so instead of in a second pass.
+ */
+typedef void (*ow_store_tap)(void *tap_arg, uint64_t at, const uint8_t *p, size_t n);
+ow_req *ow_store_get_tap(ow_store *st, const char *key, int64_t off, uint64_t len,
+                         ow_store_tap tap, void *tap_arg, ow_store_cb cb, void *arg);
+
 /* Delete key; deleting a missing key succeeds (as in S3). */
 ow_req *ow_store_delete(ow_store *st, const char *key, ow_store_cb cb, void *arg);
 

@@ -24,6 +24,8 @@ struct ow_req {
     struct evbuffer *body;   /* PUT body, not owned */
     int64_t off;             /* GET range */
     uint64_t len;
+    ow_store_tap tap;        /* GET: bytes as they land in the frame, may be NULL */
+    void *tap_arg;
     struct ow_req *prev, *next; /* the store's pending list */
 };
 

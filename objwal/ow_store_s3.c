@@ -199,6 +199,8 @@ int ow_s3_attempt(ow_s3 *s3, ow_s3_req *r)
         curl_easy_setopt(e, CURLOPT_SEEKDATA, r);
         curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE,
                          (curl_off_t)evbuffer_get_length(req->body));
+        /* Fewer, larger sends of a multi-MiB body (curl's default: 64 KiB). */
+        curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, OW_S3_UPLOAD_BUFFER);
         r->resp_cap = OW_S3_ERRBODY_MAX;
         s3->st->metrics.put_requests++;
         break;
@@ -206,6 +208,10 @@ int ow_s3_attempt(ow_s3 *s3, ow_s3_req *r)
         r->resp_cap = req->off >= 0 && req->len > 0 ? req->len + OW_S3_ERRBODY_MAX : OW_MAX_OBJECT;
         r->frame_cap = req->off >= 0 ? req->len : 0;
         r->ranged = 1;
+        /* Fewer, larger reads and write callbacks (curl's default: 16 KiB);
+         * each piece is copied and, with a tap, checked while in the cache. */
+        if (req->len >= OW_S3_GET_BUFFER)
+            curl_easy_setopt(e, CURLOPT_BUFFERSIZE, OW_S3_GET_BUFFER);
         s3->st->metrics.get_requests++;
         break;
     case OW_OP_DELETE:

@@ -8,9 +8,11 @@
  * lists only describable topics (px_vcluster.c), FindCoordinator answers a
  * denied key in its slot (px_pass.c). The requests forwarded unchanged are
  * checked here (px_acl_pass): a denied one is answered by kzproxy with the
- * authorization error in the message's own format, or, for the admin
- * requests and the old versions whose per-resource answer kzproxy does not
- * build, refused (connection closed, one log line); never forwarded.
+ * authorization error in the message's own format, or, for the old
+ * versions whose answer kzproxy does not build, refused (connection closed,
+ * one log line); never forwarded. The requests naming several topics or
+ * config resources are split by px_pass.c (px_acl_split.c): the denied ones
+ * answered by kzproxy, the others forwarded.
 
  */
 #include "config.h"
@@ -138,6 +140,13 @@ static int px_acl_ctx_check(void *arg, kz_acl_op op, kz_acl_res res, kc_str name
 static int px_acl_ctx_allowed(void *arg, kz_acl_op op, kz_acl_res res, kc_str name)
 {
     return px_acl_allowed(arg, op, res, name);
+}
+
+void px_acl_ctx(px_client *cl, px_acl_pass_ctx *ctx)
+{
+    ctx->check = px_acl_ctx_check;
+    ctx->allowed = px_acl_ctx_allowed;
+    ctx->arg = cl;
 }
 
 int px_acl_pass(px_req *rq)

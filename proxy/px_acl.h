@@ -34,4 +34,42 @@ typedef enum px_acl_verdict {
 px_acl_verdict px_acl_pass_eval(const px_acl_pass_ctx *ctx, int16_t key, int16_t version, const uint8_t *body,
                                 size_t len, struct evbuffer *out, const char **why, size_t *err_off);
 
+/* ---- px_acl_split.c: per-topic decisions on CreateTopics, DeleteTopics,
+ * CreatePartitions, OffsetCommit and OffsetFetch ---- */
+
+typedef struct px_acl_ent {
+    size_t off, len; /* the topic's entry in the request body */
+    kc_str name;     /* null: a DeleteTopics v6 entry naming its topic by id */
+    kc_uuid id;      /* DeleteTopics v6 */
+    int16_t code;    /* 0: forwarded; else answered by kzproxy with this error */
+} px_acl_ent;
+
+typedef struct px_acl_split {
+    int16_t key, version;
+    int flex;
+    int all_topics; /* OffsetFetch v2+ with null topics: the answer is filtered */
+    int32_t n, ndenied;
+    px_acl_ent *e;
+    size_t arr_off, tail_off; /* the topics array's count; the bytes after it */
+} px_acl_split;
+
+/* 1 for the APIs px_acl_split_* handle. */
+int px_acl_split_applies(int16_t key);
+/* Read the topics of the request body[0..len) and decide each (ctx->check:
+ * counted). 0, or -1 with *why (and *err_off when malformed). */
+int px_acl_split_parse(px_acl_split *s, const px_acl_pass_ctx *ctx, int16_t key, int16_t version,
+                       const uint8_t *body, size_t len, const char **why, size_t *err_off);
+/* The request for the backend: the allowed topics only, byte for byte. */
+int px_acl_split_request(const px_acl_split *s, const uint8_t *body, size_t len, struct evbuffer *out);
+/* The client's response body: the backend's (resp[0..resp_len), after the
+ * response header; NULL when nothing was forwarded) and a result with the
+ * error for each denied topic. 0, or -1 with *why. */
+int px_acl_split_response(const px_acl_split *s, const px_acl_pass_ctx *ctx, const uint8_t *body,
+                          const uint8_t *resp, size_t resp_len, struct evbuffer *out, const char **why);
+void px_acl_split_free(px_acl_split *s);
+
+/* The error for one resource of DescribeConfigs/AlterConfigs/
+ * IncrementalAlterConfigs (ConfigResource type, name), 0 when allowed. */
+int16_t px_acl_config_code(const px_acl_pass_ctx *ctx, int16_t key, int8_t type, kc_str name);
+
 #endif

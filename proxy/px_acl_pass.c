@@ -7,11 +7,12 @@
  * connection, so the fuzz target (tests/fuzz/fuzz_acl.c) drives it directly;
  * px_acl_pass() in px_acl.c applies the decision to a client request.
  *
- * Group requests are authorized on the group only (offsets of topics the
- * principal may not read are the group's business, as the group is its
- * own); transactional requests on the transactional id, and
- * AddPartitionsToTxn also on each topic (produce); admin requests on the
- * cluster.
+ * Group requests are authorized on the group here (OffsetCommit and
+ * OffsetFetch then also on each topic, consume, in px_acl_split.c);
+ * transactional requests on the transactional id, and AddPartitionsToTxn
+ * also on each topic (produce); the ACL APIs on the
+ * cluster, answered here; the other admin requests per topic or resource in
+ * px_acl_split.c.
  */
 #include "config.h"
 
@@ -243,6 +244,41 @@ static int px_acl_topics(px_acl_req *ar, int16_t code_all)
     return 0;
 }
 
+/* DescribeAcls, CreateAcls, DeleteAcls denied on the cluster: answered
+ * with CLUSTER_AUTHORIZATION_FAILED (CreateAcls and DeleteAcls: in the
+ * slot of each creation or filter). 0, or -1 when malformed. */
+static int px_acl_acls(px_acl_req *ar)
+{
+    int flex = ar->flex;
+    kc_wr w;
+    kc_wr_init(&w, ar->out, NULL);
+    kc_str msg = kc_str_c("kzproxy: the ACLs do not allow this principal this operation on the cluster");
+    kc_wr_i32(&w, 0);
+    if (ar->key == 29) {
+        kc_wr_i16(&w, KC_ERR_CLUSTER_AUTHORIZATION_FAILED);
+        kc_wr_string(&w, msg, flex);
+        kc_wr_arraylen(&w, 0, flex); /* resources */
+    } else {
+        /* type, name, principal, host, operation, permission: 9 bytes at least */
+        int32_t n = kc_rd_arraylen(&ar->rd, flex, 0, 9);
+        if (ar->rd.err)
+            return -1;
+        kc_wr_arraylen(&w, n, flex);
+        for (int32_t i = 0; i < n; i++) {
+            kc_wr_i16(&w, KC_ERR_CLUSTER_AUTHORIZATION_FAILED);
+            kc_wr_string(&w, msg, flex);
+            if (ar->key == 31)
+                kc_wr_arraylen(&w, 0, flex); /* matching ACLs */
+            if (flex)
+                kc_wr_tags(&w, NULL);
+        }
+    }
+    if (flex)
+        kc_wr_tags(&w, NULL);
+    px_acl_respond(ar, &w);
+    return 0;
+}
+
 /* Refuse a denied request kzproxy does not build an answer for. */
 static void px_acl_refuse(px_acl_req *ar, const char *what)
 {
@@ -395,23 +431,23 @@ static int px_acl_pass_decide(px_acl_req *a)
             return 1;
         break;
     }
-    default: {
-        /* Admin requests: authorized on the cluster. */
-        kz_acl_op op;
-        switch (a->key) {
-        case KC_API_CREATETOPICS: op = KZ_ACL_CREATE; break;
-        case KC_API_DELETETOPICS: op = KZ_ACL_DELETE; break;
-        case KC_API_DESCRIBECONFIGS:
-        case 29: /* DescribeAcls */
-            op = KZ_ACL_DESCRIBE;
-            break;
-        default: op = KZ_ACL_ALTER; break; /* AlterConfigs, CreatePartitions, IncrementalAlterConfigs, Create/DeleteAcls */
-        }
-        if (PX_ACL_CHECK(a, op, KZ_ACL_CLUSTER, kc_str_c(NULL)))
+    case 29: /* DescribeAcls */
+    case 30: /* CreateAcls */
+    case 31: /* DeleteAcls */
+        if (PX_ACL_CHECK(a, a->key == 29 ? KZ_ACL_DESCRIBE : KZ_ACL_ALTER, KZ_ACL_CLUSTER, kc_str_c(NULL)))
+            return 0;
+        if (px_acl_acls(a) == 0)
+            return 1;
+        break;
+    default:
+        /* CreateTopics, DeleteTopics, CreatePartitions: per topic, and the
+         * config requests: per resource, in px_pass.c (px_acl_split.c). */
+        if (px_acl_split_applies(a->key) || a->key == KC_API_DESCRIBECONFIGS || a->key == 33 || a->key == 44)
+            return 0;
+        if (PX_ACL_CHECK(a, KZ_ACL_ALTER, KZ_ACL_CLUSTER, kc_str_c(NULL)))
             return 0;
         px_acl_refuse(a, "CLUSTER_AUTHORIZATION_FAILED");
         return 1;
-    }
     }
     return 0;
 }

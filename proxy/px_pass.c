@@ -14,6 +14,7 @@
 #include "config.h"
 
 #include "proxy/px_proxy.h"
+#include "proxy/px_acl.h"
 
 #include "codec/kc_msg.h"
 #include "common/kz_log.h"
@@ -121,6 +122,7 @@ typedef struct px_cfg_res {
     kc_str name;     /* points into the request frame */
     size_t off, len; /* the resource's bytes in the request body */
     int local;       /* answered by kzproxy */
+    int16_t code;    /* the ACLs' error (px_acl_config_code), or 0 */
 } px_cfg_res;
 
 typedef struct px_cfg {
@@ -190,8 +192,12 @@ static int px_cfg_parse(kc_rd *rd, int16_t key, int flex, px_cfg *cfg)
  * responses, DescribeConfigs adding an empty configs array). */
 static void px_cfg_write_local(kc_wr *w, int16_t key, int flex, const px_cfg_res *r)
 {
-    kc_wr_i16(w, KC_ERR_INVALID_REQUEST);
-    kc_wr_string(w, kc_str_c(r->type == PX_RES_BROKER ? px_res_broker_msg : px_res_logger_msg), flex);
+    kc_wr_i16(w, r->code ? r->code : KC_ERR_INVALID_REQUEST);
+    if (r->code)
+        kc_wr_string(w, kc_str_c("kzproxy: the ACLs do not allow this principal this operation on this resource"),
+                     flex);
+    else
+        kc_wr_string(w, kc_str_c(r->type == PX_RES_BROKER ? px_res_broker_msg : px_res_logger_msg), flex);
     kc_wr_i8(w, r->type);
     kc_wr_string(w, r->name, flex);
     if (key == KC_API_DESCRIBECONFIGS)
@@ -336,10 +342,13 @@ typedef struct px_pass {
     const px_pass_api *pa;
     int32_t broker;
     px_cfg cfg; /* config requests with resources kzproxy answers (cfg.nlocal > 0) */
+    px_acl_split split; /* topics the ACLs deny, answered by kzproxy (split_on) */
+    int split_on;
 } px_pass;
 
 static void px_pass_free(px_pass *ps)
 {
+    px_acl_split_free(&ps->split);
     free(ps->cfg.res);
     free(ps);
 }
@@ -352,6 +361,44 @@ static void px_cfg_answer(px_pass *ps, kc_frame *resp, int32_t broker)
     const char *why = NULL;
     struct evbuffer *body = evbuffer_new();
     if (body == NULL || px_cfg_response(&ps->cfg, rq->hdr.api_key, rq->hdr.api_version, resp, body, &why) != 0) {
+        if (body == NULL)
+            px_req_reject(rq, "out of memory");
+        else if (resp != NULL)
+            px_req_reject(rq, "malformed response from broker %d: %s", broker, why);
+        else
+            px_req_reject(rq, "cannot encode the response: %s", why);
+    } else {
+        px_req_respond(rq, body);
+    }
+    if (body)
+        evbuffer_free(body);
+    kc_frame_release(resp);
+    px_pass_free(ps);
+}
+
+/* Answer a request split by the ACLs: the backend's results (resp, or
+ * none: every topic denied) and kzproxy's for the denied topics. */
+static void px_split_answer(px_pass *ps, kc_frame *resp, int32_t broker)
+{
+    px_req *rq = ps->rq;
+    const char *why = NULL;
+    px_acl_pass_ctx ctx;
+    px_acl_ctx(rq->cl, &ctx);
+    struct evbuffer *body = evbuffer_new();
+    const uint8_t *rb = NULL;
+    size_t rlen = 0;
+    int rc = -1;
+    if (resp != NULL) {
+        kc_rd rd;
+        kc_rd_init(&rd, resp->data, resp->len);
+        (void)kc_resp_hdr_decode(&rd, kc_resp_hdr_version(rq->hdr.api_key, rq->hdr.api_version));
+        why = rd.err;
+        rb = resp->data + rd.off;
+        rlen = rd.err ? 0 : resp->len - rd.off;
+    }
+    if (body != NULL && why == NULL)
+        rc = px_acl_split_response(&ps->split, &ctx, rq->frame->data + rq->body_off, rb, rlen, body, &why);
+    if (rc != 0) {
         if (body == NULL)
             px_req_reject(rq, "out of memory");
         else if (resp != NULL)
@@ -380,6 +427,10 @@ static void px_pass_done(kc_frame *resp, const char *err, void *arg)
     }
     if (ps->cfg.nlocal > 0) {
         px_cfg_answer(ps, resp, ps->broker);
+        return;
+    }
+    if (ps->split_on) {
+        px_split_answer(ps, resp, ps->broker);
         return;
     }
     px_pass_free(ps);
@@ -413,6 +464,8 @@ static void px_pass_send(px_pass *ps)
     int rc;
     if (ps->cfg.nlocal > 0)
         rc = px_cfg_backend_body(&ps->cfg, rq->frame->data + rq->body_off, n, body);
+    else if (ps->split_on && ps->split.ndenied > 0)
+        rc = px_acl_split_request(&ps->split, rq->frame->data + rq->body_off, n, body);
     else
         rc = n > 0 ? kc_frame_add_ref(body, rq->frame, rq->frame->data + rq->body_off, n) : 0;
     if (rc != 0) {
@@ -480,11 +533,41 @@ void px_pass_route(px_req *rq)
                 px_req_reject(rq, "out of memory");
             return;
         }
+        if (px_client_proxy(rq->cl)->cfg->acl != NULL) {
+            px_acl_pass_ctx ctx;
+            px_acl_ctx(rq->cl, &ctx);
+            for (int32_t i = 0; i < ps->cfg.nres; i++) {
+                px_cfg_res *r = &ps->cfg.res[i];
+                r->code = px_acl_config_code(&ctx, rq->hdr.api_key, r->type, r->name);
+                if (r->code && !r->local) {
+                    r->local = 1;
+                    ps->cfg.nlocal++;
+                }
+            }
+        }
         if (ps->cfg.nlocal > 0)
             kz_dbg("client %s: %s: %d of %d resources name a broker id, answered by kzproxy",
                    px_client_peer(rq->cl), kc_api_name(rq->hdr.api_key), ps->cfg.nlocal, ps->cfg.nres);
         if (ps->cfg.nlocal > 0 && ps->cfg.nlocal == ps->cfg.nres) {
             px_cfg_answer(ps, NULL, -1); /* nothing for the backend */
+            return;
+        }
+    }
+    if (px->cfg->acl != NULL && px_acl_split_applies(rq->hdr.api_key) &&
+        (rq->hdr.api_key != KC_API_OFFSETFETCH || rq->hdr.api_version <= 7)) {
+        px_acl_pass_ctx ctx;
+        px_acl_ctx(rq->cl, &ctx);
+        const char *why = NULL;
+        size_t err_off = 0;
+        if (px_acl_split_parse(&ps->split, &ctx, rq->hdr.api_key, rq->hdr.api_version, rq->frame->data + rq->body_off,
+                               rq->frame->len - rq->body_off, &why, &err_off) != 0) {
+            px_pass_free(ps);
+            px_req_reject(rq, "malformed request: %s at byte %zu", why ? why : "?", rq->body_off + err_off);
+            return;
+        }
+        ps->split_on = ps->split.ndenied > 0 || ps->split.all_topics;
+        if (ps->split.n > 0 && ps->split.ndenied == ps->split.n) {
+            px_split_answer(ps, NULL, -1); /* every topic denied: nothing for the backend */
             return;
         }
     }

@@ -261,6 +261,9 @@ int px_acl_allowed(px_client *cl, kz_acl_op op, kz_acl_res res, kc_str name);
  * names is allowed (or no ACLs); else the request was answered with the
  * authorization error, or refused, and 1 is returned. */
 int px_acl_pass(px_req *rq);
+struct px_acl_pass_ctx;
+/* The check context of a client (px_acl_split.c's decisions); ACLs on. */
+void px_acl_ctx(px_client *cl, struct px_acl_pass_ctx *ctx);
 
 /* ---- px_drain.c: signals and the graceful drain ---- */
 /* Watch SIGTERM, SIGINT (drain; a second one exits at once), SIGHUP

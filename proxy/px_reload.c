@@ -15,7 +15,8 @@
  *
  * Live: peers (static list), discovery.dns_name and interval_ms,
  * client_zones, client-side limits, prices, log_level, wal.flush_ms /
- * flush_idle_ms / flush_bytes, cross_zone_policy, fetch_from_follower and
+ * flush_idle_ms / flush_bytes, cross_zone_policy between "wal" and "direct"
+ * (to or from "auto": a restart), fetch_from_follower and
  * its retry delays, drain_timeout_ms, acls; client_tls files are re-read.
  * Everything else is compared and, when changed, named in one log line as
  * needing a restart.
@@ -103,6 +104,10 @@ static void px_reload_restart_keys(const px_config *o, const px_config *c, char 
         px_restart_key(list, n, "peer_secret");
     if (o->peer_replay_window_ms != c->peer_replay_window_ms || o->peer_replay_max_nonces != c->peer_replay_max_nonces)
         px_restart_key(list, n, "peer_replay_*");
+    if (o->cross_zone_auto != c->cross_zone_auto || o->auto_wal_above != c->auto_wal_above ||
+        o->auto_direct_below != c->auto_direct_below || o->auto_min_dwell_ms != c->auto_min_dwell_ms ||
+        o->auto_window_ms != c->auto_window_ms)
+        px_restart_key(list, n, "cross_zone_policy \"auto\" / cross_zone_auto");
     if (o->health_check_ms != c->health_check_ms)
         px_restart_key(list, n, "health_check_ms");
     if (o->rpc_timeout_ms != c->rpc_timeout_ms)
@@ -214,12 +219,14 @@ static void px_reload_apply(px_proxy *px, px_config *c, char *done, size_t n)
     }
     px_wal_config *ow = &o->wal;
     const px_wal_config *cw = &c->wal;
+    /* "wal" <-> "direct" live; to or from "auto" needs a restart (above). */
+    int direct = o->cross_zone_auto == c->cross_zone_auto ? c->cross_zone_direct : o->cross_zone_direct;
     if (ow->flush_ms != cw->flush_ms || ow->flush_idle_ms != cw->flush_idle_ms || ow->flush_bytes != cw->flush_bytes ||
-        o->cross_zone_direct != c->cross_zone_direct) {
+        o->cross_zone_direct != direct) {
         ow->flush_ms = cw->flush_ms;
         ow->flush_idle_ms = cw->flush_idle_ms;
         ow->flush_bytes = cw->flush_bytes;
-        o->cross_zone_direct = c->cross_zone_direct;
+        o->cross_zone_direct = direct;
         if (px->rt)
             rt_set_live(px->rt, (uint64_t)ow->flush_bytes, (uint32_t)ow->flush_ms, (uint32_t)ow->flush_idle_ms,
                         o->cross_zone_direct);

@@ -148,6 +148,7 @@ static px_sasl *px_sasl_make(const px_client_sasl *cfg, json_t *root, const char
             if (strcmp(cfg->mechanisms[i], px_mech_names[m]) == 0)
                 s->enabled[m] = 1;
     char why[400] = "";
+    s->plain_cache = px_plain_cache_new();
     if (RAND_bytes(s->fake_key, sizeof(s->fake_key)) == 1)
         px_sasl_load(s, root, why, sizeof(why));
     else
@@ -200,6 +201,7 @@ void px_sasl_free(px_sasl *s)
         OPENSSL_cleanse(s->users, sizeof(*s->users) * (size_t)s->nusers);
     free(s->users);
     OPENSSL_cleanse(s->fake_key, sizeof(s->fake_key));
+    px_plain_cache_free(s->plain_cache);
     free(s);
 }
 
@@ -374,9 +376,16 @@ static int px_plain_step(px_sasl_sess *ss, const uint8_t *in, size_t n, char *wh
     uint8_t h[PX_PLAIN_HASH_LEN];
     int ok = 0;
     /* The work is done for unknown users too, so that timing does not tell. */
-    if (c && c->present) {
+    /* A login verified before (px_sasl_cache.c) skips the PBKDF2; a failed
+     * one is never remembered, so every guess pays the full cost. */
+    if (c && c->present && px_plain_cache_hit(ss->s->plain_cache, ss->user, ul, (const char *)z2 + 1, pl,
+                                              c->stored_key)) {
+        ok = 1;
+    } else if (c && c->present) {
         ok = kz_pbkdf2(512, (const char *)z2 + 1, pl, c->salt, c->salt_len, c->iterations, h, sizeof(h)) == 0 &&
              CRYPTO_memcmp(h, c->stored_key, sizeof(h)) == 0;
+        if (ok)
+            px_plain_cache_put(ss->s->plain_cache, ss->user, ul, (const char *)z2 + 1, pl, c->stored_key);
     } else {
         uint8_t salt[32];
         kz_hmac(256, ss->s->fake_key, sizeof(ss->s->fake_key), ss->user, ul, salt);

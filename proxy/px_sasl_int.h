@@ -30,12 +30,26 @@ typedef struct px_sasl_user {
     px_sasl_cred cred[PX_MECH_N];
 } px_sasl_user;
 
+/* px_sasl_cache.c: verified PLAIN logins, bounded; no password kept. */
+typedef struct px_plain_cache px_plain_cache;
+px_plain_cache *px_plain_cache_new(void);
+void px_plain_cache_free(px_plain_cache *pc);
+/* 1 when user's password pw was verified against hash (the credential's
+ * PLAIN hash) before: the login passes without PBKDF2. */
+int px_plain_cache_hit(px_plain_cache *pc, const char *user, size_t ul, const char *pw, size_t pl,
+                       const uint8_t *hash);
+/* Remember a verified login. */
+void px_plain_cache_put(px_plain_cache *pc, const char *user, size_t ul, const char *pw, size_t pl,
+                        const uint8_t *hash);
+void px_plain_cache_stats(const px_plain_cache *pc, uint64_t *hits, uint64_t *misses);
+
 struct px_sasl {
     int enabled[PX_MECH_N];
     px_sasl_user *users;
     int nusers;
     uint8_t fake_key[32]; /* salts for unknown users: the same user gets the same salt */
     int fake_iter[PX_MECH_N]; /* unknown users' iteration counts: the file's first, as real users have */
+    px_plain_cache *plain_cache; /* NULL: out of memory at load, every PLAIN login runs PBKDF2 */
 };
 
 enum { PX_SS_FIRST = 0, PX_SS_FINAL, PX_SS_DONE };

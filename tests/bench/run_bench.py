@@ -9,6 +9,9 @@ generator tests/bench/kz_bench through every scenario in one run:
   produce, 1 KiB messages, at a fixed offered load and flat out:
     direct       client -> brokers (leaders in zone a)
     same-zone    client (zone a) -> proxy a -> leader in zone a
+    same-zone TLS  the same with client_tls on proxy a (librdkafka's TLS
+                 client, security.protocol=ssl), right after the plaintext
+                 run, and the difference in the proxy's CPU per GB
     WAL local    client (zone a) -> proxy a -> WAL object (local store) ->
                  RPC -> proxy b -> leader in zone b
     WAL s3rver   the same with the S3 backend on s3rver
@@ -80,6 +83,7 @@ CLK_TCK = os.sysconf('SC_CLK_TCK')
 PATHS = [
     ('direct', 'direct', None),
     ('same_zone', 'kzproxy same-zone', 'same_zone'),
+    ('same_zone_tls', 'kzproxy same-zone TLS', 'same_zone_tls'),
     ('wal_local', 'kzproxy WAL local', 'wal_local'),
     ('wal_s3', 'kzproxy WAL s3rver', 'wal_s3'),
 ]
@@ -293,8 +297,9 @@ class Bench:
             args += ['-X', 'queue.buffering.max.kbytes=8192']
         return args + list(extra)
 
-    def produce_runs(self, path, label, bootstrap, topic, cluster=None, others=None):
-        """The fixed-rate and the flat-out run of one path."""
+    def produce_runs(self, path, label, bootstrap, topic, cluster=None, others=None, extra=()):
+        """The fixed-rate and the flat-out run of one path (extra: more
+        kz_bench arguments)."""
         proxies = cluster.proxies if cluster else []
         others = dict(others or {})
         others['brokers'] = self.tb.pids
@@ -305,7 +310,7 @@ class Bench:
             try:
                 (res, client_cpu), fig = measure(
                     proxies, others,
-                    lambda: run_kz_bench(self.producer_args(bootstrap, topic, rate), self.o.timeout))
+                    lambda: run_kz_bench(self.producer_args(bootstrap, topic, rate, extra), self.o.timeout))
             finally:
                 self.perf_stop(perf)
             entry['client'] = res
@@ -398,6 +403,11 @@ class Bench:
         e['broker_cpu_s_per_gb'] = (round(e['other_cpu_s']['brokers'] / gb, 3)
                                     if gb and e['other_cpu_s'].get('brokers') is not None else None)
         e['client_cpu_s_per_gb'] = round(e['client_cpu_s'] / gb, 3) if gb and e['client_cpu_s'] else None
+        # Each proxy apart (WAL: a writes the object, b reads it) and s3rver's own.
+        e['proxy_cpu_s_per_gb_by_zone'] = {z: round(v / gb, 3) for z, v in e['proxy_cpu_s'].items()
+                                           if v is not None and gb}
+        e['s3rver_cpu_s_per_gb'] = (round(e['other_cpu_s']['s3rver'] / gb, 3)
+                                    if gb and e['other_cpu_s'].get('s3rver') is not None else None)
         m = e['metrics']
         e['xzone_bytes_per_payload_byte'] = (m['xzone_bytes'] / payload
                                              if m.get('xzone_bytes') is not None and payload else None)
@@ -413,9 +423,13 @@ class Bench:
     def print_progress(self, e):
         c = e['client']
         lat = c.get('lat_us', {})
-        sys.stdout.write('  %-20s %-10s %8.1f MB/s  p50 %7.2f ms  p99 %7.2f ms  proxy CPU %s s/GB%s\n' % (
+        split = e.get('proxy_cpu_s_per_gb_by_zone') or {}
+        split = ' (%s)' % ' + '.join('%s %s' % kv for kv in sorted(split.items())) if len(split) > 1 else ''
+        if e.get('s3rver_cpu_s_per_gb') is not None:
+            split += ', s3rver %s' % e['s3rver_cpu_s_per_gb']
+        sys.stdout.write('  %-20s %-10s %8.1f MB/s  p50 %7.2f ms  p99 %7.2f ms  proxy CPU %s s/GB%s%s\n' % (
             e['label'], e['load'], c.get('mbps', 0), lat.get('p50', -1) / 1e3, lat.get('p99', -1) / 1e3,
-            e['proxy_cpu_s_per_gb'], ('  ERROR ' + c['error']) if 'error' in c else ''))
+            e['proxy_cpu_s_per_gb'], split, ('  ERROR ' + c['error']) if 'error' in c else ''))
         sys.stdout.flush()
 
     # -- the test bed
@@ -683,9 +697,10 @@ class Bench:
                     e['available'] = False
                     e['reason'] = 'no object was written: cross-zone produce did not take the WAL path'
                 sys.stdout.write('  %s: %s (0 objects written)\n' % (label, NA_WAL))
-            self.idempotent_run(path, label, a, 'bench_idem_b', pc)
-            self.idempotent_run(path, label, a, 'bench_idem_b', pc, idempotent=False)
-            self.pipelined_runs(path, label, a, 'bench_idem_b', pc)
+            if not self.o.no_single:
+                self.idempotent_run(path, label, a, 'bench_idem_b', pc)
+                self.idempotent_run(path, label, a, 'bench_idem_b', pc, idempotent=False)
+                self.pipelined_runs(path, label, a, 'bench_idem_b', pc)
             failed = False
         finally:
             problems = pc._teardown(failed=failed)
@@ -738,15 +753,35 @@ class Bench:
                     self.fill_consume_topic()
                     self.consume_run('direct', 'direct', self.tb.bootstrap)
                     self.consume_run('same_zone', 'kzproxy same-zone', a.kafka, pc)
+        if self.want('same_zone_tls'):
+            self.same_zone_tls()
         if self.want('wal_local'):
             root = tempfile.mkdtemp(prefix='wal-', dir=self.workdir)
             store = {'backend': 'local', 'root': root}
             self.wal_path('wal_local', 'kzproxy WAL local', store)
             # The same with wal.flush_idle_ms (off by default): a lone
             # producer's objects are stored when its appends pause.
-            self.wal_idempotent_idle(store)
+            if not self.o.no_single:
+                self.wal_idempotent_idle(store)
         if self.want('wal_s3'):
             self.wal_s3()
+
+    def same_zone_tls(self):
+        """Same-zone produce through a proxy whose client listener takes TLS
+        (client_tls; a test CA made with openssl), with librdkafka's own TLS
+        client: what TLS termination costs the proxy."""
+        from kzbed import make_test_pki
+        label = 'kzproxy same-zone TLS'
+        try:
+            pki = make_test_pki(os.path.join(self.workdir, 'pki'))
+        except Exception as err:
+            self.fail(label, 'no test certificates: %s' % err)
+            return
+        tls = {'client_tls': {'cert_file': pki['server'], 'key_file': pki['server_key']}}
+        with self.cluster(tls) as pc:
+            a = pc.proxy_in('a')
+            self.produce_runs('same_zone_tls', label, a.kafka, 'bench_a', pc,
+                              extra=('-X', 'security.protocol=ssl', '-X', 'ssl.ca.location=' + pki['ca']))
 
     def wal_s3(self):
         label = 'kzproxy WAL s3rver'
@@ -861,6 +896,11 @@ def targets(results, opts):
                 None if sz.get('p99_added_ms') is None else sz['p99_added_ms'] <= 0.2, 'ms')
         add('same-zone proxy CPU <= 1 core-s/GB', sz.get('proxy_cpu_s_per_gb'),
             None if sz.get('proxy_cpu_s_per_gb') is None else sz['proxy_cpu_s_per_gb'] <= 1.0, 's/GB')
+    for load in ('fixed', 'saturation'):
+        sz, tls = prod('same_zone', load), prod('same_zone_tls', load)
+        if sz and tls and sz.get('proxy_cpu_s_per_gb') is not None and tls.get('proxy_cpu_s_per_gb') is not None:
+            d = round(tls['proxy_cpu_s_per_gb'] - sz['proxy_cpu_s_per_gb'], 3)
+            add('same-zone TLS proxy CPU <= plaintext + 0.5 core-s/GB (%s load)' % load, d, d <= 0.5, 's/GB more')
     for path in ('wal_local', 'wal_s3'):
         w = prod(path, 'fixed')
         add('%s proxy CPU <= 2 core-s/GB (both proxies)' % path, w and w.get('proxy_cpu_s_per_gb'),
@@ -931,6 +971,17 @@ def print_table(results, opts, out=sys.stdout):
             if e['path'].startswith('wal') else '',
             ('%d KiB' % e['proxy_peak_rss_kib_max']) if e.get('proxy_peak_rss_kib_max') else '',
             ('  ERROR: ' + c['error']) if 'error' in c else ''))
+    wal = [e for e in results['produce'] if e['path'].startswith('wal') and e.get('available') is not False
+           and e.get('proxy_cpu_s_per_gb_by_zone')]
+    if wal:
+        w('\nWAL path, core-s per GB by process: proxy a (writes the objects), proxy b (reads them,\n'
+          'produces to the leader), the store (s3rver, a node process: not the proxies\' CPU)\n')
+        for e in wal:
+            z = e['proxy_cpu_s_per_gb_by_zone']
+            w('  %-20s %-6s a %s  b %s  both %s  s3rver %s\n' % (
+                e['label'], 'fixed' if e['load'] == 'fixed' else 'sat', fmt(z.get('a')), fmt(z.get('b')),
+                fmt(e.get('proxy_cpu_s_per_gb')),
+                fmt(e.get('s3rver_cpu_s_per_gb')) if e['path'] == 'wal_s3' else '-'))
     lp = results.get('latency_pairs')
     if lp and lp['runs']:
         w('\nfixed load, direct and same-zone alternately, %d pairs of %ss: median of the pairs\n' % (
@@ -1005,7 +1056,10 @@ def parse_args(argv):
     ap.add_argument('--pairs', type=int,
                     help='alternating direct / same-zone fixed-load runs of 5 s for the added '
                          'latency (default 5; 0: none)')
-    ap.add_argument('--only', help='comma-separated: direct,same_zone,consume,idle,wal_local,wal_s3')
+    ap.add_argument('--no-single', action='store_true',
+                    help='WAL paths: only the produce runs, not the one-producer (idempotent, '
+                         'pipelined) runs; for repeated CPU measurements')
+    ap.add_argument('--only', help='comma-separated: direct,same_zone,same_zone_tls,consume,idle,wal_local,wal_s3')
     ap.add_argument('--backend', choices=('mock', 'kafka'), default='mock',
                     help='the brokers: librdkafka\'s mock cluster (default) or real Apache Kafka (tests/kafka)')
     o = ap.parse_args(argv)

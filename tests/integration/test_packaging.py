@@ -353,6 +353,30 @@ KEYISH = re.compile(r'\b((?:[a-z]+_)+(?:ms|bytes|secret|listen|level|format|poli
 NOT_KEYS = {'kzproxy_xzone_bytes', 'sizeLimit'}
 
 
+def key_exists(path, base):
+    """Ask the daemon whether a dotted config key exists: put an object
+    where its value goes in a config that passes --check-config and look at
+    the error. The parser rejects unknown keys before reading values, so an
+    unknown key gives "<key>: unknown key" and a known one any other error."""
+    cfg = json.loads(json.dumps(base))
+    parts = path.split('.')
+    node = cfg
+    for part in parts[:-1]:
+        if not isinstance(node.get(part), dict):
+            node[part] = {}
+        node = node[part]
+    node[parts[-1]] = {'kz_probe': 1}
+    fd, tmp = tempfile.mkstemp(prefix='kz-probe-', suffix='.json')
+    try:
+        with os.fdopen(fd, 'w') as f:
+            json.dump(cfg, f)
+        r = subprocess.run([kz.kzproxy_binary(), '--check-config', tmp], capture_output=True, text=True,
+                           timeout=30)
+    finally:
+        os.unlink(tmp)
+    return '%s: unknown key' % path not in r.stdout + r.stderr
+
+
 def check_config_keys(configs):
     keys = readme_config_keys()
     for what, cfg in configs.items():
@@ -381,11 +405,17 @@ def check_config_keys(configs):
             if w.startswith('kzproxy_') or w in NOT_KEYS or w.upper() == w:
                 continue
             mentioned.add((w, os.path.relpath(path, top())))
+    base = next(c for w, c in configs.items() if w.startswith('kzproxy-config'))
+    missing = sorted((w, p) for w, p in mentioned if not key_exists(w, base))
+    if missing:
+        raise HarnessError('config keys named in packaging files that kzproxy --check-config does not know: %s'
+                           % ', '.join('%s (%s)' % b for b in missing))
     bad = sorted((w, p) for w, p in mentioned if not documented(w, keys))
     if bad:
         raise HarnessError('config keys named in packaging files but not in the README reference: %s'
                            % ', '.join('%s (%s)' % b for b in bad))
-    print('config keys: %d configs, %d keys set, %d key names in comments: all in the README reference'
+    print('config keys: %d configs, %d keys set, %d key names in comments: all known to kzproxy and in the '
+          'README reference'
           % (len(configs), len({k for c in configs.values() for k in flatten_keys(c)}),
              len({w for w, _ in mentioned})))
 
@@ -432,6 +462,70 @@ def alert_exprs():
                         raise HarnessError('%s: alert %s: severity label missing' % (path, r['alert']))
                     rules.append(('alert %s' % r['alert'], r['expr']))
     return rules
+
+
+PROMQL_FUNCS = {'rate', 'irate', 'increase', 'sum', 'min', 'max', 'avg', 'count', 'histogram_quantile',
+                'vector', 'label_values', 'topk', 'abs', 'clamp_min', 'delta', 'deriv'}
+PROMQL_KEYWORDS = {'by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'and', 'or', 'unless', 'bool'}
+
+
+def promql_lint(where, expr):
+    """A small syntax check (no promtool here): brackets balance, every
+    call is a known function, range selectors follow a selector and hold a
+    duration, label matchers are name op "value"."""
+    stack, pairs = [], {')': '(', ']': '[', '}': '{'}
+    in_str = False
+    for ch in expr:
+        if ch == '"':
+            in_str = not in_str
+        elif in_str:
+            continue
+        elif ch in '([{':
+            stack.append(ch)
+        elif ch in ')]}':
+            if not stack or stack.pop() != pairs[ch]:
+                raise HarnessError('%s: unbalanced %r in %s' % (where, ch, expr))
+    if stack or in_str:
+        raise HarnessError('%s: unclosed %r in %s' % (where, stack or '"', expr))
+    for m in re.finditer(r'\b([a-zA-Z_][a-zA-Z0-9_]*)\s*\(', expr):
+        if m.group(1) not in PROMQL_FUNCS | PROMQL_KEYWORDS:
+            raise HarnessError('%s: unknown function %s in %s' % (where, m.group(1), expr))
+    for m in re.finditer(r'\[([^\]]*)\]', expr):
+        if not re.fullmatch(r'\d+[smhd]|\$__rate_interval|\$__interval', m.group(1)):
+            raise HarnessError('%s: range [%s] is not a duration in %s' % (where, m.group(1), expr))
+        before = expr[:m.start()].rstrip()
+        if not re.search(r'(\}|[a-z0-9_])$', before):
+            raise HarnessError('%s: range [%s] does not follow a selector in %s' % (where, m.group(1), expr))
+    for m in re.finditer(r'\{([^}]*)\}', expr):
+        for item in [x.strip() for x in m.group(1).split(',') if x.strip()]:
+            if not re.fullmatch(r'[a-zA-Z_][a-zA-Z0-9_]*\s*(=~|!~|!=|=)\s*"[^"]*"', item):
+                raise HarnessError('%s: bad label matcher %r in %s' % (where, item, expr))
+
+
+def promtool_check(rules_path, queries):
+    """With promtool on PATH (Debian's prometheus package): check the alert
+    rules and every dashboard query (as recording rules). Returns what it did."""
+    tool = shutil.which('promtool')
+    if tool is None:
+        return 'promtool not installed: PromQL checked by the small linter only'
+    import yaml
+    r = subprocess.run([tool, 'check', 'rules', rules_path], capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        raise HarnessError('promtool check rules %s: %s%s' % (rules_path, r.stdout, r.stderr))
+    rec = {'groups': [{'name': 'dashboard', 'rules': [
+        {'record': 'kz:dashboard:%d' % i,
+         'expr': e.replace('$__rate_interval', '5m').replace('$instance', '.*').replace('$zone', '.*')}
+        for i, (w, e) in enumerate(queries) if not e.startswith('label_values(')]}]}
+    fd, tmp = tempfile.mkstemp(prefix='kz-dash-rules-', suffix='.yml')
+    try:
+        with os.fdopen(fd, 'w') as f:
+            yaml.safe_dump(rec, f)
+        r = subprocess.run([tool, 'check', 'rules', tmp], capture_output=True, text=True, timeout=60)
+    finally:
+        os.unlink(tmp)
+    if r.returncode != 0:
+        raise HarnessError('promtool check rules (dashboard queries): %s%s' % (r.stdout, r.stderr))
+    return 'promtool check rules: alert rules and dashboard queries valid'
 
 
 def selector_labels(expr, name):
@@ -687,6 +781,11 @@ def main():
     check_units(example_cfg)
     dash, dq = dashboard_exprs()
     aq = alert_exprs()
+    for where, expr in dq + aq:
+        promql_lint(where, expr)
+    print('promql: %d queries pass the linter; %s'
+          % (len(dq) + len(aq), promtool_check(top('packaging', 'prometheus', 'kzproxy-alerts.yml'),
+                                               [q for q in dq if q[0].startswith('dashboard panel')])))
     print('dashboard %r: %d panels, %d queries; alert rules: %d' % (dash['title'], len(dash['panels']), len(dq), len(aq)))
     text = scrape()
     check_metrics(text, dq + aq)

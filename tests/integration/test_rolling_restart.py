@@ -108,7 +108,7 @@ def main():
     workdir = tempfile.mkdtemp(prefix='kz-rolling-')
     try:
         extra = {'peer_secret': walpath.SECRET, 'health_check_ms': 200, 'rpc_timeout_ms': 5000,
-                 'drain_timeout_ms': DRAIN_TIMEOUT_MS, 'fetch_from_follower': 'off',
+                 'drain_timeout_ms': DRAIN_TIMEOUT_MS,
                  'wal': {'store': walpath.store_config('local', workdir), 'flush_ms': 20}}
         with kz.TestBed(topics={TOPIC: PARTITIONS}) as tb, \
                 kz.ProxyCluster(tb, per_zone=2, extra_config=extra, workdir=workdir) as pc:
@@ -157,7 +157,7 @@ def main():
                 oos = [e for e in p.errors if 'OUT_OF_ORDER' in e.upper()]
                 if oos:
                     raise HarnessError('producer %s: %s' % (p.zone, oos[0]))
-            rows = kz.consume_all(pc.proxy_in('a').kafka, TOPIC, timeout=60)
+            rows = kz.consume_all(tb.bootstrap, TOPIC, timeout=60)  # straight from the backend
             seen, last, order_bad = set(), {}, []
             for part, off, key, v in rows:
                 v = v.decode()

@@ -7,7 +7,8 @@
 # kzproxy user), systemd-analyze verify the installed units, then remove and
 # purge it. Needs root (dpkg -i) and scripts/deps.sh's packaging tools; skips
 # (77) when not root or when a kzproxy package is already installed (it would
-# be replaced and removed). Prints the build time.
+# be replaced and removed). Prints the build time. KZ_TEST_DEB=FILE tests
+# that package instead of building one.
 set -eu
 
 top_srcdir=${top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -33,15 +34,22 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-start=$(date +%s)
-sh "$top_srcdir/scripts/build-deb.sh" "$work" > "$work/build.out" 2>&1 || {
-  cat "$work/build.out"
-  fail "the package did not build"
-}
-secs=$(( $(date +%s) - start ))
-deb=$(ls "$work"/kzproxy_*.deb 2>/dev/null | head -1)
-[ -n "$deb" ] || fail "no kzproxy_*.deb after the build: $(cat "$work/build.out")"
-echo "$name: built $(basename "$deb") in ${secs} s ($(stat -c %s "$deb") bytes)"
+if [ -n "${KZ_TEST_DEB:-}" ]; then
+  # A package built already (e.g. by make deb): test it instead of building.
+  deb=$KZ_TEST_DEB
+  [ -f "$deb" ] || fail "KZ_TEST_DEB=$deb: no such file"
+  echo "$name: testing $deb (KZ_TEST_DEB), not building"
+else
+  start=$(date +%s)
+  sh "$top_srcdir/scripts/build-deb.sh" "$work" > "$work/build.out" 2>&1 || {
+    cat "$work/build.out"
+    fail "the package did not build"
+  }
+  secs=$(( $(date +%s) - start ))
+  deb=$(ls "$work"/kzproxy_*.deb 2>/dev/null | head -1)
+  [ -n "$deb" ] || fail "no kzproxy_*.deb after the build: $(cat "$work/build.out")"
+  echo "$name: built $(basename "$deb") in ${secs} s ($(stat -c %s "$deb") bytes)"
+fi
 
 # What the package holds.
 dpkg-deb -c "$deb" > "$work/contents"

@@ -11,6 +11,7 @@
 #include "common/kz_scram.h"
 #include "meta-client/mc_sasl.h"
 #include "proxy/px_sasl.h"
+#include "proxy/px_sasl_int.h"
 #include "tests/unit/kz_test.h"
 
 #include <stdio.h>
@@ -442,6 +443,39 @@ START_TEST(test_plain)
 }
 END_TEST
 
+/* A verified PLAIN login is remembered (px_sasl_cache.c): the next one with
+ * the same password skips PBKDF2; a wrong password, or a credential that
+ * changed, still goes through it and fails. */
+START_TEST(test_plain_cache)
+{
+    px_sasl *s = rfc_sasl();
+    char why[256];
+    uint64_t hits, misses;
+    ck_assert_msg(PLAIN("\0user\0pencil", why, NULL) == 0, "%s", why);
+    px_plain_cache_stats(s->plain_cache, &hits, &misses);
+    ck_assert_uint_eq(hits, 0);
+    ck_assert_uint_eq(misses, 1);
+    ck_assert_msg(PLAIN("\0user\0pencil", why, NULL) == 0, "%s", why);
+    ck_assert_msg(PLAIN("user\0user\0pencil", why, NULL) == 0, "%s", why);
+    px_plain_cache_stats(s->plain_cache, &hits, &misses);
+    ck_assert_uint_eq(hits, 2);
+    ck_assert_int_eq(PLAIN("\0user\0pencul", why, NULL), -1);
+    ck_assert_str_eq(why, "wrong password");
+    ck_assert_int_eq(PLAIN("\0user\0pencil\0", why, NULL), -1);
+    ck_assert_int_eq(PLAIN("\0user\0pencil", why, NULL), 0); /* the good entry stays */
+    px_plain_cache_stats(s->plain_cache, &hits, &misses);
+    ck_assert_uint_eq(hits, 3);
+    ck_assert_uint_eq(misses, 2);
+    /* The credential changes (a reload keeps the user, another hash): no hit. */
+    for (int i = 0; i < s->nusers; i++)
+        if (strcmp(s->users[i].name, "user") == 0)
+            s->users[i].cred[PX_MECH_PLAIN].stored_key[0] ^= 1;
+    ck_assert_int_eq(PLAIN("\0user\0pencil", why, NULL), -1);
+    ck_assert_str_eq(why, "wrong password");
+    px_sasl_free(s);
+}
+END_TEST
+
 static void expect_file_refused(const char *json, const char *err_has)
 {
     px_client_sasl cfg = cfg_all();
@@ -547,6 +581,7 @@ int main(void)
     tcase_add_test(tc, test_scram_sha512_round_trip);
     tcase_add_test(tc, test_client_first_parser);
     tcase_add_test(tc, test_client_final_parser);
+    tcase_add_test(tc, test_plain_cache);
     suite_add_tcase(s, tc);
     tc = tcase_create("plain_and_file");
     tcase_set_timeout(tc, 60);

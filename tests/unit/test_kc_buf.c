@@ -397,6 +397,52 @@ START_TEST(test_wr_long_string)
 }
 END_TEST
 
+
+START_TEST(test_frame_pool)
+{
+    kc_frame_pool_trim();
+    ck_assert_uint_eq(kc_frame_pool_bytes(), 0);
+    /* Small frames are not pooled. */
+    kc_frame *s = kc_frame_new(1000);
+    ck_assert_int_eq(s->pool_class, -1);
+    kc_frame_release(s);
+    ck_assert_uint_eq(kc_frame_pool_bytes(), 0);
+    /* A 5 MiB frame is kept once released and handed out again, for a
+     * frame of its size class only. */
+    kc_frame *f = kc_frame_new((size_t)5 << 20);
+    ck_assert_ptr_nonnull(f);
+    memset(f->data, 7, f->len);
+    if (f->pool_class < 0) { /* built with AddressSanitizer: no pool */
+        kc_frame_release(f);
+        return;
+    }
+    ck_assert_uint_ge(f->cap, (size_t)5 << 20);
+    kc_frame *keep = f;
+    kc_frame_keep(f);
+    kc_frame_release(f);
+    ck_assert_uint_eq(kc_frame_pool_bytes(), 0); /* still referenced */
+    kc_frame_release(f);
+    ck_assert_uint_eq(kc_frame_pool_bytes(), (size_t)8 << 20);
+    kc_frame *small = kc_frame_new((size_t)300 << 10);
+    ck_assert_ptr_ne(small, keep);
+    kc_frame *g = kc_frame_new((size_t)6 << 20);
+    ck_assert_ptr_eq(g, keep);
+    ck_assert_uint_eq(g->len, (size_t)6 << 20);
+    ck_assert_int_eq(g->refcnt, 1);
+    ck_assert_uint_eq(kc_frame_pool_bytes(), 0);
+    kc_frame_release(small);
+    /* The pool holds at most KC_FRAME_POOL_BYTES: the rest is freed. */
+    kc_frame *many[8];
+    for (int i = 0; i < 8; i++)
+        ck_assert_ptr_nonnull(many[i] = kc_frame_new((size_t)15 << 20));
+    for (int i = 0; i < 8; i++)
+        kc_frame_release(many[i]);
+    kc_frame_release(g);
+    ck_assert_uint_le(kc_frame_pool_bytes(), KC_FRAME_POOL_BYTES);
+    kc_frame_pool_trim();
+    ck_assert_uint_eq(kc_frame_pool_bytes(), 0);
+}
+END_TEST
 Suite *kc_buf_suite(void)
 {
     Suite *s = suite_create("kc_buf");
@@ -413,6 +459,7 @@ Suite *kc_buf_suite(void)
     tcase_add_test(tc, test_arena);
     tcase_add_test(tc, test_frame_rx);
     tcase_add_test(tc, test_frame_rx_grow);
+    tcase_add_test(tc, test_frame_pool);
     tcase_add_test(tc, test_wr_long_string);
     suite_add_tcase(s, tc);
     return s;

@@ -50,6 +50,35 @@ START_TEST(test_hello_golden)
 }
 END_TEST
 
+/* A draining proxy's hello: the flags as tag 0 after started_ms; encoded
+ * only when non-zero, so every other hello stays byte for byte as before. */
+static const uint8_t hello_draining[] = {
+    I32(103), UV(2), 'b', UV(10), '1', '2', '7', '.', '0', '.', '0', '.', '4', I32(9092), I64(1700000000123LL),
+    UV(1), UV(0), UV(4), I32(1), /* one tag: 0, 4 bytes, KC_PEER_HELLO_DRAINING */
+};
+
+START_TEST(test_hello_draining)
+{
+    kc_rd rd;
+    kc_peer_hello h;
+    kc_rd_init(&rd, hello_draining, sizeof(hello_draining));
+    ck_assert_int_eq(kc_peer_hello_decode(&rd, &h), 0);
+    ck_assert_uint_eq(h.flags, KC_PEER_HELLO_DRAINING);
+    EXPECT_ENCODED(kc_peer_hello_encode, &h, hello_draining);
+    kc_rd_init(&rd, hello, sizeof(hello));
+    ck_assert_int_eq(kc_peer_hello_decode(&rd, &h), 0);
+    ck_assert_uint_eq(h.flags, 0);
+    /* An unknown tag is skipped; a tag longer than the message fails. */
+    static const uint8_t other_tag[] = {I32(1), UV(2), 'b', UV(2), 'h', I32(1), I64(0), UV(1), UV(7), UV(2), 0, 0};
+    kc_rd_init(&rd, other_tag, sizeof(other_tag));
+    ck_assert_int_eq(kc_peer_hello_decode(&rd, &h), 0);
+    ck_assert_uint_eq(h.flags, 0);
+    static const uint8_t long_tag[] = {I32(1), UV(2), 'b', UV(2), 'h', I32(1), I64(0), UV(1), UV(0), UV(9), 0};
+    kc_rd_init(&rd, long_tag, sizeof(long_tag));
+    ck_assert_int_eq(kc_peer_hello_decode(&rd, &h), -1);
+}
+END_TEST
+
 START_TEST(test_hello_bad)
 {
     uint8_t b[sizeof(hello)];
@@ -60,10 +89,11 @@ START_TEST(test_hello_bad)
         kc_rd_init(&rd, hello, n);
         ck_assert_int_eq(kc_peer_hello_decode(&rd, &h), -1);
     }
-    /* Trailing bytes fail. */
+    /* Trailing bytes that are not a tagged-field section fail (a count of
+     * 5 tags with nothing after it). */
     uint8_t longer[sizeof(hello) + 1];
     memcpy(longer, hello, sizeof(hello));
-    longer[sizeof(hello)] = 0;
+    longer[sizeof(hello)] = 5;
     kc_rd_init(&rd, longer, sizeof(longer));
     ck_assert_int_eq(kc_peer_hello_decode(&rd, &h), -1);
     /* Port 0 and an empty zone fail. */
@@ -403,6 +433,7 @@ Suite *kc_peer_suite(void)
     TCase *tc = tcase_create("peer");
     tcase_add_test(tc, test_hello_golden);
     tcase_add_test(tc, test_hello_bad);
+    tcase_add_test(tc, test_hello_draining);
     tcase_add_test(tc, test_wal_req_golden);
     tcase_add_test(tc, test_wal_req_principal);
     tcase_add_test(tc, test_wal_resp_golden);
