@@ -39,7 +39,7 @@ typedef struct kc_mac {
 } kc_mac;
 
 static int kc_mac_begin(kc_mac *m, const void *secret, size_t secret_len, int16_t api_key,
-                        int16_t version, const uint8_t *req_nonce)
+                        int16_t version, int32_t receiver, const uint8_t *req_nonce)
 {
     m->mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
     m->ctx = m->mac ? EVP_MAC_CTX_new(m->mac) : NULL;
@@ -57,6 +57,12 @@ static int kc_mac_begin(kc_mac *m, const void *secret, size_t secret_len, int16_
         return -1;
     if (req_nonce && EVP_MAC_update(m->ctx, req_nonce, KC_PEER_NONCE_LEN) != 1)
         return -1;
+    /* A request names its receiver, so it does not verify at another proxy
+     * that shares the secret (and the WAL store). */
+    uint32_t r = (uint32_t)receiver;
+    uint8_t rcv[4] = {(uint8_t)(r >> 24), (uint8_t)(r >> 16), (uint8_t)(r >> 8), (uint8_t)r};
+    if (req_nonce == NULL && EVP_MAC_update(m->ctx, rcv, sizeof(rcv)) != 1)
+        return -1;
     return 0;
 }
 
@@ -73,11 +79,11 @@ static void kc_mac_end(kc_mac *m)
 }
 
 int kc_peer_seal(struct evbuffer *body, const void *secret, size_t secret_len, int16_t api_key,
-                 int16_t version, const uint8_t *req_nonce)
+                 int16_t version, int32_t receiver, const uint8_t *req_nonce)
 {
     kc_mac m = {0};
     uint8_t tag[KC_PEER_MAC_LEN];
-    int rc = kc_mac_begin(&m, secret, secret_len, api_key, version, req_nonce);
+    int rc = kc_mac_begin(&m, secret, secret_len, api_key, version, receiver, req_nonce);
     /* Every chain at once: evbuffer_peek with len -1 stops at n_vec, so a
      * fixed-size window would miss the chains past it. */
     int n = evbuffer_peek(body, -1, NULL, NULL, 0);
@@ -100,14 +106,15 @@ int kc_peer_seal(struct evbuffer *body, const void *secret, size_t secret_len, i
 }
 
 int kc_peer_verify(const uint8_t *p, size_t len, const void *secret, size_t secret_len,
-                   int16_t api_key, int16_t version, const uint8_t *req_nonce, size_t *payload_len)
+                   int16_t api_key, int16_t version, int32_t receiver, const uint8_t *req_nonce,
+                   size_t *payload_len)
 {
     if (len < KC_PEER_MAC_LEN)
         return -1;
     size_t n = len - KC_PEER_MAC_LEN;
     kc_mac m = {0};
     uint8_t tag[KC_PEER_MAC_LEN];
-    int rc = kc_mac_begin(&m, secret, secret_len, api_key, version, req_nonce);
+    int rc = kc_mac_begin(&m, secret, secret_len, api_key, version, receiver, req_nonce);
     if (rc == 0 && EVP_MAC_update(m.ctx, p, n) != 1)
         rc = -1;
     if (rc == 0)

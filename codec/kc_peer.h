@@ -16,7 +16,9 @@
  * Authentication: every body ends with a 32-byte HMAC-SHA256 under the
  * shared peer secret. A request body starts with the sender's node id, its
  * wall clock (ms) and a random 16-byte nonce; its MAC covers the ApiKey, the
- * version and everything before the MAC. A response's MAC also covers the
+ * version, the receiver's node id (not sent: the receiver verifies with its
+ * own) and everything before the MAC, so a request captured on its way to
+ * one proxy does not verify at another. A response's MAC also covers the
  * request's nonce, so a response cannot be replayed onto another request.
  */
 #ifndef KC_PEER_H
@@ -53,19 +55,31 @@ typedef struct kc_peer_auth {
 void kc_peer_auth_write(kc_wr *w, kc_peer_auth *a);
 
 /*
- * Append the MAC of everything in body: a request when req_nonce is NULL,
- * else a response to the request with that nonce. 0, or -1 (out of memory).
+ * The receiver a request is sealed for when the sender does not know the
+ * node id at that address yet: DNS discovery's first KzHello to an address.
+ * A receiver accepts it for KzHello only (which reads nothing and changes
+ * nothing), never for KzWalAppend.
  */
-int kc_peer_seal(struct evbuffer *body, const void *secret, size_t secret_len, int16_t api_key,
-                 int16_t version, const uint8_t *req_nonce);
+#define KC_PEER_RECEIVER_UNKNOWN ((int32_t)-1)
 
 /*
- * Check the MAC at the end of p[0..len) (constant-time compare). On success
+ * Append the MAC of everything in body: a request for node `receiver` when
+ * req_nonce is NULL, else a response to the request with that nonce
+ * (receiver is then not used: the nonce already names one request).
+ * 0, or -1 (out of memory).
+ */
+int kc_peer_seal(struct evbuffer *body, const void *secret, size_t secret_len, int16_t api_key,
+                 int16_t version, int32_t receiver, const uint8_t *req_nonce);
+
+/*
+ * Check the MAC at the end of p[0..len) (constant-time compare): a request
+ * sealed for `receiver` when req_nonce is NULL, else a response. On success
  * returns 0 and sets *payload_len to len minus the MAC; -1 when too short or
  * the MAC does not match.
  */
 int kc_peer_verify(const uint8_t *p, size_t len, const void *secret, size_t secret_len,
-                   int16_t api_key, int16_t version, const uint8_t *req_nonce, size_t *payload_len);
+                   int16_t api_key, int16_t version, int32_t receiver, const uint8_t *req_nonce,
+                   size_t *payload_len);
 
 /* ---- KzHello: request and response carry the same fields ---- */
 typedef struct kc_peer_hello {

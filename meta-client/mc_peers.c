@@ -57,9 +57,9 @@ void mc_peers_changed(mc_peers *ps)
 
 /* ---------------- KzHello ---------------- */
 
-/* A sealed KzHello request body (caller frees), its nonce in nonce; NULL on
- * allocation failure or without a secret. */
-struct evbuffer *mc_hello_body(mc_peers *ps, uint8_t nonce[KC_PEER_NONCE_LEN])
+/* A sealed KzHello request body for node receiver (caller frees), its nonce
+ * in nonce; NULL on allocation failure or without a secret. */
+struct evbuffer *mc_hello_body(mc_peers *ps, int32_t receiver, uint8_t nonce[KC_PEER_NONCE_LEN])
 {
     if (ps->cfg.secret == NULL)
         return NULL;
@@ -77,7 +77,7 @@ struct evbuffer *mc_hello_body(mc_peers *ps, uint8_t nonce[KC_PEER_NONCE_LEN])
                         .started_ms = ps->cfg.started_ms};
     kc_peer_hello_encode(&w, &me);
     if (w.err || kc_peer_seal(b, ps->cfg.secret, ps->cfg.secret_len, KC_API_KZ_HELLO, KC_PEER_VERSION,
-                              NULL) != 0) {
+                              receiver, NULL) != 0) {
         evbuffer_free(b);
         return NULL;
     }
@@ -110,7 +110,7 @@ int mc_hello_parse(mc_peers *ps, const kc_frame *resp, const uint8_t *nonce, kc_
     }
     size_t plen = 0;
     if (kc_peer_verify(rd.p + rd.off, kc_rd_remain(&rd), ps->cfg.secret, ps->cfg.secret_len,
-                       KC_API_KZ_HELLO, KC_PEER_VERSION, nonce, &plen) != 0) {
+                       KC_API_KZ_HELLO, KC_PEER_VERSION, ps->cfg.self_id, nonce, &plen) != 0) {
         snprintf(why, whysz, "KzHello answer failed authentication (check that every proxy has the "
                              "same peer_secret)");
         return -1;
@@ -298,7 +298,7 @@ static void mc_peer_check_cb(kc_frame *resp, const char *err, void *arg)
 static void mc_peer_check(mc_peer_int *p)
 {
     mc_peers *ps = p->ps;
-    struct evbuffer *body = mc_hello_body(ps, p->nonce);
+    struct evbuffer *body = mc_hello_body(ps, p->pub.node_id, p->nonce);
     ps->stats.health_checks++;
     if (body == NULL) {
         ps->stats.health_failures++;

@@ -150,7 +150,10 @@ static void mc_probe_send(mc_probe *pr)
         if (pr->conn == NULL)
             return;
     }
-    struct evbuffer *body = mc_hello_body(ps, pr->nonce);
+    /* Sealed for "unknown": the node at this address may have changed since
+     * the last answer (a pod's address reused); a receiver accepts that for
+     * KzHello only. */
+    struct evbuffer *body = mc_hello_body(ps, KC_PEER_RECEIVER_UNKNOWN, pr->nonce);
     if (body == NULL)
         return;
     pr->req_bytes = mc_hello_frame_bytes(evbuffer_get_length(body));

@@ -90,9 +90,11 @@ struct mc_peers {
 
 /* Tell the owner that a peer appeared, disappeared or changed health. */
 void mc_peers_changed(mc_peers *ps);
-/* A sealed KzHello request body (caller frees), its nonce in nonce; NULL on
- * allocation failure or without a secret. */
-struct evbuffer *mc_hello_body(mc_peers *ps, uint8_t nonce[KC_PEER_NONCE_LEN]);
+/* A sealed KzHello request body for node receiver (KC_PEER_RECEIVER_UNKNOWN:
+ * a discovery probe, which does not know who answers at the address yet;
+ * caller frees), its nonce in nonce; NULL on allocation failure or without
+ * a secret. */
+struct evbuffer *mc_hello_body(mc_peers *ps, int32_t receiver, uint8_t nonce[KC_PEER_NONCE_LEN]);
 /* Bytes of the request frame for a body of n bytes (size, header, body). */
 size_t mc_hello_frame_bytes(size_t n);
 /* Check and decode a KzHello response frame answering the request with

@@ -43,9 +43,10 @@ static void px_admin_peer_rejected(px_proxy *px, struct evbuffer *b)
                            "kzproxy_peer_rejected_total{reason=\"clock_skew\"} %" PRIu64 "\n"
                            "kzproxy_peer_rejected_total{reason=\"replay\"} %" PRIu64 "\n"
                            "kzproxy_peer_rejected_total{reason=\"nonce_cache_full\"} %" PRIu64 "\n"
+                           "kzproxy_peer_rejected_total{reason=\"before_start\"} %" PRIu64 "\n"
                            "kzproxy_peer_rejected_total{reason=\"bad_key\"} %" PRIu64 "\n",
                         m->peer_rejected_skew, m->peer_rejected_replay, m->peer_rejected_full,
-                        st ? st->in_bad_keys : 0);
+                        m->peer_rejected_before_start, st ? st->in_bad_keys : 0);
     px_metric(b, "kzproxy_peer_acl_denied_partitions_total", "counter",
               "KzWalAppend partitions refused: the producer's principal may not produce there (ACL).",
               st ? st->in_acl_denied : 0);

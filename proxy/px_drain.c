@@ -9,7 +9,8 @@
  *   - this proxy's own Metadata and FindCoordinator answers leave it out
  *     (px_vcluster.c), so its clients move at their next refresh;
  *   - open WAL objects are sealed now (rt_flush);
- *   - requests in flight and peers' KzWalAppend finish; new Produce / Fetch
+ *   - requests in flight and peers' KzWalAppend finish (Fetch long polls are
+ *     not waited for: the client asks again elsewhere); new Produce / Fetch
  *     partitions get NOT_LEADER_OR_FOLLOWER (px_route.c) and group and
  *     transaction requests NOT_COORDINATOR (px_pass.c), which make clients
  *     refresh their metadata.
@@ -43,16 +44,37 @@ static int64_t px_mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Requests the drain does not wait for: a Fetch long poll only reads, and a
+ * client that loses one on the closed connection asks again elsewhere. Group
+ * joins are waited for (up to drain_timeout_ms): a client that sent its
+ * JoinGroup / SyncGroup again while the first is still held by the
+ * coordinator would confuse some backends (librdkafka's mock asserts). */
+static int px_drain_abandonable(int16_t key)
+{
+    return key == KC_API_FETCH;
+}
+
 /* Client connections (peers' included) and their requests not answered or
- * whose answers are not written yet. */
-static void px_drain_counts(px_proxy *px, int *nconn, int *nreq)
+ * whose answers are not written yet; *what: the API of one of them. */
+static void px_drain_counts(px_proxy *px, int *nconn, int *nreq, const char **what)
 {
     *nconn = 0;
     *nreq = 0;
+    if (what)
+        *what = NULL;
     for (px_client *cl = px->clients; cl; cl = cl->next) {
         (*nconn)++;
-        *nreq += cl->ninflight;
-        if (cl->ninflight == 0 && cl->bev && evbuffer_get_length(bufferevent_get_output(cl->bev)) > 0)
+        int waiting = 0;
+        px_req *rq;
+        TAILQ_FOREACH(rq, &cl->reqs, link) {
+            if (rq->done || (px->draining == 1 && px_drain_abandonable(rq->hdr.api_key)))
+                continue;
+            waiting++;
+            if (what && *what == NULL)
+                *what = kc_api_name(rq->hdr.api_key);
+        }
+        *nreq += waiting;
+        if (waiting == 0 && cl->bev && evbuffer_get_length(bufferevent_get_output(cl->bev)) > 0)
             (*nreq)++; /* an answer still being written */
     }
 }
@@ -64,7 +86,8 @@ static void px_drain_tick(evutil_socket_t fd, short what, void *arg)
     (void)what;
     int64_t now = px_mono_ms(), elapsed = now - px->drain_start_ms;
     int nconn, nreq;
-    px_drain_counts(px, &nconn, &nreq);
+    const char *api;
+    px_drain_counts(px, &nconn, &nreq, &api);
     int wal = px->rt != NULL && rt_busy(px->rt);
     if (px->draining == 2) {
         /* Upgrade: the new process serves the same address; each connection
@@ -73,7 +96,7 @@ static void px_drain_tick(evutil_socket_t fd, short what, void *arg)
             next = cl->next;
             px_client_drain(cl);
         }
-        px_drain_counts(px, &nconn, &nreq);
+        px_drain_counts(px, &nconn, &nreq, &api);
         if (nconn == 0 && !wal) {
             kz_info("drain (upgrade) finished in %lld ms: every connection handed over; exiting", (long long)elapsed);
             event_base_loopexit(px->base, NULL);
@@ -94,15 +117,16 @@ static void px_drain_tick(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (elapsed >= px->cfg->drain_timeout_ms) {
-        kz_warn("drain timed out after %lld ms (drain_timeout_ms): %d requests in flight on %d connections%s; "
-                "exiting anyway", (long long)elapsed, nreq, nconn, wal ? ", WAL objects not delivered" : "");
+        kz_warn("drain timed out after %lld ms (drain_timeout_ms): %d requests in flight on %d connections "
+                "(%s first)%s; exiting anyway", (long long)elapsed, nreq, nconn, api ? api : "none",
+                wal ? ", WAL objects not delivered" : "");
         event_base_loopexit(px->base, NULL);
         return;
     }
     if (now - px->drain_log_ms >= PX_DRAIN_LOG_MS) {
         px->drain_log_ms = now;
-        kz_info("draining for %lld ms: %d requests in flight on %d connections%s", (long long)elapsed, nreq,
-                nconn, wal ? ", WAL objects in flight" : "");
+        kz_info("draining for %lld ms: %d requests in flight on %d connections (%s first)%s", (long long)elapsed,
+                nreq, nconn, api ? api : "none", wal ? ", WAL objects in flight" : "");
     }
 }
 
@@ -118,7 +142,7 @@ void px_drain_start(px_proxy *px, const char *why)
         px->listener = NULL;
     }
     int nconn, nreq;
-    px_drain_counts(px, &nconn, &nreq);
+    px_drain_counts(px, &nconn, &nreq, NULL);
     kz_info("draining (%s): stopped accepting; %d requests in flight on %d connections; exiting when idle "
             "or within %d ms (drain_timeout_ms)", why, nreq, nconn, px->cfg->drain_timeout_ms);
     /* Leave the virtual cluster this proxy's own answers describe (not in

@@ -34,7 +34,8 @@ static void px_peer_respond(px_req *rq, const uint8_t *nonce, struct evbuffer *b
 {
     px_proxy *px = px_client_proxy(rq->cl);
     const char *secret = px->cfg->peer_secret;
-    if (kc_peer_seal(body, secret, strlen(secret), rq->hdr.api_key, rq->hdr.api_version, nonce) != 0) {
+    if (kc_peer_seal(body, secret, strlen(secret), rq->hdr.api_key, rq->hdr.api_version, KC_PEER_RECEIVER_UNKNOWN,
+                     nonce) != 0) {
         px_req_reject(rq, "out of memory for a peer response");
         return;
     }
@@ -56,20 +57,38 @@ static void px_peer_wal_done(struct evbuffer *resp, const char *err, void *arg)
     free(wi);
 }
 
+/* a - b, saturated at the int64 range (ts_ms comes off the wire). */
+static int64_t px_ms_diff(int64_t a, int64_t b)
+{
+    if (b < 0 && a > INT64_MAX + b)
+        return INT64_MAX;
+    if (b > 0 && a < INT64_MIN + b)
+        return INT64_MIN;
+    return a - b;
+}
+
 /* Count a refused request and log it: one line per reason per 10 s, with
  * the number not logged since. Fills why with the answer's message. */
 static void px_peer_refusal(px_proxy *px, px_replay_res rr, const kc_peer_auth *auth, int64_t now, int16_t api_key,
                             char *why, size_t why_size)
 {
-    static int64_t last_ms[PX_REPLAY_FULL + 1];
-    static uint64_t suppressed[PX_REPLAY_FULL + 1];
+    static int64_t last_ms[PX_REPLAY_NRES];
+    static uint64_t suppressed[PX_REPLAY_NRES];
     switch (rr) {
     case PX_REPLAY_SKEW:
         px->m.peer_rejected_skew++;
         snprintf(why, why_size,
                  "peer RPC from node %d refused: its clock is %lld ms off this proxy's (more than "
                  "peer_replay_window_ms %d): synchronise the proxies' clocks (NTP)",
-                 auth->sender, (long long)(now - auth->ts_ms), px->cfg->peer_replay_window_ms);
+                 auth->sender, (long long)px_ms_diff(now, auth->ts_ms), px->cfg->peer_replay_window_ms);
+        break;
+    case PX_REPLAY_BEFORE_START:
+        px->m.peer_rejected_before_start++;
+        snprintf(why, why_size,
+                 "peer RPC from node %d refused: stamped %lld ms before this proxy started (it may have "
+                 "reached the previous process), nothing appended; if this repeats, synchronise the "
+                 "proxies' clocks (NTP)",
+                 auth->sender, (long long)px_ms_diff(px->started_wall_ms, auth->ts_ms));
         break;
     case PX_REPLAY_SEEN:
         px->m.peer_rejected_replay++;
@@ -111,11 +130,17 @@ void px_peer_dispatch(px_req *rq)
                       kc_api_name(rq->hdr.api_key));
         return;
     }
-    if (kc_peer_verify(body, len, secret, strlen(secret), rq->hdr.api_key, rq->hdr.api_version, NULL,
-                       &plen) != 0) {
+    /* The MAC names the receiver: this proxy, or for KzHello only "unknown"
+     * (DNS discovery's first question to an address; it changes nothing). */
+    if (kc_peer_verify(body, len, secret, strlen(secret), rq->hdr.api_key, rq->hdr.api_version,
+                       px->cfg->node_id, NULL, &plen) != 0 &&
+        (rq->hdr.api_key != KC_API_KZ_HELLO ||
+         kc_peer_verify(body, len, secret, strlen(secret), rq->hdr.api_key, rq->hdr.api_version,
+                        KC_PEER_RECEIVER_UNKNOWN, NULL, &plen) != 0)) {
         px->m.peer_auth_failures++;
-        px_req_reject(rq, "peer RPC %s failed authentication: check that every proxy has the same peer_secret",
-                      kc_api_name(rq->hdr.api_key));
+        px_req_reject(rq, "peer RPC %s failed authentication: check that every proxy has the same peer_secret "
+                      "and that the sender's peers list gives this proxy's node_id (%d)",
+                      kc_api_name(rq->hdr.api_key), px->cfg->node_id);
         return;
     }
     kc_rd rd;
@@ -134,7 +159,13 @@ void px_peer_dispatch(px_req *rq)
      * fill the set): the clock window, then the seen (sender, nonce) set. */
     int64_t now = px_wall_ms();
     int64_t win = px->cfg->peer_replay_window_ms;
-    px_replay_res rr = px->replay ? px_replay_check(px->replay, now, auth.sender, auth.ts_ms, auth.nonce)
+    /* A KzWalAppend stamped before this process started may have been
+     * accepted by the previous one (whose set is gone): refused. A KzHello
+     * reads and changes nothing, and one that waited in the listen backlog
+     * through a restart would otherwise mark this proxy down for a health
+     * interval. */
+    int since_start = rq->hdr.api_key == KC_API_KZ_WAL_APPEND;
+    px_replay_res rr = px->replay ? px_replay_check(px->replay, now, auth.sender, auth.ts_ms, auth.nonce, since_start)
                        : auth.ts_ms < now - win || auth.ts_ms > now + win ? PX_REPLAY_SKEW
                                                                          : PX_REPLAY_OK;
     if (rr != PX_REPLAY_OK) {

@@ -6,7 +6,10 @@
  *   px_route*.c   Produce / Fetch / ListOffsets / OffsetForLeaderEpoch /
  *                 DeleteRecords split by leader and merged; ListGroups fanned out
  *                 (px_route.c the shared split, one file per API family)
- *   px_admin.c    the admin HTTP listener: /metrics and /healthz
+ *   px_admin.c    the admin HTTP listener: /metrics, /healthz, POST /reload
+ *   px_drain.c    signals and the graceful drain
+ *   px_reload.c   live reload of the config file
+ *   px_upgrade.c  socket handoff: LISTEN_FDS and the SIGUSR2 upgrade
  */
 #ifndef PX_PROXY_H
 #define PX_PROXY_H
@@ -61,6 +64,7 @@ typedef struct px_metrics {
     uint64_t peer_rejected_skew;       /* peer RPC requests refused: ts_ms outside the replay window */
     uint64_t peer_rejected_replay;     /*   (sender, nonce) seen before */
     uint64_t peer_rejected_full;       /*   the seen-nonce set was full of live nonces */
+    uint64_t peer_rejected_before_start; /* ts_ms earlier than this process's start */
     uint64_t produce_parts_direct;     /* produce partitions by path: leader in this zone */
     uint64_t produce_parts_wal;        /*   leader in another zone, through a WAL object */
     uint64_t produce_parts_cross;      /*   leader in another zone, sent straight to it */

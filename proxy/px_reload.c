@@ -164,7 +164,7 @@ static int px_peers_eq(const px_config *o, const px_config *c)
 }
 
 /* Move the live keys of c into px->cfg; a sentence of what changed in done. */
-static void px_reload_apply(px_proxy *px, px_config *c, char *done, size_t n)
+static void px_reload_apply(px_proxy *px, px_config *c, const char *why, char *done, size_t n)
 {
     px_config *o = px->cfg;
     done[0] = '\0';
@@ -244,9 +244,9 @@ static void px_reload_apply(px_proxy *px, px_config *c, char *done, size_t n)
     if (px->tls) {
         char err[512];
         if (px_tls_reload(px->tls, err, sizeof(err)) == 0)
-            px_restart_key(done, n, "client_tls certificate");
+            kz_info("received %s: client_tls certificate reloaded from %s", why, o->client_tls.cert_file);
         else
-            kz_err("reload: client_tls certificate not reloaded (keeping the current one): %s", err);
+            kz_err("received %s: client_tls certificate not reloaded (keeping the current one): %s", why, err);
     }
 }
 
@@ -264,7 +264,7 @@ int px_reload(px_proxy *px, const char *why, char *errstr, size_t n)
     c.admin_listen = px_listen_as_configured(&c.admin_listen, 1);
     char restart[512], done[512];
     px_reload_restart_keys(px->cfg, &c, restart, sizeof(restart));
-    px_reload_apply(px, &c, done, sizeof(done));
+    px_reload_apply(px, &c, why, done, sizeof(done));
     px_config_free(&c);
     px->m.config_reloads++;
     kz_info("reload (%s): %s applied; changed: %s", why, px->config_path, done[0] ? done : "nothing");

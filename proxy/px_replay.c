@@ -29,9 +29,11 @@ struct px_replay {
     px_replay_ent *ents;
     uint32_t free_head;
     int64_t min_exp_ms; /* no entry expires before this (INT64_MAX: none held) */
+    int64_t hw_ms;      /* the highest clock reading seen: never goes back */
+    int64_t not_before_ms;
 };
 
-px_replay *px_replay_new(int64_t window_ms, size_t max_entries)
+px_replay *px_replay_new(int64_t window_ms, size_t max_entries, int64_t not_before_ms)
 {
     if (window_ms <= 0 || max_entries == 0 || max_entries >= PX_REPLAY_NONE / 2)
         return NULL;
@@ -39,6 +41,9 @@ px_replay *px_replay_new(int64_t window_ms, size_t max_entries)
     if (r == NULL)
         return NULL;
     r->window_ms = window_ms;
+    r->not_before_ms = not_before_ms;
+    /* hw - window_ms must not overflow */
+    r->hw_ms = not_before_ms > INT64_MIN + window_ms ? not_before_ms : INT64_MIN + window_ms;
     r->cap = max_entries;
     r->nbuckets = 16;
     while (r->nbuckets < max_entries)
@@ -105,19 +110,27 @@ static void px_replay_sweep(px_replay *r, int64_t now_ms)
 }
 
 px_replay_res px_replay_check(px_replay *r, int64_t now_ms, int32_t sender, int64_t ts_ms,
-                              const uint8_t nonce[KC_PEER_NONCE_LEN])
+                              const uint8_t nonce[KC_PEER_NONCE_LEN], int since_start)
 {
-    /* Written so that no subtraction can overflow on a hostile ts_ms. */
-    if (ts_ms < now_ms - r->window_ms || ts_ms > now_ms + r->window_ms)
+    /* The lower bound and the sweep go by the highest clock seen, so a step
+     * back of the wall clock cannot readmit a swept pair. Written so that no
+     * subtraction can overflow on a hostile ts_ms (now_ms is a real clock). */
+    if (now_ms > r->hw_ms)
+        r->hw_ms = now_ms;
+    int64_t hw = r->hw_ms;
+    if (ts_ms < hw - r->window_ms || ts_ms > now_ms + r->window_ms)
         return PX_REPLAY_SKEW;
+    /* An earlier process may have accepted it: its set is gone. */
+    if (since_start && ts_ms < r->not_before_ms)
+        return PX_REPLAY_BEFORE_START;
     uint32_t b = px_replay_hash(r, sender, nonce);
     for (uint32_t i = r->buckets[b]; i != PX_REPLAY_NONE; i = r->ents[i].next) {
         const px_replay_ent *e = &r->ents[i];
         if (e->sender == sender && memcmp(e->nonce, nonce, KC_PEER_NONCE_LEN) == 0)
             return PX_REPLAY_SEEN;
     }
-    if (r->free_head == PX_REPLAY_NONE && r->min_exp_ms < now_ms)
-        px_replay_sweep(r, now_ms);
+    if (r->free_head == PX_REPLAY_NONE && r->min_exp_ms < hw)
+        px_replay_sweep(r, hw);
     if (r->free_head == PX_REPLAY_NONE)
         return PX_REPLAY_FULL;
     uint32_t idx = r->free_head;
@@ -143,6 +156,8 @@ const char *px_replay_reason(px_replay_res res)
         return "replay";
     case PX_REPLAY_FULL:
         return "nonce_cache_full";
+    case PX_REPLAY_BEFORE_START:
+        return "before_start";
     default:
         return "ok";
     }

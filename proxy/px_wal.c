@@ -95,7 +95,8 @@ int px_wal_start(px_proxy *px, char *errstr, size_t n)
     if (px_peer_security_new(px, errstr, n) != 0)
         return -1;
     if (cfg->peer_secret) {
-        px->replay = px_replay_new(cfg->peer_replay_window_ms, (size_t)cfg->peer_replay_max_nonces);
+        px->replay = px_replay_new(cfg->peer_replay_window_ms, (size_t)cfg->peer_replay_max_nonces,
+                                   px->started_wall_ms);
         if (px->replay == NULL) {
             snprintf(errstr, n, "out of memory for %d peer RPC nonces (peer_replay_max_nonces)",
                      cfg->peer_replay_max_nonces);

@@ -34,7 +34,8 @@ typedef struct rt_rpc {
     rt_ent *ents;       /* in the order the request lists them */
     int ngroups;
     int *group_sizes;   /* parts per group, in order */
-    uint8_t *body;      /* the sealed request, for another peer if one refuses at once */
+    uint8_t *body;      /* the request without its MAC: sealed per peer (the MAC
+                         * names the receiver), for another peer if one refuses at once */
     size_t body_len;
     uint8_t nonce[KC_PEER_NONCE_LEN];
     int32_t peer_id;
@@ -99,7 +100,8 @@ static void rt_rpc_cb(kc_frame *resp, const char *err, void *arg)
         size_t plen = 0;
         const uint8_t *p = rd.err ? NULL : rd.p + rd.off;
         if (p == NULL || kc_peer_verify(p, kc_rd_remain(&rd), rt->cfg.secret, rt->cfg.secret_len,
-                                        KC_API_KZ_WAL_APPEND, KC_PEER_VERSION, r->nonce, &plen) != 0) {
+                                        KC_API_KZ_WAL_APPEND, KC_PEER_VERSION, rt->cfg.node_id, r->nonce,
+                                        &plen) != 0) {
             snprintf(why, sizeof(why), "answer failed authentication (peer_secret differs?)");
             cause = RT_CAUSE_MAC;
         } else {
@@ -164,7 +166,11 @@ static void rt_rpc_send(rt_rpc *r)
             rt->st.rpcs_retried++;
         r->peer_id = peer->node_id;
         struct evbuffer *eb = evbuffer_new();
-        if (eb && evbuffer_add(eb, r->body, r->body_len) == 0) {
+        /* Sealed for this peer: the same nonce for each, as a request refused
+         * at once was never sent. */
+        if (eb && evbuffer_add(eb, r->body, r->body_len) == 0 &&
+            kc_peer_seal(eb, rt->cfg.secret, rt->cfg.secret_len, KC_API_KZ_WAL_APPEND, KC_PEER_VERSION,
+                         peer->node_id, NULL) == 0) {
             d->busy = r; /* the answer may come before mc_conn_request returns */
             if (mc_conn_request(peer->conn, KC_API_KZ_WAL_APPEND, KC_PEER_VERSION, kc_str_c(rt->proxy_id), eb, 1,
                                 r->wait_ms + rt->cfg.rpc_timeout_ms, rt_rpc_cb, r) == 0) {
@@ -312,8 +318,7 @@ static void rt_rpc_start(rt_dest *d, rt_obj *o)
     kc_peer_auth_write(&w, &auth);
     kc_wal_append_req_encode(&w, &req);
     memcpy(r->nonce, auth.nonce, sizeof(r->nonce));
-    if (w.err || kc_peer_seal(eb, rt->cfg.secret, rt->cfg.secret_len, KC_API_KZ_WAL_APPEND, KC_PEER_VERSION,
-                              NULL) != 0)
+    if (w.err)
         goto oom;
     r->body_len = evbuffer_get_length(eb);
     r->body = malloc(r->body_len);

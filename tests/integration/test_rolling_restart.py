@@ -93,7 +93,7 @@ class GroupConsumer(threading.Thread):
         self.stop = threading.Event()
         self.c = Consumer({'bootstrap.servers': bootstrap, 'group.id': 'kz-test-rr-group',
                            'client.id': 'kz-test-rr-consumer', 'auto.offset.reset': 'earliest',
-                           'session.timeout.ms': 10000, 'error_cb': lambda e: self.errors.append(str(e))})
+                           'session.timeout.ms': 6000, 'error_cb': lambda e: self.errors.append(str(e))})
         self.c.subscribe([TOPIC])
 
     def run(self):

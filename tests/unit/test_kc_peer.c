@@ -6,6 +6,8 @@
 #include "tests/unit/kz_test.h"
 
 #include <event2/buffer.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -299,7 +301,7 @@ END_TEST
 
 /* ---------------- MAC ---------------- */
 
-/* A sealed KzHello request: auth prefix + hello + MAC. */
+/* A sealed KzHello request for node 7: auth prefix + hello + MAC. */
 static size_t sealed_request(uint8_t *out, size_t cap, kc_peer_auth *auth)
 {
     struct evbuffer *eb = evbuffer_new();
@@ -310,7 +312,7 @@ static size_t sealed_request(uint8_t *out, size_t cap, kc_peer_auth *auth)
     kc_peer_auth_write(&w, auth);
     kc_wr_raw(&w, hello, sizeof(hello));
     ck_assert_int_eq(w.err, 0);
-    ck_assert_int_eq(kc_peer_seal(eb, SECRET, strlen(SECRET), KC_API_KZ_HELLO, KC_PEER_VERSION, NULL), 0);
+    ck_assert_int_eq(kc_peer_seal(eb, SECRET, strlen(SECRET), KC_API_KZ_HELLO, KC_PEER_VERSION, 7, NULL), 0);
     size_t n = evbuffer_get_length(eb);
     ck_assert_uint_le(n, cap);
     evbuffer_remove(eb, out, n);
@@ -330,7 +332,7 @@ START_TEST(test_mac_request)
     kz_expect_bytes("auth prefix", buf, 12, prefix, sizeof(prefix));
     ck_assert_int_eq(memcmp(buf + 12, auth.nonce, KC_PEER_NONCE_LEN), 0);
     size_t plen = 0;
-    ck_assert_int_eq(kc_peer_verify(buf, n, SECRET, strlen(SECRET), KC_API_KZ_HELLO, KC_PEER_VERSION, NULL, &plen),
+    ck_assert_int_eq(kc_peer_verify(buf, n, SECRET, strlen(SECRET), KC_API_KZ_HELLO, KC_PEER_VERSION, 7, NULL, &plen),
                      0);
     ck_assert_uint_eq(plen, n - KC_PEER_MAC_LEN);
     /* Two seals differ (fresh nonce), both verify. */
@@ -342,27 +344,27 @@ START_TEST(test_mac_request)
     /* Any flipped bit fails, MAC included. */
     for (size_t i = 0; i < n; i++) {
         buf[i] ^= 0x01;
-        ck_assert_int_eq(kc_peer_verify(buf, n, SECRET, strlen(SECRET), KC_API_KZ_HELLO, KC_PEER_VERSION, NULL,
+        ck_assert_int_eq(kc_peer_verify(buf, n, SECRET, strlen(SECRET), KC_API_KZ_HELLO, KC_PEER_VERSION, 7, NULL,
                                         &plen),
                          -1);
         buf[i] ^= 0x01;
     }
     /* Wrong secret, wrong ApiKey or version, as a response, truncated: all fail. */
-    ck_assert_int_eq(kc_peer_verify(buf, n, "another-secret-0123", 19, KC_API_KZ_HELLO, KC_PEER_VERSION, NULL,
+    ck_assert_int_eq(kc_peer_verify(buf, n, "another-secret-0123", 19, KC_API_KZ_HELLO, KC_PEER_VERSION, 7, NULL,
                                     &plen),
                      -1);
     ck_assert_int_eq(kc_peer_verify(buf, n, SECRET, strlen(SECRET), KC_API_KZ_WAL_APPEND, KC_PEER_VERSION,
-                                    NULL, &plen),
+                                    7, NULL, &plen),
                      -1);
-    ck_assert_int_eq(kc_peer_verify(buf, n, SECRET, strlen(SECRET), KC_API_KZ_HELLO, 1, NULL, &plen), -1);
+    ck_assert_int_eq(kc_peer_verify(buf, n, SECRET, strlen(SECRET), KC_API_KZ_HELLO, 1, 7, NULL, &plen), -1);
     ck_assert_int_eq(kc_peer_verify(buf, n, SECRET, strlen(SECRET), KC_API_KZ_HELLO, KC_PEER_VERSION,
-                                    auth.nonce, &plen),
+                                    7, auth.nonce, &plen),
                      -1);
-    ck_assert_int_eq(kc_peer_verify(buf, n - 1, SECRET, strlen(SECRET), KC_API_KZ_HELLO, KC_PEER_VERSION, NULL,
+    ck_assert_int_eq(kc_peer_verify(buf, n - 1, SECRET, strlen(SECRET), KC_API_KZ_HELLO, KC_PEER_VERSION, 7, NULL,
                                     &plen),
                      -1);
     ck_assert_int_eq(kc_peer_verify(buf, KC_PEER_MAC_LEN - 1, SECRET, strlen(SECRET), KC_API_KZ_HELLO,
-                                    KC_PEER_VERSION, NULL, &plen),
+                                    KC_PEER_VERSION, 7, NULL, &plen),
                      -1);
 }
 END_TEST
@@ -379,27 +381,26 @@ START_TEST(test_mac_response)
     struct evbuffer *eb = evbuffer_new();
     evbuffer_add(eb, wal_resp, sizeof(wal_resp));
     ck_assert_int_eq(
-        kc_peer_seal(eb, SECRET, strlen(SECRET), KC_API_KZ_WAL_APPEND, KC_PEER_VERSION, nonce), 0);
+        kc_peer_seal(eb, SECRET, strlen(SECRET), KC_API_KZ_WAL_APPEND, KC_PEER_VERSION, 101, nonce), 0);
     size_t n = evbuffer_get_length(eb);
     ck_assert_uint_eq(n, sizeof(wal_resp) + KC_PEER_MAC_LEN);
     const uint8_t *p = evbuffer_pullup(eb, -1);
     kz_expect_bytes("sealed payload", p, sizeof(wal_resp), wal_resp, sizeof(wal_resp));
     size_t plen = 0;
     ck_assert_int_eq(
-        kc_peer_verify(p, n, SECRET, strlen(SECRET), KC_API_KZ_WAL_APPEND, KC_PEER_VERSION, nonce, &plen), 0);
+        kc_peer_verify(p, n, SECRET, strlen(SECRET), KC_API_KZ_WAL_APPEND, KC_PEER_VERSION, 101, nonce, &plen), 0);
     ck_assert_uint_eq(plen, sizeof(wal_resp));
     /* Another request's nonce, no nonce (as a request), another secret: fail. */
     ck_assert_int_eq(
-        kc_peer_verify(p, n, SECRET, strlen(SECRET), KC_API_KZ_WAL_APPEND, KC_PEER_VERSION, other, &plen), -1);
+        kc_peer_verify(p, n, SECRET, strlen(SECRET), KC_API_KZ_WAL_APPEND, KC_PEER_VERSION, 101, other, &plen), -1);
     ck_assert_int_eq(
-        kc_peer_verify(p, n, SECRET, strlen(SECRET), KC_API_KZ_WAL_APPEND, KC_PEER_VERSION, NULL, &plen), -1);
-    ck_assert_int_eq(kc_peer_verify(p, n, SECRET "x", strlen(SECRET) + 1, KC_API_KZ_WAL_APPEND, KC_PEER_VERSION,
-                                    nonce, &plen),
+        kc_peer_verify(p, n, SECRET, strlen(SECRET), KC_API_KZ_WAL_APPEND, KC_PEER_VERSION, 101, NULL, &plen), -1);
+    ck_assert_int_eq(kc_peer_verify(p, n, SECRET "x", strlen(SECRET) + 1, KC_API_KZ_WAL_APPEND, KC_PEER_VERSION, 101, nonce, &plen),
                      -1);
     /* The MAC is deterministic for the same input (HMAC, not randomised). */
     struct evbuffer *eb2 = evbuffer_new();
     evbuffer_add(eb2, wal_resp, sizeof(wal_resp));
-    kc_peer_seal(eb2, SECRET, strlen(SECRET), KC_API_KZ_WAL_APPEND, KC_PEER_VERSION, nonce);
+    kc_peer_seal(eb2, SECRET, strlen(SECRET), KC_API_KZ_WAL_APPEND, KC_PEER_VERSION, 101, nonce);
     ck_assert_int_eq(memcmp(evbuffer_pullup(eb2, -1), p, n), 0);
     /* A body in several evbuffer chains gets the same MAC. */
     struct evbuffer *eb3 = evbuffer_new();
@@ -409,7 +410,7 @@ START_TEST(test_mac_response)
         evbuffer_add_buffer(eb3, one);
         evbuffer_free(one);
     }
-    kc_peer_seal(eb3, SECRET, strlen(SECRET), KC_API_KZ_WAL_APPEND, KC_PEER_VERSION, nonce);
+    kc_peer_seal(eb3, SECRET, strlen(SECRET), KC_API_KZ_WAL_APPEND, KC_PEER_VERSION, 101, nonce);
     ck_assert_uint_eq(evbuffer_get_length(eb3), n);
     ck_assert_int_eq(memcmp(evbuffer_pullup(eb3, -1), p, n), 0);
     evbuffer_free(eb3);
