@@ -120,10 +120,17 @@ static void ow_sb_add(ow_sb *b, const char *s, size_t n)
         size_t cap = b->cap ? b->cap : 256;
         while (cap < b->len + n + 1)
             cap *= 2;
-        char *np = realloc(b->p, cap);
+        /* Not realloc: the canonical request holds the session token, and a
+         * moved block would leave a copy behind in freed memory. */
+        char *np = malloc(cap);
         if (np == NULL) {
             b->err = 1;
             return;
+        }
+        if (b->p != NULL) {
+            memcpy(np, b->p, b->len + 1);
+            OPENSSL_cleanse(b->p, b->cap);
+            free(b->p);
         }
         b->p = np;
         b->cap = cap;
@@ -131,6 +138,15 @@ static void ow_sb_add(ow_sb *b, const char *s, size_t n)
     memcpy(b->p + b->len, s, n);
     b->len += n;
     b->p[b->len] = '\0';
+}
+
+/* Wipe and free (the buffers may hold the session token). */
+static void ow_sb_free(ow_sb *b)
+{
+    if (b->p != NULL)
+        OPENSSL_cleanse(b->p, b->cap);
+    free(b->p);
+    *b = (ow_sb){0};
 }
 
 static void ow_sb_str(ow_sb *b, const char *s)
@@ -295,11 +311,12 @@ int ow_sigv4_authorization(const ow_sigv4_request *r, char *out, size_t out_size
                 if (signature != NULL)
                     memcpy(signature, sighex, 65);
             }
-            OPENSSL_cleanse(kstart, sizeof(kstart));
         }
+        /* Also when the secret did not fit: kstart holds part of it. */
+        OPENSSL_cleanse(kstart, sizeof(kstart));
     }
-    free(creq.p);
-    free(signed_hdrs.p);
-    free(sts.p);
+    ow_sb_free(&creq);
+    ow_sb_free(&signed_hdrs);
+    ow_sb_free(&sts);
     return rc;
 }

@@ -44,6 +44,10 @@ typedef struct ow_local_config {
     int no_fsync;              /* 1 skips fsync (tests only: loses durability) */
 } ow_local_config;
 
+/* The longest session token the store sends (STS tokens are well below):
+ * a longer one is refused at setup, never cut short. */
+#define OW_S3_MAX_TOKEN 4096
+
 typedef struct ow_s3_config {
     const char *bucket;        /* required */
     const char *endpoint;      /* "http://127.0.0.1:4568", "https://s3.eu-west-1.amazonaws.com";
@@ -52,7 +56,7 @@ typedef struct ow_s3_config {
     int path_style;            /* 1: <endpoint>/<bucket>/<key>; 0: <bucket>.<endpoint host>/<key> */
     const char *access_key;    /* NULL: $AWS_ACCESS_KEY_ID */
     const char *secret_key;    /* NULL: $AWS_SECRET_ACCESS_KEY */
-    const char *session_token; /* NULL: $AWS_SESSION_TOKEN (optional) */
+    const char *session_token; /* NULL: $AWS_SESSION_TOKEN (optional); at most OW_S3_MAX_TOKEN bytes */
     int unsigned_payload;      /* 1: send UNSIGNED-PAYLOAD instead of hashing bodies */
     uint32_t deadline_ms;      /* whole operation, retries included (default 30000) */
     uint32_t attempt_timeout_ms; /* one HTTP attempt (default 10000) */

@@ -55,22 +55,6 @@ static int ow_mkdirs(const char *path)
     return 0;
 }
 
-static int ow_fsync_dir_of(const char *path)
-{
-    char buf[PATH_MAX];
-    snprintf(buf, sizeof(buf), "%s", path);
-    char *slash = strrchr(buf, '/');
-    if (slash == NULL)
-        return 0;
-    *slash = '\0';
-    int fd = open(buf, O_RDONLY | O_DIRECTORY);
-    if (fd == -1)
-        return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
 static int ow_write_all(int fd, struct evbuffer *body)
 {
     struct evbuffer_ptr pos;
@@ -122,14 +106,12 @@ static int ow_write_all(int fd, struct evbuffer *body)
 }
 
 /*
- * The file of key under the root, or -1 (OW_EINVAL) when the key could name
- * anything else: besides ow_key_valid's rules (no leading '/', no "..", a
- * plain character set), no empty or "." component and nothing in the
- * store's own ".tmp" directory. Opens also refuse a symbolic link as the
- * last component (O_NOFOLLOW), so a link planted in the tree cannot lead out.
+ * Whether key may name a file under the root; else res->err is OW_EINVAL,
+ * msg says why and -1 is returned. Besides ow_key_valid's rules (no leading
+ * '/', no "..", a plain character set): no empty or "." component and
+ * nothing in the store's own ".tmp" directory.
  */
-static int ow_local_path(const ow_local *lc, const ow_req *req, char *path, size_t size, ow_result *res,
-                         char *msg, size_t msz)
+static int ow_local_key_check(const ow_req *req, ow_result *res, char *msg, size_t msz)
 {
     const char *k = req->key;
     int bad = !ow_key_valid(k) || strncmp(k, ".tmp/", 5) == 0 || strcmp(k, ".tmp") == 0;
@@ -142,7 +124,7 @@ static int ow_local_path(const ow_local *lc, const ow_req *req, char *path, size
             break;
         bad |= c[1] == '\0'; /* a trailing '/': an empty last component */
     }
-    if (bad || snprintf(path, size, "%s/%s", lc->root, k) >= (int)size) {
+    if (bad || strlen(k) > PATH_MAX - 1) {
         res->err = OW_EINVAL;
         snprintf(msg, msz, "key %s: not a plain key under the store's root (refused)", k);
         return -1;
@@ -150,46 +132,118 @@ static int ow_local_path(const ow_local *lc, const ow_req *req, char *path, size
     return 0;
 }
 
+/*
+ * The directory that holds rel's last component, reached from the root one
+ * component at a time with openat(O_NOFOLLOW | O_DIRECTORY): a symbolic link
+ * anywhere on the way (planted in the tree) fails with ELOOP or ENOTDIR
+ * instead of leading out of the root. create: missing directories are made
+ * (mkdirat). Returns the directory's fd (the caller closes it) with *leaf
+ * pointing at the last component in rel, or -1 with errno. The root itself
+ * is the configured path and may be a link.
+ */
+static int ow_local_parent(const ow_local *lc, const char *rel, int create, const char **leaf)
+{
+    int dfd = open(lc->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    const char *c = rel;
+    while (dfd != -1) {
+        const char *slash = strchr(c, '/');
+        if (slash == NULL) {
+            *leaf = c;
+            return dfd;
+        }
+        char comp[NAME_MAX + 1];
+        size_t n = (size_t)(slash - c);
+        if (n == 0 || n > NAME_MAX) {
+            close(dfd);
+            errno = n == 0 ? EINVAL : ENAMETOOLONG;
+            return -1;
+        }
+        memcpy(comp, c, n);
+        comp[n] = '\0';
+        int nfd = openat(dfd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (nfd == -1 && errno == ENOENT && create &&
+            (mkdirat(dfd, comp, 0755) == 0 || errno == EEXIST))
+            nfd = openat(dfd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        int e = errno;
+        close(dfd);
+        dfd = nfd;
+        errno = e;
+        c = slash + 1;
+    }
+    return -1;
+}
+
+/* The error of a failed path operation on key: a link or non-directory on
+ * the way is a refusal (OW_EINVAL), a missing one not found. */
+static void ow_local_fail(ow_result *res, char *msg, size_t msz, const char *op, const char *key, int e)
+{
+    if (e == ELOOP || e == ENOTDIR) {
+        res->err = OW_EINVAL;
+        snprintf(msg, msz, "%s %s: a component of its path is a symbolic link or not a directory (refused: "
+                 "keys never leave the store's root)", op, key);
+    } else {
+        res->err = e == ENOENT ? OW_ENOTFOUND : OW_EIO;
+        snprintf(msg, msz, "%s %s: %s", op, key, e == ENOENT ? "no such key" : strerror(e));
+    }
+}
+
 static void ow_local_put(ow_store *st, ow_req *req, ow_result *res, char *msg, size_t msz)
 {
     ow_local *lc = st->impl;
-    char path[PATH_MAX], tmp[PATH_MAX];
-    if (ow_local_path(lc, req, path, sizeof(path), res, msg, msz) != 0)
+    char tmp[64];
+    const char *leaf = NULL, *tleaf = NULL;
+    if (ow_local_key_check(req, res, msg, msz) != 0)
         return;
-    snprintf(tmp, sizeof(tmp), "%s/.tmp/%ld-%" PRIu64, lc->root, (long)getpid(), ++lc->tmp_seq);
+    snprintf(tmp, sizeof(tmp), ".tmp/%ld-%" PRIu64, (long)getpid(), ++lc->tmp_seq);
     st->metrics.put_requests++;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    int tdir = ow_local_parent(lc, tmp, 1, &tleaf);
+    int fd = tdir == -1 ? -1
+                        : openat(tdir, tleaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd == -1) {
+        int e = errno;
         res->err = OW_EIO;
-        snprintf(msg, msz, "PUT %s: cannot create %s: %s", req->key, tmp, strerror(errno));
+        snprintf(msg, msz, "PUT %s: cannot create %s/%s: %s", req->key, lc->root, tmp, strerror(e));
+        if (tdir != -1)
+            close(tdir);
         return;
     }
     if (ow_write_all(fd, req->body) != 0 || (!lc->no_fsync && fsync(fd) != 0)) {
         res->err = OW_EIO;
-        snprintf(msg, msz, "PUT %s: writing %s: %s", req->key, tmp, strerror(errno));
+        snprintf(msg, msz, "PUT %s: writing %s/%s: %s", req->key, lc->root, tmp, strerror(errno));
         close(fd);
-        unlink(tmp);
+        unlinkat(tdir, tleaf, 0);
+        close(tdir);
         return;
     }
     close(fd);
-    if (ow_mkdirs(path) != 0) {
-        res->err = OW_EIO;
-        snprintf(msg, msz, "PUT %s: cannot create the directory of %s: %s", req->key, path,
-                 strerror(errno));
-        unlink(tmp);
-        return;
-    }
-    /* link() fails when the key exists: the local If-None-Match. */
-    if (link(tmp, path) != 0) {
+    int dfd = ow_local_parent(lc, req->key, 1, &leaf);
+    if (dfd == -1) {
         int e = errno;
-        unlink(tmp);
-        res->err = e == EEXIST ? OW_EEXISTS : OW_EIO;
-        snprintf(msg, msz, "PUT %s: %s", req->key,
-                 e == EEXIST ? "the key already exists" : strerror(e));
+        ow_local_fail(res, msg, msz, "PUT", req->key, e);
+        if (res->err != OW_EINVAL) {
+            res->err = OW_EIO;
+            snprintf(msg, msz, "PUT %s: cannot create its directory under %s: %s", req->key, lc->root,
+                     strerror(e));
+        }
+        unlinkat(tdir, tleaf, 0);
+        close(tdir);
         return;
     }
-    unlink(tmp);
-    if (!lc->no_fsync && ow_fsync_dir_of(path) != 0) {
+    /* linkat() fails when the key exists: the local If-None-Match. */
+    if (linkat(tdir, tleaf, dfd, leaf, 0) != 0) {
+        int e = errno;
+        unlinkat(tdir, tleaf, 0);
+        close(tdir);
+        close(dfd);
+        res->err = e == EEXIST ? OW_EEXISTS : OW_EIO;
+        snprintf(msg, msz, "PUT %s: %s", req->key, e == EEXIST ? "the key already exists" : strerror(e));
+        return;
+    }
+    unlinkat(tdir, tleaf, 0);
+    close(tdir);
+    int synced = lc->no_fsync ? 0 : fsync(dfd);
+    close(dfd);
+    if (synced != 0) {
         res->err = OW_EIO;
         snprintf(msg, msz, "PUT %s: fsync of its directory: %s", req->key, strerror(errno));
         return;
@@ -203,18 +257,26 @@ static void ow_local_put(ow_store *st, ow_req *req, ow_result *res, char *msg, s
 static void ow_local_get(ow_store *st, ow_req *req, ow_result *res, char *msg, size_t msz)
 {
     ow_local *lc = st->impl;
-    char path[PATH_MAX];
+    const char *leaf = NULL;
     st->metrics.get_requests++;
-    if (ow_local_path(lc, req, path, sizeof(path), res, msg, msz) != 0)
+    if (ow_local_key_check(req, res, msg, msz) != 0)
         return;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int dfd = ow_local_parent(lc, req->key, 0, &leaf);
+    int fd = dfd == -1 ? -1 : openat(dfd, leaf, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int e = errno;
+    if (dfd != -1)
+        close(dfd);
     struct stat sb;
-    if (fd == -1 || fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        int e = errno;
-        if (fd != -1)
+    if (fd != -1) {
+        int st_rc = fstat(fd, &sb);
+        if (st_rc != 0 || !S_ISREG(sb.st_mode)) {
+            e = st_rc != 0 ? errno : EISDIR; /* not a regular file */
             close(fd);
-        res->err = e == ENOENT ? OW_ENOTFOUND : OW_EIO;
-        snprintf(msg, msz, "GET %s: %s", req->key, e == ENOENT ? "no such key" : strerror(e));
+            fd = -1;
+        }
+    }
+    if (fd == -1) {
+        ow_local_fail(res, msg, msz, "GET", req->key, e);
         return;
     }
     uint64_t size = (uint64_t)sb.st_size, from, n;
@@ -276,14 +338,17 @@ static void ow_local_get(ow_store *st, ow_req *req, ow_result *res, char *msg, s
 static void ow_local_delete(ow_store *st, ow_req *req, ow_result *res, char *msg, size_t msz)
 {
     ow_local *lc = st->impl;
-    char path[PATH_MAX];
+    const char *leaf = NULL;
     st->metrics.delete_requests++;
-    if (ow_local_path(lc, req, path, sizeof(path), res, msg, msz) != 0)
+    if (ow_local_key_check(req, res, msg, msz) != 0)
         return;
-    if (unlink(path) != 0 && errno != ENOENT) {
-        res->err = OW_EIO;
-        snprintf(msg, msz, "DELETE %s: %s", req->key, strerror(errno));
-    }
+    int dfd = ow_local_parent(lc, req->key, 0, &leaf);
+    int rc = dfd == -1 ? -1 : unlinkat(dfd, leaf, 0);
+    int e = errno;
+    if (dfd != -1)
+        close(dfd);
+    if (rc != 0 && e != ENOENT) /* already gone: done */
+        ow_local_fail(res, msg, msz, "DELETE", req->key, e);
 }
 
 typedef struct ow_keylist {
@@ -292,24 +357,25 @@ typedef struct ow_keylist {
     int err;
 } ow_keylist;
 
-static void ow_walk(const char *root, const char *rel, const char *prefix, ow_keylist *kl)
+/* List the directory dfd (rel under the root; dfd is consumed), descending
+ * into real directories only (openat with O_NOFOLLOW, fstatat without
+ * following): a link in the tree is neither listed nor followed. */
+static void ow_walk(int dfd, const char *rel, const char *prefix, ow_keylist *kl)
 {
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof(dir), "%s%s%s", root, rel[0] ? "/" : "", rel);
-    DIR *d = opendir(dir);
-    if (d == NULL)
+    DIR *d = fdopendir(dfd);
+    if (d == NULL) {
+        close(dfd);
         return;
+    }
     struct dirent *de;
     while ((de = readdir(d)) != NULL && !kl->err) {
         if (de->d_name[0] == '.')
             continue; /* ".", "..", and the .tmp directory */
-        char key[PATH_MAX], full[PATH_MAX];
-        if (snprintf(key, sizeof(key), "%s%s%s", rel, rel[0] ? "/" : "", de->d_name) >=
-                (int)sizeof(key) ||
-            snprintf(full, sizeof(full), "%s/%s", root, key) >= (int)sizeof(full))
+        char key[PATH_MAX];
+        if (snprintf(key, sizeof(key), "%s%s%s", rel, rel[0] ? "/" : "", de->d_name) >= (int)sizeof(key))
             continue;
         struct stat sb;
-        if (lstat(full, &sb) != 0)
+        if (fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0)
             continue;
         size_t pl = strlen(prefix), kl2 = strlen(key);
         /* Descend only where the prefix can still match. */
@@ -317,7 +383,9 @@ static void ow_walk(const char *root, const char *rel, const char *prefix, ow_ke
         if (strncmp(key, prefix, cmp) != 0)
             continue;
         if (S_ISDIR(sb.st_mode)) {
-            ow_walk(root, key, prefix, kl);
+            int cfd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (cfd != -1)
+                ow_walk(cfd, key, prefix, kl);
         } else if (S_ISREG(sb.st_mode) && kl2 >= pl) {
             if (kl->n == kl->cap) {
                 size_t cap = kl->cap ? kl->cap * 2 : 64;
@@ -353,7 +421,9 @@ static void ow_local_list(ow_store *st, ow_req *req, ow_result *res, char *msg, 
 {
     ow_local *lc = st->impl;
     st->metrics.list_requests++;
-    ow_walk(lc->root, "", req->key, kl);
+    int dfd = open(lc->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd != -1)
+        ow_walk(dfd, "", req->key, kl);
     if (kl->err) {
         res->err = OW_ENOMEM;
         snprintf(msg, msz, "LIST %s: out of memory", req->key);

@@ -17,6 +17,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <inttypes.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,16 @@
 
 /* ---- requests ---- */
 
+/* Free a request's header list, wiping each line first: one holds the
+ * session token. (libcurl's own copy of the request it built is its own.) */
+static void ow_s3_hdrs_free(struct curl_slist *l)
+{
+    for (struct curl_slist *h = l; h != NULL; h = h->next)
+        if (h->data != NULL)
+            OPENSSL_cleanse(h->data, strlen(h->data));
+    curl_slist_free_all(l);
+}
+
 void ow_s3_release_easy(ow_s3 *s3, ow_s3_req *r)
 {
     if (r->easy != NULL) {
@@ -36,7 +47,7 @@ void ow_s3_release_easy(ow_s3 *s3, ow_s3_req *r)
         r->easy = NULL;
         r->in_multi = 0;
     }
-    curl_slist_free_all(r->hdrs);
+    ow_s3_hdrs_free(r->hdrs);
     r->hdrs = NULL;
 }
 
@@ -64,9 +75,11 @@ void ow_s3_describe(ow_s3 *s3, ow_s3_req *r, char *out, size_t n)
 static struct curl_slist *ow_s3_hdr(struct curl_slist *l, int *err, const char *name,
                                     const char *value)
 {
-    char line[2048];
-    snprintf(line, sizeof(line), "%s: %s", name, value);
-    struct curl_slist *nl = curl_slist_append(l, line);
+    char line[OW_S3_MAX_TOKEN + 128];
+    int n = snprintf(line, sizeof(line), "%s: %s", name, value);
+    /* Never sent cut short (ow_s3_init refuses a token that would not fit). */
+    struct curl_slist *nl = n > 0 && (size_t)n < sizeof(line) ? curl_slist_append(l, line) : NULL;
+    OPENSSL_cleanse(line, sizeof(line)); /* it may be the session token's line */
     if (nl == NULL) {
         *err = 1;
         return l;
@@ -152,13 +165,13 @@ int ow_s3_attempt(ow_s3 *s3, ow_s3_req *r)
     hl = ow_s3_hdr(hl, &herr, "Authorization", auth);
     hl = curl_slist_append(hl, "Expect:"); /* no 100-continue round trip */
     if (herr || hl == NULL) {
-        curl_slist_free_all(hl);
+        ow_s3_hdrs_free(hl);
         return OW_ENOMEM;
     }
 
     CURL *e = curl_easy_init();
     if (e == NULL) {
-        curl_slist_free_all(hl);
+        ow_s3_hdrs_free(hl);
         return OW_ENOMEM;
     }
     evbuffer_drain(r->resp, evbuffer_get_length(r->resp));
@@ -226,7 +239,7 @@ int ow_s3_attempt(ow_s3 *s3, ow_s3_req *r)
     }
     if (curl_multi_add_handle(s3->multi, e) != CURLM_OK) {
         curl_easy_cleanup(e);
-        curl_slist_free_all(hl);
+        ow_s3_hdrs_free(hl);
         return OW_ENOMEM;
     }
     r->easy = e;
@@ -280,11 +293,11 @@ static void ow_s3_destroy(ow_store *st)
     free(s3->region);
     free(s3->access_key);
     if (s3->secret_key != NULL) {
-        memset(s3->secret_key, 0, strlen(s3->secret_key));
+        OPENSSL_cleanse(s3->secret_key, strlen(s3->secret_key));
         free(s3->secret_key);
     }
     if (s3->token != NULL) {
-        memset(s3->token, 0, strlen(s3->token));
+        OPENSSL_cleanse(s3->token, strlen(s3->token));
         free(s3->token);
     }
     free(s3->sse);
@@ -358,6 +371,21 @@ int ow_s3_init(ow_store *st, const ow_s3_config *cfg, char *errstr, size_t errst
         snprintf(errstr, errstr_size,
                  "S3 object store: no credentials (set the access and secret keys in the "
                  "config, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)");
+        ow_s3_destroy(st);
+        return OW_EINVAL;
+    }
+    if (s3->token != NULL && strlen(s3->token) > OW_S3_MAX_TOKEN) {
+        snprintf(errstr, errstr_size,
+                 "S3 object store: the session token (%s) is %zu bytes, more than the %d this proxy sends: "
+                 "check that it is the token alone (no line breaks, quotes or other fields)",
+                 cfg->session_token ? "wal.store.session_token" : "AWS_SESSION_TOKEN", strlen(s3->token),
+                 OW_S3_MAX_TOKEN);
+        ow_s3_destroy(st);
+        return OW_EINVAL;
+    }
+    if (strlen(s3->secret_key) > 200) {
+        snprintf(errstr, errstr_size, "S3 object store: the secret key is %zu bytes (AWS keys are 40): check it",
+                 strlen(s3->secret_key));
         ow_s3_destroy(st);
         return OW_EINVAL;
     }

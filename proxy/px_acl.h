@@ -72,4 +72,12 @@ void px_acl_split_free(px_acl_split *s);
  * IncrementalAlterConfigs (ConfigResource type, name), 0 when allowed. */
 int16_t px_acl_config_code(const px_acl_pass_ctx *ctx, int16_t key, int8_t type, kc_str name);
 
+/* Metadata naming topics[0..n): those ctx allows describe on go to create
+ * (when allow_create, the client's flag, is set and ctx allows create on
+ * the topic or on the cluster: the backend may auto-create them) or to
+ * lookup (looked up, never created); the others to neither (the answer
+ * refuses them). Not counted (ctx->allowed). create and lookup hold n. */
+void px_acl_metadata_split(const px_acl_pass_ctx *ctx, const kc_str *topics, int n, int allow_create, kc_str *create,
+                           int *ncreate, kc_str *lookup, int *nlookup);
+
 #endif

@@ -1,7 +1,8 @@
 /*
  * Per-topic authorization of the forwarded requests that name several
- * topics: CreateTopics, DeleteTopics, CreatePartitions (admin), OffsetCommit
- * and OffsetFetch (group requests, whose topics Kafka also authorizes).
+ * topics: CreateTopics, DeleteTopics, CreatePartitions (admin), OffsetCommit,
+ * OffsetFetch, TxnOffsetCommit and OffsetDelete (group requests, whose
+ * topics Kafka also authorizes: READ, here consume).
  *
  * px_acl_split_parse reads the request's topics (bounded reads, kc_rd) and
  * asks the check for each; a denied topic is taken out of the request that
@@ -26,13 +27,15 @@
 #include <string.h>
 
 #define PX_SPLIT_OFFSETFETCH_MAXV 7 /* px_pass.c advertises v0-7 (one group per request) */
+#define PX_API_OFFSETDELETE 47
 
 static const char px_split_msg[] = "kzproxy: the ACLs do not allow this principal this operation on this topic";
 
 int px_acl_split_applies(int16_t key)
 {
     return key == KC_API_CREATETOPICS || key == KC_API_DELETETOPICS || key == KC_API_CREATEPARTITIONS ||
-           key == KC_API_OFFSETCOMMIT || key == KC_API_OFFSETFETCH;
+           key == KC_API_OFFSETCOMMIT || key == KC_API_OFFSETFETCH || key == KC_API_TXNOFFSETCOMMIT ||
+           key == PX_API_OFFSETDELETE;
 }
 
 void px_acl_split_free(px_acl_split *s)
@@ -49,7 +52,7 @@ static kz_acl_op px_split_op(int16_t key, kz_acl_op *cluster_op)
     case KC_API_CREATETOPICS: *cluster_op = KZ_ACL_CREATE; return KZ_ACL_CREATE;
     case KC_API_DELETETOPICS: *cluster_op = KZ_ACL_DELETE; return KZ_ACL_DELETE;
     case KC_API_CREATEPARTITIONS: *cluster_op = KZ_ACL_ALTER; return KZ_ACL_ALTER;
-    default: *cluster_op = KZ_ACL_NOPS; return KZ_ACL_CONSUME; /* OffsetCommit, OffsetFetch: READ */
+    default: *cluster_op = KZ_ACL_NOPS; return KZ_ACL_CONSUME; /* the offset requests: READ */
     }
 }
 
@@ -103,14 +106,15 @@ static void px_split_req_entry(kc_rd *rd, int16_t key, int16_t v, int flex, px_a
         }
         break;
     }
-    case KC_API_OFFSETCOMMIT: {
+    case KC_API_OFFSETCOMMIT:
+    case KC_API_TXNOFFSETCOMMIT: {
         int32_t np = kc_rd_arraylen(rd, flex, 0, 14);
         for (int32_t i = 0; i < np && rd->err == NULL; i++) {
             (void)kc_rd_i32(rd); /* partition */
             (void)kc_rd_i64(rd); /* offset */
-            if (v >= 6)
+            if (key == KC_API_OFFSETCOMMIT ? v >= 6 : v >= 2)
                 (void)kc_rd_i32(rd); /* leader epoch */
-            if (v == 1)
+            if (key == KC_API_OFFSETCOMMIT && v == 1)
                 (void)kc_rd_i64(rd); /* commit timestamp */
             (void)kc_rd_nstring(rd, flex);
             if (flex)
@@ -118,7 +122,7 @@ static void px_split_req_entry(kc_rd *rd, int16_t key, int16_t v, int flex, px_a
         }
         break;
     }
-    default: { /* OffsetFetch */
+    default: { /* OffsetFetch, OffsetDelete: partition indexes */
         int32_t np = kc_rd_arraylen(rd, flex, 0, 4);
         for (int32_t i = 0; i < np && rd->err == NULL; i++)
             (void)kc_rd_i32(rd);
@@ -155,8 +159,18 @@ int px_acl_split_parse(px_acl_split *s, const px_acl_pass_ctx *ctx, int16_t key,
             (void)kc_rd_nstring(&rd, flex);
         if (version >= 2 && version <= 4)
             (void)kc_rd_i64(&rd);
-    } else if (key == KC_API_OFFSETFETCH) {
-        (void)kc_rd_string(&rd, flex);
+    } else if (key == KC_API_TXNOFFSETCOMMIT) {
+        (void)kc_rd_string(&rd, flex); /* transactional id */
+        (void)kc_rd_string(&rd, flex); /* group id */
+        (void)kc_rd_i64(&rd);          /* producer id */
+        (void)kc_rd_i16(&rd);          /* producer epoch */
+        if (version >= 3) {
+            (void)kc_rd_i32(&rd);           /* generation */
+            (void)kc_rd_string(&rd, flex);  /* member id */
+            (void)kc_rd_nstring(&rd, flex); /* group instance id */
+        }
+    } else if (key == KC_API_OFFSETFETCH || key == PX_API_OFFSETDELETE) {
+        (void)kc_rd_string(&rd, flex); /* group id */
     }
     s->arr_off = rd.off;
     int nullable = key == KC_API_OFFSETFETCH && version >= 2;
@@ -228,6 +242,8 @@ static int px_split_has_throttle(int16_t key, int16_t v)
     case KC_API_CREATETOPICS: return v >= 2;
     case KC_API_DELETETOPICS: return v >= 1;
     case KC_API_CREATEPARTITIONS: return 1;
+    case KC_API_TXNOFFSETCOMMIT: return 1;
+    case PX_API_OFFSETDELETE: return 0; /* error code, then throttle: px_acl_split_response */
     default: return v >= 3; /* OffsetCommit, OffsetFetch */
     }
 }
@@ -269,7 +285,9 @@ static void px_split_resp_entry(kc_rd *rd, int16_t key, int16_t v, int flex, kc_
         (void)kc_rd_i16(rd);
         (void)kc_rd_nstring(rd, flex);
         break;
-    case KC_API_OFFSETCOMMIT: {
+    case KC_API_OFFSETCOMMIT:
+    case KC_API_TXNOFFSETCOMMIT:
+    case PX_API_OFFSETDELETE: {
         int32_t np = kc_rd_arraylen(rd, flex, 0, 6);
         for (int32_t i = 0; i < np && rd->err == NULL; i++) {
             (void)kc_rd_i32(rd);
@@ -329,7 +347,7 @@ static void px_split_write_denied(kc_wr *w, const px_acl_split *s, const px_acl_
         kc_wr_i16(w, e->code);
         kc_wr_string(w, msg, flex);
         break;
-    default: { /* OffsetCommit, OffsetFetch: every partition the request names */
+    default: { /* the offset requests: every partition the request names */
         kc_rd rd;
         kc_rd_init(&rd, body + e->off, e->len);
         (void)kc_rd_string(&rd, flex);
@@ -337,11 +355,11 @@ static void px_split_write_denied(kc_wr *w, const px_acl_split *s, const px_acl_
         kc_wr_arraylen(w, np, flex);
         for (int32_t i = 0; i < np && rd.err == NULL; i++) {
             int32_t index = kc_rd_i32(&rd);
-            if (key == KC_API_OFFSETCOMMIT) {
+            if (key == KC_API_OFFSETCOMMIT || key == KC_API_TXNOFFSETCOMMIT) {
                 (void)kc_rd_i64(&rd);
-                if (v >= 6)
+                if (key == KC_API_OFFSETCOMMIT ? v >= 6 : v >= 2)
                     (void)kc_rd_i32(&rd);
-                if (v == 1)
+                if (key == KC_API_OFFSETCOMMIT && v == 1)
                     (void)kc_rd_i64(&rd);
                 (void)kc_rd_nstring(&rd, flex);
                 if (flex)
@@ -373,6 +391,8 @@ int px_acl_split_response(const px_acl_split *s, const px_acl_pass_ctx *ctx, con
     int16_t key = s->key, v = s->version;
     int flex = s->flex;
     int throttle_field = px_split_has_throttle(key, v);
+    int head_error = key == PX_API_OFFSETDELETE; /* OffsetDelete: error code and throttle first */
+    int16_t error_code = 0;
     int32_t throttle = 0, nback = 0;
     size_t arr_end = 0;
     kc_rd rd;
@@ -384,6 +404,10 @@ int px_acl_split_response(const px_acl_split *s, const px_acl_pass_ctx *ctx, con
     *why = NULL;
     if (resp != NULL) {
         kc_rd_init(&rd, resp, resp_len);
+        if (head_error) {
+            error_code = kc_rd_i16(&rd);
+            throttle = kc_rd_i32(&rd);
+        }
         if (throttle_field)
             throttle = kc_rd_i32(&rd);
         nback = kc_rd_arraylen(&rd, flex, 1, 2);
@@ -413,6 +437,10 @@ int px_acl_split_response(const px_acl_split *s, const px_acl_pass_ctx *ctx, con
     }
     kc_wr w;
     kc_wr_init(&w, out, NULL);
+    if (head_error) {
+        kc_wr_i16(&w, error_code);
+        kc_wr_i32(&w, throttle);
+    }
     if (throttle_field)
         kc_wr_i32(&w, throttle);
     kc_wr_arraylen(&w, nkeep + s->ndenied, flex);
@@ -451,5 +479,20 @@ int16_t px_acl_config_code(const px_acl_pass_ctx *ctx, int16_t key, int8_t type,
     default: /* BROKER, BROKER_LOGGER, CLIENT_METRICS, unknown: the cluster's */
         (void)ctx->check(ctx->arg, op, KZ_ACL_CLUSTER, kc_str_c(NULL)); /* counted and logged */
         return KC_ERR_CLUSTER_AUTHORIZATION_FAILED;
+    }
+}
+
+void px_acl_metadata_split(const px_acl_pass_ctx *ctx, const kc_str *topics, int n, int allow_create, kc_str *create,
+                           int *ncreate, kc_str *lookup, int *nlookup)
+{
+    *ncreate = *nlookup = 0;
+    int cluster = allow_create && ctx->allowed(ctx->arg, KZ_ACL_CREATE, KZ_ACL_CLUSTER, kc_str_c(NULL));
+    for (int i = 0; i < n; i++) {
+        if (!ctx->allowed(ctx->arg, KZ_ACL_DESCRIBE, KZ_ACL_TOPIC, topics[i]))
+            continue;
+        if (allow_create && (cluster || ctx->allowed(ctx->arg, KZ_ACL_CREATE, KZ_ACL_TOPIC, topics[i])))
+            create[(*ncreate)++] = topics[i];
+        else
+            lookup[(*nlookup)++] = topics[i];
     }
 }

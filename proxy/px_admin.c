@@ -264,8 +264,11 @@ static void px_admin_metrics(struct evhttp_request *req, void *arg)
     px_metric(b, "kzproxy_fetch_cache_evictions_total", "counter",
               "Fetch cache segments dropped for the memory cap (fetch_cache_bytes).", fc->evictions);
     px_metric(b, "kzproxy_fetch_cache_invalidations_total", "counter",
-              "Fetch cache partitions dropped: new leader epoch, an error from the broker, or a truncation.",
+              "Fetch cache partitions dropped: new leader epoch or topic id, an error from the broker, a "
+              "truncation, a log start above cached data, or a DeleteRecords.",
               fc->invalidations);
+    px_metric(b, "kzproxy_fetch_cache_expirations_total", "counter",
+              "Fetch cache segments dropped for their age (fetch_cache_max_age_ms).", fc->expirations);
     px_metric(b, "kzproxy_fetch_cache_bytes", "gauge", "Record bytes held by the fetch cache.", fc->bytes);
     px_metric(b, "kzproxy_partition_errors_total", "counter",
               "Partitions the proxy answered with an error (unknown leader, broker unreachable).",

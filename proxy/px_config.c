@@ -192,6 +192,7 @@ static void px_cfg_defaults(px_config *cfg)
     cfg->fetch_follower_retry_ms = 10000;
     cfg->fetch_follower_retry_max_ms = 300000;
     cfg->fetch_cache_bytes = 64LL * 1024 * 1024;
+    cfg->fetch_cache_max_age_ms = 60000;
 }
 
 static int px_cfg_wal(json_t *obj, px_wal_config *w, char *errstr, size_t n)
@@ -480,7 +481,7 @@ static int px_cfg_from_json(json_t *root, px_config *cfg, char *errstr, size_t n
                                        "metadata_refresh_ms", "limits", "client_zones", "wal",
                                        "peer_secret", "cross_zone_policy", "health_check_ms",
                                        "rpc_timeout_ms", "discovery", "prices", "backend", "fetch_from_follower",
-                                       "fetch_follower_retry_ms", "fetch_follower_retry_max_ms", "fetch_cache_bytes", "cross_zone_auto", "client_tls", "client_sasl", "peer_tls",
+                                       "fetch_follower_retry_ms", "fetch_follower_retry_max_ms", "fetch_cache_bytes", "fetch_cache_max_age_ms", "cross_zone_auto", "client_tls", "client_sasl", "peer_tls",
                                        "peer_replay_window_ms", "peer_replay_max_nonces", "acls",
                                        "drain_timeout_ms", NULL};
     if (!json_is_object(root))
@@ -592,6 +593,7 @@ static int px_cfg_from_json(json_t *root, px_config *cfg, char *errstr, size_t n
     if (cfg->fetch_follower_retry_max_ms < cfg->fetch_follower_retry_ms)
         cfg->fetch_follower_retry_max_ms = cfg->fetch_follower_retry_ms;
     PX_CFG_INT(root, "fetch_cache_bytes", "", 0, 1LL << 36, cfg->fetch_cache_bytes);
+    PX_CFG_INT(root, "fetch_cache_max_age_ms", "", 100, 86400000, cfg->fetch_cache_max_age_ms);
     json_t *ctls = json_object_get(root, "client_tls");
     if (ctls && px_cfg_client_tls(ctls, &cfg->client_tls, errstr, n) != 0)
         return -1;
@@ -665,6 +667,8 @@ void px_config_free(px_config *cfg)
     free(w->sse_kms_key_id);
     free(w->ca_file);
     free(w->key_prefix);
+    if (cfg->peer_secret)
+        explicit_bzero(cfg->peer_secret, strlen(cfg->peer_secret));
     free(cfg->peer_secret);
     free(cfg->discovery.dns_name);
     for (int i = 0; i < cfg->discovery.nnameservers; i++)

@@ -185,6 +185,7 @@ typedef struct px_config {
     int fetch_follower_retry_ms; /* after a follower fails a partition: leader only for this long */
     int fetch_follower_retry_max_ms; /* ... doubled on each failure in a row, up to this */
     long long fetch_cache_bytes; /* fetch cache cap (px_fcache.h); 0: off */
+    int fetch_cache_max_age_ms;  /* a cached segment is served for at most this long */
     px_client_tls client_tls;    /* "client_tls": TLS on the client listener */
     px_peer_tls peer_tls;        /* "peer_tls", or derived from client_tls */
     struct kz_acl *acl;          /* "acls": NULL when none are configured (allow all) */

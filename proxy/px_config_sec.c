@@ -4,6 +4,8 @@
 
 #include "proxy/px_config_int.h"
 
+#include "objwal/ow_store.h"
+
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -209,6 +211,10 @@ int px_cfg_s3_security(json_t *st, px_wal_config *w, char *errstr, size_t n)
     if ((w->access_key == NULL) != (w->secret_key == NULL))
         return px_cfg_err(errstr, n, "wal.store: access_key and secret_key go together (or leave both out to use "
                           "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY from the environment)");
+    if (w->session_token && strlen(w->session_token) > OW_S3_MAX_TOKEN)
+        return px_cfg_err(errstr, n, "wal.store.session_token: %zu bytes, more than the %d this proxy sends: check "
+                          "that it is the token alone (no line breaks, quotes or other fields)",
+                          strlen(w->session_token), OW_S3_MAX_TOKEN);
     if (w->session_token && w->access_key == NULL)
         return px_cfg_err(errstr, n, "wal.store.session_token: needs access_key and secret_key in the config (with "
                           "keys from the environment the token comes from AWS_SESSION_TOKEN)");

@@ -22,6 +22,7 @@ typedef struct px_fc_seg {
     size_t len;
     int64_t first, end;  /* offsets [first base offset, last offset + 1) */
     int64_t hwm, lso, log_start;
+    int64_t born_ms;     /* when it was fetched (monotonic): served until + max_age_ms */
     int8_t isolation;
     int32_t nbatches;
     int64_t *last;       /* per batch: its last offset */
@@ -34,12 +35,14 @@ typedef struct px_fc_part {
     size_t topic_len;
     int32_t partition;
     int32_t epoch;
+    kc_uuid topic_id;
     int nsegs;
     TAILQ_HEAD(, px_fc_seg) segs;
 } px_fc_part;
 
 struct px_fcache {
     size_t cap;
+    int64_t max_age_ms;
     px_fcache_stats st;
     TAILQ_HEAD(, px_fc_seg) lru;
     px_fc_part *buckets[PX_FC_BUCKETS];
@@ -54,12 +57,15 @@ static uint32_t px_fc_hash(kc_str topic, int32_t partition)
     return h % PX_FC_BUCKETS;
 }
 
-px_fcache *px_fcache_new(size_t cap)
+px_fcache *px_fcache_new(size_t cap, int64_t max_age_ms)
 {
+    if (max_age_ms <= 0)
+        return NULL;
     px_fcache *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return NULL;
     c->cap = cap;
+    c->max_age_ms = max_age_ms;
     TAILQ_INIT(&c->lru);
     return c;
 }
@@ -193,25 +199,58 @@ static void px_fc_evict(px_fcache *c)
     }
 }
 
-void px_fcache_put(px_fcache *c, kc_str topic, int32_t partition, int32_t epoch, int8_t isolation,
-                   kc_frame *f, const kc_fetch_resp_partition *rp)
+/* The partition of k when its data is still what k names: a different
+ * epoch or topic id (deleted and created again) drops it, NULL then. */
+static px_fc_part *px_fc_find_key(px_fcache *c, const px_fc_key *k)
+{
+    px_fc_part *pt = px_fc_find(c, k->topic, k->partition, 0);
+    if (pt && (pt->epoch != k->epoch || memcmp(&pt->topic_id, &k->topic_id, sizeof(k->topic_id)) != 0)) {
+        c->st.invalidations++;
+        px_fc_part_free(c, pt);
+        return NULL;
+    }
+    return pt;
+}
+
+/* Free pt's segments fetched more than max_age_ms before now_ms; 1 when pt
+ * went with its last one. */
+static int px_fc_expire(px_fcache *c, px_fc_part *pt, int64_t now_ms)
+{
+    px_fc_seg *o, *tmp;
+    for (o = TAILQ_FIRST(&pt->segs); o; o = tmp) {
+        tmp = TAILQ_NEXT(o, link);
+        if (now_ms - o->born_ms > c->max_age_ms || now_ms < o->born_ms) {
+            px_fc_seg_free(c, o);
+            c->st.expirations++;
+        }
+    }
+    if (pt->nsegs == 0) {
+        px_fc_part_free(c, pt);
+        return 1;
+    }
+    return 0;
+}
+
+void px_fcache_put(px_fcache *c, const px_fc_key *k, int8_t isolation, int64_t now_ms, kc_frame *f,
+                   const kc_fetch_resp_partition *rp)
 {
     if (c == NULL || c->cap == 0)
         return;
-    px_fc_part *pt = px_fc_find(c, topic, partition, 0);
+    kc_str topic = k->topic;
+    int32_t partition = k->partition;
+    px_fc_part *pt = px_fc_find_key(c, k);
     if (rp->error_code != 0) {
         px_fcache_drop(c, topic, partition); /* the log may have changed under us */
         return;
     }
-    if (pt && pt->epoch != epoch) {
-        px_fcache_drop(c, topic, partition);
+    if (pt && px_fc_expire(c, pt, now_ms))
         pt = NULL;
-    }
     if (pt) {
         px_fc_seg *s;
         TAILQ_FOREACH(s, &pt->segs, link) {
-            if (rp->high_watermark >= 0 && rp->high_watermark < s->end) {
-                px_fcache_drop(c, topic, partition); /* truncated below what we hold */
+            if ((rp->high_watermark >= 0 && rp->high_watermark < s->end) || rp->log_start_offset > s->first) {
+                /* truncated below what we hold, or records deleted from its start */
+                px_fcache_drop(c, topic, partition);
                 return;
             }
         }
@@ -238,6 +277,7 @@ void px_fcache_put(px_fcache *c, kc_str topic, int32_t partition, int32_t epoch,
     s->hwm = rp->high_watermark;
     s->lso = rp->last_stable_offset;
     s->log_start = rp->log_start_offset;
+    s->born_ms = now_ms;
     s->isolation = isolation;
     if (s->end > s->hwm || (isolation == 1 && (s->lso < 0 || s->end > s->lso))) {
         free(s->last); /* past what the broker says is readable: not kept */
@@ -259,7 +299,8 @@ void px_fcache_put(px_fcache *c, kc_str topic, int32_t partition, int32_t epoch,
         return;
     }
     s->first = px_fc_base(s, 0);
-    pt->epoch = epoch;
+    pt->epoch = k->epoch;
+    pt->topic_id = k->topic_id;
     /* Segments overlapping the new one go: the newest answer wins. */
     px_fc_seg *o, *tmp;
     for (o = TAILQ_FIRST(&pt->segs); o; o = tmp) {
@@ -278,18 +319,15 @@ void px_fcache_put(px_fcache *c, kc_str topic, int32_t partition, int32_t epoch,
     px_fc_evict(c); /* never evicts s alone past the cap: s->len <= cap */
 }
 
-int px_fcache_get(px_fcache *c, kc_str topic, int32_t partition, int32_t epoch, int8_t isolation, int64_t offset,
-                  int32_t max_bytes, kc_fetch_resp_partition *out, kc_frame **frame)
+int px_fcache_get(px_fcache *c, const px_fc_key *k, int8_t isolation, int64_t offset, int32_t max_bytes,
+                  int64_t now_ms, kc_fetch_resp_partition *out, kc_frame **frame)
 {
     if (c == NULL || c->cap == 0)
         return 0;
-    px_fc_part *pt = px_fc_find(c, topic, partition, 0);
-    if (pt == NULL)
+    int32_t partition = k->partition;
+    px_fc_part *pt = px_fc_find_key(c, k);
+    if (pt == NULL || px_fc_expire(c, pt, now_ms))
         return 0;
-    if (pt->epoch != epoch) {
-        px_fcache_drop(c, topic, partition);
-        return 0;
-    }
     px_fc_seg *s;
     TAILQ_FOREACH(s, &pt->segs, link) {
         if (offset < s->first || offset >= s->end || offset < s->log_start)

@@ -576,7 +576,7 @@ void px_pass_route(px_req *rq)
         return;
     }
     for (int i = 0; i < pa->skip; i++)
-        (void)kc_rd_nstring(&rd, flex);
+        (void)kc_rd_string(&rd, flex); /* TxnOffsetCommit's transactional id: never null */
     kc_str key = {NULL, -1};
     if (pa->array) {
         int32_t n = kc_rd_arraylen(&rd, flex, 0, 1);
@@ -584,6 +584,12 @@ void px_pass_route(px_req *rq)
             key = kc_rd_string(&rd, flex);
     } else {
         key = kc_rd_nstring(&rd, flex);
+        /* Only InitProducerId may leave its key null (an idempotent
+         * producer). Any other null group or transactional id would make
+         * the broker close the pooled connection, which other clients'
+         * requests share: refused here, the client's connection only. */
+        if (rd.err == NULL && key.len < 0 && rq->hdr.api_key != KC_API_INITPRODUCERID)
+            kc_rd_fail(&rd, pa->target == PX_T_TXN ? "null transactional id" : "null group id");
     }
     if (rd.err) {
         px_pass_free(ps);

@@ -247,6 +247,11 @@ void px_fetch_names_from_ids(kc_fetch_req *in, const mc_view *view, uint8_t *unk
  * and the groups of the brokers that answered without error are kept. The
  * group array is allocated in a. 0, or -1 when out of memory. */
 int px_listgroups_merge(kc_arena *a, const kc_listgroups_resp *const *in, int n, kc_listgroups_resp *out);
+struct px_acl_pass_ctx;
+/* ListGroups with ACLs: keep, in place and in order, only the groups ctx
+ * allows describe on, unless it allows describe on the cluster (as Kafka
+ * lists them); silent, not counted. Returns how many were left out. */
+int32_t px_listgroups_filter(kc_listgroups_resp *r, const struct px_acl_pass_ctx *ctx);
 
 /* ---- px_wal.c: the WAL path's parts (store, gc, peers, router) ---- */
 int px_wal_start(px_proxy *px, char *errstr, size_t errstr_size);

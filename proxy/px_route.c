@@ -117,7 +117,8 @@ int16_t px_split_acl(px_split *sp, kc_str topic)
     case KC_API_DELETERECORDS: op = KZ_ACL_DELETE; break;
     default: op = KZ_ACL_DESCRIBE; break; /* ListOffsets, OffsetForLeaderEpoch */
     }
-    if (sp->key == KC_API_PRODUCE && sp->in.produce.transactional_id.len > 0 &&
+    /* Any non-null transactional id, "" too, as router-in checks it. */
+    if (sp->key == KC_API_PRODUCE && sp->in.produce.transactional_id.len >= 0 &&
         !px_acl_check(sp->rq->cl, KZ_ACL_PRODUCE, KZ_ACL_TRANSACTIONAL_ID, sp->in.produce.transactional_id))
         return KC_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
     return px_acl_check(sp->rq->cl, op, KZ_ACL_TOPIC, topic) ? 0 : KC_ERR_TOPIC_AUTHORIZATION_FAILED;

@@ -386,8 +386,19 @@ static int px_fetch_follower_answer(px_split *sp, const kc_fetch_req_topic *it, 
 static px_fcache *px_fetch_cache(px_proxy *px)
 {
     if (px->fcache == NULL && px->cfg->fetch_cache_bytes > 0)
-        px->fcache = px_fcache_new((size_t)px->cfg->fetch_cache_bytes);
+        px->fcache = px_fcache_new((size_t)px->cfg->fetch_cache_bytes, px->cfg->fetch_cache_max_age_ms);
     return px->fcache;
+}
+
+/* The cache key of a partition in the view: its topic id (a topic deleted
+ * and created again under the same name has a new one) and leader epoch. */
+static px_fc_key px_fetch_cache_key(const px_split *sp, kc_str topic, int32_t partition, const mc_partition *mp)
+{
+    const mc_topic *mt = sp->view ? mc_view_topic(sp->view, topic) : NULL;
+    px_fc_key k = {.topic = topic, .partition = partition, .epoch = mp->leader_epoch};
+    if (mt)
+        k.topic_id = mt->topic_id;
+    return k;
 }
 
 /* A partition a broker of another zone answered: into the cache. */
@@ -399,8 +410,8 @@ static void px_fetch_cache_put(px_split *sp, const kc_fetch_req_topic *it, int32
     const mc_partition *mp = px_split_partition(sp, it->topic, it->partitions[p].partition, &unused);
     if (fc == NULL || mp == NULL || sp->in.fetch.replica_id >= 0)
         return;
-    px_fcache_put(fc, it->topic, it->partitions[p].partition, mp->leader_epoch, sp->in.fetch.isolation_level,
-                  s->resp, found);
+    px_fc_key k = px_fetch_cache_key(sp, it->topic, it->partitions[p].partition, mp);
+    px_fcache_put(fc, &k, sp->in.fetch.isolation_level, px_ff_now(), s->resp, found);
 }
 
 /* Answer a partition from the fetch cache when it holds its fetch offset and
@@ -428,8 +439,9 @@ static int px_fetch_cache_get(px_split *sp, int32_t t, int32_t p)
         (sp->cached[t] = kc_arena_calloc(&sp->arena, (size_t)it->npartitions, sizeof(**sp->cached))) == NULL)
         return 0;
     kc_frame *f = NULL;
-    if (!px_fcache_get(fc, it->topic, rp->partition, mp->leader_epoch, in->isolation_level, rp->fetch_offset,
-                       rp->partition_max_bytes, &sp->cached[t][p], &f))
+    px_fc_key k = px_fetch_cache_key(sp, it->topic, rp->partition, mp);
+    if (!px_fcache_get(fc, &k, in->isolation_level, rp->fetch_offset, rp->partition_max_bytes, px_ff_now(),
+                       &sp->cached[t][p], &f))
         return 0;
     if (px_split_keep_frame(sp, f) != 0)
         return 0;

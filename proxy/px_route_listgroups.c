@@ -1,11 +1,14 @@
 /*
  * ListGroups: every broker coordinates some groups, so the zone's first proxy
  * asks them all and merges the lists; the zone's other proxies answer with
- * none, so each group is listed once.
+ * none, so each group is listed once. With ACLs, the merged list keeps only
+ * the groups the principal may describe (all of them with describe on the
+ * cluster), as Kafka answers.
  */
 #include "config.h"
 
 #include "proxy/px_route_int.h"
+#include "proxy/px_acl.h"
 
 #include "common/kz_log.h"
 
@@ -40,6 +43,18 @@ int px_listgroups_merge(kc_arena *a, const kc_listgroups_resp *const *in, int n,
     return 0;
 }
 
+int32_t px_listgroups_filter(kc_listgroups_resp *r, const px_acl_pass_ctx *ctx)
+{
+    if (ctx->allowed(ctx->arg, KZ_ACL_DESCRIBE, KZ_ACL_CLUSTER, kc_str_c(NULL)))
+        return 0;
+    int32_t kept = 0, n = r->ngroups;
+    for (int32_t g = 0; g < n; g++)
+        if (ctx->allowed(ctx->arg, KZ_ACL_DESCRIBE, KZ_ACL_GROUP, r->groups[g].group_id))
+            r->groups[kept++] = r->groups[g];
+    r->ngroups = kept;
+    return n - kept;
+}
+
 static int px_lg_resp_decode(px_split *sp, px_sub *s, kc_rd *rd)
 {
     return kc_listgroups_resp_decode(rd, sp->up_version, &s->arena, &s->r.lg);
@@ -61,6 +76,11 @@ static void px_lg_encode(kc_wr *w, px_split *sp)
     }
     if (sp->nsubs == 0 && sp->view == NULL)
         out.error_code = KC_ERR_COORDINATOR_NOT_AVAILABLE; /* no broker known yet */
+    if (px_client_proxy(sp->rq->cl)->cfg->acl != NULL) {
+        px_acl_pass_ctx ctx;
+        px_acl_ctx(sp->rq->cl, &ctx);
+        (void)px_listgroups_filter(&out, &ctx);
+    }
     if (out.error_code != 0)
         kz_info("client %s: ListGroups over %d brokers: %s", px_client_peer(sp->rq->cl), sp->nsubs,
                 kc_err_name(out.error_code));

@@ -14,6 +14,8 @@
 
 #include "proxy/px_route_int.h"
 
+#include "proxy/px_fcache.h"
+
 #include <event2/buffer.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -334,6 +336,10 @@ static void px_parts_merge(kc_wr *w, px_split *sp)
                 api->part_error(op, index, code);
                 px->m.partition_errors++;
             }
+            /* Deleted records must not be served from the fetch cache: dropped
+             * on any answer (a timed-out delete may have happened). */
+            if (api->key == KC_API_DELETERECORDS)
+                px_fcache_drop(px->fcache, name, index);
             stale |= px_is_stale_metadata(px_get_i16(op, api->resp_error));
         }
     }

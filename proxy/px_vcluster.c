@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include "proxy/px_proxy.h"
+#include "proxy/px_acl.h"
 
 #include "codec/kc_msg.h"
 #include "codec/kc_peer.h"
@@ -10,6 +11,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -328,6 +330,9 @@ typedef struct px_md {
     kc_metadata_req req;
     kc_str *names;
     int nnames; /* -1: all topics */
+    int pending;  /* backend refreshes not answered yet (px_md_part) */
+    int failed;   /* one of them failed: err */
+    char err[192];
 } px_md;
 
 /* Map a list of broker ids to proxy ids, dropping duplicates. */
@@ -459,6 +464,25 @@ static void px_md_answer(mc_view *view, const char *err, void *arg)
     free(md);
 }
 
+/* One of the two refreshes of a Metadata request whose topics are split by
+ * the right to create them: the answer once both are in, from the view
+ * they both merged into. err is copied (it may live on the caller's stack). */
+static void px_md_part(mc_view *view, const char *err, void *arg)
+{
+    px_md *md = arg;
+    if (view == NULL && !md->failed) {
+        md->failed = 1;
+        snprintf(md->err, sizeof(md->err), "%s", err ? err : "unknown error");
+    }
+    if (--md->pending > 0)
+        return;
+    px_proxy *px = px_client_proxy(md->rq->cl);
+    if (md->failed)
+        px_md_answer(NULL, md->err, md);
+    else
+        px_md_answer(mc_cluster_view(px->mc), NULL, md);
+}
+
 void px_vc_metadata(px_req *rq)
 {
     px_proxy *px = px_client_proxy(rq->cl);
@@ -498,28 +522,50 @@ void px_vc_metadata(px_req *rq)
         return;
     }
     int allow_create = version >= 4 ? req->allow_auto_topic_creation : 1;
-    /* Topics the client may not describe are neither looked up nor created
-     * (the answer gives them TOPIC_AUTHORIZATION_FAILED). */
-    kc_str *ask = md->names;
-    int nask = md->nnames;
-    if (px->cfg->acl != NULL && md->nnames > 0) {
-        ask = kc_arena_calloc(&md->arena, (size_t)md->nnames, sizeof(kc_str));
-        if (ask == NULL) {
-            px_req_reject(rq, "out of memory");
-            kc_arena_destroy(&md->arena);
-            free(md);
-            return;
-        }
-        nask = 0;
-        for (int i = 0; i < md->nnames; i++)
-            if (px_acl_allowed(rq->cl, KZ_ACL_DESCRIBE, KZ_ACL_TOPIC, md->names[i]))
-                ask[nask++] = md->names[i];
-        if (nask == 0) {
-            px_md_answer(mc_cluster_view(px->mc), NULL, md);
-            return;
-        }
+    if (px->cfg->acl == NULL || md->nnames < 0) { /* < 0: every topic, none created */
+        mc_cluster_refresh(px->mc, md->names, md->nnames, allow_create, px_md_answer, md);
+        return;
     }
-    mc_cluster_refresh(px->mc, ask, nask, allow_create, px_md_answer, md);
+    /* Topics the client may not describe are neither looked up nor created
+     * (the answer gives them TOPIC_AUTHORIZATION_FAILED); the backend may
+     * auto-create only those it may create (as Kafka: CREATE on the topic
+     * or the cluster), the others are looked up without creation, so a
+     * missing one is UNKNOWN_TOPIC_OR_PARTITION. */
+    kc_str *create = kc_arena_calloc(&md->arena, (size_t)md->nnames, sizeof(kc_str));
+    kc_str *lookup = kc_arena_calloc(&md->arena, (size_t)md->nnames, sizeof(kc_str));
+    if (create == NULL || lookup == NULL) {
+        px_req_reject(rq, "out of memory");
+        kc_arena_destroy(&md->arena);
+        free(md);
+        return;
+    }
+    px_acl_pass_ctx ctx;
+    px_acl_ctx(rq->cl, &ctx);
+    int ncreate = 0, nlookup = 0;
+    px_acl_metadata_split(&ctx, md->names, md->nnames, allow_create, create, &ncreate, lookup, &nlookup);
+    if (ncreate == 0 && nlookup == 0) {
+        px_md_answer(mc_cluster_view(px->mc), NULL, md);
+        return;
+    }
+    /* Metadata below v4 has no allow_auto_topic_creation: a backend that
+     * speaks no higher (librdkafka's mock) may create any topic it is
+     * asked about, so the lookup is then a refresh of every topic. */
+    int16_t bmin, bmax;
+    int lookup_all = mc_cluster_backend_versions(px->mc, KC_API_METADATA, &bmin, &bmax) != 0 || bmax < 4;
+    if (ncreate == 0 || nlookup == 0) {
+        if (ncreate == 0 && lookup_all)
+            mc_cluster_refresh(px->mc, NULL, -1, 0, px_md_answer, md);
+        else
+            mc_cluster_refresh(px->mc, ncreate ? create : lookup, ncreate ? ncreate : nlookup, ncreate > 0,
+                               px_md_answer, md);
+        return;
+    }
+    md->pending = 2; /* before the first: its callback may run at once */
+    mc_cluster_refresh(px->mc, create, ncreate, 1, px_md_part, md);
+    if (lookup_all)
+        mc_cluster_refresh(px->mc, NULL, -1, 0, px_md_part, md);
+    else
+        mc_cluster_refresh(px->mc, lookup, nlookup, 0, px_md_part, md);
 }
 
 /* ---------------- DescribeCluster ---------------- */

@@ -572,7 +572,21 @@ int rt_in_key_check(const char *prefix, kc_str key, char *why, size_t why_size)
         snprintf(why, why_size, "object key has characters outside [A-Za-z0-9._/-]");
         return -1;
     }
-    return 0;
+    /* Every component a plain name: not empty (a trailing '/'), and not
+     * starting with '.' (".", "..", a store's ".tmp", hidden names, which
+     * no writer makes and the local store's LIST skips). */
+    for (size_t i = 0;; i++) {
+        size_t j = i;
+        while (j < n && k[j] != '/')
+            j++;
+        if (j == i || k[i] == '.') {
+            snprintf(why, why_size, "object key has an empty component or one starting with '.' at byte %zu", i);
+            return -1;
+        }
+        if (j == n)
+            return 0;
+        i = j;
+    }
 }
 
 /* A NUL-terminated copy of a (non-null) kc_str in the request's arena. */

@@ -240,7 +240,9 @@ void rt_in_refuse(rt_router *rt, kc_frame *frame, const uint8_t *p, size_t len, 
  * The object-key check router-in applies to a KzWalAppend before reading
  * anything: at most RT_IN_MAX_KEY bytes, starting with prefix (this store's
  * wal.key_prefix), no leading '/', no "..", no "//", no backslash or
- * control byte, and otherwise a key ow_key_valid accepts. 0, or -1 with why.
+ * control byte, no empty component (a trailing '/') and none starting with
+ * '.' (".", ".tmp", hidden names), and otherwise a key ow_key_valid accepts.
+ * 0, or -1 with why.
  */
 #define RT_IN_MAX_KEY 1024
 int rt_in_key_check(const char *prefix, kc_str key, char *why, size_t why_size);

@@ -6,7 +6,8 @@
  *
  * Input: byte 0 picks the ApiKey from the table below, bytes 1-2 the
  * version (big-endian, folded into the API's range), byte 3 which checks
- * deny (bit 0 groups, 1 transactional ids, 2 topics, 3 the cluster), then
+ * deny (bit n: kz_acl_res n, so bit 0 topics, 1 groups, 2 transactional
+ * ids, 3 the cluster), then
  * the body. fuzz_main.c replays tests/fuzz/corpus/fuzz_acl without
  * libFuzzer.
  */

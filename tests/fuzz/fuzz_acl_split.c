@@ -1,13 +1,14 @@
 /*
  * Fuzz target for the per-topic and per-resource ACL decisions on the
  * requests kzproxy splits (proxy/px_acl_split.c: CreateTopics, DeleteTopics,
- * CreatePartitions, OffsetCommit, OffsetFetch, with the backend's response
+ * CreatePartitions, OffsetCommit, OffsetFetch, TxnOffsetCommit, OffsetDelete,
+ * with the backend's response
  * merged) and the answers it builds for the ACL APIs and config requests
  * (px_acl_pass_eval, px_acl_config_code).
  *
  * Input: byte 0 picks the ApiKey from the table below, bytes 1-2 the
  * version (big-endian, folded into the API's range), byte 3 which checks
- * deny (bit 0 groups, 2 topics, 3 the cluster), bytes 4-5 the request
+ * deny (bit n: kz_acl_res n, so bit 0 topics, 1 groups, 3 the cluster), bytes 4-5 the request
  * body's length n (big-endian, cut to what is there), then n bytes of
  * request body and the rest as the backend's response body. fuzz_main.c
  * replays tests/fuzz/corpus/fuzz_acl_split without libFuzzer.
@@ -30,7 +31,8 @@ static const struct {
     {KC_API_CREATETOPICS, 7}, {KC_API_DELETETOPICS, 6}, {KC_API_CREATEPARTITIONS, 3},
     {KC_API_OFFSETCOMMIT, 9}, {KC_API_OFFSETFETCH, 7},  {29, 3}, /* DescribeAcls */
     {30, 3},                  {31, 3},                  {KC_API_DESCRIBECONFIGS, 4},
-    {33, 2},                  {44, 1},
+    {33, 2},                  {44, 1},                  {KC_API_TXNOFFSETCOMMIT, 4},
+    {47, 0}, /* OffsetDelete */
 };
 
 static int kz_deny_mask;

@@ -61,8 +61,13 @@ def acl_config():
     for user, (_pw, prefix, group) in USERS.items():
         rules.append({'principal': user, 'operations': ['produce', 'consume', 'describe', 'create', 'delete', 'alter'],
                       'resources': [{'type': 'topic', 'name': prefix, 'pattern': 'prefix'}]})
-        rules.append({'principal': user, 'operations': ['consume', 'describe'],
+        rules.append({'principal': user, 'operations': ['consume', 'describe', 'delete'],
                       'resources': [{'type': 'group', 'name': group}]})
+    # describe only (no create): Metadata must not auto-create these
+    rules.append({'principal': 'alice', 'operations': ['describe'],
+                  'resources': [{'type': 'topic', 'name': 'ro-a.', 'pattern': 'prefix'}]})
+    rules.append({'principal': 'alice', 'operations': ['produce', 'describe'],
+                  'resources': [{'type': 'transactional_id', 'name': 'tx-ok-a'}]})
     return rules
 
 
@@ -180,6 +185,8 @@ class Conn:
         host, port = addr.rsplit(':', 1)
         self.sock = socket.create_connection((host, int(port)), timeout=30)
         self.corr = 0
+        if user is None:  # a backend broker's plaintext listener
+            return
         r = self.call(17, 1, s16(b'PLAIN'))
         if r.i16() != 0:
             raise HarnessError('SaslHandshake PLAIN refused')
@@ -328,6 +335,164 @@ class Conn:
 
 def ns(b):
     return struct.pack('>h', -1) if b is None else s16(b)
+
+
+def metadata_v4(c, topics, allow_create):
+    """Metadata v4 naming topics: {topic: error}."""
+    r = c.call(3, 4, arr([s16(t.encode()) for t in topics]) + struct.pack('>b', 1 if allow_create else 0))
+    r.i32()
+    for _ in range(r.i32()):
+        r.i32(), r.s(), r.i32(), r.s()
+    r.s(), r.i32()
+    out = {}
+    for _ in range(r.i32()):
+        err, name, _internal = r.i16(), r.s(), r.i8()
+        for _ in range(r.i32()):
+            r.i16(), r.i32(), r.i32()
+            for _ in range(r.i32()):
+                r.i32()
+            for _ in range(r.i32()):
+                r.i32()
+        out[name] = err
+    r.done('Metadata v4')
+    return out
+
+
+def backend_topics(tb):
+    """Every topic of the backend (Metadata of all topics creates none)."""
+    c = Conn(tb.brokers[0].address, None, None)
+    try:
+        return set(c.metadata(None))
+    finally:
+        c.close()
+
+
+def list_groups(c):
+    """ListGroups v1: (error, [group ids])."""
+    r = c.call(16, 1, b'')
+    r.i32()
+    err = r.i16()
+    groups = [(r.s(), r.s())[0] for _ in range(r.i32())]
+    r.done('ListGroups v1')
+    return err, groups
+
+
+def review_fixes(tb, addr, topics, denied):
+    """The security review's findings: Metadata auto-creation needs create,
+    ListGroups lists only describable groups, the topics inside
+    TxnOffsetCommit, OffsetDelete and ConsumerGroupHeartbeat are checked, an
+    empty transactional id is checked, a null one is refused."""
+    own, other = topics['alice'], topics['bob']
+    c = Conn(addr, 'alice', USERS['alice'][0])
+    try:
+        have = c.api_versions()
+        # Metadata v4 asking for auto-creation: only with create on the topic.
+        expect('alice Metadata v4 [ro-a.missing] (describe only)', metadata_v4(c, ['ro-a.missing'], True),
+               {'ro-a.missing': 3})
+        got = metadata_v4(c, ['ro-a.missing2', 'app-a.auto'], True)
+        if got.get('ro-a.missing2') != 3 or got.get('app-a.auto') not in (0, 3, 5):
+            raise HarnessError('alice Metadata v4 [ro-a.missing2, app-a.auto]: %r' % got)
+        bt = backend_topics(tb)
+        if 'ro-a.missing' in bt or 'ro-a.missing2' in bt:
+            raise HarnessError('a topic alice may only describe was auto-created: %r' % sorted(bt))
+        # The backend creates app-a.auto when it auto-creates at all (real
+        # Kafka here; librdkafka's mock does too): the create-allowed half of
+        # the request kept its flag.
+        kz.wait_until(lambda: 'app-a.auto' in backend_topics(tb), timeout=20,
+                      what='app-a.auto auto-created on the backend', interval=0.2)
+        print('Metadata v4 with auto-creation: ro-a.* (describe only) UNKNOWN_TOPIC_OR_PARTITION and not created; '
+              'app-a.auto (create allowed) created')
+
+        # ListGroups: only the groups alice may describe.
+        if 16 in have:
+            all_groups = set()
+            for br in tb.brokers:
+                bc = Conn(br.address, None, None)
+                try:
+                    all_groups |= set(list_groups(bc)[1])
+                finally:
+                    bc.close()
+            err, got = list_groups(c)
+            want = sorted(g for g in all_groups if g == 'ga')
+            expect('alice ListGroups (backend has %s)' % sorted(all_groups), (err, sorted(got)), (0, want))
+            if 'gb' not in all_groups:
+                raise HarnessError('the backend lists no group gb, the filter is not exercised: %r' % all_groups)
+            print('ListGroups: backend groups %s, alice sees %s' % (sorted(all_groups), sorted(got)))
+        else:
+            print('ListGroups: skipped, the backend does not offer it')
+
+        # TxnOffsetCommit v0 (transactional id and group allowed) for the own
+        # topic and the other's: the other's partitions 29 by kzproxy, the
+        # own one forwarded (the backend's answer, whatever it is).
+        if 28 in have:
+            body = s16(b'tx-ok-a') + s16(b'ga') + struct.pack('>qh', 4242, 0) + \
+                arr([s16(t.encode()) + arr([struct.pack('>iq', p, 1) + s16(b'') for p in range(PARTS)])
+                     for t in (own, other)])
+            r = c.call(28, 0, body)
+            r.i32()
+            got = {}
+            for _ in range(r.i32()):
+                t = got.setdefault(r.s(), {})
+                for _ in range(r.i32()):
+                    p = r.i32()
+                    t[p] = r.i16()
+            r.done('TxnOffsetCommit v0')
+            if got.get(other) != {p: 29 for p in range(PARTS)} or sorted(got.get(own, {})) != list(range(PARTS)) \
+                    or 29 in got[own].values():
+                raise HarnessError('alice TxnOffsetCommit [%s, %s]: %r' % (own, other, got))
+            denied['consume', 'topic'] += 1
+            print('TxnOffsetCommit: %s 29 per partition, %s forwarded (backend: %r)' % (other, own, got[own]))
+        # OffsetDelete v0 in ga for the own topic and the other's.
+        if 47 in have:
+            body = s16(b'ga') + arr([s16(t.encode()) + arr([struct.pack('>i', p) for p in range(PARTS)])
+                                     for t in (own, other)])
+            r = c.call(47, 0, body)
+            err, _thr = r.i16(), r.i32()
+            got = {}
+            for _ in range(r.i32()):
+                t = got.setdefault(r.s(), {})
+                for _ in range(r.i32()):
+                    p = r.i32()
+                    t[p] = r.i16()
+            r.done('OffsetDelete v0')
+            if got.get(other) != {p: 29 for p in range(PARTS)}:
+                raise HarnessError('alice OffsetDelete [%s, %s]: error %d, %r' % (own, other, err, got))
+            denied['consume', 'topic'] += 1
+            print('OffsetDelete: %s 29 per partition (top-level error %d, %s: %r)' % (other, err, own, got.get(own)))
+        # ConsumerGroupHeartbeat subscribing to a topic alice may not describe.
+        if 68 in have:
+            v = min(have[68][1], 1)
+            body = cs(b'ga') + cs(b'') + struct.pack('>i', 0) + cs(None) + cs(None) + struct.pack('>i', 30000) + \
+                carr([cs(own.encode()), cs(other.encode())]) + (cs(None) if v >= 1 else b'') + cs(None) + \
+                b'\0' + T
+            r = c.call(68, v, body, flex=True)
+            got = (r.i32(), r.i16())
+            expect('alice ConsumerGroupHeartbeat v%d [%s, %s]' % (v, own, other), got[1], 29)
+            denied['describe', 'topic'] += 1
+            print('ConsumerGroupHeartbeat v%d subscribing to %s: 29' % (v, other))
+        # An empty transactional id is checked like any other.
+        expect('alice Produce with transactional id ""', c.produce(own, values_for('alice', 'empty-txn'), txn=b''),
+               {p: 53 for p in range(PARTS)})
+        denied['produce', 'transactional_id'] += PARTS
+    finally:
+        c.close()
+    # EndTxn with a null transactional id: only the client's connection is closed.
+    c = Conn(addr, 'alice', USERS['alice'][0])
+    try:
+        try:
+            c.call(26, 1, ns(None) + struct.pack('>qhb', 1, 0, 1))
+            raise HarnessError('EndTxn with a null transactional id was answered')
+        except (HarnessError, OSError) as e:
+            if 'was answered' in str(e):
+                raise
+    finally:
+        c.close()
+    c = Conn(addr, 'alice', USERS['alice'][0])
+    try:
+        expect('alice Metadata after the refused EndTxn', c.metadata([own]), {own: 0})
+    finally:
+        c.close()
+    print('Produce with transactional id "": 53; EndTxn with a null transactional id: connection closed')
 
 
 def pass_through_denials(addr, user, other_group, denied):
@@ -680,6 +845,7 @@ def main():
             for user in USERS:
                 check_user(p.kafka, user, topics, denied)
             pass_through_denials(p.kafka, 'alice', 'gb', denied)
+            review_fixes(tb, p.kafka, topics, denied)
             admin_denials(p.kafka, 'alice', topics, denied)
             m = pc.metrics(p)
             for (o, r), want in sorted(denied.items()):

@@ -143,6 +143,7 @@ static int key_ok(const char *k)
 
 START_TEST(test_key_check)
 {
+    char why0[200];
     ck_assert(key_ok("wal/00af/1700000000000-101-1.kzw"));
     ck_assert(!key_ok("other/00af/x"));
     ck_assert(!key_ok("wa"));
@@ -156,6 +157,18 @@ START_TEST(test_key_check)
     ck_assert(!key_ok("wal/a\x7f"));
     ck_assert(!key_ok("wal/a b"));
     ck_assert(!key_ok("wal/a%2e%2e"));
+    /* Empty and dot components (the review's cases), and hidden names. */
+    ck_assert(!key_ok("wal/./x"));
+    ck_assert(!key_ok("wal/."));
+    ck_assert(!key_ok("wal/a/"));
+    ck_assert(!key_ok("wal/"));
+    ck_assert(!key_ok("wal/.tmp/x"));
+    ck_assert(!key_ok("wal/a/.hidden"));
+    ck_assert(!key_ok("wal/a/."));
+    ck_assert(key_ok("wal/a.b/c.d"));
+    ck_assert(key_ok("wal/a/b-1.kzw"));
+    ck_assert_int_eq(rt_in_key_check("wal/", kc_str_c("wal/./x"), why0, sizeof(why0)), -1);
+    ck_assert(strstr(why0, "starting with '.'") != NULL);
     char why[200];
     /* A NUL inside the key (a kc_str, not a C string). */
     ck_assert_int_eq(rt_in_key_check("wal/", (kc_str){"wal/a\0b", 7}, why, sizeof(why)), -1);

@@ -47,33 +47,40 @@ static kc_frame *frame_of(int64_t base, int n, size_t extra, kc_fetch_resp_parti
 }
 
 static const kc_str T = {"t", 1};
+/* Topic ids: the topic, and the same name deleted and created again. */
+static const kc_uuid ID1 = {{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}};
+static const kc_uuid ID2 = {{2, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}};
+#define AGE 60000
+#define NOW 1000000
+#define KEYID(p, e, id) (&(px_fc_key){.topic = T, .topic_id = (id), .partition = (p), .epoch = (e)})
+#define KEY(p, e) KEYID((p), (e), ID1)
 
 START_TEST(test_fcache_hit_miss)
 {
-    px_fcache *c = px_fcache_new(1 << 20);
+    px_fcache *c = px_fcache_new(1 << 20, AGE);
     kc_fetch_resp_partition rp, out;
     kc_frame *f = frame_of(100, 4, 0, &rp, 140), *g = NULL;
-    px_fcache_put(c, T, 0, 5, 0, f, &rp);
+    px_fcache_put(c, KEY(0, 5), 0, NOW, f, &rp);
     kc_frame_release(f); /* the cache holds its own reference */
     ck_assert_uint_eq(px_fcache_stats_get(c)->bytes, 4 * BATCH_LEN);
     /* Offset 125 is in the third batch: batches 3 and 4 come back. */
-    ck_assert_int_eq(px_fcache_get(c, T, 0, 5, 0, 125, 1 << 20, &out, &g), 1);
+    ck_assert_int_eq(px_fcache_get(c, KEY(0, 5), 0, 125, 1 << 20, NOW, &out, &g), 1);
     ck_assert_int_eq(out.records.len, 2 * BATCH_LEN);
     ck_assert_int_eq(out.high_watermark, 140);
     kc_frame_release(g);
     /* max_bytes: at least one batch. */
-    ck_assert_int_eq(px_fcache_get(c, T, 0, 5, 0, 100, 1, &out, &g), 1);
+    ck_assert_int_eq(px_fcache_get(c, KEY(0, 5), 0, 100, 1, NOW, &out, &g), 1);
     ck_assert_int_eq(out.records.len, BATCH_LEN);
     kc_frame_release(g);
     /* Never past what was fetched: the end (== hwm), other partitions, below. */
-    ck_assert_int_eq(px_fcache_get(c, T, 0, 5, 0, 140, 1 << 20, &out, &g), 0);
-    ck_assert_int_eq(px_fcache_get(c, T, 1, 5, 0, 100, 1 << 20, &out, &g), 0);
-    ck_assert_int_eq(px_fcache_get(c, T, 0, 5, 0, 99, 1 << 20, &out, &g), 0);
+    ck_assert_int_eq(px_fcache_get(c, KEY(0, 5), 0, 140, 1 << 20, NOW, &out, &g), 0);
+    ck_assert_int_eq(px_fcache_get(c, KEY(1, 5), 0, 100, 1 << 20, NOW, &out, &g), 0);
+    ck_assert_int_eq(px_fcache_get(c, KEY(0, 5), 0, 99, 1 << 20, NOW, &out, &g), 0);
     /* read_committed is not served from a read_uncommitted fetch. */
-    ck_assert_int_eq(px_fcache_get(c, T, 0, 5, 1, 100, 1 << 20, &out, &g), 0);
+    ck_assert_int_eq(px_fcache_get(c, KEY(0, 5), 1, 100, 1 << 20, NOW, &out, &g), 0);
     /* A new leader epoch drops the partition. */
-    ck_assert_int_eq(px_fcache_get(c, T, 0, 6, 0, 100, 1 << 20, &out, &g), 0);
-    ck_assert_int_eq(px_fcache_get(c, T, 0, 5, 0, 100, 1 << 20, &out, &g), 0);
+    ck_assert_int_eq(px_fcache_get(c, KEY(0, 6), 0, 100, 1 << 20, NOW, &out, &g), 0);
+    ck_assert_int_eq(px_fcache_get(c, KEY(0, 5), 0, 100, 1 << 20, NOW, &out, &g), 0);
     ck_assert_uint_eq(px_fcache_stats_get(c)->bytes, 0);
     ck_assert_uint_eq(px_fcache_stats_get(c)->hits, 2);
     px_fcache_free(c);
@@ -82,41 +89,41 @@ END_TEST
 
 START_TEST(test_fcache_invalidate)
 {
-    px_fcache *c = px_fcache_new(1 << 20);
+    px_fcache *c = px_fcache_new(1 << 20, AGE);
     kc_fetch_resp_partition rp, out;
     kc_frame *g = NULL, *f = frame_of(0, 3, 0, &rp, 30);
-    px_fcache_put(c, T, 0, 1, 0, f, &rp);
+    px_fcache_put(c, KEY(0, 1), 0, NOW, f, &rp);
     kc_frame_release(f);
     /* An error for the partition drops it. */
     kc_fetch_resp_partition err = {.error_code = 1, .high_watermark = -1};
-    px_fcache_put(c, T, 0, 1, 0, NULL, &err);
-    ck_assert_int_eq(px_fcache_get(c, T, 0, 1, 0, 0, 1 << 20, &out, &g), 0);
+    px_fcache_put(c, KEY(0, 1), 0, NOW, NULL, &err);
+    ck_assert_int_eq(px_fcache_get(c, KEY(0, 1), 0, 0, 1 << 20, NOW, &out, &g), 0);
     /* A high watermark below cached data (truncation) drops it. */
     f = frame_of(0, 3, 0, &rp, 30);
-    px_fcache_put(c, T, 0, 1, 0, f, &rp);
+    px_fcache_put(c, KEY(0, 1), 0, NOW, f, &rp);
     kc_frame_release(f);
     kc_fetch_resp_partition trunc = {.high_watermark = 15, .naborted_transactions = -1};
-    px_fcache_put(c, T, 0, 1, 0, NULL, &trunc);
-    ck_assert_int_eq(px_fcache_get(c, T, 0, 1, 0, 0, 1 << 20, &out, &g), 0);
+    px_fcache_put(c, KEY(0, 1), 0, NOW, NULL, &trunc);
+    ck_assert_int_eq(px_fcache_get(c, KEY(0, 1), 0, 0, 1 << 20, NOW, &out, &g), 0);
     /* Records past the high watermark they came with are not kept. */
     f = frame_of(0, 3, 0, &rp, 20);
-    px_fcache_put(c, T, 0, 1, 0, f, &rp);
+    px_fcache_put(c, KEY(0, 1), 0, NOW, f, &rp);
     kc_frame_release(f);
     ck_assert_uint_eq(px_fcache_stats_get(c)->bytes, 0);
     /* A corrupt second batch: only the first is kept. */
     f = frame_of(0, 3, 0, &rp, 30);
     f->data[BATCH_LEN + 30] ^= 1;
-    px_fcache_put(c, T, 0, 1, 0, f, &rp);
+    px_fcache_put(c, KEY(0, 1), 0, NOW, f, &rp);
     kc_frame_release(f);
     ck_assert_uint_eq(px_fcache_stats_get(c)->bytes, BATCH_LEN);
-    ck_assert_int_eq(px_fcache_get(c, T, 0, 1, 0, 15, 1 << 20, &out, &g), 0);
-    ck_assert_int_eq(px_fcache_get(c, T, 0, 1, 0, 5, 1 << 20, &out, &g), 1);
+    ck_assert_int_eq(px_fcache_get(c, KEY(0, 1), 0, 15, 1 << 20, NOW, &out, &g), 0);
+    ck_assert_int_eq(px_fcache_get(c, KEY(0, 1), 0, 5, 1 << 20, NOW, &out, &g), 1);
     kc_frame_release(g);
     /* read_committed: kept when fetched read_committed with no aborts, below the LSO. */
     f = frame_of(100, 2, 0, &rp, 120);
-    px_fcache_put(c, T, 2, 1, 1, f, &rp);
+    px_fcache_put(c, KEY(2, 1), 1, NOW, f, &rp);
     kc_frame_release(f);
-    ck_assert_int_eq(px_fcache_get(c, T, 2, 1, 1, 100, 1 << 20, &out, &g), 1);
+    ck_assert_int_eq(px_fcache_get(c, KEY(2, 1), 1, 100, 1 << 20, NOW, &out, &g), 1);
     ck_assert_int_eq(out.naborted_transactions, 0);
     kc_frame_release(g);
     px_fcache_free(c);
@@ -126,37 +133,101 @@ END_TEST
 START_TEST(test_fcache_lru_and_copy)
 {
     /* Room for 5 batches: the least recently used partition goes first. */
-    px_fcache *c = px_fcache_new(5 * BATCH_LEN);
+    px_fcache *c = px_fcache_new(5 * BATCH_LEN, AGE);
     kc_fetch_resp_partition rp, out;
     kc_frame *g = NULL;
     for (int32_t p = 0; p < 3; p++) {
         kc_frame *f = frame_of(0, 2, 0, &rp, 20);
-        px_fcache_put(c, T, p, 1, 0, f, &rp);
+        px_fcache_put(c, KEY(p, 1), 0, NOW, f, &rp);
         kc_frame_release(f);
         if (p == 1) { /* touch partition 0: partition 1 is now the oldest */
-            ck_assert_int_eq(px_fcache_get(c, T, 0, 1, 0, 0, 1 << 20, &out, &g), 1);
+            ck_assert_int_eq(px_fcache_get(c, KEY(0, 1), 0, 0, 1 << 20, NOW, &out, &g), 1);
             kc_frame_release(g);
         }
     }
     ck_assert_uint_le(px_fcache_stats_get(c)->bytes, 5 * BATCH_LEN);
-    ck_assert_int_eq(px_fcache_get(c, T, 1, 1, 0, 0, 1 << 20, &out, &g), 0);
-    ck_assert_int_eq(px_fcache_get(c, T, 0, 1, 0, 0, 1 << 20, &out, &g), 1);
+    ck_assert_int_eq(px_fcache_get(c, KEY(1, 1), 0, 0, 1 << 20, NOW, &out, &g), 0);
+    ck_assert_int_eq(px_fcache_get(c, KEY(0, 1), 0, 0, 1 << 20, NOW, &out, &g), 1);
     kc_frame_release(g);
-    ck_assert_int_eq(px_fcache_get(c, T, 2, 1, 0, 0, 1 << 20, &out, &g), 1);
+    ck_assert_int_eq(px_fcache_get(c, KEY(2, 1), 0, 0, 1 << 20, NOW, &out, &g), 1);
     kc_frame_release(g);
     ck_assert_uint_eq(px_fcache_stats_get(c)->evictions, 1);
     px_fcache_free(c);
     /* Batches that are a small part of a big frame are copied out of it. */
-    c = px_fcache_new(1 << 20);
+    c = px_fcache_new(1 << 20, AGE);
     kc_frame *f = frame_of(0, 1, 10000, &rp, 10);
-    px_fcache_put(c, T, 0, 1, 0, f, &rp);
+    px_fcache_put(c, KEY(0, 1), 0, NOW, f, &rp);
     ck_assert_int_eq(f->refcnt, 1);
     kc_frame_release(f);
-    ck_assert_int_eq(px_fcache_get(c, T, 0, 1, 0, 0, 1 << 20, &out, &g), 1);
+    ck_assert_int_eq(px_fcache_get(c, KEY(0, 1), 0, 0, 1 << 20, NOW, &out, &g), 1);
     ck_assert_ptr_eq(out.records.p, g->data);
     ck_assert_uint_eq(g->len, BATCH_LEN);
     kc_frame_release(g);
     px_fcache_free(c);
+}
+END_TEST
+
+/* Deleted data is never served: a topic deleted and created again (new
+ * topic id, same name and epoch), records deleted from the start of the log
+ * (log start above cached data), a DeleteRecords through the proxy
+ * (px_fcache_drop), and anything older than the maximum age. */
+START_TEST(test_fcache_deleted)
+{
+    px_fcache *c = px_fcache_new(1 << 20, AGE);
+    kc_fetch_resp_partition rp, out;
+    kc_frame *g = NULL, *f = frame_of(0, 3, 0, &rp, 30);
+    px_fcache_put(c, KEYID(0, 0, ID1), 0, NOW, f, &rp);
+    kc_frame_release(f);
+    ck_assert_int_eq(px_fcache_get(c, KEYID(0, 0, ID1), 0, 0, 1 << 20, NOW, &out, &g), 1);
+    kc_frame_release(g);
+    /* Recreated under the same name at epoch 0: the view's id differs. */
+    ck_assert_int_eq(px_fcache_get(c, KEYID(0, 0, ID2), 0, 0, 1 << 20, NOW, &out, &g), 0);
+    ck_assert_uint_eq(px_fcache_stats_get(c)->bytes, 0);
+    ck_assert_int_eq(px_fcache_get(c, KEYID(0, 0, ID1), 0, 0, 1 << 20, NOW, &out, &g), 0);
+    ck_assert_uint_eq(px_fcache_stats_get(c)->invalidations, 1);
+    /* And on the put side: the new topic's answer replaces the old data. */
+    f = frame_of(0, 3, 0, &rp, 30);
+    px_fcache_put(c, KEYID(0, 0, ID1), 0, NOW, f, &rp);
+    kc_frame_release(f);
+    f = frame_of(100, 1, 0, &rp, 110);
+    px_fcache_put(c, KEYID(0, 0, ID2), 0, NOW, f, &rp);
+    kc_frame_release(f);
+    ck_assert_uint_eq(px_fcache_stats_get(c)->bytes, BATCH_LEN);
+    ck_assert_int_eq(px_fcache_get(c, KEYID(0, 0, ID2), 0, 0, 1 << 20, NOW, &out, &g), 0);
+    ck_assert_int_eq(px_fcache_get(c, KEYID(0, 0, ID2), 0, 100, 1 << 20, NOW, &out, &g), 1);
+    kc_frame_release(g);
+    /* A fetch answer whose log start is above cached data: records were
+     * deleted (DeleteRecords elsewhere, retention): the partition goes. */
+    f = frame_of(0, 3, 0, &rp, 30);
+    px_fcache_put(c, KEY(1, 0), 0, NOW, f, &rp);
+    kc_frame_release(f);
+    kc_fetch_resp_partition moved = {.high_watermark = 30, .last_stable_offset = 30, .log_start_offset = 10,
+                                     .naborted_transactions = -1};
+    px_fcache_put(c, KEY(1, 0), 0, NOW, NULL, &moved);
+    ck_assert_int_eq(px_fcache_get(c, KEY(1, 0), 0, 25, 1 << 20, NOW, &out, &g), 0);
+    /* The same log start as cached data: kept. */
+    f = frame_of(0, 3, 0, &rp, 30);
+    px_fcache_put(c, KEY(1, 0), 0, NOW, f, &rp);
+    kc_frame_release(f);
+    moved.log_start_offset = 0;
+    px_fcache_put(c, KEY(1, 0), 0, NOW, NULL, &moved);
+    ck_assert_int_eq(px_fcache_get(c, KEY(1, 0), 0, 25, 1 << 20, NOW, &out, &g), 1);
+    kc_frame_release(g);
+    /* DeleteRecords answered through the proxy. */
+    px_fcache_drop(c, T, 1);
+    ck_assert_int_eq(px_fcache_get(c, KEY(1, 0), 0, 25, 1 << 20, NOW, &out, &g), 0);
+    /* Maximum age: served up to AGE ms after the fetch, then dropped. */
+    f = frame_of(0, 3, 0, &rp, 30);
+    px_fcache_put(c, KEY(2, 0), 0, NOW, f, &rp);
+    kc_frame_release(f);
+    ck_assert_int_eq(px_fcache_get(c, KEY(2, 0), 0, 0, 1 << 20, NOW + AGE, &out, &g), 1);
+    kc_frame_release(g);
+    uint64_t bytes = px_fcache_stats_get(c)->bytes;
+    ck_assert_int_eq(px_fcache_get(c, KEY(2, 0), 0, 0, 1 << 20, NOW + AGE + 1, &out, &g), 0);
+    ck_assert_uint_eq(px_fcache_stats_get(c)->expirations, 1);
+    ck_assert_uint_eq(px_fcache_stats_get(c)->bytes, bytes - 3 * BATCH_LEN);
+    px_fcache_free(c);
+    ck_assert_ptr_null(px_fcache_new(1 << 20, 0));
 }
 END_TEST
 
@@ -167,6 +238,7 @@ int main(void)
     tcase_add_test(tc, test_fcache_hit_miss);
     tcase_add_test(tc, test_fcache_invalidate);
     tcase_add_test(tc, test_fcache_lru_and_copy);
+    tcase_add_test(tc, test_fcache_deleted);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

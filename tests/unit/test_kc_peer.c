@@ -395,7 +395,8 @@ START_TEST(test_mac_response)
         kc_peer_verify(p, n, SECRET, strlen(SECRET), KC_API_KZ_WAL_APPEND, KC_PEER_VERSION, 101, other, &plen), -1);
     ck_assert_int_eq(
         kc_peer_verify(p, n, SECRET, strlen(SECRET), KC_API_KZ_WAL_APPEND, KC_PEER_VERSION, 101, NULL, &plen), -1);
-    ck_assert_int_eq(kc_peer_verify(p, n, SECRET "x", strlen(SECRET) + 1, KC_API_KZ_WAL_APPEND, KC_PEER_VERSION, 101, nonce, &plen),
+    ck_assert_int_eq(kc_peer_verify(p, n, SECRET "x", strlen(SECRET) + 1, KC_API_KZ_WAL_APPEND, KC_PEER_VERSION,
+                                    101, nonce, &plen),
                      -1);
     /* The MAC is deterministic for the same input (HMAC, not randomised). */
     struct evbuffer *eb2 = evbuffer_new();

@@ -516,6 +516,115 @@ START_TEST(reader_large_slices_local)
     ow_t_rmdir(dir);
 }
 END_TEST
+/* A symbolic link to a directory planted inside the root (a component
+ * before the last) is refused on GET, PUT and DELETE, and LIST neither
+ * follows nor lists it: nothing outside the root is read, written or
+ * removed. */
+START_TEST(local_symlinked_dir)
+{
+    char *dir = ow_t_mkdtemp(), *out = ow_t_mkdtemp();
+    struct event_base *base = event_base_new();
+    ow_store *st = ow_t_local_store(base, dir);
+    char p[4096], q[4096];
+    snprintf(p, sizeof(p), "%s/secret", out);
+    FILE *f = fopen(p, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("outside", f);
+    fclose(f);
+    snprintf(p, sizeof(p), "%s/wal", dir);
+    ck_assert_int_eq(mkdir(p, 0755), 0);
+    snprintf(p, sizeof(p), "%s/wal/link", dir);
+    ck_assert_int_eq(symlink(out, p), 0);
+    snprintf(p, sizeof(p), "%s/top", dir);
+    ck_assert_int_eq(symlink(out, p), 0);
+    struct evbuffer *body = buf_of("planted");
+    const char *gets[] = {"wal/link/secret", "top/secret"};
+    for (int i = 0; i < 2; i++) {
+        res_box b = {0};
+        ck_assert(ow_store_get(st, gets[i], 0, 0, box_cb, &b) != NULL);
+        ck_assert(ow_t_run_until(base, &b.done, 2000));
+        ck_assert_msg(b.err == OW_EINVAL, "GET %s: err %d (%s)", gets[i], b.err, b.msg);
+        ck_assert_uint_eq(b.body_len, 0);
+        ck_assert(strstr(b.msg, "symbolic link") != NULL);
+    }
+    res_box b = {0};
+    ck_assert(ow_store_put(st, "wal/link/new", body, box_cb, &b) != NULL);
+    ck_assert(ow_t_run_until(base, &b.done, 2000));
+    ck_assert_msg(b.err == OW_EINVAL, "PUT: err %d (%s)", b.err, b.msg);
+    snprintf(q, sizeof(q), "%s/new", out);
+    ck_assert_int_eq(access(q, F_OK), -1);
+    /* A deeper path through the link: not created outside either. */
+    memset(&b, 0, sizeof(b));
+    ow_store_put(st, "top/sub/new", body, box_cb, &b);
+    ck_assert(ow_t_run_until(base, &b.done, 2000));
+    ck_assert_int_eq(b.err, OW_EINVAL);
+    snprintf(q, sizeof(q), "%s/sub", out);
+    ck_assert_int_eq(access(q, F_OK), -1);
+    memset(&b, 0, sizeof(b));
+    ow_store_delete(st, "wal/link/secret", box_cb, &b);
+    ck_assert(ow_t_run_until(base, &b.done, 2000));
+    ck_assert_msg(b.err == OW_EINVAL, "DELETE: err %d (%s)", b.err, b.msg);
+    snprintf(q, sizeof(q), "%s/secret", out);
+    ck_assert_int_eq(access(q, F_OK), 0);
+    /* LIST does not go through the links. */
+    memset(&b, 0, sizeof(b));
+    ow_store_list(st, "", NULL, 100, box_cb, &b);
+    ck_assert(ow_t_run_until(base, &b.done, 2000));
+    ck_assert_int_eq(b.err, OW_OK);
+    ck_assert_uint_eq(b.nentries, 0);
+    /* A real directory beside them still works, and the leaf link rule holds. */
+    memset(&b, 0, sizeof(b));
+    ow_store_put(st, "wal/real/x", body, box_cb, &b);
+    ck_assert(ow_t_run_until(base, &b.done, 2000));
+    ck_assert_int_eq(b.err, OW_OK);
+    snprintf(p, sizeof(p), "%s/wal/real/leaf", dir);
+    ck_assert_int_eq(symlink(q, p), 0);
+    memset(&b, 0, sizeof(b));
+    ow_store_get(st, "wal/real/leaf", 0, 0, box_cb, &b);
+    ck_assert(ow_t_run_until(base, &b.done, 2000));
+    ck_assert_int_eq(b.err, OW_EINVAL);
+    memset(&b, 0, sizeof(b));
+    ow_store_get(st, "wal/real/x", 0, 0, box_cb, &b);
+    ck_assert(ow_t_run_until(base, &b.done, 2000));
+    ck_assert_int_eq(b.err, OW_OK);
+    ck_assert_uint_eq(b.body_len, 7);
+    evbuffer_free(body);
+    ow_store_free(st);
+    event_base_free(base);
+    ow_t_rmdir(dir);
+    ow_t_rmdir(out);
+}
+END_TEST
+
+/* A session token longer than the store sends is refused at setup with a
+ * clear message (it used to be cut short in the header line). */
+START_TEST(s3_long_token_refused)
+{
+    struct event_base *base = event_base_new();
+    char *tok = malloc(OW_S3_MAX_TOKEN + 2);
+    memset(tok, 'A', OW_S3_MAX_TOKEN + 1);
+    tok[OW_S3_MAX_TOKEN + 1] = '\0';
+    ow_store_config cfg;
+    ow_store_config_init(&cfg);
+    cfg.backend = OW_BACKEND_S3;
+    cfg.s3.bucket = "b";
+    cfg.s3.endpoint = "http://127.0.0.1:9";
+    cfg.s3.path_style = 1;
+    cfg.s3.access_key = "AKIDEXAMPLE";
+    cfg.s3.secret_key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+    cfg.s3.session_token = tok;
+    char err[512] = "";
+    ck_assert_ptr_null(ow_store_new(base, &cfg, err, sizeof(err)));
+    ck_assert_msg(strstr(err, "session token") != NULL && strstr(err, "4097 bytes") != NULL, "%s", err);
+    tok[OW_S3_MAX_TOKEN] = '\0'; /* exactly the limit: accepted */
+    ow_store *st = ow_store_new(base, &cfg, err, sizeof(err));
+    ck_assert_msg(st != NULL, "%s", err);
+    ow_store_free(st);
+    free(tok);
+    event_base_free(base);
+}
+END_TEST
+
 Suite *ow_store_suite(void)
 {
     Suite *s = suite_create("ow_store");
@@ -524,6 +633,8 @@ Suite *ow_store_suite(void)
     tcase_add_test(tc, writer_reader_local);
     tcase_add_test(tc, reader_large_slices_local);
     tcase_add_test(tc, gc_confirm_and_sweep);
+    tcase_add_test(tc, local_symlinked_dir);
+    tcase_add_test(tc, s3_long_token_refused);
     suite_add_tcase(s, tc);
     return s;
 }
