@@ -370,15 +370,17 @@ kc_frame *kc_frame_new(size_t len)
     return f;
 }
 
+/* The count is atomic: with workers (px_worker.c) a frame is shared by a
+ * worker's connection and the WAL thread, and released by either. */
 kc_frame *kc_frame_keep(kc_frame *f)
 {
-    f->refcnt++;
+    __atomic_add_fetch(&f->refcnt, 1, __ATOMIC_RELAXED);
     return f;
 }
 
 void kc_frame_release(kc_frame *f)
 {
-    if (f == NULL || --f->refcnt != 0)
+    if (f == NULL || __atomic_sub_fetch(&f->refcnt, 1, __ATOMIC_ACQ_REL) != 0)
         return;
     int c = f->pool_class;
     if (c >= 0) {

@@ -180,6 +180,16 @@ typedef struct kc_produce_resp {
 } kc_produce_resp;
 
 int kc_produce_req_decode(kc_rd *rd, int16_t version, kc_arena *a, kc_produce_req *out);
+/* Cut-through: decode the partition list of a request of total body bytes of
+ * which rd holds the first ones. Every field up to the last partition's
+ * records length must be in rd, and the first min(its length, need_records)
+ * bytes of those records (a record batch header: 61); that partition's
+ * records.p points where they start and .len is their announced length,
+ * checked against total. Nothing after them is read (no tags of the last
+ * partition, topic and request). 0, or -1 with rd's error: more bytes may
+ * fix that while rd holds fewer than total. */
+int kc_produce_req_decode_head(kc_rd *rd, int16_t version, size_t total, size_t need_records, kc_arena *a,
+                               kc_produce_req *out);
 void kc_produce_req_encode(kc_wr *w, int16_t version, const kc_produce_req *in);
 int kc_produce_resp_decode(kc_rd *rd, int16_t version, kc_arena *a, kc_produce_resp *out);
 void kc_produce_resp_encode(kc_wr *w, int16_t version, const kc_produce_resp *in);

@@ -63,6 +63,78 @@ int kc_produce_req_decode(kc_rd *rd, int16_t version, kc_arena *a, kc_produce_re
     return kc_rd_finish(rd);
 }
 
+/* An array count of the head, checked against the whole frame's bytes
+ * (they are on their way); empty and null arrays are refused. */
+static int32_t kc_produce_head_count(kc_rd *rd, int flex, size_t total, size_t min_elem)
+{
+    int64_t n = flex ? (int64_t)kc_rd_uvarint(rd) - 1 : (int64_t)kc_rd_i32(rd);
+    if (rd->err)
+        return -1;
+    if (n <= 0)
+        return kc_rd_fail(rd, "an empty or null array");
+    if ((uint64_t)n > (total - rd->off) / min_elem)
+        return kc_rd_fail(rd, "array count larger than the frame");
+    return (int32_t)n;
+}
+
+/* Cut-through: the partition list of a request whose bytes are still
+ * arriving (kc_msg.h). The same fields as kc_produce_req_decode up to the last
+ * partition's records length; its records are announced, not read. */
+int kc_produce_req_decode_head(kc_rd *rd, int16_t version, size_t total, size_t need_records, kc_arena *a,
+                               kc_produce_req *out)
+{
+    const int flex = version >= KC_PRODUCE_FLEX;
+    *out = (kc_produce_req){0};
+    if (total < rd->len)
+        return kc_rd_fail(rd, "more bytes than the frame holds");
+    out->transactional_id = kc_rd_nstring(rd, flex);
+    out->acks = kc_rd_i16(rd);
+    out->timeout_ms = kc_rd_i32(rd);
+    int32_t n = kc_produce_head_count(rd, flex, total, flex ? 3 : 6);
+    if (n < 0)
+        return -1;
+    out->topics = kc_arena_calloc(a, (size_t)n, sizeof(*out->topics));
+    if (out->topics == NULL)
+        return kc_rd_fail(rd, "out of memory");
+    out->ntopics = n;
+    for (int32_t i = 0; i < n && rd->err == NULL; i++) {
+        kc_produce_req_topic *t = &out->topics[i];
+        t->name = kc_rd_string(rd, flex);
+        int32_t np = kc_produce_head_count(rd, flex, total, flex ? 6 : 8);
+        if (np < 0)
+            return -1;
+        t->partitions = kc_arena_calloc(a, (size_t)np, sizeof(*t->partitions));
+        if (t->partitions == NULL)
+            return kc_rd_fail(rd, "out of memory");
+        t->npartitions = np;
+        for (int32_t j = 0; j < np && rd->err == NULL; j++) {
+            kc_produce_req_partition *p = &t->partitions[j];
+            if (i < n - 1 || j < np - 1) {
+                kc_produce_req_partition_decode(rd, flex, p);
+                continue;
+            }
+            /* The last one: its length, and the first need_records bytes. */
+            p->index = kc_rd_i32(rd);
+            int64_t len = flex ? (int64_t)kc_rd_uvarint(rd) - 1 : (int64_t)kc_rd_i32(rd);
+            if (rd->err)
+                return -1;
+            if (len < 0)
+                return kc_rd_fail(rd, "null records");
+            /* Flexible versions end with three tag sections after them. */
+            if ((uint64_t)len + (flex ? 3 : 0) > total - rd->off)
+                return kc_rd_fail(rd, "records longer than the frame");
+            size_t need = (size_t)len < need_records ? (size_t)len : need_records;
+            if (need > kc_rd_remain(rd))
+                return kc_rd_fail(rd, "records not here yet");
+            p->records.p = rd->p + rd->off;
+            p->records.len = (int32_t)len;
+        }
+        if (flex && i < n - 1)
+            kc_rd_tags(rd, &t->tags);
+    }
+    return rd->err ? -1 : 0;
+}
+
 void kc_produce_req_encode(kc_wr *w, int16_t version, const kc_produce_req *in)
 {
     const int flex = version >= KC_PRODUCE_FLEX;

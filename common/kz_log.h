@@ -9,6 +9,7 @@
 
 enum kz_log_level { KZ_LOG_ERROR = 0, KZ_LOG_WARN = 1, KZ_LOG_INFO = 2, KZ_LOG_DEBUG = 3 };
 
+/* Read atomically (workers' threads log; a reload sets it on the main thread). */
 extern int kz_log_level;
 
 /* Parse "error", "warn", "info" or "debug"; -1 if none of them. */
@@ -25,7 +26,7 @@ void kz_log_write(int level, const char *fmt, ...) __attribute__((format(printf,
 
 #define kz_log(level, ...)                                                                         \
     do {                                                                                           \
-        if ((level) <= kz_log_level)                                                               \
+        if ((level) <= __atomic_load_n(&kz_log_level, __ATOMIC_RELAXED))                          \
             kz_log_write((level), __VA_ARGS__);                                                    \
     } while (0)
 #define kz_err(...) kz_log(KZ_LOG_ERROR, __VA_ARGS__)

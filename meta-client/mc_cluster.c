@@ -65,15 +65,16 @@ struct mc_cluster {
 
 /* ---------------- views ---------------- */
 
+/* Atomic: a view may be held by requests of several threads (workers). */
 mc_view *mc_view_keep(mc_view *v)
 {
-    v->refcnt++;
+    __atomic_add_fetch(&v->refcnt, 1, __ATOMIC_RELAXED);
     return v;
 }
 
 void mc_view_release(mc_view *v)
 {
-    if (v == NULL || --v->refcnt > 0)
+    if (v == NULL || __atomic_sub_fetch(&v->refcnt, 1, __ATOMIC_ACQ_REL) > 0)
         return;
     kc_arena_destroy(&v->arena);
     free(v);

@@ -119,6 +119,25 @@ int mc_conn_request(mc_conn *c, int16_t api_key, int16_t version, kc_str client_
                     struct evbuffer *body, int expect_response, int extra_wait_ms, mc_resp_fn fn,
                     void *arg);
 
+/*
+ * Cut-through: send a request whose body is still arriving. body holds its
+ * first bytes (drained), body_len the whole body's length. The header goes
+ * out with the first bytes; until the last byte is added no other request
+ * is written on this connection. A response is expected. Returns the
+ * stream's id (> 0), or 0 (broker in backoff, out of memory): fn is then
+ * not called.
+ */
+uint64_t mc_conn_stream_open(mc_conn *c, int16_t api_key, int16_t version, kc_str client_id,
+                             struct evbuffer *body, size_t body_len, mc_resp_fn fn, void *arg);
+/* The stream's next bytes (drained; by reference where they were added so).
+ * 1: more to come; 0: complete; -1: the request is gone (it failed and its
+ * callback has run, or this overran its size: the connection is closed). */
+int mc_conn_stream_add(mc_conn *c, uint64_t id, struct evbuffer *more);
+/* The body will never be complete. A request not yet written is dropped (fn
+ * gets why); one on the wire closes the connection: every request on it
+ * fails with why, as on a connection loss. Nothing when the stream is gone. */
+void mc_conn_stream_abort(mc_conn *c, uint64_t id, const char *why);
+
 int32_t mc_conn_broker_id(const mc_conn *c);
 const char *mc_conn_host(const mc_conn *c);
 int mc_conn_port(const mc_conn *c);

@@ -41,7 +41,8 @@ typedef struct px_acl_logslot {
     uint64_t suppressed;
 } px_acl_logslot;
 
-static px_acl_logslot px_acl_logs[PX_ACL_LOG_SLOTS];
+/* Per thread (workers, px_worker.c): each thread rate-limits its own lines. */
+static _Thread_local px_acl_logslot px_acl_logs[PX_ACL_LOG_SLOTS];
 
 static int64_t px_acl_now_ms(void)
 {

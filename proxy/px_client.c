@@ -60,6 +60,8 @@ void px_client_release(px_client *cl)
 {
     if (--cl->refcnt > 0)
         return;
+    if (cl->shadow)
+        px_worker_shadow_drop(cl);
     px_fetch_replicas_free(cl->fetch_replicas);
     px_client_auth_free(&cl->auth);
     event_free(cl->resume);
@@ -163,6 +165,10 @@ void px_client_bad(px_client *cl, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(why, sizeof(why), fmt, ap);
     va_end(ap);
+    if (cl->relay) {
+        px_worker_shadow_bad(cl, why); /* the worker closes the connection */
+        return;
+    }
     if (cl->closed)
         return;
     kz_warn("client %s: closing connection: %s", cl->peer, why);
@@ -256,6 +262,8 @@ static void px_dispatch(px_client *cl, kc_frame *f)
            rq->hdr.api_version, rq->hdr.correlation_id, f->len);
     if (px->csasl != NULL && px_sasl_gate(rq, &cl->auth))
         return;
+    if (px->worker != NULL && px_worker_relay(rq))
+        return; /* runs on the main thread (px_worker.c) */
     switch (rq->hdr.api_key) {
     case KC_API_APIVERSIONS:
         px_vc_apiversions(rq);
@@ -624,8 +632,7 @@ static void px_client_sniff_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-static void px_accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
-                         int salen, void *arg)
+void px_accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
 {
     px_proxy *px = arg;
     (void)lis;

@@ -40,6 +40,11 @@ struct px_client {
     evutil_socket_t fd;     /* the socket while sniff owns it */
     char *principal;        /* who authenticated (certificate subject or SASL user), or NULL */
     px_client_auth auth;    /* client SASL state (px_sasl.c) */
+    /* workers (px_worker.c) */
+    px_client *shadow;      /* on a worker: this connection's stand-in on the main thread, once it
+                             * relayed a request (the main thread sets it up and frees it) */
+    struct px_worker *relay;/* on a shadow: the worker its answers go back to; NULL otherwise */
+    char *relay_bad;        /* on a shadow: why the worker's connection must close */
 };
 
 /* Log one line naming the peer and the reason, then close the connection. */
@@ -49,6 +54,10 @@ void px_client_release(px_client *cl);
 /* Upgrade drain (px_drain.c): read nothing more; close the connection once
  * its requests are answered and written (call again until it is closed). */
 void px_client_drain(px_client *cl);
+/* The listener's accept callback (arg: the px that serves the connection;
+ * each worker has its own listener event on the one socket). */
+struct evconnlistener;
+void px_accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg);
 /* Read again if a pause for backpressure can end now. */
 void px_client_maybe_resume(px_client *cl);
 /* px_req.c: write the completed responses at the head of the queue, in

@@ -183,6 +183,7 @@ static void px_cfg_defaults(px_config *cfg)
     cfg->peer_replay_window_ms = 30000;
     cfg->peer_replay_max_nonces = 65536;
     cfg->drain_timeout_ms = 30000;
+    cfg->workers = 1;
     cfg->discovery.interval_ms = 10000;
     cfg->prices.cross_zone_per_gb = 0.02;
     cfg->prices.s3_put_per_1000 = 0.005;
@@ -483,7 +484,7 @@ static int px_cfg_from_json(json_t *root, px_config *cfg, char *errstr, size_t n
                                        "rpc_timeout_ms", "discovery", "prices", "backend", "fetch_from_follower",
                                        "fetch_follower_retry_ms", "fetch_follower_retry_max_ms", "fetch_cache_bytes", "fetch_cache_max_age_ms", "cross_zone_auto", "client_tls", "client_sasl", "peer_tls",
                                        "peer_replay_window_ms", "peer_replay_max_nonces", "acls",
-                                       "drain_timeout_ms", NULL};
+                                       "drain_timeout_ms", "workers", NULL};
     if (!json_is_object(root))
         return px_cfg_err(errstr, n, "the top level must be a JSON object");
     if (px_cfg_known(root, "", keys, errstr, n) != 0)
@@ -561,6 +562,7 @@ static int px_cfg_from_json(json_t *root, px_config *cfg, char *errstr, size_t n
     PX_CFG_INT(root, "peer_replay_window_ms", "", 1000, 3600000, cfg->peer_replay_window_ms);
     PX_CFG_INT(root, "peer_replay_max_nonces", "", 1024, 1 << 24, cfg->peer_replay_max_nonces);
     PX_CFG_INT(root, "drain_timeout_ms", "", 0, 3600000, cfg->drain_timeout_ms);
+    PX_CFG_INT(root, "workers", "", 0, 256, cfg->workers);
     json_t *disc = json_object_get(root, "discovery");
     if (disc && px_cfg_discovery(disc, &cfg->discovery, errstr, n) != 0)
         return -1;

@@ -176,6 +176,7 @@ typedef struct px_config {
     int health_check_ms;     /* peer health-check period */
     int rpc_timeout_ms;      /* peer RPC timeout, on top of the produce timeout */
     int drain_timeout_ms;    /* SIGTERM: exit at the latest this long after the drain starts */
+    int workers;             /* event-loop threads serving clients (px_worker.c); 0: one per usable core */
     px_discovery discovery;
     px_prices prices;
     px_backend_tls backend_tls;   /* "backend": {"tls": ...} */

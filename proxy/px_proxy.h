@@ -126,6 +126,9 @@ typedef struct px_proxy {
     struct event *sigs[4];     /* SIGTERM, SIGINT, SIGHUP, SIGUSR2 */
     struct px_upgrade *upgrade;/* an upgrade in progress (SIGUSR2) */
     void *admin_handle;        /* the admin listener's evhttp_bound_socket */
+    /* threads (px_worker.h) */
+    struct px_worker *worker;  /* the worker thread this px serves; NULL on the main thread */
+    struct px_workers *workers;/* main thread: the other workers; NULL with workers: 1 */
 } px_proxy;
 
 /* ---- px_client.c ---- */
@@ -142,6 +145,7 @@ typedef struct px_req {
     int done;
     int no_response;   /* acks=0 Produce */
     struct evbuffer *resp; /* framed response, once done */
+    struct px_req *relay_of; /* on a shadow connection (px_worker.c): the worker's request */
 } px_req;
 
 /* Start listening; 0 or -1 with errstr. */

@@ -214,7 +214,7 @@ static void px_reload_apply(px_proxy *px, px_config *c, const char *why, char *d
         if (px->log_level_cli)
             kz_info("reload: log_level is set by --log-level; the file's is not applied");
         else
-            kz_log_level = kz_log_level_parse(o->log_level ? o->log_level : "info");
+            __atomic_store_n(&kz_log_level, kz_log_level_parse(o->log_level ? o->log_level : "info"), __ATOMIC_RELAXED);
         px_restart_key(done, n, "log_level");
     }
     px_wal_config *ow = &o->wal;

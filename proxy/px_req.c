@@ -37,6 +37,10 @@ void px_req_reject(px_req *rq, const char *fmt, ...)
 void px_client_flush(px_client *cl)
 {
     px_req *rq;
+    if (cl->relay) { /* a shadow: the answers go back to the worker */
+        px_worker_shadow_flush(cl);
+        return;
+    }
     cl->refcnt++; /* hold on while requests are freed */
     while ((rq = TAILQ_FIRST(&cl->reqs)) != NULL && rq->done) {
         TAILQ_REMOVE(&cl->reqs, rq, link);

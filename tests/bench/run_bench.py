@@ -77,6 +77,16 @@ IDEM_QUEUE_KIB = 4096     # its client queue
 # at most 5 requests in flight.
 PIPE_BATCH_RECORDS = 15
 PIPE_IN_FLIGHT = 5
+# librdkafka's idempotent producer at its default settings (issue 17 item 4)
+# on a 12-partition topic: offered IDEM_DEFAULT_RATE_MBPS (what the WAL path
+# carries with one request in flight per partition), then flat out with the
+# client queue bounded to IDEM_DEFAULT_QUEUE_KIB (the default, 1 GiB, would
+# make a flat-out run drain for minutes at the WAL path's rate).
+IDEM_DEFAULT_RATE_MBPS = 20
+IDEM_DEFAULT_QUEUE_KIB = 65536
+# Fan-out (issue 15): this many consumers (each its own group.id) in zone b
+# read, one after the other, a topic with no replica in zone b.
+FANOUT_GROUPS = 3
 CLK_TCK = os.sysconf('SC_CLK_TCK')
 
 # Every produce scenario: (name, label, path) in table order.
@@ -194,6 +204,11 @@ METRIC_PICKS = {
     'wal_partitions': lambda n, ls: n == 'kzproxy_produce_path_partitions_total' and ls.get('path') == 'wal',
     'cross_zone_partitions': lambda n, ls: (n == 'kzproxy_produce_path_partitions_total'
                                             and ls.get('path') == 'cross_zone'),
+    # Consume (issue 15): partitions fetched from a follower, the fetch cache.
+    'follower_partitions': lambda n, ls: n == 'kzproxy_fetch_partitions_total' and ls.get('replica') == 'follower',
+    'follower_fallbacks': lambda n, ls: n == 'kzproxy_fetch_follower_fallbacks_total',
+    'fetch_cache_hits': lambda n, ls: n == 'kzproxy_fetch_cache_hits_total',
+    'fetch_cache_bytes_saved': lambda n, ls: n == 'kzproxy_fetch_cache_bytes_saved_total',
     's3_put': lambda n, ls: is_objwal(n, 'requests_total') and ls.get('op') == 'put',
     's3_get': lambda n, ls: is_objwal(n, 'requests_total') and ls.get('op') == 'get',
     's3_bytes_up': lambda n, ls: is_objwal(n, 'bytes_up_total'),
@@ -270,7 +285,7 @@ class Bench:
     def __init__(self, opts):
         self.o = opts
         self.results = {'produce': [], 'consume': [], 'idle_connections': [], 'idempotent': [],
-                        'sequence_controls': [], 'failures': []}
+                        'sequence_controls': [], 'failures': [], 'idem_default': [], 'consume_fanout': []}
         self.tb = None
         self.workdir = tempfile.mkdtemp(prefix='kz-bench-')
 
@@ -320,6 +335,42 @@ class Bench:
                 self.fail('%s %s' % (path, load), res['error'])
             self.derive_produce(entry)
             self.results['produce'].append(entry)
+            self.print_progress(entry)
+
+    def idem_default_runs(self, path, label, bootstrap, topic, cluster=None, others=None):
+        """librdkafka's idempotent producer at its default settings
+        (enable.idempotence=true and nothing else: linger.ms 5, batch.size
+        1 MB, max.in.flight 5, acks all) on a 12-partition topic: offered
+        IDEM_DEFAULT_RATE_MBPS, then flat out (client queue bounded). Next to
+        kz_bench's pipelined producer, what an ordinary application gets."""
+        o = self.o
+        proxies = cluster.proxies if cluster else []
+        others = dict(others or {})
+        others['brokers'] = self.tb.pids
+        loads = (('fixed', IDEM_DEFAULT_RATE_MBPS),) if o.quick else \
+            (('fixed', IDEM_DEFAULT_RATE_MBPS), ('saturation', None))
+        for load, rate in loads:
+            args = ['produce', '-b', bootstrap, '-t', topic, '--msg-size', MSG_SIZE, '--idempotent',
+                    '--duration', o.duration, '--warmup', o.warmup, '--timeout', o.timeout,
+                    '-X', 'message.timeout.ms=%d' % int(o.timeout * 1000)]
+            if rate:
+                args += ['--rate-mbps', rate]
+            else:
+                args += ['-X', 'queue.buffering.max.kbytes=%d' % IDEM_DEFAULT_QUEUE_KIB]
+            entry = {'path': path, 'label': label + ', idem default', 'load': load, 'offered_mbps': rate,
+                     'client_kind': 'librdkafka', 'idempotent': True}
+            (res, client_cpu), fig = measure(proxies, others, lambda: run_kz_bench(args, o.timeout))
+            entry['client'] = res
+            entry['client_cpu_s'] = round(client_cpu, 3) if client_cpu is not None else None
+            entry.update(fig)
+            if 'error' in res and not res.get('delivered'):
+                self.fail('%s idem default %s' % (path, load), res['error'])
+            self.derive_produce(entry)
+            # Produce requests the client sent to the proxy of its zone.
+            reqs = fig['metrics_by_zone'].get('a', {}).get('produce_requests') if proxies else None
+            entry['produce_requests'] = reqs
+            entry['requests_per_s'] = reqs / res['window_s'] if reqs and res.get('window_s') else None
+            self.results['idem_default'].append(entry)
             self.print_progress(entry)
 
     def latency_pairs(self, a, cluster):
@@ -436,37 +487,110 @@ class Bench:
     def start_testbed(self):
         o = self.o
         topics = {'bench_a': 12, 'bench_b': 12, 'bench_consume': o.consume_partitions,
-                  'bench_idem_a': 1, 'bench_idem_b': 1}
+                  'bench_idem_a': 1, 'bench_idem_b': 1,
+                  # consume with followers (issue 15): led in zone a, a follower in zone b
+                  'bench_follow': o.consume_partitions,
+                  # fan-out: led in zone a, no replica in zone b that serves
+                  'bench_fanout': 12}
         self.tb = TestBed(zones=('a', 'b'), brokers=2, topics=topics, backend=o.backend).start()
         a, b = self.tb.brokers_in('a')[0].id, self.tb.brokers_in('b')[0].id
         for name, parts in topics.items():
             leader = b if name.endswith('_b') else a
             for p in range(parts):
                 self.tb.set_leader(name, p, leader)
+        if self.tb.backend == 'mock':
+            # The mock leader names the zone-b broker as the preferred read
+            # replica (to any client, as test_zone_fetch does); real Kafka's
+            # RackAwareReplicaSelector picks the replica in the client's rack.
+            for p in range(topics['bench_follow']):
+                self.tb.set_follower('bench_follow', p, b)
 
-    def fill_consume_topic(self):
-        """Fill bench_consume (the test bed keeps the last few MB of a partition)."""
-        res, _ = run_kz_bench(['produce', '-b', self.tb.bootstrap, '-t', 'bench_consume',
-                               '--msg-size', MSG_SIZE, '--duration', self.o.fill_s, '--warmup', 0,
-                               '--timeout', self.o.timeout], self.o.timeout)
+    def fill_consume_topic(self, topic='bench_consume', rate=None, duration=None):
+        """Fill a topic (the test bed keeps the last few MB of a partition)."""
+        args = ['produce', '-b', self.tb.bootstrap, '-t', topic, '--msg-size', MSG_SIZE,
+                '--duration', duration or self.o.fill_s, '--warmup', 0, '--timeout', self.o.timeout]
+        if rate:
+            args += ['--rate-mbps', rate]
+        res, _ = run_kz_bench(args, self.o.timeout)
         if 'error' in res:
-            self.fail('consume (fill)', res['error'])
+            self.fail('consume (fill %s)' % topic, res['error'])
+        return res
 
-    def consume_run(self, path, label, bootstrap, cluster=None):
+    def consume_run(self, path, label, bootstrap, cluster=None, topic='bench_consume'):
         proxies = cluster.proxies if cluster else []
-        args = ['consume', '-b', bootstrap, '-t', 'bench_consume', '--duration', self.o.consume_s,
+        args = ['consume', '-b', bootstrap, '-t', topic, '--duration', self.o.consume_s,
                 '--timeout', self.o.timeout, '-X', 'fetch.wait.max.ms=20']
         (res, ccpu), fig = measure(proxies, {'brokers': self.tb.pids},
                                    lambda: run_kz_bench(args, self.o.timeout))
-        e = {'path': path, 'label': label, 'client': res, 'client_cpu_s': ccpu}
+        e = {'path': path, 'label': label, 'topic': topic, 'client': res, 'client_cpu_s': ccpu}
         e.update(fig)
         e['proxy_cpu_s_per_gb'] = proxy_cpu_per_gb(fig['proxy_cpu_s'], res.get('bytes', 0))
+        gb = res.get('bytes', 0) / 1e9
+        e['broker_cpu_s_per_gb'] = (round(fig['other_cpu_s']['brokers'] / gb, 3)
+                                    if gb and fig['other_cpu_s'].get('brokers') is not None else None)
+        # Fetch payload (record batches) the proxies took from brokers of
+        # another zone, per value byte the client read.
+        xz = fig['metrics'].get('xzone_payload_bytes')
+        e['xzone_payload_bytes'] = xz
+        e['xzone_payload_bytes_per_payload_byte'] = xz / res['bytes'] if xz is not None and res.get('bytes') else None
         if 'error' in res:
             self.fail('consume %s' % path, res['error'])
         self.results['consume'].append(e)
-        sys.stdout.write('  consume %-12s %8.1f MB/s (%d passes)%s\n' % (
+        m = fig['metrics']
+        sys.stdout.write('  consume %-18s %8.1f MB/s (%d passes)%s%s\n' % (
             path, res.get('mbps', 0), res.get('passes', 0),
+            '  fetch payload across zones %s B, follower partitions %s, cache hits %s' % (
+                xz, m.get('follower_partitions'), m.get('fetch_cache_hits')) if proxies else '',
             ('  ERROR ' + res['error']) if 'error' in res else ''))
+
+    def consume_followers(self, pc):
+        """Issue 15: a consumer in zone b, through the zone-b proxy, of a
+        topic led in zone a: with the follower in zone b (fetch_from_follower,
+        the default) and, for comparison, of a topic with no follower (read
+        from the leader across zones). pc runs with fetch_cache_bytes 0: the
+        cache would answer kz_bench's repeated passes over the same bytes
+        (consume_fanout measures the cache)."""
+        self.fill_consume_topic('bench_follow')
+        b = pc.proxy_in('b')
+        self.consume_run('zone_b_follower', 'kzproxy b, follower', b.kafka, pc, topic='bench_follow')
+        self.consume_run('zone_b_leader', 'kzproxy b, xzone leader', b.kafka, pc)
+
+    def consume_fanout(self):
+        """Issue 15 item 2: FANOUT_GROUPS consumers (each its own group.id,
+        one after the other) in zone b, through the zone-b proxy, of a topic
+        led in zone a with no replica serving zone b: the fetch payload that
+        crosses zones with the fetch cache (default fetch_cache_bytes) and
+        without it (0)."""
+        o = self.o
+        fill = self.fill_consume_topic('bench_fanout', rate=IDEM_DEFAULT_RATE_MBPS, duration=o.fanout_fill_s)
+        for cache, extra in (('on', None), ('off', {'fetch_cache_bytes': 0})):
+            e = {'cache': cache, 'groups': [], 'fill_msgs': fill.get('delivered')}
+            with self.cluster(extra) as pc:
+                b = pc.proxy_in('b')
+                if cache == 'off':
+                    self.consume_followers(pc)
+                for g in range(FANOUT_GROUPS):
+                    args = ['consume', '-b', b.kafka, '-t', 'bench_fanout', '--timeout', o.timeout,
+                            '-X', 'fetch.wait.max.ms=20']
+                    (res, _), fig = measure(pc.proxies, {}, lambda: run_kz_bench(args, o.timeout))
+                    m = fig['metrics']
+                    if 'error' in res:
+                        self.fail('consume fan-out, cache %s, group %d' % (cache, g + 1), res['error'])
+                    e['groups'].append({'bytes': res.get('bytes'), 'msgs': res.get('msgs'), 'mbps': res.get('mbps'),
+                                        'record_bytes': m.get('fetch_record_bytes'),
+                                        'xzone_payload_bytes': m.get('xzone_payload_bytes') or 0,
+                                        'cache_hits': m.get('fetch_cache_hits'),
+                                        'cache_bytes_saved': m.get('fetch_cache_bytes_saved'),
+                                        'error': res.get('error')})
+            gs = e['groups']
+            e['xzone_payload_bytes'] = sum(g['xzone_payload_bytes'] for g in gs)
+            e['one_group_record_bytes'] = gs[0]['record_bytes']
+            e['xzone_per_group_bytes'] = ratio(e['xzone_payload_bytes'], gs[0]['record_bytes'])
+            self.results['consume_fanout'].append(e)
+            sys.stdout.write('  consume fan-out, %d groups, cache %-3s: fetch payload across zones %s B = %s x one '
+                             'group\'s %s B of records (per group %s)\n' % (
+                                 FANOUT_GROUPS, cache, e['xzone_payload_bytes'], fmt(e['xzone_per_group_bytes']),
+                                 gs[0]['record_bytes'], ', '.join(str(g['xzone_payload_bytes']) for g in gs)))
 
     def idempotent_run(self, path, label, proxy, topic, cluster, idempotent=True):
         """One producer, max.in.flight=5, on one partition; idempotent unless
@@ -505,6 +629,18 @@ class Bench:
         sys.stdout.write('  idempotent %-12s %s req/s  p99 %.1f ms%s\n' % (
             path, e['requests_per_s'] and round(e['requests_per_s'], 1), lat.get('p99', -1) / 1e3,
             ('  ERROR ' + res['error']) if 'error' in res else ''))
+
+    def direct_single(self):
+        """The one-partition producers straight to the leader (zone a): the
+        references of the proxied rows' ratios. librdkafka's request count
+        is not known here (no proxy counts it)."""
+        import types
+        leader = types.SimpleNamespace(kafka=self.tb.bootstrap, zone='direct')
+        none = types.SimpleNamespace(proxies=[])
+        self.idempotent_run('direct', 'direct', leader, 'bench_idem_a', none)
+        if not self.o.quick:
+            self.idempotent_run('direct', 'direct', leader, 'bench_idem_a', none, idempotent=False)
+        self.pipelined_run('direct', 'direct', leader, 'bench_idem_a', none, None)
 
     def pipelined_runs(self, path, label, proxy, topic, cluster):
         """kz_bench's own idempotent producer on one partition, 5 requests
@@ -667,6 +803,9 @@ class Bench:
         for load in ('fixed', 'saturation'):
             self.results['produce'].append({'path': path, 'label': label, 'load': load,
                                             'available': False, 'reason': reason})
+        for load in ('fixed', 'saturation'):
+            self.results['idem_default'].append({'path': path, 'label': label + ', idem default', 'load': load,
+                                                 'available': False, 'reason': reason})
         for suffix, what in (('', ''), ('_pipelined', ', pipelined'), ('_pipelined_txn', ', pipelined, txn id')):
             self.results['idempotent'].append({'path': path + suffix, 'label': label + what,
                                                'available': False, 'reason': reason})
@@ -698,6 +837,7 @@ class Bench:
                     e['reason'] = 'no object was written: cross-zone produce did not take the WAL path'
                 sys.stdout.write('  %s: %s (0 objects written)\n' % (label, NA_WAL))
             if not self.o.no_single:
+                self.idem_default_runs(path, label, a.kafka, 'bench_b', pc, others)
                 self.idempotent_run(path, label, a, 'bench_idem_b', pc)
                 self.idempotent_run(path, label, a, 'bench_idem_b', pc, idempotent=False)
                 self.pipelined_runs(path, label, a, 'bench_idem_b', pc)
@@ -733,6 +873,10 @@ class Bench:
                          '%d-byte messages\n' % (o.duration, o.warmup, o.rate_mbps, MSG_SIZE))
         if self.want('direct'):
             self.produce_runs('direct', 'direct', self.tb.bootstrap, 'bench_a')
+            if not o.no_single:
+                # The references of the idempotent rows (their ratios to direct).
+                self.idem_default_runs('direct', 'direct', self.tb.bootstrap, 'bench_a')
+                self.direct_single()
         if self.want('idle'):
             # A proxy of its own that has served no load, so the connections'
             # memory is not hidden in heap the produce runs left free.
@@ -753,6 +897,8 @@ class Bench:
                     self.fill_consume_topic()
                     self.consume_run('direct', 'direct', self.tb.bootstrap)
                     self.consume_run('same_zone', 'kzproxy same-zone', a.kafka, pc)
+            if self.want('consume'):
+                self.consume_fanout()
         if self.want('same_zone_tls'):
             self.same_zone_tls()
         if self.want('wal_local'):
@@ -843,6 +989,11 @@ def fmt(v, spec='%.2f', na='-'):
     return na if v is None else spec % v
 
 
+def fmt_ratio(v):
+    """A ratio with two significant digits below 0.1 (0.0012), else two decimals."""
+    return '-' if v is None else ('%.2g' % v if v < 0.1 else '%.2f' % v)
+
+
 def direct_of(results, load):
     for e in results['produce']:
         if e['path'] == 'direct' and e['load'] == load and 'client' in e:
@@ -864,6 +1015,48 @@ def add_ratios(results):
     for e in results['consume']:
         if dcons is not None:
             e['throughput_ratio_to_direct'] = ratio(e['client'].get('mbps'), dcons['client'].get('mbps'))
+            e['proxy_cpu_ratio_to_direct_broker'] = ratio(e.get('proxy_cpu_s_per_gb'),
+                                                          dcons.get('broker_cpu_s_per_gb'))
+    add_relative(results['produce'], lambda e: direct_of(results, e['load']))
+    add_relative(results['idem_default'],
+                 lambda e: next((d for d in results['idem_default'] if d['path'] == 'direct'
+                                 and d['load'] == e['load'] and 'client' in d), None))
+    add_relative(results['idempotent'], lambda e: single_direct_of(results, e))
+
+
+def single_direct_of(results, e):
+    """The direct one-partition row an idempotent row compares with: same
+    client, same idempotence, pipelined or not (txn id rows: the plain
+    pipelined one)."""
+    if e['path'].startswith('direct'):
+        return None
+    want = 'direct_pipelined' if e.get('pipelined') else ('direct' if e.get('idempotent') else 'direct_plain')
+    return next((d for d in results['idempotent'] if d['path'] == want and 'client' in d), None)
+
+
+def add_relative(rows, ref_of):
+    """Each figure of each row as a ratio to its direct reference measured in
+    the same run (issue 17 item 4: machines differ by 3x from run to run, a
+    ratio does not): throughput and latencies as multiples of direct's, the
+    proxies' CPU per GB as a multiple of the brokers' CPU per GB in the direct
+    run (the mock broker: one thread doing the same work in every run)."""
+    for e in rows:
+        d = ref_of(e)
+        if d is None or d is e or 'client' not in e or e.get('available') is False:
+            continue
+        c, dc = e['client'], d['client']
+        both_mbps = c.get('mbps') is not None and dc.get('mbps') is not None
+        rel = {'throughput': ratio(c.get('mbps'), dc.get('mbps')) if both_mbps
+               else ratio(c.get('msgs_per_s'), dc.get('msgs_per_s'))}
+        for q in ('p50', 'p99'):
+            a, b = c.get('lat_us', {}).get(q), dc.get('lat_us', {}).get(q)
+            rel[q] = ratio(a, b) if a is not None and b and a >= 0 and b > 0 else None
+        rel['proxy_cpu_to_direct_broker_cpu'] = ratio(e.get('proxy_cpu_s_per_gb'), d.get('broker_cpu_s_per_gb'))
+        rel['broker_cpu'] = ratio(e.get('broker_cpu_s_per_gb'), d.get('broker_cpu_s_per_gb'))
+        rel['requests_per_s'] = ratio(e.get('requests_per_s'), d.get('requests_per_s'))
+        e['relative_to_direct'] = rel
+        if 'throughput_ratio_to_direct' not in e:
+            e['throughput_ratio_to_direct'] = rel['throughput']
 
 
 def targets(results, opts):
@@ -982,6 +1175,37 @@ def print_table(results, opts, out=sys.stdout):
                 e['label'], 'fixed' if e['load'] == 'fixed' else 'sat', fmt(z.get('a')), fmt(z.get('b')),
                 fmt(e.get('proxy_cpu_s_per_gb')),
                 fmt(e.get('s3rver_cpu_s_per_gb')) if e['path'] == 'wal_s3' else '-'))
+    rel = [e for e in results['produce'] if e.get('relative_to_direct')]
+    if rel:
+        w('\nratios to direct in the same run, same load: throughput, p50 and p99 latency as multiples of\n'
+          'direct\'s; the proxies\' CPU per GB over the brokers\' CPU per GB in the direct run (pxCPU/brk)\n')
+        w('  %-22s %-6s %8s %7s %7s %10s %9s\n' % ('', 'load', 'through', 'p50 x', 'p99 x', 'pxCPU/brk',
+                                                   'brkCPU x'))
+        for e in rel:
+            r = e['relative_to_direct']
+            w('  %-22s %-6s %8s %7s %7s %10s %9s\n' % (
+                e['label'], 'fixed' if e['load'] == 'fixed' else 'sat', fmt(r['throughput']), fmt(r['p50'], '%.1f'),
+                fmt(r['p99'], '%.1f'), fmt(r['proxy_cpu_to_direct_broker_cpu']), fmt(r['broker_cpu'])))
+    if results.get('idem_default'):
+        w('\nlibrdkafka idempotent producer, default settings (enable.idempotence=true only: linger.ms 5,\n'
+          'batch.size 1 MB, max.in.flight 5), 12 partitions; fixed = %d MB/s offered, sat = flat out with a\n'
+          '%d MiB client queue. ratio: to direct\'s same load; pxCPU a/b: core-s per GB of each proxy\n'
+          % (IDEM_DEFAULT_RATE_MBPS, IDEM_DEFAULT_QUEUE_KIB // 1024))
+        w('  %-34s %-5s %7s %6s %8s %8s %6s %7s %8s %8s %10s\n' % (
+            '', 'load', 'MB/s', 'ratio', 'p50 ms', 'p99 ms', 'p99 x', 'req/s', 'pxCPU a', 'pxCPU b', 'pxCPU/brk'))
+        for e in results['idem_default']:
+            load = 'fixed' if e['load'] == 'fixed' else 'sat'
+            if e.get('available') is False:
+                w('  %-34s %-5s %s: %s\n' % (e['label'], load, NA_WAL, e.get('reason', '')[:80]))
+                continue
+            c, r = e['client'], e.get('relative_to_direct') or {}
+            lat, z = c.get('lat_us', {}), e.get('proxy_cpu_s_per_gb_by_zone') or {}
+            w('  %-34s %-5s %7s %6s %8s %8s %6s %7s %8s %8s %10s%s\n' % (
+                e['label'], load, fmt(c.get('mbps'), '%.1f'), fmt(r.get('throughput')),
+                fmt(lat.get('p50') / 1e3 if 'p50' in lat else None),
+                fmt(lat.get('p99') / 1e3 if 'p99' in lat else None), fmt(r.get('p99'), '%.1f'),
+                fmt(e.get('requests_per_s'), '%.1f'), fmt(z.get('a')), fmt(z.get('b')),
+                fmt(r.get('proxy_cpu_to_direct_broker_cpu')), ('  ERROR: ' + c['error']) if 'error' in c else ''))
     lp = results.get('latency_pairs')
     if lp and lp['runs']:
         w('\nfixed load, direct and same-zone alternately, %d pairs of %ss: median of the pairs\n' % (
@@ -989,16 +1213,32 @@ def print_table(results, opts, out=sys.stdout):
         w('  +p50 %s ms   +p99 %s ms   +p999 %s ms   same-zone proxy %s core-s/GB\n' % (
             fmt(lp['median']['p50_added_ms']), fmt(lp['median']['p99_added_ms']),
             fmt(lp['median']['p999_added_ms']), fmt(lp['median_same_zone_cpu_s_per_gb'])))
-    w('\n%-20s %8s %9s %6s %9s %7s\n' % ('consume', 'MB/s', 'msgs/s', 'ratio', 'pxCPU/GB', 'passes'))
+    w('\n%-24s %8s %9s %6s %9s %10s %9s %8s %9s %7s\n' % (
+        'consume', 'MB/s', 'msgs/s', 'ratio', 'pxCPU/GB', 'pxCPU/brk', 'brkCPU/GB', 'xzone/B', 'followerP', 'passes'))
     for e in results['consume']:
-        c = e['client']
-        w('%-20s %8s %9s %6s %9s %7s%s\n' % (
+        c, m = e['client'], e.get('metrics') or {}
+        px = e['path'] != 'direct'
+        w('%-24s %8s %9s %6s %9s %10s %9s %8s %9s %7s%s\n' % (
             e['label'], fmt(c.get('mbps'), '%.1f'), fmt(c.get('msgs_per_s'), '%.0f'),
             fmt(e.get('throughput_ratio_to_direct')),
-            fmt(e.get('proxy_cpu_s_per_gb')) if e['path'] != 'direct' else '', c.get('passes', '-'),
+            fmt(e.get('proxy_cpu_s_per_gb')) if px else '',
+            fmt(e.get('proxy_cpu_ratio_to_direct_broker')) if px else '', fmt(e.get('broker_cpu_s_per_gb')),
+            fmt(e.get('xzone_payload_bytes_per_payload_byte'), '%.4f') if px else '',
+            fmt(m.get('follower_partitions'), '%d') if px else '', c.get('passes', '-'),
             ('  ERROR: ' + c['error']) if 'error' in c else ''))
-    w('\n%-38s %-10s %8s %8s %8s %9s  %s\n' % ('1 producer, 1 partition, 5 in flight', 'client', 'req/s',
-                                                'p50 ms', 'p99 ms', 'msgs/s', 'order'))
+    if any(e['path'].startswith('zone_b') for e in results['consume']):
+        w('(kzproxy b: a consumer in zone b through the zone-b proxy; follower: topic led in zone a with its\n'
+          ' follower in zone b, fetch_from_follower default; xzone leader: led in zone a, no follower. xzone/B:\n'
+          ' fetch payload the proxies took from brokers of another zone per byte read; followerP: partition\n'
+          ' fetches sent to a follower.)\n')
+    for e in results.get('consume_fanout', []):
+        w('consume fan-out, %d groups in zone b, no replica there, fetch cache %-3s: fetch payload across zones '
+          '%s MB = %s x one group\'s records (%s MB)\n' % (
+              len(e['groups']), e['cache'], fmt(e['xzone_payload_bytes'] / 1e6, '%.1f'),
+              fmt(e.get('xzone_per_group_bytes')),
+              fmt(e['one_group_record_bytes'] / 1e6 if e.get('one_group_record_bytes') else None, '%.1f')))
+    w('\n%-38s %-10s %8s %8s %8s %9s %6s  %s\n' % ('1 producer, 1 partition, 5 in flight', 'client', 'req/s',
+                                                     'p50 ms', 'p99 ms', 'msgs/s', 'ratio', 'order'))
     for e in results['idempotent']:
         if e.get('available') is False:
             w('%-38s %s: %s\n' % (e['label'], NA_WAL, e.get('reason', '')[:90]))
@@ -1009,10 +1249,11 @@ def print_table(results, opts, out=sys.stdout):
         if e.get('pipelined'):
             order = ('ok: offsets, sequences' if e.get('sequences_checked_by_broker') else 'ok: offsets') \
                 if e.get('in_order') else 'FAILED'
-        w('%-38s %-10s %8s %8s %8s %9s  %s%s\n' % (
+        w('%-38s %-10s %8s %8s %8s %9s %6s  %s%s\n' % (
             e['label'], e.get('client_kind', ''), fmt(e.get('requests_per_s'), '%.1f'),
             fmt(lat.get('p50') / 1e3 if 'p50' in lat else None), fmt(lat.get('p99') / 1e3 if 'p99' in lat else None),
-            fmt(c.get('msgs_per_s'), '%.0f'), order, ('  ERROR: ' + c['error']) if 'error' in c else ''))
+            fmt(c.get('msgs_per_s'), '%.0f'), fmt_ratio((e.get('relative_to_direct') or {}).get('throughput')),
+            order, ('  ERROR: ' + c['error']) if 'error' in c else ''))
     if any(e.get('pipelined') for e in results['idempotent']):
         w('(pipelined: kz_bench\'s own idempotent producer, %d requests of one %d-record batch in flight, as the\n'
           ' Java client keeps them; librdkafka keeps one. order: the base offsets followed each other; with a\n'
@@ -1069,6 +1310,7 @@ def parse_args(argv):
     o.idle_conns = o.idle_conns or (200 if q else 10000)
     o.consume_s = 0.5 if q else 5.0
     o.fill_s = 0.3 if q else 2.0
+    o.fanout_fill_s = 0.1 if q else 1.0  # at IDEM_DEFAULT_RATE_MBPS: 2 or 20 MB
     o.consume_partitions = 12 if q else 48
     o.idem_s = 0.5 if q else 10.0
     o.pairs = o.pairs if o.pairs is not None else (1 if q else 5)

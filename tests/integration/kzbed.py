@@ -303,11 +303,24 @@ SCRAM_USERS = {'kzproxy': 'kzproxy-secret', 'alice': 'alice-secret'}
 """SCRAM-SHA-256/512 and PLAIN users every KafkaBed creates at startup."""
 
 
-def _free_port():
-    s = _listen_socket()
-    port = s.getsockname()[1]
-    s.close()
-    return port
+class _PortPicker:
+    """Distinct free ports for one bed: each probe socket stays open until
+    close(), so the kernel cannot hand the same port out twice (a closed
+    probe's port can come back at the next probe: a node once got the same
+    port for two listeners and would not start)."""
+
+    def __init__(self):
+        self.socks = []
+
+    def __call__(self):
+        s = _listen_socket()
+        self.socks.append(s)
+        return s.getsockname()[1]
+
+    def close(self):
+        for s in self.socks:
+            s.close()
+        self.socks = []
 
 
 @dataclass
@@ -496,18 +509,25 @@ class KafkaBed(_Bed):
         return self
 
     def _plan(self):
+        free_port = _PortPicker()
+        try:
+            self._plan_nodes(free_port)
+        finally:
+            free_port.close()
+
+    def _plan_nodes(self, free_port):
         for i in range(1, self.broker_cnt + 1):
             d = os.path.join(self.workdir, 'kafka-%d' % i)
             os.makedirs(d, exist_ok=True)
             rack = self.zones[(i - 1) % len(self.zones)]
-            self.nodes.append(_Node(id=i, rack=rack, port=_free_port(),
-                                    sasl_port=_free_port(), ctl_port=_free_port(), dir=d,
+            self.nodes.append(_Node(id=i, rack=rack, port=free_port(),
+                                    sasl_port=free_port(), ctl_port=free_port(), dir=d,
                                     log=os.path.join(d, 'server.log'), host=self.hosts.get(rack, '127.0.0.1'),
                                     prefix=self.exec_prefix.get(rack, ())))
         if self.tls:
             self.pki = make_test_pki(os.path.join(self.workdir, 'pki'))
             for n in self.nodes:
-                n.ssl_port, n.sasl_ssl_port = _free_port(), _free_port()
+                n.ssl_port, n.sasl_ssl_port = free_port(), free_port()
         voters = ','.join('%d@%s:%d' % (n.id, n.host, n.ctl_port) for n in self.nodes)
         rf = min(3, self.broker_cnt)
         plain_users = ' '.join('user_%s="%s"' % kv for kv in sorted(SCRAM_USERS.items()))
@@ -698,6 +718,12 @@ class KafkaBed(_Bed):
     def set_leader(self, topic, partition, broker_id):
         self.control('leader %s %d %d' % (topic, partition, broker_id))
         self._wait_brokers_agree(topic, {partition: broker_id})
+
+    def set_replicas(self, topic, partition, broker_ids):
+        """Exactly these replicas for topic-partition, the first one leading
+        (a reassignment: the data moves; returns once the old replicas are gone)."""
+        self.control('replicas %s %d %s' % (topic, partition, ','.join(str(b) for b in broker_ids)))
+        self._wait_brokers_agree(topic, {partition: broker_ids[0]})
 
     def _wait_brokers_agree(self, topic, leaders, timeout=30):
         """Wait until every broker's own metadata names the wanted leader of

@@ -56,7 +56,10 @@ def phase(tb, label, topic, extra):
     msgs = messages()
     zone_a = tb.brokers_in('a')[0].id
     for p in range(PARTITIONS):
-        tb.set_leader(topic, p, zone_a)
+        if tb.backend == 'kafka':
+            tb.set_replicas(topic, p, [zone_a])  # no replica left in zone b to fetch from
+        else:
+            tb.set_leader(topic, p, zone_a)
     with kz.ProxyCluster(tb, extra_config=extra) as pc:
         acked = kz.produce(pc.proxy_in('a').kafka, topic, msgs, config=PRODUCER, timeout=120)
         reader = pc.proxy_in('b')
@@ -81,7 +84,14 @@ def phase(tb, label, topic, extra):
 
 
 def main():
-    with kz.TestBed(topics={'fc-off': PARTITIONS, 'fc-on': PARTITIONS}) as tb:
+    kafka = kz.backend_name() == 'kafka'
+    # On real Kafka, one replica per partition (moved to the zone-a broker by
+    # phase()): a topic with no replica in the reading zone. The mock's
+    # followers serve nobody unless told, so its default layout does.
+    with kz.TestBed(topics={} if kafka else {'fc-off': PARTITIONS, 'fc-on': PARTITIONS}) as tb:
+        if kafka:
+            for topic in ('fc-off', 'fc-on'):
+                tb.create_topic(topic, PARTITIONS, rf=1)
         off_xz, off_one, _ = phase(tb, 'no cache', 'fc-off', {'fetch_cache_bytes': 0})
         if off_xz < (GROUPS - 0.5) * off_one:
             raise HarnessError('no cache: %d B crossed zones for %d groups of %d B: the control phase should '

@@ -133,7 +133,10 @@ START_TEST(writer_seals_at_age)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     ck_assert_int_eq(ow_writer_append(w, "zone-b", "t", 0, "ghi", 3, NULL), OW_OK);
     spin(base, 1);
-    ck_assert_uint_eq(ow_t_fake_npending(st), 0);
+    /* Not sealed at once; unless this process was off the CPU past the age
+     * (a loaded machine), which the check below then covers. */
+    if (ms_since(&t0) < 30)
+        ck_assert_uint_eq(ow_t_fake_npending(st), 0);
     while (ow_t_fake_npending(st) == 0 && ms_since(&t0) < 2000)
         spin(base, 5);
     long waited = ms_since(&t0);

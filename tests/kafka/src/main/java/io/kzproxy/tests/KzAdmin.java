@@ -36,6 +36,7 @@ import org.apache.kafka.common.errors.ElectionNotNeededException;
  *   topic NAME PARTITIONS RF   create; partition p led by broker (p % N) + 1,
  *                              replicas on the next brokers in id order
  *   leader TOPIC P BROKER      move the leadership of TOPIC-P to BROKER
+ *   replicas TOPIC P B1,B2...  give TOPIC-P exactly these replicas, B1 leading
  *                              (reorder replicas, elect the preferred leader)
  *   isr SECONDS                wait until every partition of every topic has
  *                              its whole replica set in sync and a leader
@@ -96,6 +97,12 @@ public final class KzAdmin {
             return waitNode(Integer.parseInt(a[1]), a[2].equals("up"), Long.parseLong(a[3]));
         case "topic":
             return createTopic(a[1], Integer.parseInt(a[2]), Integer.parseInt(a[3]));
+        case "replicas": {
+            List<Integer> order = new ArrayList<>();
+            for (String b : a[3].split(","))
+                order.add(Integer.parseInt(b));
+            return reassign(a[1], Integer.parseInt(a[2]), order, true);
+        }
         case "leader":
             return moveLeader(a[1], Integer.parseInt(a[2]), Integer.parseInt(a[3]));
         case "isr":
@@ -188,6 +195,19 @@ public final class KzAdmin {
         for (Node n : pi.replicas())
             if (n.id() != broker)
                 order.add(n.id());
+        return reassign(topic, partition, order, false);
+    }
+
+    /*
+     * Give TOPIC-P exactly the replicas in order (the first one leads) and
+     * wait until the move is over: the first one leads and, when exact is
+     * set, the replica set is that list (replicas left behind are removed
+     * only once the new ones are in sync).
+     */
+    private static String reassign(String topic, int partition, List<Integer> order, boolean exact)
+            throws Exception {
+        TopicPartition tp = new TopicPartition(topic, partition);
+        int broker = order.get(0);
         admin.alterPartitionReassignments(Map.of(tp, Optional.of(new NewPartitionReassignment(order))))
                 .all().get();
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
@@ -204,11 +224,15 @@ public final class KzAdmin {
             }
             TopicPartitionInfo now = admin.describeTopics(List.of(topic)).allTopicNames().get().get(topic)
                     .partitions().get(partition);
-            if (now.leader() != null && now.leader().id() == broker)
+            List<Integer> have = new ArrayList<>();
+            for (Node n : now.replicas())
+                have.add(n.id());
+            if (now.leader() != null && now.leader().id() == broker && (!exact || have.equals(order)))
                 return "ok";
             Thread.sleep(100);
         }
-        return "error: " + tp + " not led by broker " + broker + " after 30 s " + last;
+        return "error: " + tp + " not led by broker " + broker + (exact ? " on replicas " + order : "")
+                + " after 30 s " + last;
     }
 
     private static String warmCoordinators(long seconds) throws Exception {
