@@ -450,18 +450,18 @@ int kc_frame_rx_fill(kc_frame_rx *rx, struct evbuffer *in, int fd)
     /* Each pass either adds bytes or returns. At most KC_RX_TURN_MAX per
      * call, so one fast sender does not hold the event loop: what is left
      * on the socket makes it readable again (level-triggered). */
-    size_t turn = 0;
+    size_t turn = 0, turn_max = rx->turn_max ? rx->turn_max : KC_RX_TURN_MAX;
     if (fd < 0)
         return rx->got == rx->want ? 1 : 0; /* the input buffer is the only source */
     while (rx->got < rx->want) {
-        if (turn >= KC_RX_TURN_MAX)
+        if (turn >= turn_max)
             return 0;
         /* A growing frame grows only once what arrived has filled it. */
         if (rx->got == rx->f->len && kc_frame_rx_grow(rx, 1) != 0)
             return -1;
         size_t room = rx->f->len - rx->got;
-        if (room > KC_RX_TURN_MAX - turn)
-            room = KC_RX_TURN_MAX - turn;
+        if (room > turn_max - turn)
+            room = turn_max - turn;
         ssize_t n = recv(fd, rx->f->data + rx->got, room, 0);
         if (n > 0) {
             rx->got += (size_t)n;
@@ -483,6 +483,7 @@ void kc_frame_rx_start(kc_frame_rx *rx, kc_frame *f)
     rx->f = f;
     rx->got = 0;
     rx->want = f->len;
+    rx->turn_max = 0;
 }
 
 int kc_frame_rx_begin(kc_frame_rx *rx, size_t len, size_t have)
@@ -494,6 +495,7 @@ int kc_frame_rx_begin(kc_frame_rx *rx, size_t len, size_t have)
     rx->f = f;
     rx->got = 0;
     rx->want = len;
+    rx->turn_max = 0;
     return 0;
 }
 

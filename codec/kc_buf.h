@@ -140,6 +140,8 @@ typedef struct kc_frame_rx {
     size_t got;   /* bytes of f->data filled */
     size_t want;  /* the frame's size; f->len, what is allocated so far, may
                    * be less while the frame grows (kc_frame_rx_begin) */
+    size_t turn_max; /* bytes one kc_frame_rx_fill reads from the socket at most;
+                      * 0: KC_RX_TURN_MAX (cut-through reads smaller steps) */
 } kc_frame_rx;
 
 /* Bytes one kc_frame_rx_fill call reads from the socket at most. */

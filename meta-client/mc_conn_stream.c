@@ -23,12 +23,14 @@
 #include <event2/bufferevent.h>
 #include <stdlib.h>
 
-static uint64_t mc_stream_next_id = 1;
+static uint64_t mc_stream_next_id = 1; /* shared by the worker threads: atomic */
 
 /* The stream's request if it is still queued or on the wire; NULL if it failed. */
 static mc_pending *mc_stream_find(mc_conn *c, uint64_t id, int *written)
 {
     *written = 0;
+    if (id == 0)
+        return NULL;
     if (c->open != NULL && c->open->stream_id == id) {
         *written = 1;
         return c->open;
@@ -65,7 +67,7 @@ uint64_t mc_conn_stream_open(mc_conn *c, int16_t api_key, int16_t version, kc_st
     p->deadline_ms = now + c->cfg.request_timeout_ms;
     p->fn = fn;
     p->arg = arg;
-    p->stream_id = mc_stream_next_id++;
+    p->stream_id = __atomic_fetch_add(&mc_stream_next_id, 1, __ATOMIC_RELAXED);
     p->stream_left = body_len - have;
     kc_req_hdr h = {.api_key = api_key, .api_version = version, .correlation_id = p->corr,
                     .client_id = client_id};

@@ -9,6 +9,7 @@
 #include "objwal/ow_metrics.h"
 #include "objwal/ow_store.h"
 #include "proxy/px_fcache.h"
+#include "proxy/px_worker.h"
 #include "router/rt_router.h"
 
 #include <event2/buffer.h>
@@ -60,7 +61,10 @@ static void px_admin_peer_rejected(px_proxy *px, struct evbuffer *b)
 static void px_admin_zone_metrics(px_proxy *px, struct evbuffer *b)
 {
     static const char *const dirs[2] = {"out", "in"}, *const kinds[2] = {"broker", "peer"};
-    const px_metrics *m = &px->m;
+    px_metrics msum;
+    mc_xz xzsum;
+    const px_metrics *m = px_workers_metrics(px, &msum); /* summed over the workers */
+    const mc_xz *xz = px_workers_xz(px, &xzsum);
     evbuffer_add_printf(b, "# HELP kzproxy_xzone_bytes_total Bytes sent to (out) and received from (in) "
                            "brokers and peers in other zones, by category.\n"
                            "# TYPE kzproxy_xzone_bytes_total counter\n");
@@ -68,7 +72,7 @@ static void px_admin_zone_metrics(px_proxy *px, struct evbuffer *b)
         for (int k = 0; k < 2; k++)
             for (int c = 0; c < MC_XZ_NCAT; c++)
                 evbuffer_add_printf(b, "kzproxy_xzone_bytes_total{direction=\"%s\",peer=\"%s\",category=\"%s\"} %" PRIu64 "\n",
-                                    dirs[d], kinds[k], mc_xz_category_name(c), px->xz->bytes[d][k][c]);
+                                    dirs[d], kinds[k], mc_xz_category_name(c), xz->bytes[d][k][c]);
     evbuffer_add_printf(b, "# HELP kzproxy_produce_path_partitions_total Produce partitions by path.\n"
                            "# TYPE kzproxy_produce_path_partitions_total counter\n"
                            "kzproxy_produce_path_partitions_total{path=\"direct\"} %" PRIu64 "\n"
@@ -81,12 +85,12 @@ static void px_admin_zone_metrics(px_proxy *px, struct evbuffer *b)
                            "# TYPE kzproxy_xzone_bill_bytes_total counter\n");
     for (int k = 0; k < MC_XZ_NKIND; k++)
         evbuffer_add_printf(b, "kzproxy_xzone_bill_bytes_total{kind=\"%s\"} %" PRIu64 "\n", mc_xz_kind_name(k),
-                            mc_xz_kind(px->xz, k));
+                            mc_xz_kind(xz, k));
     px_metric(b, "kzproxy_xzone_replication_estimate_bytes_total", "counter",
               "ESTIMATE, not measured: bytes the backend will copy across zones to replicate the records "
               "produced through this proxy (record bytes x replicas in racks other than the leader's, from the "
               "metadata). No proxy removes this on a stock cluster; only a diskless backend does.",
-              px->xz->replication_est);
+              xz->replication_est);
     px_metric(b, "kzproxy_peer_requests_total", "counter", "Peer RPC requests received.", m->peer_requests);
     px_metric(b, "kzproxy_peer_auth_failures_total", "counter",
               "Peer RPC requests refused: bad MAC (peer_secret differs).", m->peer_auth_failures);
@@ -107,7 +111,7 @@ static void px_admin_zone_metrics(px_proxy *px, struct evbuffer *b)
                                     m->acl_denied[o][r]);
     double gb = 1e9, xz_bytes = 0;
     for (int d = 0; d < 2; d++)
-        xz_bytes += (double)mc_xz_total(px->xz, d, -1, -1);
+        xz_bytes += (double)mc_xz_total(xz, d, -1, -1);
     const px_prices *pr = &px->cfg->prices;
     /* Each direction is charged to one side: count what this proxy sends
      * and receives at half the both-ways price. */
@@ -116,7 +120,7 @@ static void px_admin_zone_metrics(px_proxy *px, struct evbuffer *b)
     px_gauge_f(b, "kzproxy_cost_xzone_replication_estimate_usd",
                "ESTIMATE of the backend's own cross-zone replication cost for the records produced through this "
                "proxy (USD, at cross_zone_per_gb: a replica copy is paid by both zones).",
-               (double)px->xz->replication_est / gb * pr->cross_zone_per_gb);
+               (double)xz->replication_est / gb * pr->cross_zone_per_gb);
     if (px->rt == NULL)
         return;
     const rt_stats *st = rt_get_stats(px->rt);
@@ -199,7 +203,8 @@ static void px_admin_peer_metrics(px_proxy *px, struct evbuffer *b)
 static void px_admin_metrics(struct evhttp_request *req, void *arg)
 {
     px_proxy *px = arg;
-    const px_metrics *m = &px->m;
+    px_metrics msum;
+    const px_metrics *m = px_workers_metrics(px, &msum); /* summed over the workers */
     struct evbuffer *b = evbuffer_new();
     if (b == NULL) {
         evhttp_send_error(req, HTTP_INTERNAL, "out of memory");
@@ -245,6 +250,12 @@ static void px_admin_metrics(struct evhttp_request *req, void *arg)
               m->produce_record_bytes);
     px_metric(b, "kzproxy_fetch_record_bytes_total", "counter", "Record batch bytes fetched.",
               m->fetch_record_bytes);
+    px_metric(b, "kzproxy_produce_cut_through_total", "counter",
+              "Produce requests streamed to their broker as their bytes arrived (cut-through).",
+              m->produce_cut_through);
+    px_metric(b, "kzproxy_produce_cut_through_aborted_total", "counter",
+              "Cut-through Produce requests whose client closed before the frame's end (that client's "
+              "own broker connection was closed).", m->produce_cut_aborted);
     evbuffer_add_printf(b, "# HELP kzproxy_fetch_partitions_total Fetch partitions by the replica read: "
                            "the leader, or a follower in this proxy's zone (fetch_from_follower).\n"
                            "# TYPE kzproxy_fetch_partitions_total counter\n"
@@ -254,7 +265,8 @@ static void px_admin_metrics(struct evhttp_request *req, void *arg)
     px_metric(b, "kzproxy_fetch_follower_fallbacks_total", "counter",
               "Fetch partitions sent back to their leader because a follower could not serve them.",
               m->fetch_follower_fallbacks);
-    const px_fcache_stats *fc = px_fcache_stats_get(px->fcache);
+    px_fcache_stats fcsum;
+    const px_fcache_stats *fc = px_workers_fcache(px, &fcsum);
     px_metric(b, "kzproxy_fetch_cache_hits_total", "counter",
               "Fetch partitions answered from the fetch cache (records read across zones before).", fc->hits);
     px_metric(b, "kzproxy_fetch_cache_misses_total", "counter",
@@ -288,7 +300,8 @@ static void px_admin_metrics(struct evhttp_request *req, void *arg)
     px_metric(b, "kzproxy_passthrough_requests_total", "counter",
               "Requests forwarded unchanged (group, transaction and admin requests).",
               m->passthrough_requests);
-    const mc_conn_stats *us = mc_cluster_stats(px->mc);
+    mc_conn_stats ussum;
+    const mc_conn_stats *us = px_workers_upstream(px, &ussum);
     px_metric(b, "kzproxy_upstream_requests_total", "counter", "Requests sent to brokers.", us->requests);
     px_metric(b, "kzproxy_upstream_responses_total", "counter", "Responses received from brokers.",
               us->responses);
@@ -311,6 +324,7 @@ static void px_admin_metrics(struct evhttp_request *req, void *arg)
               v ? (uint64_t)v->nbrokers : 0);
     px_metric(b, "kzproxy_backend_topics", "gauge", "Topics in the backend view.", v ? (uint64_t)v->ntopics : 0);
     px_admin_zone_metrics(px, b);
+    px_workers_metrics_text(px, b);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                       "text/plain; version=0.0.4; charset=utf-8");
     evhttp_send_reply(req, HTTP_OK, "OK", b);

@@ -1,10 +1,12 @@
 #include "config.h"
 
 #include "proxy/px_client_int.h"
+#include "proxy/px_cut.h"
 #include "proxy/px_tls.h"
 
 #include "codec/kc_peer.h"
 #include "proxy/px_sasl.h"
+#include "proxy/px_worker.h"
 
 #include "common/kz_log.h"
 
@@ -74,6 +76,7 @@ static void px_client_close(px_client *cl)
     if (cl->closed)
         return;
     cl->closed = 1;
+    px_cut_drop(cl); /* before its own broker connections go */
     kc_frame_rx_drop(&cl->rx);
     if (cl->bev) {
         bufferevent_free(cl->bev);
@@ -228,14 +231,14 @@ void px_client_drain(px_client *cl)
     px_client_close_if_drained(cl);
 }
 
-static void px_dispatch(px_client *cl, kc_frame *f)
+px_req *px_dispatch_begin(px_client *cl, kc_frame *f)
 {
     px_proxy *px = cl->px;
     px_req *rq = calloc(1, sizeof(*rq));
     if (rq == NULL) {
         kc_frame_release(f);
         px_client_bad(cl, "out of memory for a request of %zu bytes", f->len);
-        return;
+        return NULL;
     }
     rq->cl = cl;
     rq->frame = f;
@@ -251,7 +254,7 @@ static void px_dispatch(px_client *cl, kc_frame *f)
         px_client_bad(cl, "malformed request header: %s at byte %zu", rd.err, rd.err_off);
         rq->done = 1;
         px_client_flush(cl);
-        return;
+        return NULL;
     }
     rq->body_off = rd.off;
     if (rq->hdr.api_key >= 0 && rq->hdr.api_key <= KC_API_MAX)
@@ -261,6 +264,15 @@ static void px_dispatch(px_client *cl, kc_frame *f)
     kz_dbg("client %s: %s v%d correlation id %d, %zu bytes", cl->peer, kc_api_name(rq->hdr.api_key),
            rq->hdr.api_version, rq->hdr.correlation_id, f->len);
     if (px->csasl != NULL && px_sasl_gate(rq, &cl->auth))
+        return NULL;
+    return rq;
+}
+
+static void px_dispatch(px_client *cl, kc_frame *f)
+{
+    px_proxy *px = cl->px;
+    px_req *rq = px_dispatch_begin(cl, f);
+    if (rq == NULL)
         return;
     if (px->worker != NULL && px_worker_relay(rq))
         return; /* runs on the main thread (px_worker.c) */
@@ -316,7 +328,10 @@ static int px_client_fill(px_client *cl)
 {
     /* Over TLS the socket carries ciphertext: the frame fills from what the
      * bufferevent has decrypted. */
+    size_t start = cl->rx.got;
     int r = kc_frame_rx_fill(&cl->rx, bufferevent_get_input(cl->bev), cl->tls ? -1 : bufferevent_getfd(cl->bev));
+    if (r == 0 && cl->cut != NULL && !cl->closed) /* a Produce streamed as it arrives (px_cut.c) */
+        r = px_cut_progress(cl, start);
     if (r == 0)
         return 0;
     if (r < 0) {
@@ -329,6 +344,8 @@ static int px_client_fill(px_client *cl)
         return 0;
     }
     kc_frame *f = kc_frame_rx_take(&cl->rx);
+    if (cl->cut != NULL && px_cut_complete(cl, f))
+        return !cl->closed; /* dispatched as it arrived */
     cl->inflight_bytes -= f->len; /* px_dispatch counts it as a request */
     px_dispatch(cl, f);
     return 1;
@@ -459,6 +476,7 @@ static void px_client_read(px_client *cl)
          * The frame counts against the client's in-flight bytes meanwhile. */
         kc_frame_rx_start(&cl->rx, f);
         cl->inflight_bytes += f->len;
+        px_cut_begin(cl, key, f);
     }
     px_client_release(cl);
 }
@@ -635,9 +653,9 @@ static void px_client_sniff_cb(evutil_socket_t fd, short what, void *arg)
 void px_accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
 {
     px_proxy *px = arg;
-    (void)lis;
-    (void)salen;
-    if (px->m.connections_active >= (uint64_t)px->cfg->limits.max_connections) {
+    if (lis != NULL && px_workers_handoff(px, fd, sa, salen))
+        return; /* another thread's turn (workers): it adopts the connection */
+    if (px->m.connections_active >= px_workers_max_connections(px)) {
         px->m.connections_rejected++;
         kz_warn("refusing a client connection: %d connections already (limits.max_connections)",
                 px->cfg->limits.max_connections);

@@ -45,10 +45,16 @@ struct px_client {
                              * relayed a request (the main thread sets it up and frees it) */
     struct px_worker *relay;/* on a shadow: the worker its answers go back to; NULL otherwise */
     char *relay_bad;        /* on a shadow: why the worker's connection must close */
+    struct px_cut *cut;     /* px_cut.c: the Produce frame being received, dispatched early */
+    int produce_private;    /* px_cut.c: its Produce requests use its own broker connections */
 };
 
 /* Log one line naming the peer and the reason, then close the connection. */
 void px_client_bad(px_client *cl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Make rq of a received frame (taken), queue it, count it, check the
+ * header and the SASL gate; NULL when it was answered or refused (cl may be
+ * closed). px_cut.c dispatches a Produce whose body is still arriving. */
+px_req *px_dispatch_begin(px_client *cl, kc_frame *f);
 /* Drop one reference (the socket's or a request's); the last frees cl. */
 void px_client_release(px_client *cl);
 /* Upgrade drain (px_drain.c): read nothing more; close the connection once

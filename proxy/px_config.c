@@ -171,6 +171,7 @@ static void px_cfg_defaults(px_config *cfg)
     cfg->limits.upstream_timeout_ms = 30000;
     cfg->limits.max_response_bytes = 512 * 1024 * 1024;
     cfg->limits.max_connections = 100000;
+    cfg->limits.cut_through_min_bytes = 64 * 1024;
     cfg->wal.flush_ms = 250;
     cfg->wal.flush_bytes = 8 * 1024 * 1024;
     cfg->wal.max_inflight_uploads = 8;
@@ -183,7 +184,7 @@ static void px_cfg_defaults(px_config *cfg)
     cfg->peer_replay_window_ms = 30000;
     cfg->peer_replay_max_nonces = 65536;
     cfg->drain_timeout_ms = 30000;
-    cfg->workers = 1;
+    cfg->workers = PX_WORKERS_DEFAULT;
     cfg->discovery.interval_ms = 10000;
     cfg->prices.cross_zone_per_gb = 0.02;
     cfg->prices.s3_put_per_1000 = 0.005;
@@ -348,7 +349,8 @@ static int px_cfg_limits(json_t *obj, px_limits *l, char *errstr, size_t n)
     static const char *const keys[] = {"max_frame_bytes", "max_inflight_requests",
                                        "max_inflight_bytes", "max_output_bytes",
                                        "upstream_max_inflight", "upstream_timeout_ms",
-                                       "max_response_bytes", "max_connections", NULL};
+                                       "max_response_bytes", "max_connections",
+                                       "cut_through_min_bytes", NULL};
     if (!json_is_object(obj))
         return px_cfg_err(errstr, n, "limits: expected an object");
     if (px_cfg_known(obj, "limits.", keys, errstr, n) != 0)
@@ -368,6 +370,7 @@ static int px_cfg_limits(json_t *obj, px_limits *l, char *errstr, size_t n)
     PX_LIM("upstream_timeout_ms", 100, 3600000, upstream_timeout_ms);
     PX_LIM("max_response_bytes", 1024, 1LL << 31, max_response_bytes);
     PX_LIM("max_connections", 1, 10000000, max_connections);
+    PX_LIM("cut_through_min_bytes", 0, 1LL << 30, cut_through_min_bytes);
 #undef PX_LIM
     return 0;
 }

@@ -44,6 +44,8 @@ typedef struct px_limits {
     int upstream_timeout_ms;        /* broker request timeout (plus the request's own wait) */
     size_t max_response_bytes;      /* largest response frame accepted from a broker */
     int max_connections;            /* client connections at once */
+    size_t cut_through_min_bytes;   /* Produce frames from this size stream to their broker as
+                                     * they arrive (px_cut.c); 0: never */
 } px_limits;
 
 /* The WAL path (issue: zone-aware produce). Absent: cross-zone produce goes
@@ -146,6 +148,12 @@ typedef struct px_peer_tls {
     char *cert_file;     /* client certificate (mTLS, for client_auth "required"), with key_file */
     char *key_file;
 } px_peer_tls;
+
+/* The default of `workers` (a build may set it with -DPX_WORKERS_DEFAULT=0:
+ * the test suite's run with one thread per core). */
+#ifndef PX_WORKERS_DEFAULT
+#define PX_WORKERS_DEFAULT 1
+#endif
 
 typedef struct px_config {
     int32_t node_id;

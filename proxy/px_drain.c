@@ -21,6 +21,7 @@
 #include "config.h"
 
 #include "proxy/px_client_int.h"
+#include "proxy/px_worker.h"
 
 #include "common/kz_log.h"
 #include "meta-client/mc_peers.h"
@@ -77,6 +78,7 @@ static void px_drain_counts(px_proxy *px, int *nconn, int *nreq, const char **wh
         if (waiting == 0 && cl->bev && evbuffer_get_length(bufferevent_get_output(cl->bev)) > 0)
             (*nreq)++; /* an answer still being written */
     }
+    px_workers_drain_counts(px, nconn, nreq); /* the other threads' (their last snapshot) */
 }
 
 static void px_drain_tick(evutil_socket_t fd, short what, void *arg)
@@ -141,6 +143,7 @@ void px_drain_start(px_proxy *px, const char *why)
         evconnlistener_free(px->listener); /* closes our copy of the socket */
         px->listener = NULL;
     }
+    px_workers_drain(px); /* theirs too */
     int nconn, nreq;
     px_drain_counts(px, &nconn, &nreq, NULL);
     kz_info("draining (%s): stopped accepting; %d requests in flight on %d connections; exiting when idle "

@@ -10,9 +10,11 @@
 #include "proxy/px_proxy.h"
 #include "proxy/px_sasl.h"
 #include "proxy/px_tls.h"
+#include "proxy/px_worker.h"
 
 #include <event2/dns.h>
 #include <event2/event.h>
+#include <event2/thread.h>
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -170,17 +172,24 @@ static void px_backend_security_free(mc_conn_security *sec)
     free(sec);
 }
 
+/* Once the main thread and every worker have a backend view. */
+static void px_ready_announce(px_proxy *px)
+{
+    kz_info("ready: serving the virtual cluster of zone %s", px->cfg->zone);
+    /* The test harness and service managers wait for this line. */
+    printf("kzproxy ready\n");
+    fflush(stdout);
+    px_upgrade_ready(px); /* the old process of an upgrade drains now */
+}
+
 static void px_ready_cb(mc_view *view, const char *err, void *arg)
 {
     px_proxy *px = arg;
     (void)view;
     (void)err;
     px->ready = 1;
-    kz_info("ready: serving the virtual cluster of zone %s", px->cfg->zone);
-    /* The test harness and service managers wait for this line. */
-    printf("kzproxy ready\n");
-    fflush(stdout);
-    px_upgrade_ready(px); /* the old process of an upgrade drains now */
+    if (px_workers_ready(px))
+        px_ready_announce(px); /* else the last worker's view does (px_worker.c) */
 }
 
 /* --pid-file: this process's id, replaced atomically (an upgrade's new
@@ -313,6 +322,14 @@ int main(int argc, char **argv)
         return 1;
     }
     px.started_wall_ms = px_peer_wall_ms();
+    int nworkers = px_workers_count(&cfg);
+    /* Several threads: libevent's own shared state (its random numbers for
+     * DNS ids, ...) must be locked; one thread keeps it lock-free. */
+    if (nworkers > 1 && evthread_use_pthreads() != 0) {
+        kz_err("cannot start: libevent has no thread support for workers: %d", nworkers);
+        px_config_free(&cfg);
+        return 1;
+    }
     px.base = event_base_new();
     px.xz = calloc(1, sizeof(*px.xz));
     if (px.base == NULL || px.xz == NULL) {
@@ -367,6 +384,10 @@ int main(int argc, char **argv)
         kz_err("cannot start: %s", err);
         goto out;
     }
+    if (px_workers_start(&px, nworkers, &mcfg, px_ready_announce, err, sizeof(err)) != 0) {
+        kz_err("cannot start: %s", err);
+        goto out;
+    }
     if (px_signals_start(&px) != 0) {
         kz_err("cannot start: out of memory");
         goto out;
@@ -379,6 +400,7 @@ int main(int argc, char **argv)
     event_base_dispatch(px.base);
     rc = 0;
 out:
+    px_workers_stop(&px); /* before what their relayed requests use */
     px_signals_stop(&px);
     px_upgrade_free(&px);
     px_admin_stop(&px);
@@ -392,6 +414,7 @@ out:
     px_vc_nodes_free(&px);
     px_sasl_free(px.csasl);
     mc_cluster_free(px.mc);
+    px_workers_free(&px); /* after the router and mc: shadows answer into the workers' mailboxes */
     px_backend_security_free(backend_sec);
     if (px.dns)
         evdns_base_free(px.dns, 0);

@@ -51,6 +51,8 @@ typedef struct px_metrics {
     uint64_t response_bytes;
     uint64_t produce_partitions;
     uint64_t produce_record_bytes;
+    uint64_t produce_cut_through;      /* Produce requests streamed to their broker as they arrived (px_cut.c) */
+    uint64_t produce_cut_aborted;      /*   of which the client closed before the frame's end */
     uint64_t fetch_record_bytes;
     uint64_t partition_errors;         /* partitions answered with an error by the proxy */
     uint64_t backpressure_pauses;      /* client reads paused by in-flight caps */

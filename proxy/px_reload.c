@@ -25,6 +25,7 @@
 
 #include "proxy/px_proxy.h"
 #include "proxy/px_tls.h"
+#include "proxy/px_worker.h"
 
 #include "common/kz_acl.h"
 #include "common/kz_log.h"
@@ -77,6 +78,8 @@ static void px_reload_restart_keys(const px_config *o, const px_config *c, char 
         px_restart_key(list, n, "admin_listen");
     if (o->node_id != c->node_id)
         px_restart_key(list, n, "node_id");
+    if (o->workers != c->workers)
+        px_restart_key(list, n, "workers");
     if (!px_streq(o->zone, c->zone))
         px_restart_key(list, n, "zone");
     if (!px_strv_eq(o->bootstrap, o->nbootstrap, c->bootstrap, c->nbootstrap))
@@ -208,6 +211,7 @@ static void px_reload_apply(px_proxy *px, px_config *c, const char *why, char *d
     ol->max_inflight_bytes = cl->max_inflight_bytes;
     ol->max_output_bytes = cl->max_output_bytes;
     ol->max_connections = cl->max_connections;
+    ol->cut_through_min_bytes = cl->cut_through_min_bytes; /* read per frame (px_cut.c) */
     o->prices = c->prices;
     if (!px_streq(o->log_level, c->log_level)) {
         PX_SWAP(o->log_level, c->log_level);
@@ -265,7 +269,10 @@ int px_reload(px_proxy *px, const char *why, char *errstr, size_t n)
     char restart[512], done[512];
     px_reload_restart_keys(px->cfg, &c, restart, sizeof(restart));
     px_reload_apply(px, &c, why, done, sizeof(done));
-    px_config_free(&c);
+    /* Workers may still read the values swapped out (client_zones, acl,
+     * ...): with workers they are kept until exit. */
+    if (px_workers_retire_config(px, &c) != 0)
+        px_config_free(&c);
     px->m.config_reloads++;
     kz_info("reload (%s): %s applied; changed: %s", why, px->config_path, done[0] ? done : "nothing");
     if (restart[0])

@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include "proxy/px_client_int.h"
+#include "proxy/px_worker.h"
 
 #include "codec/kc_buf.h"
 #include "common/kz_log.h"

@@ -21,6 +21,7 @@
 #include "config.h"
 
 #include "proxy/px_route_int.h"
+#include "proxy/px_cut.h"
 
 #include "common/kz_log.h"
 #include "meta-client/mc_conn.h"
@@ -186,7 +187,7 @@ px_sub *px_split_answer(px_split *sp, int16_t where, int16_t *code)
     return s->fail_code == 0 ? s : NULL;
 }
 
-static void px_sub_cb(kc_frame *resp, const char *err, void *arg)
+void px_sub_cb(kc_frame *resp, const char *err, void *arg)
 {
     struct px_subcb *cb = arg;
     px_split *sp = cb->sp;
@@ -241,7 +242,8 @@ void px_split_send(px_split *sp, struct evbuffer **bodies, int expect_response, 
          * timeout) and serves one request per connection at a time: those use
          * the client's own connections. */
         mc_conn *c = px_client_conn(sp->rq->cl, s->broker,
-                                    sp->key == KC_API_FETCH || sp->key == KC_API_DELETERECORDS);
+                                    sp->key == KC_API_FETCH || sp->key == KC_API_DELETERECORDS ||
+                                        (sp->key == KC_API_PRODUCE && px_cut_private(sp->rq->cl)));
         if (sp->cbs == NULL || c == NULL || bodies[i] == NULL) {
             if (s->fail_code == 0)
                 s->fail_code = KC_ERR_LEADER_NOT_AVAILABLE;
@@ -274,6 +276,30 @@ void px_split_send(px_split *sp, struct evbuffer **bodies, int expect_response, 
     if (sp->wal.nparts > 0)
         rt_out_submit(px->rt, &sp->wal); /* its done callback drops the extra count */
     px_split_done(sp);
+}
+
+uint64_t px_split_stream(px_split *sp, mc_conn *c, struct evbuffer *first, size_t body_len)
+{
+    px_proxy *px = px_client_proxy(sp->rq->cl);
+    px_sub *s = &sp->subs[0];
+    sp->pending = 2; /* the answer, and the frame's last byte */
+    sp->cbs = calloc(1, sizeof(*sp->cbs));
+    if (sp->cbs == NULL) {
+        s->fail_code = KC_ERR_LEADER_NOT_AVAILABLE;
+        sp->pending--;
+        return 0;
+    }
+    sp->cbs[0].sp = sp;
+    sp->cbs[0].idx = 0;
+    s->xz = mc_conn_xzone(c, &s->xz_kind);
+    uint64_t id = mc_conn_stream_open(c, sp->key, sp->up_version, sp->rq->hdr.client_id, first, body_len,
+                                      px_sub_cb, &sp->cbs[0]);
+    if (id == 0) {
+        s->fail_code = KC_ERR_NOT_LEADER_OR_FOLLOWER; /* broker in backoff: client retries */
+        sp->pending--;
+        mc_cluster_refresh_soon(px->mc);
+    }
+    return id;
 }
 
 static void px_split_respond(px_split *sp, void (*encode)(kc_wr *, px_split *))

@@ -149,6 +149,34 @@ void px_split_send(px_split *sp, struct evbuffer **bodies, int expect_response, 
  * retry cannot help; anything else (memory) leaves px_split_send's retriable
  * LEADER_NOT_AVAILABLE. Returns 0 when encoded. */
 int px_sub_encoded(px_split *sp, int i, const kc_wr *w, struct evbuffer **body);
+/* The callback of sub-request answers (arg: &sp->cbs[i]). */
+void px_sub_cb(kc_frame *resp, const char *err, void *arg);
+/* Cut-through (px_cut.c): send sub-request 0 on c as a stream whose body,
+ * body_len bytes, begins with first (drained); the split then waits for
+ * its answer and for one px_split_done once the frame is complete. The
+ * stream's id, or 0 when it could not start (the sub has failed). */
+uint64_t px_split_stream(px_split *sp, struct mc_conn *c, struct evbuffer *first, size_t body_len);
+
+/* ---- px_route_produce.c, cut-through (px_cut.c) ---- */
+/* Bytes of a partition's records the decision needs: a record batch header
+ * (the producer id and sequence, rt_out_seq_hold). */
+#define PX_CUT_BATCH_HEAD 61
+/* rq's frame holds its first `have` bytes: decode the partition list
+ * (kc_produce_req_decode_head) and place every partition. *broker is the
+ * broker the whole request goes to as it is (one sub-request with every
+ * partition, no WAL, no error, the client's version), else -1: the split
+ * then waits for px_produce_send once the frame is complete. NULL when the
+ * list does not decode or memory ran out. */
+px_split *px_produce_cut_place(px_req *rq, size_t have, int32_t *broker);
+/* The frame is complete: decode it whole, check it is the list placed, and
+ * take its tags. 0, or -1 with why: close the client as for a malformed
+ * request. */
+int px_produce_cut_full(px_split *sp, char *why, size_t n);
+/* Encode and send the sub-requests and the WAL batch of a placed split. */
+void px_produce_send(px_split *sp);
+/* The frame will never be complete: every partition fails, the split ends. */
+void px_produce_cut_abort(px_split *sp);
+
 /* One answer fewer to wait for; after the last one the merged response goes
  * to the client (unless no_response) and sp is freed. */
 void px_split_done(px_split *sp);

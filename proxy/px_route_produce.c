@@ -14,6 +14,7 @@
 #include "meta-client/mc_xzone.h"
 
 #include <event2/buffer.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -212,34 +213,23 @@ static int px_split_wal_prepare(px_split *sp)
     return 0;
 }
 
-void px_route_produce(px_req *rq)
+/* Place every partition of sp->in.produce; 0, or -1 when out of memory. */
+static int px_produce_place_all(px_split *sp, int *cap)
 {
-    px_proxy *px = px_client_proxy(rq->cl);
-    px_split *sp = px_split_new(rq, &px_produce_ops);
-    if (sp == NULL) {
-        px_req_reject(rq, "out of memory");
-        return;
-    }
-    kc_rd rd;
-    kc_rd_init(&rd, rq->frame->data + rq->body_off, rq->frame->len - rq->body_off);
+    px_proxy *px = px_client_proxy(sp->rq->cl);
     kc_produce_req *in = &sp->in.produce;
-    if (kc_produce_req_decode(&rd, sp->version, &sp->arena, in) != 0) {
-        px_split_decode_fail(sp, &rd);
-        return;
-    }
     sp->no_response = in->acks == 0;
-    int cap = 0;
     if (px_split_assign_alloc(sp, in->ntopics) != 0)
-        goto oom;
+        return -1;
     for (int32_t t = 0; t < in->ntopics; t++) {
         const kc_produce_req_topic *it = &in->topics[t];
         sp->assign[t] = kc_arena_calloc(&sp->arena, (size_t)it->npartitions, sizeof(int16_t));
         if (sp->assign[t] == NULL)
-            goto oom;
+            return -1;
         for (int32_t p = 0; p < it->npartitions; p++) {
             int32_t rlen = it->partitions[p].records.len;
             sp->assign[t][p] = px_produce_place(sp, it->name, it->partitions[p].index, it->partitions[p].records,
-                                                &cap, rlen > 0);
+                                                cap, rlen > 0);
             px->m.produce_partitions++;
             if (rlen > 0)
                 px->m.produce_record_bytes += (uint64_t)rlen;
@@ -250,6 +240,13 @@ void px_route_produce(px_req *rq)
                 sp->wal.nparts++;
         }
     }
+    return 0;
+}
+
+void px_produce_send(px_split *sp)
+{
+    px_req *rq = sp->rq;
+    kc_produce_req *in = &sp->in.produce;
     if (sp->wal.nparts > 0 && px_split_wal_prepare(sp) != 0)
         goto oom;
     struct evbuffer **bodies = calloc((size_t)(sp->nsubs ? sp->nsubs : 1), sizeof(*bodies));
@@ -301,4 +298,99 @@ void px_route_produce(px_req *rq)
 oom:
     px_req_reject(rq, "out of memory");
     px_split_free(sp);
+}
+
+void px_route_produce(px_req *rq)
+{
+    px_split *sp = px_split_new(rq, &px_produce_ops);
+    if (sp == NULL) {
+        px_req_reject(rq, "out of memory");
+        return;
+    }
+    kc_rd rd;
+    kc_rd_init(&rd, rq->frame->data + rq->body_off, rq->frame->len - rq->body_off);
+    if (kc_produce_req_decode(&rd, sp->version, &sp->arena, &sp->in.produce) != 0) {
+        px_split_decode_fail(sp, &rd);
+        return;
+    }
+    int cap = 0;
+    if (px_produce_place_all(sp, &cap) != 0) {
+        px_req_reject(rq, "out of memory");
+        px_split_free(sp);
+        return;
+    }
+    px_produce_send(sp);
+}
+
+/* ---- cut-through (px_cut.c) ---- */
+
+px_split *px_produce_cut_place(px_req *rq, size_t have, int32_t *broker)
+{
+    *broker = -1;
+    px_split *sp = px_split_new(rq, &px_produce_ops);
+    if (sp == NULL)
+        return NULL;
+    kc_rd rd;
+    kc_rd_init(&rd, rq->frame->data + rq->body_off, have - rq->body_off);
+    kc_produce_req *in = &sp->in.produce;
+    int cap = 0;
+    if (kc_produce_req_decode_head(&rd, sp->version, rq->frame->len - rq->body_off, PX_CUT_BATCH_HEAD,
+                                   &sp->arena, in) != 0 ||
+        px_produce_place_all(sp, &cap) != 0) {
+        px_split_free(sp);
+        return NULL;
+    }
+    /* As it is, to one broker: no WAL, no partition refused, the broker
+     * speaks the client's version, and an answer comes (acks != 0). */
+    if (sp->nsubs != 1 || sp->wal.nparts != 0 || sp->up_version != sp->version || in->acks == 0)
+        return sp;
+    uint64_t records = 0;
+    for (int32_t t = 0; t < in->ntopics; t++)
+        for (int32_t p = 0; p < in->topics[t].npartitions; p++) {
+            if (sp->assign[t][p] != 0 || in->topics[t].partitions[p].records.len <= 0)
+                return sp;
+            records += (uint64_t)in->topics[t].partitions[p].records.len;
+        }
+    sp->subs[0].payload_out = records;
+    *broker = sp->subs[0].broker;
+    return sp;
+}
+
+int px_produce_cut_full(px_split *sp, char *why, size_t n)
+{
+    px_req *rq = sp->rq;
+    kc_produce_req full, *head = &sp->in.produce;
+    kc_rd rd;
+    kc_rd_init(&rd, rq->frame->data + rq->body_off, rq->frame->len - rq->body_off);
+    if (kc_produce_req_decode(&rd, sp->version, &sp->arena, &full) != 0) {
+        snprintf(why, n, "malformed Produce request: %s at byte %zu (correlation id %d)", rd.err,
+                 rq->body_off + rd.err_off, rq->hdr.correlation_id);
+        return -1;
+    }
+    int same = full.ntopics == head->ntopics && full.acks == head->acks;
+    for (int32_t t = 0; same && t < full.ntopics; t++) {
+        const kc_produce_req_topic *a = &full.topics[t], *b = &head->topics[t];
+        same = a->npartitions == b->npartitions && a->name.len == b->name.len && a->name.p == b->name.p;
+        for (int32_t p = 0; same && p < a->npartitions; p++)
+            same = a->partitions[p].index == b->partitions[p].index &&
+                   a->partitions[p].records.len == b->partitions[p].records.len &&
+                   a->partitions[p].records.p == b->partitions[p].records.p;
+    }
+    if (!same) { /* cannot happen: both read the same bytes */
+        snprintf(why, n, "Produce request changed under its cut-through decode (correlation id %d)",
+                 rq->hdr.correlation_id);
+        return -1;
+    }
+    *head = full; /* with the tags after the last records */
+    return 0;
+}
+
+void px_produce_cut_abort(px_split *sp)
+{
+    for (int i = 0; i < sp->nsubs; i++)
+        if (sp->subs[i].fail_code == 0)
+            sp->subs[i].fail_code = KC_ERR_NETWORK_EXCEPTION;
+    sp->wal.nparts = 0; /* never submitted: its partitions get NETWORK_EXCEPTION */
+    sp->pending = 1;
+    px_split_done(sp);
 }

@@ -2,6 +2,7 @@
 
 #include "proxy/px_proxy.h"
 #include "proxy/px_acl.h"
+#include "proxy/px_worker.h"
 
 #include "codec/kc_msg.h"
 #include "codec/kc_peer.h"
@@ -96,6 +97,8 @@ int px_vc_nodes_rebuild(px_proxy *px)
     free(px->nodes);
     px->nodes = nodes;
     px->nnodes = n;
+    if (px->workers)
+        px_workers_nodes_changed(px); /* each worker answers from its own copy */
     return 0;
 }
 

@@ -1,201 +1,26 @@
 /*
  * Worker threads (the `workers` key): see px_worker.h for the model. The
  * main thread creates every worker's objects, then the thread runs its own
- * loop; the two talk only through the mailboxes below.
+ * loop; the threads talk only through mailboxes (px_worker_box.c).
  */
 #include "config.h"
 
-#include "proxy/px_worker.h"
+#include "proxy/px_worker_int.h"
 
 #include "codec/kc_crc32c.h"
 #include "common/kz_log.h"
-#include "proxy/px_client_int.h"
-#include "proxy/px_fcache.h"
 #include "proxy/px_sasl.h"
 #include "proxy/px_tls.h"
 
 #include <errno.h>
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/listener.h>
-#include <inttypes.h>
-#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
-
-/* To the main thread: RELAY, SHADOW_FREE, READY; to a worker: the rest. */
-enum { PX_MSG_RELAY, PX_MSG_SHADOW_FREE, PX_MSG_READY, PX_MSG_ANSWER, PX_MSG_NODES, PX_MSG_DRAIN, PX_MSG_STOP };
-
-typedef struct px_msg {
-    struct px_msg *next;
-    int kind;
-    px_worker *w;
-    px_req *rq;            /* RELAY, ANSWER: the worker's request */
-    px_client *shadow;     /* RELAY, SHADOW_FREE: allocated by the worker, set up and freed by main */
-    kc_frame *frame;       /* RELAY: the request frame (a reference) */
-    kc_req_hdr hdr;        /* RELAY: its header (strings into frame) */
-    size_t body_off;
-    struct evbuffer *resp; /* ANSWER: the framed response */
-    int no_response;       /* ANSWER: answered without a response (acks=0) */
-    char *text;            /* RELAY: the principal (NULL: none); ANSWER: why the connection closes */
-    char zone[64];         /* RELAY */
-    char peer[INET6_ADDRSTRLEN + 8];
-    px_node *nodes;        /* NODES: one block, as px_vcluster.c builds it */
-    int nnodes;
-    int draining;          /* DRAIN */
-} px_msg;
-
-/* A mutex-protected FIFO whose owner's loop wakes on an eventfd. */
-typedef struct px_mbox {
-    pthread_mutex_t mu;
-    px_msg *head, *tail;
-    int efd;
-    struct event *ev;
-    int closed; /* the owner is gone: posts fail */
-} px_mbox;
-
-struct px_worker {
-    int index;            /* 1..n-1 (0 is the main thread) */
-    px_proxy px;          /* this thread's proxy */
-    px_proxy *main;
-    px_workers *set;
-    pthread_t thread;
-    int started;          /* its thread runs */
-    int joined;           /* its thread ran and ended (it tore its loop's objects down) */
-    px_mbox box;
-    struct event *tick;   /* snapshot, and the upgrade drain */
-    mc_xz xz;
-    int ready;            /* main side: its READY arrived */
-    pthread_mutex_t snap_mu; /* guards the snapshot below */
-    px_metrics snap;
-    mc_xz snap_xz;
-    mc_conn_stats snap_us;
-    px_fcache_stats snap_fc;
-    int snap_nconn, snap_nreq;
-};
-
-struct px_workers {
-    int n;                /* threads beside the main thread */
-    px_worker **w;
-    px_mbox box;          /* the main thread's */
-    mc_config mcfg;
-    void (*announce)(px_proxy *px);
-    int nready;
-    int announced;
-};
-
-/* Metrics are structs of uint64_t only: summed as arrays. */
-_Static_assert(sizeof(px_metrics) % sizeof(uint64_t) == 0, "px_metrics holds uint64_t only");
-_Static_assert(sizeof(mc_xz) % sizeof(uint64_t) == 0, "mc_xz holds uint64_t only");
-_Static_assert(sizeof(mc_conn_stats) % sizeof(uint64_t) == 0, "mc_conn_stats holds uint64_t only");
-_Static_assert(sizeof(px_fcache_stats) % sizeof(uint64_t) == 0, "px_fcache_stats holds uint64_t only");
-
-static void px_u64_add(void *dst, const void *src, size_t size)
-{
-    uint64_t *d = dst;
-    const uint64_t *s = src;
-    for (size_t i = 0; i < size / sizeof(uint64_t); i++)
-        d[i] += s[i];
-}
-
-/* ---------------- mailboxes ---------------- */
-
-static void px_msg_free(px_msg *m)
-{
-    if (m == NULL)
-        return;
-    kc_frame_release(m->frame);
-    if (m->resp)
-        evbuffer_free(m->resp);
-    free(m->text);
-    free(m->nodes);
-    free(m);
-}
-
-static int px_mbox_init(px_mbox *mb, struct event_base *base, event_callback_fn cb, void *arg)
-{
-    pthread_mutex_init(&mb->mu, NULL);
-    mb->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (mb->efd < 0)
-        return -1;
-    mb->ev = event_new(base, mb->efd, EV_READ | EV_PERSIST, cb, arg);
-    if (mb->ev == NULL || event_add(mb->ev, NULL) != 0)
-        return -1;
-    return 0;
-}
-
-/* Queue m for the owner; 0, or -1 when the owner is gone (m not taken). */
-static int px_mbox_post(px_mbox *mb, px_msg *m)
-{
-    m->next = NULL;
-    pthread_mutex_lock(&mb->mu);
-    if (mb->closed) {
-        pthread_mutex_unlock(&mb->mu);
-        return -1;
-    }
-    /* The owner reads the eventfd before it takes the queue, so a wake per
-     * empty-to-non-empty step loses nothing. */
-    int wake = mb->head == NULL;
-    if (mb->tail)
-        mb->tail->next = m;
-    else
-        mb->head = m;
-    mb->tail = m;
-    pthread_mutex_unlock(&mb->mu);
-    if (wake) {
-        uint64_t one = 1;
-        ssize_t r = write(mb->efd, &one, sizeof(one));
-        (void)r; /* EAGAIN: the counter is already non-zero */
-    }
-    return 0;
-}
-
-static px_msg *px_mbox_take(px_mbox *mb, int close)
-{
-    uint64_t v;
-    if (mb->efd >= 0) {
-        ssize_t r = read(mb->efd, &v, sizeof(v));
-        (void)r;
-    }
-    pthread_mutex_lock(&mb->mu);
-    px_msg *m = mb->head;
-    mb->head = mb->tail = NULL;
-    if (close)
-        mb->closed = 1;
-    pthread_mutex_unlock(&mb->mu);
-    return m;
-}
-
-/* The owner's last act: refuse further posts, drop what is queued. */
-static void px_mbox_close(px_mbox *mb)
-{
-    px_msg *m = px_mbox_take(mb, 1);
-    while (m) {
-        px_msg *next = m->next;
-        px_msg_free(m);
-        m = next;
-    }
-    if (mb->ev) {
-        event_free(mb->ev);
-        mb->ev = NULL;
-    }
-}
-
-static void px_mbox_destroy(px_mbox *mb)
-{
-    if (mb->efd >= 0)
-        close(mb->efd);
-    mb->efd = -1;
-    pthread_mutex_destroy(&mb->mu);
-}
-
-/* ---------------- helpers ---------------- */
 
 int px_workers_count(const px_config *cfg)
 {
@@ -232,40 +57,6 @@ static px_node *px_nodes_dup(const px_node *in, int n)
     return out;
 }
 
-/* A worker's requests not answered or not written (px_drain.c's count). */
-static int px_worker_nreq(px_proxy *px)
-{
-    int n = 0;
-    for (px_client *cl = px->clients; cl; cl = cl->next) {
-        int waiting = 0;
-        px_req *rq;
-        TAILQ_FOREACH(rq, &cl->reqs, link) {
-            if (rq->done || (px->draining == 1 && rq->hdr.api_key == KC_API_FETCH))
-                continue;
-            waiting++;
-        }
-        n += waiting;
-        if (waiting == 0 && cl->bev && evbuffer_get_length(bufferevent_get_output(cl->bev)) > 0)
-            n++;
-    }
-    return n;
-}
-
-static void px_worker_snapshot(px_worker *w)
-{
-    int nreq = px_worker_nreq(&w->px);
-    pthread_mutex_lock(&w->snap_mu);
-    w->snap = w->px.m;
-    w->snap_xz = w->xz;
-    w->snap_us = *mc_cluster_stats(w->px.mc);
-    w->snap_fc = *px_fcache_stats_get(w->px.fcache);
-    w->snap_nconn = (int)w->px.m.connections_active;
-    w->snap_nreq = nreq;
-    pthread_mutex_unlock(&w->snap_mu);
-}
-
-/* ---------------- worker side ---------------- */
-
 static void px_worker_tick(evutil_socket_t fd, short what, void *arg)
 {
     px_worker *w = arg;
@@ -278,22 +69,6 @@ static void px_worker_tick(evutil_socket_t fd, short what, void *arg)
         }
     }
     px_worker_snapshot(w);
-}
-
-static void px_worker_answer(px_msg *m)
-{
-    px_req *rq = m->rq;
-    px_client *cl = rq->cl;
-    if (m->text != NULL) {
-        px_client_bad(cl, "%s", m->text);
-    } else if (m->resp == NULL) {
-        rq->no_response = 1;
-    } else {
-        rq->resp = m->resp;
-        m->resp = NULL;
-    }
-    rq->done = 1;
-    px_client_flush(cl);
 }
 
 static void px_worker_box_cb(evutil_socket_t fd, short what, void *arg)
@@ -325,6 +100,10 @@ static void px_worker_box_cb(evutil_socket_t fd, short what, void *arg)
         case PX_MSG_STOP:
             px_listen_close(px);
             event_base_loopexit(px->base, NULL);
+            break;
+        case PX_MSG_ADOPT:
+            px_accept_cb(NULL, m->fd, (struct sockaddr *)&m->ss, m->salen, px);
+            m->fd = -1;
             break;
         default:
             break;
@@ -366,164 +145,6 @@ static void *px_worker_run(void *arg)
     return NULL;
 }
 
-int px_worker_relay(px_req *rq)
-{
-    px_client *cl = rq->cl;
-    px_worker *w = cl->px->worker;
-    int16_t k = rq->hdr.api_key;
-    if (!(k == KC_API_KZ_HELLO || k == KC_API_KZ_WAL_APPEND || (k == KC_API_PRODUCE && w->main->rt != NULL)))
-        return 0;
-    px_msg *m = calloc(1, sizeof(*m));
-    if (m == NULL || (cl->shadow == NULL && (cl->shadow = calloc(1, sizeof(*cl->shadow))) == NULL)) {
-        free(m);
-        px_req_reject(rq, "out of memory relaying a request to the main thread");
-        return 1;
-    }
-    m->kind = PX_MSG_RELAY;
-    m->w = w;
-    m->rq = rq;
-    m->shadow = cl->shadow;
-    m->frame = kc_frame_keep(rq->frame);
-    m->hdr = rq->hdr;
-    m->body_off = rq->body_off;
-    m->text = cl->principal ? strdup(cl->principal) : NULL;
-    snprintf(m->zone, sizeof(m->zone), "%s", cl->zone);
-    snprintf(m->peer, sizeof(m->peer), "%s", cl->peer);
-    if ((cl->principal && m->text == NULL) || px_mbox_post(&w->set->box, m) != 0) {
-        px_msg_free(m);
-        px_req_reject(rq, "cannot relay a request to the main thread (out of memory or stopping)");
-    }
-    return 1;
-}
-
-void px_worker_shadow_drop(px_client *cl)
-{
-    px_worker *w = cl->px->worker;
-    px_msg *m = calloc(1, sizeof(*m));
-    if (m == NULL)
-        return; /* leaks the shadow: out of memory already */
-    m->kind = PX_MSG_SHADOW_FREE;
-    m->w = w;
-    m->shadow = cl->shadow;
-    cl->shadow = NULL;
-    if (px_mbox_post(&w->set->box, m) != 0)
-        px_msg_free(m);
-}
-
-/* ---------------- main side ---------------- */
-
-static void px_shadow_noop(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    (void)arg;
-}
-
-static void px_main_relay(px_proxy *px, px_msg *m)
-{
-    px_client *sh = m->shadow;
-    if (sh->px == NULL) {
-        sh->px = px;
-        sh->relay = m->w;
-        sh->refcnt = 1; /* the worker's connection's; dropped on SHADOW_FREE */
-        sh->fd = -1;
-        sh->zone_checked = 1;
-        sh->auth.state = PX_AUTH_OK; /* the worker's gate let the request through */
-        TAILQ_INIT(&sh->reqs);
-        snprintf(sh->peer, sizeof(sh->peer), "%s", m->peer);
-        sh->resume = event_new(px->base, -1, 0, px_shadow_noop, NULL);
-    }
-    if ((sh->principal == NULL) != (m->text == NULL) || (m->text && strcmp(sh->principal, m->text) != 0)) {
-        free(sh->principal);
-        sh->principal = m->text;
-        m->text = NULL;
-    }
-    snprintf(sh->zone, sizeof(sh->zone), "%s", m->zone);
-    px_req *srq = sh->resume ? calloc(1, sizeof(*srq)) : NULL;
-    if (srq == NULL) {
-        /* Refused: the message goes back as the answer (px_main_box_cb). */
-        m->kind = PX_MSG_ANSWER;
-        kc_frame_release(m->frame);
-        m->frame = NULL;
-        free(m->text);
-        m->text = strdup("out of memory relaying a request");
-        return;
-    }
-    srq->cl = sh;
-    srq->frame = m->frame;
-    m->frame = NULL;
-    srq->hdr = m->hdr;
-    srq->body_off = m->body_off;
-    srq->relay_of = m->rq;
-    sh->refcnt++;
-    sh->ninflight++;
-    sh->inflight_bytes += srq->frame->len;
-    TAILQ_INSERT_TAIL(&sh->reqs, srq, link);
-    if (srq->hdr.api_key == KC_API_PRODUCE)
-        px_route_produce(srq);
-    else
-        px_peer_dispatch(srq);
-}
-
-void px_worker_shadow_bad(px_client *sh, const char *why)
-{
-    if (sh->relay_bad == NULL)
-        sh->relay_bad = strdup(why);
-    sh->closed = 1; /* px_client_conn gives no more broker connections */
-}
-
-void px_worker_shadow_flush(px_client *sh)
-{
-    px_worker *w = sh->relay;
-    px_req *rq, *next;
-    sh->refcnt++;
-    for (rq = TAILQ_FIRST(&sh->reqs); rq != NULL; rq = next) {
-        next = TAILQ_NEXT(rq, link);
-        if (!rq->done)
-            continue;
-        TAILQ_REMOVE(&sh->reqs, rq, link);
-        px_msg *m = calloc(1, sizeof(*m));
-        if (m != NULL) {
-            m->kind = PX_MSG_ANSWER;
-            m->w = w;
-            m->rq = rq->relay_of;
-            if (rq->resp == NULL && !rq->no_response)
-                m->text = strdup(sh->relay_bad ? sh->relay_bad : "request refused");
-            m->resp = rq->resp;
-            rq->resp = NULL;
-            if (px_mbox_post(&w->box, m) != 0)
-                px_msg_free(m);
-        } else {
-            kz_err("client %s: out of memory passing an answer back to worker %d; the connection stalls",
-                   sh->peer, w->index);
-        }
-        sh->ninflight--;
-        sh->inflight_bytes -= rq->frame->len;
-        if (rq->resp)
-            evbuffer_free(rq->resp);
-        kc_frame_release(rq->frame);
-        free(rq);
-        px_client_release(sh);
-    }
-    px_client_release(sh);
-}
-
-static void px_main_shadow_free(px_client *sh)
-{
-    if (sh == NULL)
-        return;
-    if (sh->px == NULL) {
-        free(sh);
-        return;
-    }
-    for (int i = 0; i < sh->npriv; i++)
-        mc_conn_free(sh->priv[i].conn);
-    sh->npriv = 0;
-    free(sh->relay_bad);
-    sh->relay_bad = NULL;
-    px_client_release(sh);
-}
-
 static void px_main_box_cb(evutil_socket_t fd, short what, void *arg)
 {
     px_proxy *px = arg;
@@ -542,6 +163,10 @@ static void px_main_box_cb(evutil_socket_t fd, short what, void *arg)
         case PX_MSG_SHADOW_FREE:
             px_main_shadow_free(m->shadow);
             break;
+        case PX_MSG_ADOPT:
+            px_accept_cb(NULL, m->fd, (struct sockaddr *)&m->ss, m->salen, px);
+            m->fd = -1;
+            break;
         case PX_MSG_READY:
             if (!m->w->ready) {
                 m->w->ready = 1;
@@ -558,6 +183,43 @@ static void px_main_box_cb(evutil_socket_t fd, short what, void *arg)
         px_msg_free(m);
         m = next;
     }
+}
+
+/* The set a px belongs to (main: its own), or NULL with workers: 1. */
+px_workers *px_set_of(px_proxy *px)
+{
+    return px->worker ? px->worker->set : px->workers;
+}
+
+int px_workers_handoff(px_proxy *px, evutil_socket_t fd, struct sockaddr *sa, int salen)
+{
+    px_workers *set = px_set_of(px);
+    if (set == NULL || (size_t)salen > sizeof(struct sockaddr_storage))
+        return 0;
+    int me = px->worker ? px->worker->index : 0;
+    int to = (int)(__atomic_fetch_add(&set->rr, 1, __ATOMIC_RELAXED) % (unsigned)(set->n + 1));
+    if (to == me)
+        return 0;
+    px_msg *m = calloc(1, sizeof(*m));
+    if (m == NULL)
+        return 0;
+    m->kind = PX_MSG_ADOPT;
+    m->fd = fd;
+    memcpy(&m->ss, sa, (size_t)salen);
+    m->salen = salen;
+    if (px_mbox_post(to == 0 ? &set->box : &set->w[to - 1]->box, m) != 0) {
+        m->fd = -1; /* gone (stopping): serve it here */
+        px_msg_free(m);
+        return 0;
+    }
+    return 1;
+}
+
+uint64_t px_workers_max_connections(px_proxy *px)
+{
+    px_workers *set = px_set_of(px);
+    uint64_t max = (uint64_t)px->cfg->limits.max_connections, n = set ? (uint64_t)set->n + 1 : 1;
+    return (max + n - 1) / n;
 }
 
 int px_workers_ready(px_proxy *px)
@@ -742,11 +404,35 @@ void px_workers_free(px_proxy *px)
     px_workers_stop(px);
     px_mbox_close(&set->box);
     px_mbox_destroy(&set->box);
+    for (int i = 0; i < set->nretired; i++) {
+        px_config_free(set->retired[i]);
+        free(set->retired[i]);
+    }
+    free(set->retired);
     for (int i = 0; i < set->n; i++)
         px_worker_free(set->w[i]);
     free(set->w);
     free(set);
     px->workers = NULL;
+}
+
+int px_workers_retire_config(px_proxy *px, px_config *c)
+{
+    px_workers *set = px->workers;
+    if (set == NULL)
+        return -1;
+    px_config *keep = malloc(sizeof(*keep));
+    px_config **r = realloc(set->retired, (size_t)(set->nretired + 1) * sizeof(*r));
+    if (r != NULL)
+        set->retired = r;
+    if (keep == NULL || r == NULL) {
+        free(keep);
+        kz_warn("reload: out of memory keeping the replaced configuration for the workers; freeing it");
+        return -1;
+    }
+    *keep = *c;
+    set->retired[set->nretired++] = keep;
+    return 0;
 }
 
 void px_workers_nodes_changed(px_proxy *px)
@@ -772,100 +458,4 @@ void px_workers_drain(px_proxy *px)
     px_workers *set = px->workers;
     for (int i = 0; set != NULL && i < set->n; i++)
         px_workers_post(set->w[i], PX_MSG_DRAIN, px->draining);
-}
-
-void px_workers_drain_counts(px_proxy *px, int *nconn, int *nreq)
-{
-    px_workers *set = px->workers;
-    for (int i = 0; set != NULL && i < set->n; i++) {
-        px_worker *w = set->w[i];
-        pthread_mutex_lock(&w->snap_mu);
-        *nconn += w->snap_nconn;
-        *nreq += w->snap_nreq;
-        pthread_mutex_unlock(&w->snap_mu);
-    }
-}
-
-const px_metrics *px_workers_metrics(px_proxy *px, px_metrics *sum)
-{
-    px_workers *set = px->workers;
-    if (set == NULL)
-        return &px->m;
-    *sum = px->m;
-    for (int i = 0; i < set->n; i++) {
-        pthread_mutex_lock(&set->w[i]->snap_mu);
-        px_u64_add(sum, &set->w[i]->snap, sizeof(*sum));
-        pthread_mutex_unlock(&set->w[i]->snap_mu);
-    }
-    return sum;
-}
-
-const mc_conn_stats *px_workers_upstream(px_proxy *px, mc_conn_stats *sum)
-{
-    px_workers *set = px->workers;
-    if (set == NULL)
-        return mc_cluster_stats(px->mc);
-    *sum = *mc_cluster_stats(px->mc);
-    for (int i = 0; i < set->n; i++) {
-        pthread_mutex_lock(&set->w[i]->snap_mu);
-        px_u64_add(sum, &set->w[i]->snap_us, sizeof(*sum));
-        pthread_mutex_unlock(&set->w[i]->snap_mu);
-    }
-    return sum;
-}
-
-const mc_xz *px_workers_xz(px_proxy *px, mc_xz *sum)
-{
-    px_workers *set = px->workers;
-    if (set == NULL)
-        return px->xz;
-    *sum = *px->xz;
-    for (int i = 0; i < set->n; i++) {
-        pthread_mutex_lock(&set->w[i]->snap_mu);
-        px_u64_add(sum, &set->w[i]->snap_xz, sizeof(*sum));
-        pthread_mutex_unlock(&set->w[i]->snap_mu);
-    }
-    return sum;
-}
-
-const px_fcache_stats *px_workers_fcache(px_proxy *px, px_fcache_stats *sum)
-{
-    px_workers *set = px->workers;
-    if (set == NULL)
-        return px_fcache_stats_get(px->fcache);
-    *sum = *px_fcache_stats_get(px->fcache);
-    for (int i = 0; i < set->n; i++) {
-        pthread_mutex_lock(&set->w[i]->snap_mu);
-        px_u64_add(sum, &set->w[i]->snap_fc, sizeof(*sum));
-        pthread_mutex_unlock(&set->w[i]->snap_mu);
-    }
-    return sum;
-}
-
-void px_workers_metrics_text(px_proxy *px, struct evbuffer *b)
-{
-    px_workers *set = px->workers;
-    int n = set ? set->n + 1 : 1;
-    evbuffer_add_printf(b, "# HELP kzproxy_workers Event-loop threads serving clients (the workers key).\n"
-                           "# TYPE kzproxy_workers gauge\nkzproxy_workers %d\n", n);
-    static const char *const names[2] = {"kzproxy_worker_connections_active",
-                                         "kzproxy_worker_connections_accepted_total"};
-    evbuffer_add_printf(b, "# HELP %s Client connections open, by worker (0: the main thread).\n"
-                           "# TYPE %s gauge\n", names[0], names[0]);
-    evbuffer_add_printf(b, "%s{worker=\"0\"} %" PRIu64 "\n", names[0], px->m.connections_active);
-    for (int i = 1; i < n; i++) {
-        pthread_mutex_lock(&set->w[i - 1]->snap_mu);
-        uint64_t v = set->w[i - 1]->snap.connections_active;
-        pthread_mutex_unlock(&set->w[i - 1]->snap_mu);
-        evbuffer_add_printf(b, "%s{worker=\"%d\"} %" PRIu64 "\n", names[0], i, v);
-    }
-    evbuffer_add_printf(b, "# HELP %s Client connections accepted, by worker (0: the main thread).\n"
-                           "# TYPE %s counter\n", names[1], names[1]);
-    evbuffer_add_printf(b, "%s{worker=\"0\"} %" PRIu64 "\n", names[1], px->m.connections_accepted);
-    for (int i = 1; i < n; i++) {
-        pthread_mutex_lock(&set->w[i - 1]->snap_mu);
-        uint64_t v = set->w[i - 1]->snap.connections_accepted;
-        pthread_mutex_unlock(&set->w[i - 1]->snap_mu);
-        evbuffer_add_printf(b, "%s{worker=\"%d\"} %" PRIu64 "\n", names[1], i, v);
-    }
 }

@@ -33,6 +33,10 @@
 #include "proxy/px_fcache.h"
 #include "proxy/px_proxy.h"
 
+#include <event2/util.h>
+
+struct sockaddr;
+
 #define PX_WORKER_SNAP_MS 100
 
 typedef struct px_worker px_worker;
@@ -55,6 +59,12 @@ void px_workers_stop(px_proxy *px);
 /* Free what is left (after the router and the main mc_cluster). */
 void px_workers_free(px_proxy *px);
 
+/* px_client.c's accept, on any thread: connections are spread round robin
+ * over the threads, whichever thread's accept won; 1 when fd went to
+ * another thread (it adopts it), 0 to serve it here. */
+int px_workers_handoff(px_proxy *px, evutil_socket_t fd, struct sockaddr *sa, int salen);
+/* limits.max_connections is for the process: each thread's share. */
+uint64_t px_workers_max_connections(px_proxy *px);
 /* Worker side, px_client.c: relay rq to the main thread when it must run
  * there; 1 if relayed (answered later), 0 to serve it here. */
 int px_worker_relay(px_req *rq);
@@ -65,6 +75,10 @@ void px_worker_shadow_drop(px_client *cl);
 void px_worker_shadow_flush(px_client *shadow);
 void px_worker_shadow_bad(px_client *shadow, const char *why);
 
+/* Main side, px_reload.c: keep a replaced config (its swapped-out values)
+ * until exit, since workers may still read them; 0 kept (c is taken), -1
+ * (no workers, or out of memory): the caller frees it. */
+int px_workers_retire_config(px_proxy *px, px_config *c);
 /* Main side: px->nodes changed (px_vcluster.c): every worker gets a copy. */
 void px_workers_nodes_changed(px_proxy *px);
 /* Main side, px_drain.c: stop the workers' listeners, and pass the drain

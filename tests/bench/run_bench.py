@@ -15,7 +15,13 @@ generator tests/bench/kz_bench through every scenario in one run:
     WAL local    client (zone a) -> proxy a -> WAL object (local store) ->
                  RPC -> proxy b -> leader in zone b
     WAL s3rver   the same with the S3 backend on s3rver
-  consume, direct and through proxy a;
+  librdkafka's idempotent producer at its default settings on 12
+    partitions, direct and on the WAL paths (20 MB/s offered and flat out);
+  consume, direct and through proxy a; a consumer in zone b through proxy
+    b of a topic led in zone a, with its follower in zone b (zone-local
+    fetch, issue 15) and without one (read across zones); fan-out: 3
+    consumers in zone b of a topic with no replica there, fetch cache on and
+    off (the fetch payload that crosses zones);
   10,000 idle client connections on proxy a (RSS per connection);
   one producer (max.in.flight=5) on one partition, same-zone and through
   the WAL paths: produce requests per second and p99. librdkafka, idempotent
@@ -25,7 +31,13 @@ generator tests/bench/kz_bench through every scenario in one run:
   requests in flight as the Java client does; it checks that its batches
   stayed in order (base offsets), and once more with a transactional id,
   for which the test bed's mock broker checks sequences, plus a control run
-  with a deliberate sequence gap to show that check is live.
+  with a deliberate sequence gap to show that check is live; the same
+  producers straight to the leader are the references of their ratios.
+
+Every figure is also given as a ratio to direct measured in the same run
+(machines differ by 3x from run to run): throughput and latency as
+multiples of direct's, the proxies' CPU per GB over the brokers' CPU per GB
+in the direct run.
 
 For every run it reads the proxies' CPU time (utime+stime, /proc/PID/stat),
 peak RSS (VmHWM), and /metrics before and after (cross-zone bytes, S3
@@ -56,6 +68,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 
@@ -403,7 +416,13 @@ class Bench:
                 pair['same_zone']['proxy_cpu_s_per_gb'] or 0))
             sys.stdout.flush()
         med = lambda xs: statistics.median(xs) if xs else None
+        try:  # Produce requests streamed as they arrived (px_cut.c), over the pairs
+            cut = metrics(a).sum('kzproxy_produce_cut_through_total', default=0)
+            sys.stdout.write('  cut-through Produce requests during the pairs: %d\n' % cut)
+        except (HarnessError, OSError):
+            cut = None
         self.results['latency_pairs'] = {
+            'cut_through_requests': cut,
             'pairs': len(runs), 'duration_s': o.pair_s, 'runs': runs,
             'median': {k: med([r[k] for r in runs]) for k in ('p50_added_ms', 'p99_added_ms', 'p999_added_ms')},
             'median_same_zone_cpu_s_per_gb': med([r['same_zone']['proxy_cpu_s_per_gb'] for r in runs
@@ -540,7 +559,8 @@ class Bench:
         sys.stdout.write('  consume %-18s %8.1f MB/s (%d passes)%s%s\n' % (
             path, res.get('mbps', 0), res.get('passes', 0),
             '  fetch payload across zones %s B, follower partitions %s, cache hits %s' % (
-                xz, m.get('follower_partitions'), m.get('fetch_cache_hits')) if proxies else '',
+                fmt(xz, '%.0f'), fmt(m.get('follower_partitions'), '%.0f'),
+                fmt(m.get('fetch_cache_hits'), '%.0f')) if proxies else '',
             ('  ERROR ' + res['error']) if 'error' in res else ''))
 
     def consume_followers(self, pc):
@@ -589,8 +609,9 @@ class Bench:
             self.results['consume_fanout'].append(e)
             sys.stdout.write('  consume fan-out, %d groups, cache %-3s: fetch payload across zones %s B = %s x one '
                              'group\'s %s B of records (per group %s)\n' % (
-                                 FANOUT_GROUPS, cache, e['xzone_payload_bytes'], fmt(e['xzone_per_group_bytes']),
-                                 gs[0]['record_bytes'], ', '.join(str(g['xzone_payload_bytes']) for g in gs)))
+                                 FANOUT_GROUPS, cache, fmt(e['xzone_payload_bytes'], '%.0f'),
+                                 fmt(e['xzone_per_group_bytes']), fmt(gs[0]['record_bytes'], '%.0f'),
+                                 ', '.join('%.0f' % g['xzone_payload_bytes'] for g in gs)))
 
     def idempotent_run(self, path, label, proxy, topic, cluster, idempotent=True):
         """One producer, max.in.flight=5, on one partition; idempotent unless
@@ -791,6 +812,8 @@ class Bench:
 
     # -- proxy clusters
     def cluster(self, extra):
+        if self.o.proxy_config:  # --proxy-config: top-level keys over the scenario's own
+            extra = dict(extra or {}, **json.loads(self.o.proxy_config))
         return ProxyCluster(self.tb, zones=('a', 'b'), per_zone=1, extra_config=extra,
                             log_level='warn', workdir=tempfile.mkdtemp(dir=self.workdir))
 
@@ -901,6 +924,8 @@ class Bench:
                 self.consume_fanout()
         if self.want('same_zone_tls'):
             self.same_zone_tls()
+        if self.want('workers'):
+            self.same_zone_workers()
         if self.want('wal_local'):
             root = tempfile.mkdtemp(prefix='wal-', dir=self.workdir)
             store = {'backend': 'local', 'root': root}
@@ -928,6 +953,56 @@ class Bench:
             a = pc.proxy_in('a')
             self.produce_runs('same_zone_tls', label, a.kafka, 'bench_a', pc,
                               extra=('-X', 'security.protocol=ssl', '-X', 'ssl.ca.location=' + pki['ca']))
+
+    def same_zone_workers(self, producers=2):
+        """Same-zone saturation with `workers` 1 and 2: producers kz_bench
+        processes at once (one connection each: a connection stays on one
+        thread), flat out, next to the same producers straight to the
+        brokers. On a 2-core machine the load generator and the mock broker
+        share the cores with the proxy's threads: this measures that."""
+        out = self.results.setdefault('workers', [])
+
+        def run(bootstrap, proxies):
+            res = [None] * producers
+            def one(i):
+                res[i] = run_kz_bench(self.producer_args(bootstrap, 'bench_a', None,
+                                                         ('--client-id', 'kz-bench-w%d' % i)), self.o.timeout)
+            ts = [threading.Thread(target=one, args=(i,)) for i in range(producers)]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join()
+            return res
+        for workers in (None, 1, 2):
+            pc = self.cluster({'workers': workers}) if workers else None
+            try:
+                if pc:
+                    pc.start()
+                boot = pc.proxy_in('a').kafka if pc else self.tb.bootstrap
+                res, fig = measure(pc.proxies if pc else [], {'brokers': self.tb.pids}, lambda: run(boot, pc))
+            except HarnessError as err:
+                self.fail('workers %s' % workers, err)
+                continue
+            finally:
+                if pc:
+                    pc._teardown(failed=False)
+            errs = [r.get('error') for r, _ in res if r.get('error') and not r.get('delivered')]
+            if errs:
+                self.fail('workers %s' % workers, errs[0])
+            mbps = sum(r.get('mbps') or 0 for r, _ in res)
+            payload = sum((r.get('delivered', 0) + r.get('warmup_delivered', 0)) * MSG_SIZE for r, _ in res)
+            e = {'workers': workers, 'producers': producers, 'mbps': round(mbps, 1),
+                 'proxy_cpu_s': sum(v for v in fig['proxy_cpu_s'].values() if v is not None) if pc else None,
+                 'proxy_cpu_s_per_gb': proxy_cpu_per_gb(fig['proxy_cpu_s'], payload) if pc else None,
+                 'broker_cpu_s': fig['other_cpu_s'].get('brokers'), 'loadavg_before_after': fig['loadavg_before_after']}
+            direct = next((d for d in out if d['workers'] is None), None)
+            e['ratio_to_direct'] = ratio(e['mbps'], direct['mbps']) if direct and workers else None
+            out.append(e)
+            sys.stdout.write('  %-20s sat  %8.1f MB/s (%d producers)%s%s\n' % (
+                'kzproxy same-zone, workers %d' % workers if workers else 'direct',
+                mbps, producers, '  ratio %s' % fmt_ratio(e['ratio_to_direct']) if workers else '',
+                '  %s core-s/GB' % fmt(e['proxy_cpu_s_per_gb']) if workers else ''))
+            sys.stdout.flush()
 
     def wal_s3(self):
         label = 'kzproxy WAL s3rver'
@@ -1270,6 +1345,13 @@ def print_table(results, opts, out=sys.stdout):
             e['connections'], e['proxy_zone'], e.get('rss_before_kib'), e.get('rss_idle_kib'),
             fmt(e.get('kib_per_connection')), e.get('peak_rss_kib'),
             ('  ERROR: ' + e['error']) if 'error' in e else ''))
+    if results.get('workers'):
+        w('\nsame-zone saturation by workers (2 producers at once; client, mock broker and proxy share the '
+          'machine\'s CPUs):\n')
+        for e in results['workers']:
+            w('  %-32s %8s MB/s  ratio %-6s  proxy %s core-s/GB (%s core-s)\n' % (
+                'workers %d' % e['workers'] if e['workers'] else 'direct', fmt(e['mbps'], '%.1f'),
+                fmt_ratio(e['ratio_to_direct']), fmt(e['proxy_cpu_s_per_gb']), fmt(e['proxy_cpu_s'])))
     w('\ntargets (reported, not asserted):\n')
     for t in results['targets']:
         v = t['measured']
@@ -1298,9 +1380,14 @@ def parse_args(argv):
                     help='alternating direct / same-zone fixed-load runs of 5 s for the added '
                          'latency (default 5; 0: none)')
     ap.add_argument('--no-single', action='store_true',
-                    help='WAL paths: only the produce runs, not the one-producer (idempotent, '
-                         'pipelined) runs; for repeated CPU measurements')
-    ap.add_argument('--only', help='comma-separated: direct,same_zone,same_zone_tls,consume,idle,wal_local,wal_s3')
+                    help='only the produce runs, not the one-producer (idempotent, pipelined) '
+                         'runs nor librdkafka\'s idempotent producer at default settings (direct '
+                         'and WAL paths); for repeated CPU measurements')
+    ap.add_argument('--only', help='comma-separated: direct,same_zone,same_zone_tls,consume,idle,workers,wal_local,'
+                                   'wal_s3')
+    ap.add_argument('--proxy-config', metavar='JSON',
+                    help='extra proxy configuration, top-level keys, e.g. \'{"limits": '
+                         '{"cut_through_min_bytes": 0}}\' for a before/after comparison')
     ap.add_argument('--backend', choices=('mock', 'kafka'), default='mock',
                     help='the brokers: librdkafka\'s mock cluster (default) or real Apache Kafka (tests/kafka)')
     o = ap.parse_args(argv)

@@ -45,6 +45,8 @@ BAD = [
     ('peer key typo', variant(peers=[{'node_id': 2, 'zone': 'b', 'advertized': 'h:1'}]),
      'peers[0].advertized: unknown key'),
     ('bad log level', variant(log_level='loud'), 'log_level: "loud" is not one of'),
+    ('workers out of range', variant(workers=257), 'workers: 257 is out of range'),
+    ('workers not an integer', variant(workers='all'), 'workers: expected an integer'),
     ('bad log_format', variant(log_format='xml'), 'log_format: expected "text" or "json"'),
     ('limit out of range', variant(limits={'max_frame_bytes': 10}), 'limits.max_frame_bytes: 10 is out of range'),
     ('unknown limit', variant(limits={'max_frames': 10}), 'limits.max_frames: unknown key'),
