@@ -594,6 +594,7 @@ static int px_client_start(px_client *cl, evutil_socket_t fd, SSL *ssl)
         }
         /* A client that closes without close_notify is an EOF, not an error. */
         bufferevent_openssl_set_allow_dirty_shutdown(cl->bev, 1);
+        bufferevent_set_max_single_read(cl->bev, PX_TLS_READ_BUFFER);
     } else {
         cl->bev = bufferevent_socket_new(px->base, fd, BEV_OPT_CLOSE_ON_FREE);
         if (cl->bev == NULL) {

@@ -268,7 +268,12 @@ int px_reload(px_proxy *px, const char *why, char *errstr, size_t n)
     c.admin_listen = px_listen_as_configured(&c.admin_listen, 1);
     char restart[512], done[512];
     px_reload_restart_keys(px->cfg, &c, restart, sizeof(restart));
+    /* Workers read the live keys: they wait, parked, while the values are
+     * swapped (px_worker.c), and load their own client_tls again. */
+    px_workers_pause(px);
     px_reload_apply(px, &c, why, done, sizeof(done));
+    px_workers_tls_reload(px);
+    px_workers_resume(px);
     /* Workers may still read the values swapped out (client_zones, acl,
      * ...): with workers they are kept until exit. */
     if (px_workers_retire_config(px, &c) != 0)

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 int px_workers_count(const px_config *cfg)
@@ -55,6 +56,18 @@ static px_node *px_nodes_dup(const px_node *in, int n)
         pos += lh;
     }
     return out;
+}
+
+/* Wait here, touching nothing, while the main thread holds the workers. */
+static void px_worker_park(px_workers *set)
+{
+    pthread_mutex_lock(&set->park_mu);
+    set->parked++;
+    pthread_cond_broadcast(&set->park_cv);
+    while (set->paused)
+        pthread_cond_wait(&set->park_cv, &set->park_mu);
+    set->parked--;
+    pthread_mutex_unlock(&set->park_mu);
 }
 
 static void px_worker_tick(evutil_socket_t fd, short what, void *arg)
@@ -104,6 +117,16 @@ static void px_worker_box_cb(evutil_socket_t fd, short what, void *arg)
         case PX_MSG_ADOPT:
             px_accept_cb(NULL, m->fd, (struct sockaddr *)&m->ss, m->salen, px);
             m->fd = -1;
+            break;
+        case PX_MSG_PAUSE:
+            px_worker_park(w->set);
+            break;
+        case PX_MSG_SNAP:
+            px_worker_snapshot(w);
+            pthread_mutex_lock(&w->set->park_mu);
+            w->set->snapped++;
+            pthread_cond_broadcast(&w->set->park_cv);
+            pthread_mutex_unlock(&w->set->park_mu);
             break;
         default:
             break;
@@ -338,6 +361,8 @@ int px_workers_start(px_proxy *px, int n, const mc_config *mcfg, void (*announce
     }
     set->mcfg = *mcfg;
     set->announce = announce;
+    pthread_mutex_init(&set->park_mu, NULL);
+    pthread_cond_init(&set->park_cv, NULL);
     set->box.efd = -1;
     px->workers = set;
     if (px_mbox_init(&set->box, px->base, px_main_box_cb, px) != 0) {
@@ -379,6 +404,77 @@ static void px_workers_post(px_worker *w, int kind, int draining)
         px_msg_free(m);
 }
 
+void px_workers_pause(px_proxy *px)
+{
+    px_workers *set = px->workers;
+    if (set == NULL)
+        return;
+    pthread_mutex_lock(&set->park_mu);
+    set->paused = 1;
+    pthread_mutex_unlock(&set->park_mu);
+    int n = 0;
+    for (int i = 0; i < set->n; i++)
+        if (set->w[i]->started) {
+            px_workers_post(set->w[i], PX_MSG_PAUSE, 0);
+            n++;
+        }
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 5;
+    pthread_mutex_lock(&set->park_mu);
+    while (set->parked < n)
+        if (pthread_cond_timedwait(&set->park_cv, &set->park_mu, &until) != 0)
+            break;
+    if (set->parked < n)
+        kz_warn("reload: %d of %d workers did not pause within 5 s; applying anyway", n - set->parked, n);
+    pthread_mutex_unlock(&set->park_mu);
+}
+
+void px_workers_sync(px_proxy *px)
+{
+    px_workers *set = px->workers;
+    if (set == NULL)
+        return;
+    pthread_mutex_lock(&set->park_mu);
+    set->snapped = 0;
+    pthread_mutex_unlock(&set->park_mu);
+    int n = 0;
+    for (int i = 0; i < set->n; i++)
+        if (set->w[i]->started) {
+            px_workers_post(set->w[i], PX_MSG_SNAP, 0);
+            n++;
+        }
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 1;
+    pthread_mutex_lock(&set->park_mu);
+    while (set->snapped < n)
+        if (pthread_cond_timedwait(&set->park_cv, &set->park_mu, &until) != 0)
+            break; /* a worker busy for a second: its last snapshot serves */
+    pthread_mutex_unlock(&set->park_mu);
+}
+
+void px_workers_resume(px_proxy *px)
+{
+    px_workers *set = px->workers;
+    if (set == NULL)
+        return;
+    pthread_mutex_lock(&set->park_mu);
+    set->paused = 0;
+    pthread_cond_broadcast(&set->park_cv);
+    pthread_mutex_unlock(&set->park_mu);
+}
+
+void px_workers_tls_reload(px_proxy *px)
+{
+    px_workers *set = px->workers;
+    for (int i = 0; set != NULL && i < set->n; i++) {
+        char err[512];
+        if (set->w[i]->px.tls != NULL && px_tls_reload(set->w[i]->px.tls, err, sizeof(err)) != 0)
+            kz_err("reload: worker %d keeps its client_tls certificate: %s", i + 1, err);
+    }
+}
+
 void px_workers_stop(px_proxy *px)
 {
     px_workers *set = px->workers;
@@ -409,6 +505,8 @@ void px_workers_free(px_proxy *px)
         free(set->retired[i]);
     }
     free(set->retired);
+    pthread_cond_destroy(&set->park_cv);
+    pthread_mutex_destroy(&set->park_mu);
     for (int i = 0; i < set->n; i++)
         px_worker_free(set->w[i]);
     free(set->w);

@@ -22,8 +22,11 @@
  * atomically (kc_frame_keep, mc_view_keep); evbuffers move whole, one owner
  * at a time.
  *
- * Workers publish a snapshot of their metrics every PX_WORKER_SNAP_MS under a
- * mutex; /metrics sums them with the main thread's own.
+ * Workers publish a snapshot of their metrics under a mutex when the main
+ * thread asks (px_workers_sync: /metrics, the drain) and every
+ * PX_WORKER_SNAP_MS; /metrics sums them with the main thread's own. A reload
+ * parks the workers (px_workers_pause) while it swaps the shared config's
+ * live keys.
  */
 #ifndef PX_WORKER_H
 #define PX_WORKER_H
@@ -75,6 +78,12 @@ void px_worker_shadow_drop(px_client *cl);
 void px_worker_shadow_flush(px_client *shadow);
 void px_worker_shadow_bad(px_client *shadow, const char *why);
 
+/* Main side, px_reload.c: hold every worker parked (it touches nothing)
+ * while a reload swaps the live keys in the shared config, then let them
+ * go; and reload each worker's client_tls certificate meanwhile. */
+void px_workers_pause(px_proxy *px);
+void px_workers_resume(px_proxy *px);
+void px_workers_tls_reload(px_proxy *px);
 /* Main side, px_reload.c: keep a replaced config (its swapped-out values)
  * until exit, since workers may still read them; 0 kept (c is taken), -1
  * (no workers, or out of memory): the caller frees it. */
@@ -87,7 +96,10 @@ void px_workers_drain(px_proxy *px);
 /* Main side: add the workers' open connections and unanswered requests
  * (as of their last snapshot). */
 void px_workers_drain_counts(px_proxy *px, int *nconn, int *nreq);
-/* Main side, /metrics: the sums over the main thread and the workers. Each
+/* Main side: every worker publishes a snapshot now (waits at most 1 s), so
+ * /metrics and the drain see what was done before they were asked. */
+void px_workers_sync(px_proxy *px);
+/* Main side, /metrics (after px_workers_sync): the sums over the main thread and the workers. Each
  * returns its argument filled in, or the main thread's own without workers. */
 const px_metrics *px_workers_metrics(px_proxy *px, px_metrics *sum);
 const mc_conn_stats *px_workers_upstream(px_proxy *px, mc_conn_stats *sum);

@@ -14,7 +14,9 @@
 
 /* To the main thread: RELAY, SHADOW_FREE, READY; to a worker: the rest. */
 enum { PX_MSG_RELAY, PX_MSG_SHADOW_FREE, PX_MSG_READY, PX_MSG_ANSWER, PX_MSG_NODES, PX_MSG_DRAIN, PX_MSG_STOP,
-       PX_MSG_ADOPT /* to any thread: a connection another thread accepted */ };
+       PX_MSG_ADOPT, /* to any thread: a connection another thread accepted */
+       PX_MSG_PAUSE, /* to a worker: park until px_workers_resume (a reload swaps the live keys) */
+       PX_MSG_SNAP /* to a worker: publish a snapshot now (px_workers_sync) */ };
 
 typedef struct px_msg {
     struct px_msg *next;
@@ -78,6 +80,11 @@ struct px_workers {
     unsigned rr;          /* connections accepted, for the round robin (atomic) */
     px_config **retired;  /* configs a reload replaced, kept until exit (workers may read them) */
     int nretired;
+    pthread_mutex_t park_mu; /* a reload's pause: */
+    pthread_cond_t park_cv;
+    int paused;           /* the main thread holds the workers */
+    int parked;           /* workers waiting */
+    int snapped;          /* workers that answered px_workers_sync's SNAP (under park_mu) */
 };
 
 /* ---- px_worker_box.c: mailboxes, relayed requests, shadow connections ---- */

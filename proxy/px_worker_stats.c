@@ -65,6 +65,7 @@ void px_worker_snapshot(px_worker *w)
 void px_workers_drain_counts(px_proxy *px, int *nconn, int *nreq)
 {
     px_workers *set = px->workers;
+    px_workers_sync(px);
     for (int i = 0; set != NULL && i < set->n; i++) {
         px_worker *w = set->w[i];
         pthread_mutex_lock(&w->snap_mu);

@@ -6,7 +6,12 @@ by `make bench`, not asserted here), and that every WAL-path run did take
 the WAL path: it delivered messages and its proxies stored objects (objwal
 PUTs, local store or s3rver alike). A WAL row reported n/a fails the test,
 except the s3rver rows when s3rver is not installed (tests/s3/node_modules,
-scripts/deps.sh), a missing tool."""
+scripts/deps.sh), a missing tool. Also: every row has its ratios to direct;
+the zone-b consumer of the topic with a zone-b follower fetched from it
+(no fetch payload across zones) and the one of the topic without read
+across zones; the fan-out's groups each read the whole topic and the fetch
+cache answered some of their fetches; librdkafka's default-settings
+idempotent producer delivered on direct and each WAL path."""
 import json
 import math
 import os
