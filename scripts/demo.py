@@ -152,7 +152,7 @@ def run(args, tb, pc, zones, topic):
     print('Bytes across zones by kind:  produce payload %s, fetch payload %s, peer RPC %s, metadata/control %s '
           '(all proxies, whole run)' % (human(bill['produce_payload']), human(bill['fetch_payload']),
                                         human(bill['peer_rpc']), human(bill['metadata_control'])))
-    print('All bytes across zones:      %s (%.3f%% of payload: RPCs and metadata)'
+    print('All bytes across zones:      %s while producing (%.3f%% of payload: RPCs and metadata)'
           % (human(tot['xall']), 100.0 * tot['xall'] / max(1, tot['produced'])))
     print('S3 requests:                 %d PUTs, %d GETs' % (tot['puts'], tot['gets']))
     print('Per TB produced at list prices ($0.02/GB cross-zone, $0.005 per 1,000 PUTs, $0.0004 per 1,000 GETs):')
