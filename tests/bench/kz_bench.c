@@ -3,7 +3,7 @@
  *
  *   kz_bench produce -b HOST:PORT -t TOPIC [--rate-mbps R | --rate-msgs N]
  *            [--msg-size 1024] [--duration 10] [--warmup 2] [--partition P]
- *            [--idempotent] [-X key=value ...]
+ *            [--messages N] [--idempotent] [-X key=value ...]
  *   kz_bench consume -b HOST:PORT -t TOPIC [--max-bytes N] [--timeout S] [-X ...]
  *   kz_bench idem -b HOST:PORT -t TOPIC [--partition 0] [--batch-records 15]
  *            [--msg-size 1024] [--max-in-flight 5] [--duration 10] [--warmup 2]
@@ -20,6 +20,9 @@
  * first is shifted by about one latency at both ends, so a long latency is
  * not charged twice; the second bounds it when deliveries come in a few
  * bursts (a WAL object carries the acks of many requests at once).
+ * With --messages N it enqueues exactly N messages (warm-up included) and
+ * stops, whatever the duration: a fixed amount of work, for counting the
+ * instructions a proxy spends on it (run_bench.py's instr scenario).
  *
  * consume: assigns every partition of the topic from the beginning (no
  * group protocol, no commits) and reads until every partition reports EOF
@@ -129,6 +132,7 @@ typedef struct kb_opts {
     double warmup;
     double timeout;
     int64_t max_bytes;
+    int64_t messages;  /* produce: 0, or enqueue exactly this many and stop */
     int idempotent;
     int batch_records; /* idem: records per batch (one batch per request) */
     int max_inflight;  /* idem: requests outstanding at most */
@@ -260,6 +264,8 @@ static void kb_usage(FILE *out)
           "      --duration S          measured window (default 10)\n"
           "      --warmup S            unmeasured lead-in (default 2)\n"
           "      --partition P         produce to partition P only\n"
+          "      --messages N          enqueue exactly N messages in all (warm-up\n"
+          "                            included), then stop: --duration is ignored\n"
           "      --idempotent          enable.idempotence=true\n"
           "consume:\n"
           "      --max-bytes N         stop after N value bytes (default: at EOF)\n"
@@ -309,7 +315,7 @@ static void kb_parse_args(kb_opts *o, int argc, char **argv)
     enum {
         O_CLIENT_ID = 256, O_TIMEOUT, O_MSG_SIZE, O_RATE_MBPS, O_RATE_MSGS, O_DURATION,
         O_WARMUP, O_PARTITION, O_IDEMPOTENT, O_MAX_BYTES, O_BATCH_RECORDS, O_MAX_IN_FLIGHT,
-        O_TXN_ID, O_SKIP_SEQ, O_TRACE, O_HELP
+        O_TXN_ID, O_SKIP_SEQ, O_TRACE, O_MESSAGES, O_HELP
     };
     static const struct option opts[] = {
         {"bootstrap", required_argument, NULL, 'b'},
@@ -330,6 +336,7 @@ static void kb_parse_args(kb_opts *o, int argc, char **argv)
         {"transactional-id", required_argument, NULL, O_TXN_ID},
         {"skip-sequence-at", required_argument, NULL, O_SKIP_SEQ},
         {"trace", no_argument, NULL, O_TRACE},
+        {"messages", required_argument, NULL, O_MESSAGES},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -401,6 +408,7 @@ static void kb_parse_args(kb_opts *o, int argc, char **argv)
             o->skip_sequence_at = (int64_t)kb_parse_num("--skip-sequence-at", optarg, 0, 1e12);
             break;
         case O_TRACE: o->trace = 1; break;
+        case O_MESSAGES: o->messages = (int64_t)kb_parse_num("--messages", optarg, 1, 1e12); break;
         case O_HELP:
         case 'h':
             kb_usage(stdout);
@@ -417,6 +425,8 @@ static void kb_parse_args(kb_opts *o, int argc, char **argv)
         kb_die_usage("give --rate-mbps or --rate-msgs, not both");
     if (strcmp(o->mode, "idem") != 0 && (o->transactional_id || o->skip_sequence_at >= 0 || o->trace))
         kb_die_usage("--transactional-id, --skip-sequence-at and --trace are for idem");
+    if (strcmp(o->mode, "produce") != 0 && o->messages > 0)
+        kb_die_usage("--messages is for produce");
     if (strcmp(o->mode, "idem") == 0) {
         /* Flat out with its own protocol code: librdkafka's options do not apply. */
         if (o->conf_cnt > 0 || o->rate_given || o->idempotent || o->max_bytes > 0)
@@ -551,14 +561,16 @@ static int kb_produce(const kb_opts *o)
 
     const uint64_t t0 = kb_now_ns();
     const uint64_t warm_end = t0 + (uint64_t)(o->warmup * 1e9);
-    const uint64_t end = warm_end + (uint64_t)(o->duration * 1e9);
     const uint64_t hard_end = t0 + (uint64_t)(o->timeout * 1e9);
+    /* --messages: the count ends the run, the timeout bounds it. */
+    const uint64_t end = o->messages > 0 ? hard_end : warm_end + (uint64_t)(o->duration * 1e9);
+    const uint64_t max_sent = o->messages > 0 ? (uint64_t)o->messages : UINT64_MAX;
     const double ns_per_msg = o->rate_msgs > 0 ? 1e9 / o->rate_msgs : 0;
     uint64_t n_sent = 0; /* paced messages since t0 */
     uint64_t max_lag_ns = 0;
     int32_t part = o->partition >= 0 ? o->partition : RD_KAFKA_PARTITION_UA;
 
-    while (!kb_stop) {
+    while (!kb_stop && n_sent < max_sent) {
         uint64_t now = kb_now_ns();
         /* Flat out, the client queue can stay full through a short window
          * (a loaded machine, the sanitizers): the window then runs on until
@@ -568,6 +580,8 @@ static int kb_produce(const kb_opts *o)
         if (st->window_start_ns == 0 && now >= warm_end)
             st->window_start_ns = now;
         uint64_t due = ns_per_msg > 0 ? (uint64_t)((double)(now - t0) / ns_per_msg) + 1 : n_sent + 10000;
+        if (due > max_sent)
+            due = max_sent;
         /* Enqueue what is due; each message carries its own enqueue time. */
         while (n_sent < due && !kb_stop) {
             uint64_t ts = kb_now_ns();
@@ -599,7 +613,7 @@ static int kb_produce(const kb_opts *o)
                 break; /* flat out: serve delivery reports now and then */
         }
         rd_kafka_poll(rk, 0);
-        if (ns_per_msg > 0) {
+        if (ns_per_msg > 0 && n_sent < max_sent) {
             now = kb_now_ns();
             uint64_t next = t0 + (uint64_t)((double)n_sent * ns_per_msg);
             if (now > next && now - next > max_lag_ns && now >= warm_end)
@@ -634,9 +648,9 @@ finish:
 
     printf("{\"mode\":\"produce\",\"topic\":");
     kb_json_str(o->topic);
-    printf(",\"msg_size\":%d,\"offered_msgs_per_s\":%.0f,\"offered_mbps\":%.3f,"
+    printf(",\"messages\":%" PRId64 ",\"msg_size\":%d,\"offered_msgs_per_s\":%.0f,\"offered_mbps\":%.3f,"
            "\"duration_s\":%.3f,\"warmup_s\":%.3f,\"idempotent\":%s,",
-           o->msg_size, o->rate_msgs, o->rate_msgs * o->msg_size / 1e6, o->duration, o->warmup,
+           o->messages, o->msg_size, o->rate_msgs, o->rate_msgs * o->msg_size / 1e6, o->duration, o->warmup,
            o->idempotent ? "true" : "false");
     printf("\"enqueued\":%" PRIu64 ",\"delivered\":%" PRIu64 ",\"delivered_bytes\":%" PRIu64
            ",\"warmup_delivered\":%" PRIu64 ",\"failed\":%" PRIu64 ",\"undelivered\":%d,"

@@ -23,6 +23,10 @@ generator tests/bench/kz_bench through every scenario in one run:
     consumers in zone b of a topic with no replica there, fetch cache on and
     off (the fetch payload that crosses zones);
   10,000 idle client connections on proxy a (RSS per connection);
+  instr: the proxies' user-space instructions per payload byte on the
+    same-zone and the WAL local path (proxy a, b and both), counted by
+    valgrind's callgrind: a figure that does not move with the machine
+    (issue 17), where CPU seconds move 3x from run to run;
   one producer (max.in.flight=5) on one partition, same-zone and through
   the WAL paths: produce requests per second and p99. librdkafka, idempotent
   and not (an idempotent librdkafka producer keeps one request in flight
@@ -56,10 +60,12 @@ one failed (its entry in the JSON says why), 2 on bad arguments.
 
 import argparse
 import json
+import math
 import os
 import platform
 import resource
 import selectors
+import shlex
 import shutil
 import signal
 import socket
@@ -76,7 +82,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, '..', 'integration'))
 
 from kzharness import (HarnessError, ProxyCluster, SkipTest, TestBed,  # noqa: E402
-                       metrics, rss_kib, top_builddir, top_srcdir, wait_until)
+                       kzproxy_binary, metrics, rss_kib, top_builddir, top_srcdir, wait_until)
 
 NA_WAL = 'n/a (WAL path not available)'
 MSG_SIZE = 1024
@@ -100,6 +106,29 @@ IDEM_DEFAULT_QUEUE_KIB = 65536
 # Fan-out (issue 15): this many consumers (each its own group.id) in zone b
 # read, one after the other, a topic with no replica in zone b.
 FANOUT_GROUPS = 3
+# instr (issue 17): user-space instructions per payload byte, counted by
+# callgrind. Each path runs twice on fresh proxies, INSTR_MSGS and twice as
+# many messages; the difference of the counts over the difference of the
+# payload bytes leaves out start-up and shutdown. One producer, one
+# partition, INSTR_BATCH_MSGS messages per Produce request (batch.num.messages
+# with a linger that never expires first: every request is alike, whatever
+# the machine's speed), paced at INSTR_RATE_MBPS, which the proxies keep up
+# with under callgrind's slowdown.
+INSTR_MSGS = 20000
+INSTR_MSGS_QUICK = 500
+INSTR_BATCH_MSGS = 100
+INSTR_RATE_MBPS = 10
+INSTR_LINGER_MS = 1000
+# The WAL runs' flush interval: at INSTR_RATE_MBPS an object fills its 8 MiB
+# (flush_bytes, as at the fixed load's 100 MB/s) in 0.84 s, so every object
+# but a run's last is full, and each run stores the same number whatever the
+# timing (sealed by age at 250 ms, the count moves by one or two from run to
+# run, and each object costs a peer RPC: 2 % of proxy b's figure).
+INSTR_FLUSH_MS = 2000
+# The cache and branch simulators off (callgrind's defaults, made explicit):
+# only Ir, instructions executed, is counted.
+CALLGRIND_ARGS = ('--tool=callgrind', '--dump-instr=no', '--collect-jumps=no', '--cache-sim=no',
+                  '--branch-sim=no')
 CLK_TCK = os.sysconf('SC_CLK_TCK')
 
 # Every produce scenario: (name, label, path) in table order.
@@ -290,6 +319,38 @@ def ratio(a, b):
     if a is None or b is None or b == 0:
         return None
     return a / b
+
+
+def instr_unavailable():
+    """Why the instr scenario cannot run here, or None."""
+    if shutil.which('valgrind') is None:
+        return 'valgrind is not installed (scripts/deps.sh installs it)'
+    try:
+        with open(kzproxy_binary(), 'rb') as f:
+            asan = b'__asan_init' in f.read()
+    except OSError as err:
+        return 'kzproxy is not readable: %s' % err
+    if asan:
+        return ('kzproxy is built with AddressSanitizer (--enable-sanitizers): valgrind does not support it, '
+                'and the count would be of the instrumented code')
+    return None
+
+
+def callgrind_ir(path):
+    """Instructions executed (Ir) in a callgrind output file: its "summary:"
+    line, or failing that its "totals:" line (the first event is Ir)."""
+    found = {}
+    with open(path) as f:
+        for line in f:
+            for key in ('summary:', 'totals:'):
+                if line.startswith(key):
+                    found[key] = int(line.split()[1])
+            if line.startswith('events:') and line.split()[1:2] != ['Ir']:
+                raise HarnessError('%s: the first event is not Ir: %s' % (path, line.strip()))
+    v = found.get('summary:', found.get('totals:'))
+    if v is None:
+        raise HarnessError('%s: no summary: or totals: line' % path)
+    return v
 
 
 # ---------------------------------------------------------------- scenarios
@@ -936,6 +997,8 @@ class Bench:
                 self.wal_idempotent_idle(store)
         if self.want('wal_s3'):
             self.wal_s3()
+        if self.want('instr'):
+            self.instr()
 
     def same_zone_tls(self):
         """Same-zone produce through a proxy whose client listener takes TLS
@@ -1023,6 +1086,134 @@ class Bench:
         finally:
             srv.stop()
 
+    # -- instructions per payload byte (issue 17)
+    def instr(self):
+        """The proxies' user-space instructions per payload byte (callgrind's
+        Ir, instructions executed) on the same-zone path (proxy a alone: the
+        client in zone a, the leader in zone a) and on the WAL path with the
+        local store (proxies a and b, each counted): the count of a run of 2N
+        messages minus that of a run of N, each on fresh proxies stopped with
+        SIGTERM (callgrind writes its file at exit), over the difference of
+        their payload bytes, so start-up and shutdown cancel out. The
+        kernel's work for the proxies (socket and file copies, the page
+        cache) is not counted: only the proxies' code and the libraries it
+        calls (libc, libevent, libcurl...)."""
+        o = self.o
+        n = o.instr_msgs
+        out = self.results['instr'] = {
+            'paths': [], 'messages': [n, 2 * n], 'msg_size': MSG_SIZE, 'batch_msgs': INSTR_BATCH_MSGS,
+            'rate_mbps': INSTR_RATE_MBPS, 'callgrind_args': list(CALLGRIND_ARGS)}
+        why = instr_unavailable()
+        if why:
+            out['skipped'] = why
+            sys.stdout.write('  instr: figure skipped: %s\n' % why)
+            return
+        try:
+            out['valgrind'] = subprocess.run(['valgrind', '--version'], stdout=subprocess.PIPE,
+                                             stderr=subprocess.DEVNULL, text=True, timeout=30).stdout.strip()
+        except (OSError, subprocess.TimeoutExpired):
+            out['valgrind'] = None
+        wal = self.wal_config({'backend': 'local',
+                               'root': tempfile.mkdtemp(prefix='wal-instr-', dir=self.workdir)})
+        if o.quick:
+            # A draining proxy waits two health-check periods (1 s each by
+            # default) for its peers; the quick figures are checked for form
+            # only. The full run keeps the default: the checks cost
+            # instructions by the second, not by the byte.
+            wal['health_check_ms'] = 200
+        else:
+            wal['wal']['flush_ms'] = INSTR_FLUSH_MS
+        out['wal_flush_ms'], out['wal_flush_bytes'] = wal['wal']['flush_ms'], wal['wal']['flush_bytes']
+        for path, label, zones, topic, cfg in (
+                ('same_zone', 'same-zone', ('a',), 'bench_idem_a', None),
+                ('wal_local', 'WAL local', ('a', 'b'), 'bench_idem_b', wal)):
+            e = {'path': path, 'label': label, 'zones': list(zones), 'runs': []}
+            out['paths'].append(e)
+            try:
+                for count in (n, 2 * n):
+                    e['runs'].append(self.instr_run(label, zones, topic, cfg, count))
+            except (HarnessError, OSError) as err:
+                e['error'] = str(err)
+                self.fail('instr %s' % path, err)
+                continue
+            r1, r2 = e['runs']
+            dbytes = r2['payload_bytes'] - r1['payload_bytes']
+            e['payload_bytes_difference'] = dbytes
+            e['instructions_per_payload_byte_by_zone'] = {
+                z: round((r2['instructions'][z] - r1['instructions'][z]) / dbytes, 4) for z in zones}
+            e['instructions_per_payload_byte'] = round(
+                sum(r2['instructions'][z] - r1['instructions'][z] for z in zones) / dbytes, 4)
+            sys.stdout.write('instr %s\n' % instr_line(e))
+            sys.stdout.flush()
+
+    def instr_run(self, label, zones, topic, cfg, count):
+        """Fresh proxies in zones under callgrind; one producer in zone a sends
+        count messages through proxy a to one partition of topic; SIGTERM;
+        each proxy's Ir from its callgrind file."""
+        o = self.o
+        outdir = tempfile.mkdtemp(prefix='callgrind-', dir=self.workdir)
+        wrapper = ['valgrind'] + list(CALLGRIND_ARGS) + [
+            '--callgrind-out-file=' + os.path.join(outdir, 'callgrind.out.%p')]
+        if o.proxy_config:
+            cfg = dict(cfg or {}, **json.loads(o.proxy_config))
+        # Under callgrind a proxy starts and drains tens of times slower.
+        pc = ProxyCluster(self.tb, zones=zones, per_zone=1, extra_config=cfg, log_level='warn',
+                          workdir=tempfile.mkdtemp(dir=self.workdir), ready_timeout=120, stop_timeout=120)
+        saved = os.environ.get('KZ_PROXY_WRAPPER')
+        os.environ['KZ_PROXY_WRAPPER'] = ' '.join(shlex.quote(a) for a in wrapper)
+        t0 = time.monotonic()
+        try:
+            pc.start()
+        finally:
+            if saved is None:
+                os.environ.pop('KZ_PROXY_WRAPPER', None)
+            else:
+                os.environ['KZ_PROXY_WRAPPER'] = saved
+        pids = {p.zone: p.pid for p in pc.proxies}
+        failed, figs, t1 = True, {}, time.monotonic()
+        try:
+            # Exactly count messages, INSTR_BATCH_MSGS to a request: the batch
+            # is full long before the linger expires, at any machine speed.
+            args = ['produce', '-b', pc.proxy_in('a').kafka, '-t', topic, '--partition', 0,
+                    '--msg-size', MSG_SIZE, '--messages', count, '--warmup', 0,
+                    '--rate-mbps', INSTR_RATE_MBPS, '--timeout', o.timeout,
+                    '-X', 'acks=all', '-X', 'linger.ms=%d' % INSTR_LINGER_MS,
+                    '-X', 'batch.num.messages=%d' % INSTR_BATCH_MSGS,
+                    '-X', 'message.timeout.ms=%d' % int(o.timeout * 1000)]
+            res, _ = run_kz_bench(args, o.timeout)
+            # /metrics once per run, after the load, in both runs alike (the
+            # proxy's own work to answer it cancels out in the difference).
+            for p in pc.proxies:
+                m = metrics(p)
+                figs[p.zone] = {'produce_requests': series_sum(m, METRIC_PICKS['produce_requests']),
+                                # Produce requests streamed as they arrived (px_cut.c)
+                                'cut_through_requests': m.sum('kzproxy_produce_cut_through_total', default=0),
+                                'objects_stored': series_sum(m, METRIC_PICKS['s3_put'])}
+            failed = False
+        finally:
+            t2 = time.monotonic()
+            problems = pc._teardown(failed=failed)
+        if problems:
+            raise HarnessError(problems[0].splitlines()[0])
+        delivered = res.get('delivered', 0) + res.get('warmup_delivered', 0)
+        if 'error' in res or delivered != count or res.get('failed'):
+            raise HarnessError('%d of %d messages delivered%s' % (
+                delivered, count, ': ' + res['error'] if 'error' in res else ''))
+        ir = {}
+        for z, pid in pids.items():
+            ir[z] = callgrind_ir(os.path.join(outdir, 'callgrind.out.%d' % pid))
+        r = {'messages': count, 'payload_bytes': delivered * MSG_SIZE, 'instructions': ir,
+             'metrics_by_zone': figs, 'elapsed_s': round(time.monotonic() - t0, 2),
+             'start_produce_stop_s': [round(t1 - t0, 2), round(t2 - t1, 2), round(time.monotonic() - t2, 2)],
+             'client_mbps': res.get('mbps')}
+        objects = figs.get('a', {}).get('objects_stored')
+        sys.stdout.write('  instr %-10s %6d messages: %s instructions%s (%.1f s: start %.1f, produce %.1f, '
+                         'stop %.1f)\n' % ((label, count, ', '.join('proxy %s %d' % kv for kv in sorted(ir.items())),
+                                             ', %d objects' % objects if objects else '', r['elapsed_s'])
+                                            + tuple(r['start_produce_stop_s'])))
+        sys.stdout.flush()
+        return r
+
     def close(self):
         if self.tb is not None:
             self.tb.stop(check=False)
@@ -1062,6 +1253,23 @@ def machine_info():
 
 def fmt(v, spec='%.2f', na='-'):
     return na if v is None else spec % v
+
+
+def sig3(v):
+    """v with three significant digits, trailing zeros kept: 1.10, 0.264, 812."""
+    if v is None:
+        return '-'
+    if v <= 0:
+        return '%g' % v
+    return '%.*f' % (max(0, 2 - math.floor(math.log10(v))), v)
+
+
+def instr_line(e):
+    """'same-zone: 0.264 instructions/payload byte (proxy a)'."""
+    z = e['instructions_per_payload_byte_by_zone']
+    who = ('proxy %s' % e['zones'][0] if len(z) == 1 else
+           ', '.join('%s %s' % (k, sig3(z[k])) for k in e['zones']))
+    return '%s: %s instructions/payload byte (%s)' % (e['label'], sig3(e['instructions_per_payload_byte']), who)
 
 
 def fmt_ratio(v):
@@ -1352,6 +1560,21 @@ def print_table(results, opts, out=sys.stdout):
             w('  %-32s %8s MB/s  ratio %-6s  proxy %s core-s/GB (%s core-s)\n' % (
                 'workers %d' % e['workers'] if e['workers'] else 'direct', fmt(e['mbps'], '%.1f'),
                 fmt_ratio(e['ratio_to_direct']), fmt(e['proxy_cpu_s_per_gb']), fmt(e['proxy_cpu_s'])))
+    ins = results.get('instr')
+    if ins:
+        w('\ninstr: the proxies\' user-space instructions per payload byte (callgrind Ir; kernel copies not\n'
+          'counted): a run of %d messages minus a run of %d, each on fresh proxies, over their payload\n'
+          'difference; one producer, one partition, %d messages of %d bytes per Produce request, %s MB/s%s\n' % (
+              ins['messages'][1], ins['messages'][0], ins['batch_msgs'], ins['msg_size'], ins['rate_mbps'],
+              '; WAL objects of %d MiB, flush_ms %d' % (ins['wal_flush_bytes'] >> 20, ins['wal_flush_ms'])
+              if ins.get('wal_flush_ms') else ''))
+        if ins.get('skipped'):
+            w('  figure skipped: %s\n' % ins['skipped'])
+        for e in ins['paths']:
+            if e.get('error'):
+                w('  %s: ERROR %s\n' % (e['label'], e['error'].splitlines()[0]))
+            elif e.get('instructions_per_payload_byte') is not None:
+                w('  %s\n' % instr_line(e))
     w('\ntargets (reported, not asserted):\n')
     for t in results['targets']:
         v = t['measured']
@@ -1384,7 +1607,7 @@ def parse_args(argv):
                          'runs nor librdkafka\'s idempotent producer at default settings (direct '
                          'and WAL paths); for repeated CPU measurements')
     ap.add_argument('--only', help='comma-separated: direct,same_zone,same_zone_tls,consume,idle,workers,wal_local,'
-                                   'wal_s3')
+                                   'wal_s3,instr')
     ap.add_argument('--proxy-config', metavar='JSON',
                     help='extra proxy configuration, top-level keys, e.g. \'{"limits": '
                          '{"cut_through_min_bytes": 0}}\' for a before/after comparison')
@@ -1409,6 +1632,7 @@ def parse_args(argv):
     o.pipe_txn_s = 0.5 if q else 2.0     # the same with a transactional id
     o.control_s = 0.3 if q else 0.5      # the sequence-gap control
     o.timeout = 60.0 if q else 120.0
+    o.instr_msgs = INSTR_MSGS_QUICK if q else INSTR_MSGS
     o.only = set(o.only.split(',')) if o.only else None
     return o
 

@@ -11,10 +11,16 @@ the zone-b consumer of the topic with a zone-b follower fetched from it
 (no fetch payload across zones) and the one of the topic without read
 across zones; the fan-out's groups each read the whole topic and the fetch
 cache answered some of their fetches; librdkafka's default-settings
-idempotent producer delivered on direct and each WAL path."""
+idempotent producer delivered on direct and each WAL path; the instr
+scenario gave a positive number of instructions per payload byte for each
+proxy on the same-zone and the WAL local path (not its size: a quick run's
+few hundred messages say little), unless valgrind is not installed or
+kzproxy is built with AddressSanitizer (valgrind does not support it, and the
+count would be of the instrumented code)."""
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -172,6 +178,37 @@ def check_idem_default(r):
                 number(e['proxy_cpu_s_per_gb_by_zone'][z], '%s CPU/GB proxy %s' % (what, z))
 
 
+def check_instr(r):
+    """instr: each path's instructions per payload byte, both proxies' on the
+    WAL path, are positive numbers, and the WAL runs stored objects; or the
+    scenario was skipped for one of its two reasons, and said so."""
+    ins = r.get('instr')
+    assert ins is not None, 'no instr result'
+    if ins.get('skipped'):
+        with open(os.path.join(top_builddir(), 'kzproxy'), 'rb') as f:
+            asan = b'__asan_init' in f.read()
+        assert shutil.which('valgrind') is None or asan, \
+            'instr skipped although valgrind is installed and kzproxy is not built with ASan: %s' % ins['skipped']
+        print('instr: figure skipped (%s)' % ins['skipped'])
+        return None
+    paths = {e['path']: e for e in ins['paths']}
+    assert sorted(paths) == ['same_zone', 'wal_local'], list(paths)
+    assert paths['same_zone']['zones'] == ['a'] and paths['wal_local']['zones'] == ['a', 'b'], paths
+    for p, e in paths.items():
+        assert not e.get('error'), 'instr %s: %s' % (p, e['error'])
+        assert len(e['runs']) == 2 and e['runs'][1]['messages'] == 2 * e['runs'][0]['messages'], e['runs']
+        assert number(e['instructions_per_payload_byte'], 'instr %s' % p) > 0, \
+            'instr %s: %r instructions per payload byte' % (p, e['instructions_per_payload_byte'])
+        for z in e['zones']:
+            v = e['instructions_per_payload_byte_by_zone'][z]
+            assert number(v, 'instr %s proxy %s' % (p, z)) > 0, \
+                'instr %s proxy %s: %r instructions per payload byte' % (p, z, v)
+    for run in paths['wal_local']['runs']:
+        assert run['metrics_by_zone']['a']['objects_stored'], \
+            'instr wal_local: proxy a stored no object in its run of %d messages' % run['messages']
+    return paths
+
+
 def main():
     with tempfile.TemporaryDirectory(prefix='kz-bench-smoke-') as d:
         out = os.path.join(d, 'bench.json')
@@ -203,6 +240,7 @@ def main():
     check_followers(r)
     check_fanout(r)
     check_idem_default(r)
+    instr = check_instr(r)
     idle = r['idle_connections']
     assert len(idle) == 1 and 'error' not in idle[0], idle
     number(idle[0]['kib_per_connection'], 'KiB per idle connection')
@@ -229,6 +267,12 @@ def main():
     print('test_bench_quick: the quick benchmark produced well-formed numbers; %d WAL-path runs each '
           'delivered messages and stored objects (%d to %d objwal PUTs a run)'
           % (len(wal), min(e['metrics']['s3_put'] for e in wal), max(e['metrics']['s3_put'] for e in wal)))
+    if instr:
+        print('test_bench_quick: instr (quick, %d and %d messages): same-zone %.3g, WAL local %.3g '
+              'instructions/payload byte' % (instr['same_zone']['runs'][0]['messages'],
+                                             instr['same_zone']['runs'][1]['messages'],
+                                             instr['same_zone']['instructions_per_payload_byte'],
+                                             instr['wal_local']['instructions_per_payload_byte']))
 
 
 run_test(main, timeout=300)
