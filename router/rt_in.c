@@ -36,6 +36,7 @@ typedef struct rt_in_sub {
     int group;
     int32_t leader;
     int16_t version;
+    int nparts; /* of the request's parts, those this sub-request carries */
     kc_frame *resp;
     kc_arena arena;
 } rt_in_sub;
@@ -292,6 +293,7 @@ static void rt_in_dispatch(rt_in_req *r)
         }
         p->sub = s;
         p->leader = mp->leader_id;
+        r->subs[s].nparts++;
     }
     if (stale)
         mc_cluster_refresh_soon(rt->mc);
@@ -301,8 +303,10 @@ static void rt_in_dispatch(rt_in_req *r)
         const kc_wal_group *g = &r->req.groups[sub->group];
         kc_produce_req pq = {.transactional_id = g->transactional_id, .acks = g->acks,
                              .timeout_ms = g->timeout_ms};
-        pq.topics = kc_arena_calloc(&sub->arena, (size_t)r->nparts, sizeof(*pq.topics));
-        kc_produce_req_partition *pp = kc_arena_calloc(&sub->arena, (size_t)r->nparts, sizeof(*pp));
+        /* Sized by this sub-request's parts, not the request's: an object's
+         * RPC carries many clients' requests, each its own sub-request. */
+        pq.topics = kc_arena_calloc(&sub->arena, (size_t)sub->nparts, sizeof(*pq.topics));
+        kc_produce_req_partition *pp = kc_arena_calloc(&sub->arena, (size_t)sub->nparts, sizeof(*pp));
         struct evbuffer *eb = evbuffer_new();
         int n = 0;
         uint64_t bytes = 0;
