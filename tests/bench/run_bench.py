@@ -12,6 +12,11 @@ generator tests/bench/kz_bench through every scenario in one run:
     same-zone TLS  the same with client_tls on proxy a (librdkafka's TLS
                  client, security.protocol=ssl), right after the plaintext
                  run, and the difference in the proxy's CPU per GB
+    Java same-zone (TLS)  the same two with Apache Kafka's own producer
+                 benchmark (org.apache.kafka.tools.ProducerPerformance, the
+                 Java client of the real-Kafka test bed's release), which
+                 writes 16 KiB TLS records where librdkafka writes two per
+                 message; skipped when java or the jars are missing
     WAL local    client (zone a) -> proxy a -> WAL object (local store) ->
                  RPC -> proxy b -> leader in zone b
     WAL s3rver   the same with the S3 backend on s3rver
@@ -63,6 +68,7 @@ import json
 import math
 import os
 import platform
+import re
 import resource
 import selectors
 import shlex
@@ -130,12 +136,24 @@ INSTR_FLUSH_MS = 2000
 CALLGRIND_ARGS = ('--tool=callgrind', '--dump-instr=no', '--collect-jumps=no', '--cache-sim=no',
                   '--branch-sim=no')
 CLK_TCK = os.sysconf('SC_CLK_TCK')
+# same_zone_tls_java: Apache Kafka's producer benchmark. Flat out it is told
+# to send what JAVA_CEILING_MSGS_S records/s (about 1 GB/s, above any
+# flat-out figure measured here) would in the run's time, and stopped by
+# time; ProducerPerformance has no time limit of its own.
+JAVA_PERF_MAIN = 'org.apache.kafka.tools.ProducerPerformance'
+JAVA_CEILING_MSGS_S = 1000000
+JAVA_START_S = 60.0       # JVM start, metadata, TLS handshake: time to the first record
+JAVA_OFFSETS_EVERY_S = 0.1  # how often the topic's end offsets are read during a run
+JAVA_SUMMARY = re.compile(r'^(\d+) records sent, ([\d.]+) records/sec \(([\d.]+) MB/sec\), ([\d.]+) ms avg latency, '
+                          r'([\d.]+) ms max latency, (\d+) ms 50th, (\d+) ms 95th, (\d+) ms 99th, (\d+) ms 99.9th')
 
 # Every produce scenario: (name, label, path) in table order.
 PATHS = [
     ('direct', 'direct', None),
     ('same_zone', 'kzproxy same-zone', 'same_zone'),
     ('same_zone_tls', 'kzproxy same-zone TLS', 'same_zone_tls'),
+    ('same_zone_java', 'Java same-zone', 'same_zone_java'),
+    ('same_zone_tls_java', 'Java same-zone TLS', 'same_zone_tls_java'),
     ('wal_local', 'kzproxy WAL local', 'wal_local'),
     ('wal_s3', 'kzproxy WAL s3rver', 'wal_s3'),
 ]
@@ -313,6 +331,37 @@ def proxy_cpu_per_gb(proxy_cpu_s, payload_bytes):
     cpu = [v for v in proxy_cpu_s.values() if v is not None]
     gb = payload_bytes / 1e9
     return round(sum(cpu) / gb, 3) if cpu and gb else None
+
+
+def java_perf_argv():
+    """(None, the java command line of Apache Kafka's ProducerPerformance up
+    to its arguments) or (why it cannot run, None). The classpath is the
+    real-Kafka test bed's (tests/kafka/target: scripts/deps.sh builds it)
+    plus kafka-tools of the same release: from the bed's lib/ if there, else
+    from the local Maven repository (~/.m2), where Maven put it."""
+    try:
+        from kzbed import java_argv, kafka_home
+        argv = java_argv(JAVA_PERF_MAIN, heap='512m')
+    except HarnessError as err:
+        return str(err), None
+    lib = os.path.join(kafka_home(), 'lib')
+    names = os.listdir(lib)
+    tools = sorted(n for n in names if re.match(r'kafka-tools-\d[^/]*\.jar$', n))
+    if tools:
+        jar = os.path.join(lib, tools[-1])
+    else:
+        clients = sorted(n for n in names if re.match(r'kafka-clients-\d[^/]*\.jar$', n))
+        if not clients:
+            return 'no kafka-clients jar in %s' % lib, None
+        ver = clients[-1][len('kafka-clients-'):-len('.jar')]
+        repo = os.environ.get('KZ_M2_REPOSITORY') or os.path.expanduser('~/.m2/repository')
+        jar = os.path.join(repo, 'org', 'apache', 'kafka', 'kafka-tools', ver, 'kafka-tools-%s.jar' % ver)
+        if not os.path.isfile(jar):
+            return ('%s is missing (ProducerPerformance; mvn dependency:get '
+                    '-Dartifact=org.apache.kafka:kafka-tools:%s fetches it)' % (jar, ver)), None
+    i = argv.index('-cp')
+    argv[i + 1] += ':' + jar
+    return None, argv
 
 
 def ratio(a, b):
@@ -558,8 +607,9 @@ class Bench:
         split = ' (%s)' % ' + '.join('%s %s' % kv for kv in sorted(split.items())) if len(split) > 1 else ''
         if e.get('s3rver_cpu_s_per_gb') is not None:
             split += ', s3rver %s' % e['s3rver_cpu_s_per_gb']
-        sys.stdout.write('  %-20s %-10s %8.1f MB/s  p50 %7.2f ms  p99 %7.2f ms  proxy CPU %s s/GB%s%s\n' % (
-            e['label'], e['load'], c.get('mbps', 0), lat.get('p50', -1) / 1e3, lat.get('p99', -1) / 1e3,
+        sys.stdout.write('  %-20s %-10s %8.1f MB/s  p50 %7s ms  p99 %7s ms  proxy CPU %s s/GB%s%s\n' % (
+            e['label'], e['load'], c.get('mbps', 0), fmt(lat['p50'] / 1e3 if 'p50' in lat else None),
+            fmt(lat['p99'] / 1e3 if 'p99' in lat else None),
             e['proxy_cpu_s_per_gb'], split, ('  ERROR ' + c['error']) if 'error' in c else ''))
         sys.stdout.flush()
 
@@ -985,6 +1035,8 @@ class Bench:
                 self.consume_fanout()
         if self.want('same_zone_tls'):
             self.same_zone_tls()
+        if self.want('same_zone_tls_java'):
+            self.same_zone_tls_java()
         if self.want('workers'):
             self.same_zone_workers()
         if self.want('wal_local'):
@@ -1016,6 +1068,172 @@ class Bench:
             a = pc.proxy_in('a')
             self.produce_runs('same_zone_tls', label, a.kafka, 'bench_a', pc,
                               extra=('-X', 'security.protocol=ssl', '-X', 'ssl.ca.location=' + pki['ca']))
+
+    def same_zone_tls_java(self):
+        """Same-zone produce with the Java client (Apache Kafka's
+        ProducerPerformance, the test bed's release) through proxy a,
+        plaintext and with client_tls, alternately: fixed load plaintext,
+        fixed load TLS, flat out plaintext, flat out TLS. The proxy's CPU
+        per GB as produce_runs measures it, and TLS minus plaintext."""
+        o = self.o
+        label, label_tls = 'Java same-zone', 'Java same-zone TLS'
+        if o.quick:
+            sys.stdout.write('  %-20s skipped in --quick mode (a JVM start per run; make bench runs it)\n' % label_tls)
+            self.results['java_skipped'] = 'skipped in --quick mode'
+            return
+        why, argv0 = java_perf_argv()
+        if why is None:
+            from kzbed import make_test_pki
+            try:
+                pki = make_test_pki(os.path.join(self.workdir, 'pki-java'))
+            except Exception as err:  # openssl missing or failing
+                why = 'no test certificates: %s' % err
+        if why is not None:
+            sys.stdout.write('  %-20s skipped: %s\n' % (label_tls, why))
+            self.results['java_skipped'] = why
+            for path, lab in (('same_zone_java', label), ('same_zone_tls_java', label_tls)):
+                for load in ('fixed', 'saturation'):
+                    self.results['produce'].append({'path': path, 'label': lab, 'load': load, 'available': False,
+                                                    'na': 'skipped', 'reason': why, 'client_kind': 'java'})
+            return
+        tls = {'client_tls': {'cert_file': pki['server'], 'key_file': pki['server_key']}}
+        tls_props = ['security.protocol=SSL', 'ssl.truststore.type=PEM', 'ssl.truststore.location=' + pki['ca']]
+        from confluent_kafka import Consumer
+        offsets = Consumer({'bootstrap.servers': self.tb.bootstrap, 'group.id': 'kz-bench-offsets',
+                            'enable.auto.commit': False})
+        try:
+            with self.cluster(None) as plain, self.cluster(tls) as sec:
+                for load, rate in (('fixed', o.rate_mbps), ('saturation', None)):
+                    for path, lab, pc, props in (('same_zone_java', label, plain, []),
+                                                 ('same_zone_tls_java', label_tls, sec, tls_props)):
+                        self.java_produce_run(path, lab, pc, load, rate, argv0, props, offsets)
+        finally:
+            offsets.close()
+        rows = {(e['path'], e['load']): e for e in self.results['produce'] if e.get('client_kind') == 'java'}
+        diffs = []
+        for load in ('fixed', 'saturation'):
+            a, b = rows.get(('same_zone_java', load)), rows.get(('same_zone_tls_java', load))
+            if a and b and a.get('proxy_cpu_s_per_gb') is not None and b.get('proxy_cpu_s_per_gb') is not None:
+                diffs.append('%s %+.2f' % (load, b['proxy_cpu_s_per_gb'] - a['proxy_cpu_s_per_gb']))
+        sys.stdout.write('  Java client, TLS minus plaintext, proxy CPU: %s core-s/GB\n'
+                         % (', '.join(diffs) or 'n/a'))
+
+    def topic_end_total(self, consumer, topic, partitions):
+        """The sum of topic's end offsets (asked of the brokers, not through a proxy)."""
+        from confluent_kafka import TopicPartition
+        return sum(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                   for p in range(partitions))
+
+    def java_produce_run(self, path, label, pc, load, rate, argv0, props, offsets, topic='bench_a', partitions=12):
+        """One ProducerPerformance run through pc's proxy a: 1 KiB records,
+        acks=all, linger.ms=5 (the Java client's other defaults: batch.size
+        16384, idempotence on), at rate MB/s (its --throughput in records/s)
+        for warm-up + duration, or flat out (--throughput -1) stopped by time.
+        Its bytes are the topic's end offsets before and after (what reached
+        the broker), read every JAVA_OFFSETS_EVERY_S; MB/s counts those that
+        landed from warm-up's end to the last record (flat out: to the stop).
+        The proxies' CPU is measured from before the JVM starts to after it
+        has exited, over every byte delivered, as produce_runs does."""
+        o = self.o
+        a = pc.proxy_in('a')
+        span = o.warmup + o.duration
+        msgs_s = rate * 1e6 / MSG_SIZE if rate else None
+        records = int(round((msgs_s or JAVA_CEILING_MSGS_S) * span))
+        argv = argv0 + ['--topic', topic, '--num-records', records, '--record-size', MSG_SIZE,
+                        '--throughput', int(round(msgs_s)) if msgs_s else -1,
+                        '--producer-props', 'bootstrap.servers=' + a.kafka, 'acks=all', 'linger.ms=5'] + props
+        argv = [str(x) for x in argv]
+        out_path = os.path.join(self.workdir, '%s-%s.out' % (path, load))
+        entry = {'path': path, 'label': label, 'load': load, 'offered_mbps': rate, 'client_kind': 'java',
+                 'java_num_records': records, 'java_throughput_arg': argv[argv.index('--throughput') + 1]}
+
+        def run():
+            res = {}
+            base = self.topic_end_total(offsets, topic, partitions)
+            c0 = children_cpu_s()
+            samples, first, stopped = [], None, False
+            t0 = time.monotonic()
+            with open(out_path, 'wb') as out:
+                proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+                try:
+                    while True:  # bounded: every branch has a deadline
+                        rc = proc.poll()
+                        now, total = time.monotonic(), self.topic_end_total(offsets, topic, partitions)
+                        samples.append((now, total))
+                        if first is None and total > base:
+                            first = now
+                        if rc is not None:
+                            break
+                        if first is None:
+                            limit = t0 + JAVA_START_S
+                        elif rate is None:
+                            limit = first + span
+                        else:  # the run ends itself when its records are sent; this only bounds it
+                            limit = first + 1.5 * span + 10
+                        if now >= limit:
+                            stopped = True
+                            break
+                        try:
+                            proc.wait(timeout=JAVA_OFFSETS_EVERY_S)
+                        except subprocess.TimeoutExpired:
+                            pass
+                finally:
+                    if proc.poll() is None:
+                        proc.terminate()
+                        try:
+                            proc.wait(timeout=30)
+                        except subprocess.TimeoutExpired:
+                            proc.kill()
+                            proc.wait(timeout=30)
+            final = self.topic_end_total(offsets, topic, partitions)
+            res['cpu'] = children_cpu_s() - c0
+            with open(out_path, 'rb') as f:
+                text = f.read().decode('utf-8', 'replace')
+            lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+            c = {'mode': 'java ProducerPerformance', 'exit': proc.returncode, 'stopped_by_time': stopped,
+                 'records_total': final - base}
+            m = next((JAVA_SUMMARY.match(ln) for ln in reversed(lines) if JAVA_SUMMARY.match(ln)), None)
+            if m:
+                c['java_summary'] = m.group(0)
+                # ProducerPerformance's own figures: every record, from its start (MB = 2^20)
+                c['lat_us'] = {'p50': int(m.group(6)) * 1000, 'p95': int(m.group(7)) * 1000,
+                               'p99': int(m.group(8)) * 1000, 'p999': int(m.group(9)) * 1000,
+                               'max': float(m.group(5)) * 1000, 'mean': float(m.group(4)) * 1000}
+            if first is None:
+                c['error'] = 'no record reached the broker within %.0f s; output ends: %s' % (
+                    JAVA_START_S, ' | '.join(lines[-3:]))
+            elif proc.returncode != 0 and not stopped:
+                c['error'] = 'ProducerPerformance exited %d: %s' % (proc.returncode, ' | '.join(lines[-3:]))
+            elif not stopped and final - base < records:
+                c['error'] = '%d of %d records reached the broker' % (final - base, records)
+            if first is not None:
+                ta, oa = next(((t, v) for t, v in samples if t >= first + o.warmup), samples[-1])
+                if stopped:
+                    tb, ob = samples[-1]
+                else:
+                    tb, ob = next(((t, v) for t, v in samples if v >= final), (samples[-1][0], final))
+                if tb > ta and ob > oa:
+                    c['delivered'] = ob - oa
+                    c['warmup_delivered'] = final - base - c['delivered']  # and after the window
+                    c['window_s'] = round(tb - ta, 3)
+                    c['msgs_per_s'] = c['delivered'] / (tb - ta)
+                    c['mbps'] = c['msgs_per_s'] * MSG_SIZE / 1e6
+                else:
+                    c['delivered'], c['warmup_delivered'] = 0, final - base
+                    c.setdefault('error', 'no record landed after the warm-up (%.1f s of records)'
+                                 % ((samples[-1][0] - first) if samples else 0))
+            res['client'] = c
+            return res
+
+        res, fig = measure(pc.proxies, {'brokers': self.tb.pids}, run)
+        entry['client'] = res['client']
+        entry['client_cpu_s'] = round(res['cpu'], 3)
+        entry.update(fig)
+        if 'error' in res['client']:
+            self.fail('%s %s' % (path, load), res['client']['error'])
+        self.derive_produce(entry)
+        self.results['produce'].append(entry)
+        self.print_progress(entry)
 
     def same_zone_workers(self, producers=2):
         """Same-zone saturation with `workers` 1 and 2: producers kz_bench
@@ -1287,7 +1505,7 @@ def direct_of(results, load):
 def add_ratios(results):
     for e in results['produce']:
         d = direct_of(results, e['load'])
-        if d is None or 'client' not in e or e.get('available') is False:
+        if d is None or 'client' not in e or e.get('available') is False or e.get('client_kind') == 'java':
             continue
         c, dc = e['client'], d['client']
         e['throughput_ratio_to_direct'] = ratio(c.get('mbps'), dc.get('mbps'))
@@ -1300,7 +1518,9 @@ def add_ratios(results):
             e['throughput_ratio_to_direct'] = ratio(e['client'].get('mbps'), dcons['client'].get('mbps'))
             e['proxy_cpu_ratio_to_direct_broker'] = ratio(e.get('proxy_cpu_s_per_gb'),
                                                           dcons.get('broker_cpu_s_per_gb'))
-    add_relative(results['produce'], lambda e: direct_of(results, e['load']))
+    # The Java rows have no reference (no Java run straight to the brokers):
+    # librdkafka's direct run is another client.
+    add_relative(results['produce'], lambda e: None if e.get('client_kind') == 'java' else direct_of(results, e['load']))
     add_relative(results['idem_default'],
                  lambda e: next((d for d in results['idem_default'] if d['path'] == 'direct'
                                  and d['load'] == e['load'] and 'client' in d), None))
@@ -1377,6 +1597,12 @@ def targets(results, opts):
         if sz and tls and sz.get('proxy_cpu_s_per_gb') is not None and tls.get('proxy_cpu_s_per_gb') is not None:
             d = round(tls['proxy_cpu_s_per_gb'] - sz['proxy_cpu_s_per_gb'], 3)
             add('same-zone TLS proxy CPU <= plaintext + 0.5 core-s/GB (%s load)' % load, d, d <= 0.5, 's/GB more')
+    for load in ('fixed', 'saturation'):
+        sz, tls = prod('same_zone_java', load), prod('same_zone_tls_java', load)
+        if sz and tls and sz.get('proxy_cpu_s_per_gb') is not None and tls.get('proxy_cpu_s_per_gb') is not None:
+            d = round(tls['proxy_cpu_s_per_gb'] - sz['proxy_cpu_s_per_gb'], 3)
+            add('same-zone TLS proxy CPU <= plaintext + 0.5 core-s/GB (Java client, %s load)' % load, d, d <= 0.5,
+                's/GB more')
     for path in ('wal_local', 'wal_s3'):
         w = prod(path, 'fixed')
         add('%s proxy CPU <= 2 core-s/GB (both proxies)' % path, w and w.get('proxy_cpu_s_per_gb'),
@@ -1428,7 +1654,7 @@ def print_table(results, opts, out=sys.stdout):
     for e in results['produce']:
         load = 'fixed' if e['load'] == 'fixed' else 'sat'
         if e.get('available') is False:
-            w('%-20s %-6s %s: %s\n' % (e['label'], load, NA_WAL, e.get('reason', '')[:90]))
+            w('%-20s %-6s %s: %s\n' % (e['label'], load, e.get('na', NA_WAL), e.get('reason', '')[:90]))
             continue
         c = e['client']
         lat = c.get('lat_us', {})
@@ -1447,6 +1673,12 @@ def print_table(results, opts, out=sys.stdout):
             if e['path'].startswith('wal') else '',
             ('%d KiB' % e['proxy_peak_rss_kib_max']) if e.get('proxy_peak_rss_kib_max') else '',
             ('  ERROR: ' + c['error']) if 'error' in c else ''))
+    if any(e.get('client_kind') == 'java' and e.get('available') is not False for e in results['produce']):
+        w('(Java rows: Apache Kafka\'s ProducerPerformance through proxy a, acks=all, linger.ms=5, the Java\n'
+          ' client\'s other defaults; MB/s from the topic\'s end offsets after the warm-up; p50/p99/p999 are\n'
+          ' ProducerPerformance\'s own over every record, none when a flat-out run is stopped by time.)\n')
+    elif results.get('java_skipped'):
+        w('(Java rows: %s)\n' % results['java_skipped'])
     wal = [e for e in results['produce'] if e['path'].startswith('wal') and e.get('available') is not False
            and e.get('proxy_cpu_s_per_gb_by_zone')]
     if wal:
@@ -1606,8 +1838,8 @@ def parse_args(argv):
                     help='only the produce runs, not the one-producer (idempotent, pipelined) '
                          'runs nor librdkafka\'s idempotent producer at default settings (direct '
                          'and WAL paths); for repeated CPU measurements')
-    ap.add_argument('--only', help='comma-separated: direct,same_zone,same_zone_tls,consume,idle,workers,wal_local,'
-                                   'wal_s3,instr')
+    ap.add_argument('--only', help='comma-separated: direct,same_zone,same_zone_tls,same_zone_tls_java,consume,'
+                                   'idle,workers,wal_local,wal_s3,instr')
     ap.add_argument('--proxy-config', metavar='JSON',
                     help='extra proxy configuration, top-level keys, e.g. \'{"limits": '
                          '{"cut_through_min_bytes": 0}}\' for a before/after comparison')
