@@ -37,9 +37,21 @@ static int mc_conn_streak_note(mc_conn *c, int failed)
     if (sec == NULL)
         return failed;
     uint64_t key = mc_conn_addr_key(c);
-    mc_conn_streak *s = &sec->streaks[key % MC_CONN_STREAKS];
+    /* The address's slot: open addressing from its home slot, so that two
+     * addresses whose keys share a slot (a few per cent for three brokers)
+     * do not reset each other's streak and log it again on every retry.
+     * With every slot taken by other addresses, the home slot is reused
+     * (at worst one more log line). */
+    size_t home = (size_t)(key % MC_CONN_STREAKS);
+    mc_conn_streak *s = NULL;
+    for (size_t i = 0; i < MC_CONN_STREAKS && s == NULL; i++) {
+        mc_conn_streak *t = &sec->streaks[(home + i) % MC_CONN_STREAKS];
+        if (t->key == key || t->key == 0)
+            s = t;
+    }
+    if (s == NULL)
+        s = &sec->streaks[home];
     if (s->key != key) {
-        /* A slot another address used: at worst one more log line. */
         s->key = key;
         s->failing = 0;
     }

@@ -26,14 +26,19 @@ void mc_tls_error(char *errstr, size_t n, const char *what)
     snprintf(errstr, n, "%s%s%s", what, e ? ": " : "", reason);
 }
 
-static mc_tls *mc_tls_fail(mc_tls *t, char *errstr, size_t n, const char *fmt, ...)
+void mc_tls_verror(char *errstr, size_t n, const char *fmt, va_list ap)
 {
     char what[300];
+    vsnprintf(what, sizeof(what), fmt, ap);
+    mc_tls_error(errstr, n, what);
+}
+
+static mc_tls *mc_tls_fail(mc_tls *t, char *errstr, size_t n, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(what, sizeof(what), fmt, ap);
+    mc_tls_verror(errstr, n, fmt, ap);
     va_end(ap);
-    mc_tls_error(errstr, n, what);
     mc_tls_free(t);
     return NULL;
 }

@@ -9,6 +9,7 @@
 #ifndef MC_TLS_H
 #define MC_TLS_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 typedef struct ssl_st SSL;
@@ -50,5 +51,7 @@ int mc_tls_load_keypair(SSL_CTX *ctx, const char *where, const char *cert_file, 
 /* errstr = what, then ": " and OpenSSL's last error if there is one; clears
  * OpenSSL's error queue (so the next failure reports its own reason). */
 void mc_tls_error(char *errstr, size_t n, const char *what);
+/* The same with what formatted from fmt and ap. */
+void mc_tls_verror(char *errstr, size_t n, const char *fmt, va_list ap) __attribute__((format(printf, 3, 0)));
 
 #endif

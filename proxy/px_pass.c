@@ -355,25 +355,35 @@ static void px_pass_free(px_pass *ps)
 
 /* Answer a config request from the backend's response (or none: every
  * resource is kzproxy's) and kzproxy's own results. */
+/* The end of a merged answer: respond with body when the merge (rc)
+ * succeeded, else reject with why; then release the backend's response
+ * and the pass. */
+static void px_merged_done(px_pass *ps, int rc, struct evbuffer *body, kc_frame *resp, int32_t broker,
+                           const char *why)
+{
+    px_req *rq = ps->rq;
+    if (body == NULL)
+        px_req_reject(rq, "out of memory");
+    else if (rc != 0 && resp != NULL)
+        px_req_reject(rq, "malformed response from broker %d: %s", broker, why);
+    else if (rc != 0)
+        px_req_reject(rq, "cannot encode the response: %s", why);
+    else
+        px_req_respond(rq, body);
+    if (body)
+        evbuffer_free(body);
+    kc_frame_release(resp);
+    px_pass_free(ps);
+}
+
 static void px_cfg_answer(px_pass *ps, kc_frame *resp, int32_t broker)
 {
     px_req *rq = ps->rq;
     const char *why = NULL;
     struct evbuffer *body = evbuffer_new();
-    if (body == NULL || px_cfg_response(&ps->cfg, rq->hdr.api_key, rq->hdr.api_version, resp, body, &why) != 0) {
-        if (body == NULL)
-            px_req_reject(rq, "out of memory");
-        else if (resp != NULL)
-            px_req_reject(rq, "malformed response from broker %d: %s", broker, why);
-        else
-            px_req_reject(rq, "cannot encode the response: %s", why);
-    } else {
-        px_req_respond(rq, body);
-    }
-    if (body)
-        evbuffer_free(body);
-    kc_frame_release(resp);
-    px_pass_free(ps);
+    int rc = body == NULL ? -1
+                          : px_cfg_response(&ps->cfg, rq->hdr.api_key, rq->hdr.api_version, resp, body, &why);
+    px_merged_done(ps, rc, body, resp, broker, why);
 }
 
 /* Answer a request split by the ACLs: the backend's results (resp, or
@@ -398,20 +408,7 @@ static void px_split_answer(px_pass *ps, kc_frame *resp, int32_t broker)
     }
     if (body != NULL && why == NULL)
         rc = px_acl_split_response(&ps->split, &ctx, rq->frame->data + rq->body_off, rb, rlen, body, &why);
-    if (rc != 0) {
-        if (body == NULL)
-            px_req_reject(rq, "out of memory");
-        else if (resp != NULL)
-            px_req_reject(rq, "malformed response from broker %d: %s", broker, why);
-        else
-            px_req_reject(rq, "cannot encode the response: %s", why);
-    } else {
-        px_req_respond(rq, body);
-    }
-    if (body)
-        evbuffer_free(body);
-    kc_frame_release(resp);
-    px_pass_free(ps);
+    px_merged_done(ps, rc, body, resp, broker, why);
 }
 
 static void px_pass_done(kc_frame *resp, const char *err, void *arg)

@@ -78,12 +78,10 @@ static SSL_CTX *px_tls_ctx_fail(SSL_CTX *ctx, char *errstr, size_t n, const char
 
 static SSL_CTX *px_tls_ctx_fail(SSL_CTX *ctx, char *errstr, size_t n, const char *fmt, ...)
 {
-    char what[300];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(what, sizeof(what), fmt, ap);
+    mc_tls_verror(errstr, n, fmt, ap);
     va_end(ap);
-    mc_tls_error(errstr, n, what);
     SSL_CTX_free(ctx);
     return NULL;
 }
