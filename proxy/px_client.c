@@ -71,23 +71,6 @@ void px_client_release(px_client *cl)
     free(cl);
 }
 
-/* What the TLS layer left on its socket bufferevent (an alert saying why a
- * handshake failed, close_notify) goes out with one write that does not
- * wait, so the client reads the reason rather than an unexpected EOF. */
-static void px_client_tls_last_words(px_client *cl)
-{
-    struct bufferevent *sock = bufferevent_get_underlying(cl->bev);
-    if (sock == NULL)
-        return;
-    /* A socket bufferevent keeps the start of its output frozen except
-     * while it writes itself. */
-    struct evbuffer *out = bufferevent_get_output(sock);
-    if (evbuffer_get_length(out) == 0 || evbuffer_unfreeze(out, 1) != 0)
-        return;
-    (void)evbuffer_write_atmost(out, bufferevent_getfd(sock), 64 * 1024);
-    evbuffer_freeze(out, 1);
-}
-
 static void px_client_close(px_client *cl)
 {
     if (cl->closed)
@@ -96,8 +79,6 @@ static void px_client_close(px_client *cl)
     px_cut_drop(cl); /* before its own broker connections go */
     kc_frame_rx_drop(&cl->rx);
     if (cl->bev) {
-        if (cl->tls)
-            px_client_tls_last_words(cl);
         bufferevent_free(cl->bev);
         cl->bev = NULL;
     }
@@ -604,27 +585,11 @@ static int px_client_start(px_client *cl, evutil_socket_t fd, SSL *ssl)
     px_proxy *px = cl->px;
     if (ssl != NULL) {
         cl->tls = 1;
-        /* OpenSSL over a socket bufferevent (a filter), not over the socket:
-         * the socket is read PX_TLS_READ_BUFFER at a time and OpenSSL takes
-         * its records from memory. Over the socket itself it reads each
-         * record with two read()s, and librdkafka sends a record per
-         * message segment (two per 1 KiB message): four system calls per
-         * KiB. */
-        struct bufferevent *sock = bufferevent_socket_new(px->base, fd, BEV_OPT_CLOSE_ON_FREE);
-        if (sock == NULL) {
-            SSL_free(ssl);
-            evutil_closesocket(fd);
-            return -1;
-        }
-        bufferevent_set_max_single_read(sock, PX_TLS_READ_BUFFER);
-        bufferevent_set_max_single_write(sock, KC_TX_WRITE_MAX);
-        /* Ciphertext waits on the socket, not here, while the client is over its limits. */
-        bufferevent_setwatermark(sock, EV_READ, 0, PX_TLS_READ_BUFFER);
-        cl->bev = bufferevent_openssl_filter_new(px->base, sock, ssl, BUFFEREVENT_SSL_ACCEPTING,
+        cl->bev = bufferevent_openssl_socket_new(px->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
                                                  BEV_OPT_CLOSE_ON_FREE);
         if (cl->bev == NULL) {
             SSL_free(ssl);
-            bufferevent_free(sock); /* closes fd */
+            evutil_closesocket(fd);
             return -1;
         }
         /* A client that closes without close_notify is an EOF, not an error. */

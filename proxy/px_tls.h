@@ -16,11 +16,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The most one socket read takes from a TLS client connection, and one read
- * callback decrypts (libevent's default is one record). The ciphertext is
- * read into a socket bufferevent that OpenSSL reads from (a filter), never
- * with OpenSSL's read-ahead on the socket: bytes it would hold undecrypted
- * are not seen by libevent, and the connection stalls. */
+/* The most one read callback takes from a TLS client connection: about 16
+ * TLS records (libevent's default is one). No OpenSSL read-ahead: bytes it
+ * holds undecrypted are not seen by libevent, and the connection stalls. */
 #define PX_TLS_READ_BUFFER (256 * 1024)
 
 typedef struct ssl_st SSL;
