@@ -353,8 +353,6 @@ static void px_pass_free(px_pass *ps)
     free(ps);
 }
 
-/* Answer a config request from the backend's response (or none: every
- * resource is kzproxy's) and kzproxy's own results. */
 /* The end of a merged answer: respond with body when the merge (rc)
  * succeeded, else reject with why; then release the backend's response
  * and the pass. */
@@ -376,6 +374,8 @@ static void px_merged_done(px_pass *ps, int rc, struct evbuffer *body, kc_frame 
     px_pass_free(ps);
 }
 
+/* Answer a config request from the backend's response (or none: every
+ * resource is kzproxy's) and kzproxy's own results. */
 static void px_cfg_answer(px_pass *ps, kc_frame *resp, int32_t broker)
 {
     px_req *rq = ps->rq;
