@@ -49,6 +49,10 @@ static uint32_t kc_crc32c_table[8][256];
 /* {x^(8B-33), x^(16B-33)} mod P for B = KC_CRC_LONG and KC_CRC_SHORT. */
 static uint32_t kc_crc_k_long[2], kc_crc_k_short[2];
 static kc_crc_raw_fn kc_crc_best; /* NULL until kc_crc32c_setup ran */
+/* For kc_crc32c_combine: x^(8 * 2^i) mod P, and with PCLMULQDQ the
+ * constants x^(8 * 2^i - 33) mod P (i >= 3) that shift by 2^i bytes. */
+#define KC_CRC_POW2_MAX 48 /* lengths below 2^48 bytes */
+static uint32_t kc_crc_pow2[KC_CRC_POW2_MAX], kc_crc_k_pow2[KC_CRC_POW2_MAX];
 
 /* S * x mod P. */
 static uint32_t kc_crc_mulx(uint32_t s)
@@ -191,6 +195,12 @@ static void kc_crc32c_setup(void)
     kc_crc_k_long[1] = kc_crc_xpow(16 * KC_CRC_LONG - 33);
     kc_crc_k_short[0] = kc_crc_xpow(8 * KC_CRC_SHORT - 33);
     kc_crc_k_short[1] = kc_crc_xpow(16 * KC_CRC_SHORT - 33);
+    kc_crc_pow2[0] = kc_crc_xpow(8);
+    for (int i = 1; i < KC_CRC_POW2_MAX; i++)
+        kc_crc_pow2[i] = kc_crc_mulmod(kc_crc_pow2[i - 1], kc_crc_pow2[i - 1]);
+    kc_crc_k_pow2[3] = kc_crc_xpow(8 * 8 - 33);
+    for (int i = 4; i < KC_CRC_POW2_MAX; i++) /* x^(16m - 33) = x^(8m - 33) * x^(8m) */
+        kc_crc_k_pow2[i] = kc_crc_mulmod(kc_crc_k_pow2[i - 1], kc_crc_pow2[i - 1]);
     kc_crc_raw_fn best = kc_crc32c_sw;
 #ifdef KC_HAVE_SSE42_PATH
     __builtin_cpu_init(); /* may run as a constructor, before libgcc's own */
@@ -219,6 +229,54 @@ uint32_t kc_crc32c(uint32_t crc, const void *buf, size_t n)
 {
     kc_crc32c_ready();
     return ~kc_crc_best(~crc, buf, n);
+}
+
+/* The raw register S shifted over n zero bytes: S * x^(8n) mod P, one
+ * multiplication per bit set in n. */
+static uint32_t kc_crc_shift_sw(uint32_t s, uint64_t n)
+{
+    for (int i = 0; n != 0 && i < KC_CRC_POW2_MAX; i++, n >>= 1) {
+        if (n & 1)
+            s = kc_crc_mulmod(s, kc_crc_pow2[i]);
+    }
+    return s;
+}
+
+#ifdef KC_HAVE_SSE42_PATH
+/* The same with crc32b over zero bytes for n's low three bits and, for each
+ * higher bit, one carry-less multiply and one crc32q (see the top). */
+__attribute__((target("sse4.2,pclmul"))) static uint32_t kc_crc_shift_hw(uint32_t s, uint64_t n)
+{
+    for (uint64_t i = 0; i < (n & 7); i++)
+        s = _mm_crc32_u8(s, 0);
+    n >>= 3;
+    for (int i = 3; n != 0 && i < KC_CRC_POW2_MAX; i++, n >>= 1) {
+        if (n & 1) {
+            __m128i m = _mm_clmulepi64_si128(_mm_cvtsi32_si128((int)s),
+                                             _mm_cvtsi32_si128((int)kc_crc_k_pow2[i]), 0x00);
+            s = (uint32_t)_mm_crc32_u64(0, (uint64_t)_mm_cvtsi128_si64(m));
+        }
+    }
+    return s;
+}
+#endif
+
+uint32_t kc_crc32c_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b)
+{
+    kc_crc32c_ready();
+    /* With A's CRC a = ~raw(~0, A) and B's b = ~raw(~0, B), linearity gives
+     * ~raw(~0, A B) = b ^ a * x^(8 len_b): the inversions cancel. */
+#ifdef KC_HAVE_SSE42_PATH
+    if (kc_crc_best == kc_crc32c_hw3)
+        return kc_crc_shift_hw(crc_a, len_b) ^ crc_b;
+#endif
+    return kc_crc_shift_sw(crc_a, len_b) ^ crc_b;
+}
+
+uint32_t kc_crc32c_combine_sw(uint32_t crc_a, uint32_t crc_b, uint64_t len_b)
+{
+    kc_crc32c_ready();
+    return kc_crc_shift_sw(crc_a, len_b) ^ crc_b;
 }
 
 /* ---- each implementation on its own, for tests and benchmarks ---- */

@@ -597,6 +597,17 @@ int kc_record_batch_decode(kc_rd *rd, kc_record_batch *out);
 int kc_record_batches_validate(const kc_bytes *records, int allow_partial, kc_rd *rd,
                                size_t *partial_tail);
 
+/*
+ * The CRC32C of len bytes of whole v2 record batches, computed from each
+ * batch's first 21 bytes and its own CRC field (which covers the rest)
+ * instead of from every byte: for 1 KiB and larger batches a small fraction
+ * of a pass. The result is the CRC of the bytes only if every batch's CRC
+ * field is right; a check of the bytes against it (the WAL receiver's)
+ * therefore also checks the producer's batch CRCs. Returns 0, or -1 when the
+ * bytes are not a run of whole v2 batches (the caller then reads them all).
+ */
+int kc_record_batches_crc32c(const uint8_t *p, size_t len, uint32_t *crc);
+
 /* ---------------- SASL (the proxy's own login to brokers) ----------------
  *
  * kzproxy only sends these (it authenticates to brokers; clients' SASL is not

@@ -113,3 +113,24 @@ int kc_record_batches_validate(const kc_bytes *records, int allow_partial, kc_rd
     }
     return nbatches;
 }
+
+int kc_record_batches_crc32c(const uint8_t *p, size_t len, uint32_t *crc)
+{
+    uint32_t c = 0;
+    size_t off = 0;
+    while (off < len) {
+        const uint8_t *q = p + off;
+        size_t remain = len - off;
+        if (remain < KC_BATCH_CRC_START)
+            return -1;
+        int32_t blen = (int32_t)((uint32_t)q[8] << 24 | (uint32_t)q[9] << 16 | (uint32_t)q[10] << 8 | q[11]);
+        if (blen < KC_BATCH_MIN_LENGTH || (uint64_t)blen > remain - KC_BATCH_LOG_OVERHEAD || q[16] != 2)
+            return -1;
+        uint32_t covered = (uint32_t)q[17] << 24 | (uint32_t)q[18] << 16 | (uint32_t)q[19] << 8 | q[20];
+        c = kc_crc32c(c, q, KC_BATCH_CRC_START);
+        c = kc_crc32c_combine(c, covered, (uint64_t)blen - (KC_BATCH_CRC_START - KC_BATCH_LOG_OVERHEAD));
+        off += KC_BATCH_LOG_OVERHEAD + (size_t)blen;
+    }
+    *crc = c;
+    return 0;
+}

@@ -530,19 +530,20 @@ static uint32_t ow_evbuffer_crc(struct evbuffer *eb)
 }
 
 int ow_obj_builder_add_evbuffer(ow_obj_builder *b, const char *dest, const char *topic,
-                                int32_t partition, struct evbuffer *eb, uint32_t *chunk)
+                                int32_t partition, struct evbuffer *eb, const uint32_t *crc,
+                                uint32_t *chunk)
 {
     ow_bchunk *c;
     size_t len = evbuffer_get_length(eb);
     int rc = ow_builder_prepare(b, dest, topic, len, &c);
     if (rc != OW_OK)
         return rc;
-    uint32_t crc = ow_evbuffer_crc(eb);
+    uint32_t sum = crc != NULL ? *crc : ow_evbuffer_crc(eb);
     if (evbuffer_add_buffer(b->groups[c->group].data, eb) != 0) {
         free(c->topic);
         return OW_ENOMEM;
     }
-    c->crc = crc;
+    c->crc = sum;
     ow_builder_commit(b, c, partition, chunk);
     return OW_OK;
 }

@@ -124,14 +124,18 @@ void ow_obj_builder_free(ow_obj_builder *b);
  * Add a chunk for dest/topic/partition (names copied). The bytes are copied
  * (add) or moved out of eb without copying (add_evbuffer: eb is drained on
  * success and left untouched on failure). *chunk gets the chunk's index in
- * the finished object's chunk list (append order).
+ * the finished object's chunk list (append order). add_evbuffer takes the
+ * chunk's CRC32C from *crc when the caller has it (the router derives it
+ * from the record batches' own CRCs), and reads the bytes for it when crc
+ * is NULL.
  * Returns OW_OK, OW_EINVAL (name too long, empty chunk), OW_ETOOBIG (object
  * would pass OW_MAX_CHUNKS or OW_MAX_OBJECT), OW_ENOMEM.
  */
 int ow_obj_builder_add(ow_obj_builder *b, const char *dest, const char *topic, int32_t partition,
                        const void *p, size_t len, uint32_t *chunk);
 int ow_obj_builder_add_evbuffer(ow_obj_builder *b, const char *dest, const char *topic,
-                                int32_t partition, struct evbuffer *eb, uint32_t *chunk);
+                                int32_t partition, struct evbuffer *eb, const uint32_t *crc,
+                                uint32_t *chunk);
 
 /* Chunks and data bytes added so far, and the object size if finished now. */
 uint32_t ow_obj_builder_nchunks(const ow_obj_builder *b);

@@ -35,6 +35,7 @@ struct ow_read {
     uint64_t tap_lo;   /* object offset of the GET's first byte */
     uint64_t tap_next; /* body bytes seen in order; UINT64_MAX: out of order */
     size_t tap_cur;    /* ranges before it are complete */
+    int slice_errors;  /* OW_READ_SLICE_ERRORS */
 };
 
 static void ow_read_free(ow_read *rd)
@@ -101,7 +102,9 @@ static void ow_read_data_done(ow_read *rd, const ow_result *res)
         size_t have = at < got ? got - (size_t)at : 0;
         int rc = tapped ? ow_range_check(r, have, rd->tap_crc[i], why, sizeof(why))
                         : ow_range_verify(r, f->data + (at < got ? at : 0), have, why, sizeof(why));
-        if (rc != OW_OK) {
+        if (rc == OW_ECORRUPT && have >= r->len && rd->slice_errors) {
+            sl[i].err = rc; /* the caller names what it was */
+        } else if (rc != OW_OK) {
             kc_frame_release(f);
             free(sl);
             ow_read_fail(rd, rc, why);
@@ -314,6 +317,12 @@ static ow_read *ow_read_alloc(ow_store *st, const char *key, ow_read_cb cb, void
 ow_read *ow_read_ranges(ow_store *st, const char *key, const ow_range *ranges, size_t n,
                         ow_read_cb cb, void *arg)
 {
+    return ow_read_ranges_opt(st, key, ranges, n, 0, cb, arg);
+}
+
+ow_read *ow_read_ranges_opt(ow_store *st, const char *key, const ow_range *ranges, size_t n,
+                            int flags, ow_read_cb cb, void *arg)
+{
     if (ranges == NULL || n == 0 || n > OW_MAX_CHUNKS)
         return NULL;
     for (size_t i = 0; i < n; i++)
@@ -330,6 +339,7 @@ ow_read *ow_read_ranges(ow_store *st, const char *key, const ow_range *ranges, s
     }
     memcpy(rd->ranges, ranges, n * sizeof(*ranges));
     rd->n = n;
+    rd->slice_errors = (flags & OW_READ_SLICE_ERRORS) != 0;
     if (ow_read_get_span(rd) != OW_OK) {
         ow_read_free(rd);
         return NULL;

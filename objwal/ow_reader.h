@@ -27,6 +27,8 @@ typedef struct ow_read ow_read;
 typedef struct ow_slice {
     const uint8_t *p;  /* into frame->data */
     size_t len;
+    int err;           /* OW_OK; OW_ECORRUPT (OW_READ_SLICE_ERRORS only): its bytes
+                        * arrived but do not match its CRC32C, do not use them */
 } ow_slice;
 
 typedef struct ow_read_result {
@@ -49,6 +51,15 @@ typedef void (*ow_read_cb)(const ow_read_result *r, void *arg);
  */
 ow_read *ow_read_ranges(ow_store *st, const char *key, const ow_range *ranges, size_t n,
                         ow_read_cb cb, void *arg);
+
+/* ow_read_ranges with flags. OW_READ_SLICE_ERRORS: a range whose bytes all
+ * arrived but fail their CRC32C is reported in its slice's err, and the
+ * others are handed on, instead of failing the whole read: for ranges whose
+ * CRC a third party vouched for (a producer's record batch CRCs), so that
+ * one bad range costs only its own. */
+#define OW_READ_SLICE_ERRORS 1
+ow_read *ow_read_ranges_opt(ow_store *st, const char *key, const ow_range *ranges, size_t n,
+                            int flags, ow_read_cb cb, void *arg);
 
 /* Read every chunk of dest in key, found through the object's index. */
 ow_read *ow_read_dest(ow_store *st, const char *key, const char *dest, ow_read_cb cb, void *arg);

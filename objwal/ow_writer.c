@@ -368,7 +368,8 @@ ow_writer *ow_writer_new(struct event_base *base, ow_store *st, const ow_writer_
 
 /* Shared by both appends: make room in the open object, then add. */
 static int ow_writer_add(ow_writer *w, const char *dest, const char *topic, int32_t partition,
-                         const void *p, struct evbuffer *eb, size_t len, ow_ticket *ticket)
+                         const void *p, struct evbuffer *eb, const uint32_t *crc, size_t len,
+                         ow_ticket *ticket)
 {
     if (dest == NULL || topic == NULL || len == 0)
         return OW_EINVAL;
@@ -409,7 +410,7 @@ static int ow_writer_add(ow_writer *w, const char *dest, const char *topic, int3
     }
     uint32_t chunk;
     int rc = eb != NULL
-                 ? ow_obj_builder_add_evbuffer(w->open, dest, topic, partition, eb, &chunk)
+                 ? ow_obj_builder_add_evbuffer(w->open, dest, topic, partition, eb, crc, &chunk)
                  : ow_obj_builder_add(w->open, dest, topic, partition, p, len, &chunk);
     if (rc != OW_OK)
         return rc;
@@ -427,15 +428,16 @@ int ow_writer_append(ow_writer *w, const char *dest, const char *topic, int32_t 
 {
     if (p == NULL)
         return OW_EINVAL;
-    return ow_writer_add(w, dest, topic, partition, p, NULL, len, ticket);
+    return ow_writer_add(w, dest, topic, partition, p, NULL, NULL, len, ticket);
 }
 
 int ow_writer_append_evbuffer(ow_writer *w, const char *dest, const char *topic,
-                              int32_t partition, struct evbuffer *eb, ow_ticket *ticket)
+                              int32_t partition, struct evbuffer *eb, const uint32_t *crc,
+                              ow_ticket *ticket)
 {
     if (eb == NULL)
         return OW_EINVAL;
-    return ow_writer_add(w, dest, topic, partition, NULL, eb, evbuffer_get_length(eb), ticket);
+    return ow_writer_add(w, dest, topic, partition, NULL, eb, crc, evbuffer_get_length(eb), ticket);
 }
 
 int ow_writer_wait_room(ow_writer *w, ow_room_cb cb, void *arg)

@@ -89,9 +89,11 @@ int ow_writer_append(ow_writer *w, const char *dest, const char *topic, int32_t 
                      const void *p, size_t len, ow_ticket *ticket);
 
 /* As ow_writer_append, but the bytes are moved out of eb without copying
- * (eb is drained on OW_OK, untouched otherwise). */
+ * (eb is drained on OW_OK, untouched otherwise). crc, when not NULL, is the
+ * bytes' CRC32C as the caller knows it, and saves a pass over them. */
 int ow_writer_append_evbuffer(ow_writer *w, const char *dest, const char *topic,
-                              int32_t partition, struct evbuffer *eb, ow_ticket *ticket);
+                              int32_t partition, struct evbuffer *eb, const uint32_t *crc,
+                              ow_ticket *ticket);
 
 /*
  * Ask for cb(arg) once, from the loop, when the writer next releases memory

@@ -159,6 +159,10 @@ static void px_admin_zone_metrics(px_proxy *px, struct evbuffer *b)
               "Partitions of served RPCs answered with an error.", st->in_errors);
     px_metric(b, "kzproxy_wal_in_read_errors_total", "counter",
               "WAL objects that could not be read or failed their CRC.", st->in_read_errors);
+    px_metric(b, "kzproxy_wal_in_corrupt_partitions_total", "counter",
+              "Partitions whose slice failed its CRC32C (a producer's bad batch CRC, or a damaged object): "
+              "answered CORRUPT_MESSAGE, not appended.",
+              st->in_corrupt);
     px_metric(b, "kzproxy_wal_in_topic_lookups_total", "counter",
               "Metadata requests router-in made for topics a KzWalAppend named that this proxy's view lacked.",
               st->in_topic_lookups);

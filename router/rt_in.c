@@ -25,6 +25,7 @@ typedef struct rt_in_part {
     int group;
     const kc_wal_part *wp;
     const uint8_t *data; /* the verified slice, in the read frame */
+    int corrupt;         /* its bytes do not match the CRC32C the sender sent */
     kc_produce_resp_partition result;
     int32_t leader;
     int sub;             /* produce sub-request index, -1 when answered locally */
@@ -254,6 +255,10 @@ static void rt_in_dispatch(rt_in_req *r)
             rt_in_answer(r, p, KC_ERR_REQUEST_TIMED_OUT, "cannot read or verify its slice of the WAL object");
             continue;
         }
+        if (p->corrupt) {
+            rt_in_answer(r, p, KC_ERR_CORRUPT_MESSAGE, "its bytes do not match their CRC32C (not appended)");
+            continue;
+        }
         /* The start deadline: past it the sender (who waits longer) may have
          * given up on this request, and a late append would come after the
          * client's retry. acks=0: no retry to overtake, nobody waits. */
@@ -473,9 +478,25 @@ static void rt_in_read_cb(const ow_read_result *res, void *arg)
                 res->errmsg && *res->errmsg ? res->errmsg : ow_err_name(r->read_err));
     } else {
         r->data = kc_frame_keep(res->frame);
-        for (int i = 0, k = 0; i < r->nparts; i++)
-            if (!r->parts[i].denied)
-                r->parts[i].data = res->slices[k++].p;
+        for (int i = 0, k = 0; i < r->nparts; i++) {
+            rt_in_part *p = &r->parts[i];
+            if (p->denied)
+                continue;
+            const ow_slice *s = &res->slices[k++];
+            p->data = s->p;
+            if (s->err != OW_OK) {
+                /* The sender derives a chunk's CRC from the record batches'
+                 * own CRCs (rt_out.c): a mismatch is a batch its producer
+                 * checksummed wrong, or bytes damaged in the store. Either
+                 * way only this partition is refused, as a broker would. */
+                p->corrupt = 1;
+                r->rt->st.in_corrupt++;
+                kz_warn("router-in: %.*s: %.*s-%d from proxy %d: %d bytes do not match their CRC32C "
+                        "(a record batch CRC wrong as produced, or the object damaged): CORRUPT_MESSAGE",
+                        (int)r->req.key.len, r->req.key.p, (int)p->wp->topic.len, p->wp->topic.p,
+                        p->wp->partition, r->sender, p->wp->len);
+            }
+        }
     }
     rt_stream_pump(r->rt, r->stream);
 }
@@ -690,7 +711,8 @@ void rt_in_append(rt_router *rt, kc_frame *frame, const uint8_t *p, size_t len, 
     if (r->nread == 0) {
         r->ready = 1;
     } else {
-        r->read = ow_read_ranges(rt->cfg.store, key, ranges, (size_t)r->nread, rt_in_read_cb, r);
+        r->read = ow_read_ranges_opt(rt->cfg.store, key, ranges, (size_t)r->nread, OW_READ_SLICE_ERRORS,
+                                     rt_in_read_cb, r);
         if (r->read == NULL) {
             r->ready = 1;
             r->read_err = OW_ENOMEM;

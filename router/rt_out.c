@@ -7,6 +7,7 @@
 
 #include "router/rt_int.h"
 
+#include "codec/kc_msg.h"
 #include "codec/kc_peer.h"
 #include "codec/kc_proto.h"
 #include "common/kz_log.h"
@@ -319,8 +320,13 @@ static int rt_batch_feed(rt_router *rt, rt_batch *b)
         struct evbuffer *eb = evbuffer_new();
         ow_ticket t;
         int rc = OW_ENOMEM;
+        /* The chunk's CRC from the batches' own CRCs and headers, without a
+         * pass over the payload: proxy b's check of the bytes it reads then
+         * covers the producer's batch CRCs too (docs/PEER_RPC.md). */
+        uint32_t crc;
+        int have_crc = kc_record_batches_crc32c(p->records.p, (size_t)p->records.len, &crc) == 0;
         if (eb && kc_frame_add_ref(eb, b->frame, p->records.p, (size_t)p->records.len) == 0)
-            rc = ow_writer_append_evbuffer(d->w, d->zone, topic, p->partition, eb, &t);
+            rc = ow_writer_append_evbuffer(d->w, d->zone, topic, p->partition, eb, have_crc ? &crc : NULL, &t);
         if (eb)
             evbuffer_free(eb);
         if (rc == OW_EAGAIN) {

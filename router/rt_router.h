@@ -96,6 +96,7 @@ typedef struct rt_stats {
     uint64_t in_bytes;          /* record bytes appended for peers */
     uint64_t in_errors;         /* partitions answered with an error */
     uint64_t in_read_errors;    /* objects that could not be read or verified */
+    uint64_t in_corrupt;        /* partitions whose slice failed its CRC32C (CORRUPT_MESSAGE) */
     uint64_t in_topic_lookups;  /* Metadata asked for topics an append named, unknown here */
     uint64_t in_bad_keys;       /* KzWalAppend refused: its object key is outside this store's
                                  * prefix or not a plain key (nothing read) */

@@ -150,6 +150,38 @@ START_TEST(test_crc32c_large)
 }
 END_TEST
 
+/* Combining two CRCs equals the CRC of the two buffers end to end, for
+ * every cut of short buffers and for long second parts, with the carry-less
+ * multiply (where the CPU has it) and without. */
+START_TEST(test_crc32c_combine)
+{
+    size_t max = (1u << 20) + 77;
+    uint8_t *buf = malloc(max);
+    ck_assert_ptr_nonnull(buf);
+    fill(buf, max, 11);
+    for (size_t len = 0; len <= 300; len += (len < 40 ? 1 : 13)) {
+        uint32_t want = ref_crc32c(0, buf, len);
+        for (size_t cut = 0; cut <= len; cut++) {
+            uint32_t a = ref_crc32c(0, buf, cut), b = ref_crc32c(0, buf + cut, len - cut);
+            ck_assert_msg(kc_crc32c_combine(a, b, len - cut) == want, "%zu bytes cut at %zu", len, cut);
+            ck_assert_msg(kc_crc32c_combine_sw(a, b, len - cut) == want, "sw: %zu bytes cut at %zu", len,
+                          cut);
+        }
+    }
+    static const size_t cuts[] = {1, 7, 8, 9, 4096, 65535, 65536, 100003, (1u << 20) + 13};
+    for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
+        size_t cut = cuts[i];
+        uint32_t want = kc_crc32c(0, buf, max);
+        uint32_t a = kc_crc32c(0, buf, cut), b = kc_crc32c(0, buf + cut, max - cut);
+        ck_assert_msg(kc_crc32c_combine(a, b, max - cut) == want, "%zu cut at %zu", max, cut);
+        ck_assert_msg(kc_crc32c_combine_sw(a, b, max - cut) == want, "sw: %zu cut at %zu", max, cut);
+    }
+    /* A zero-length B leaves A's CRC as it is. */
+    ck_assert_uint_eq(kc_crc32c_combine(0xdeadbeefu, 0, 0), 0xdeadbeefu);
+    free(buf);
+}
+END_TEST
+
 Suite *kc_crc32c_suite(void)
 {
     Suite *s = suite_create("kc_crc32c");
@@ -158,6 +190,7 @@ Suite *kc_crc32c_suite(void)
     tcase_add_test(tc, test_crc32c_known);
     tcase_add_test(tc, test_crc32c_lengths);
     tcase_add_test(tc, test_crc32c_large);
+    tcase_add_test(tc, test_crc32c_combine);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -283,6 +283,46 @@ START_TEST(test_record_batch_empty_and_null)
 }
 END_TEST
 
+/* The CRC of whole batches from their headers equals the CRC of their bytes
+ * when each batch's CRC is right, and differs from it when any byte the
+ * batch CRC covers was changed after the producer computed it; bytes that
+ * are not whole v2 batches are refused (the caller reads them instead). */
+START_TEST(test_record_batches_crc32c)
+{
+    uint8_t b[3 * BLEN];
+    make_batch(b, 0);
+    make_batch(b + BLEN, 1);
+    make_batch(b + 2 * BLEN, 2);
+    for (size_t n = 1; n <= 3; n++) {
+        uint32_t crc = 0;
+        ck_assert_int_eq(kc_record_batches_crc32c(b, n * BLEN, &crc), 0);
+        ck_assert_uint_eq(crc, kc_crc32c(0, b, n * BLEN));
+    }
+    /* A byte flipped under a batch CRC: the derived CRC is not the bytes'. */
+    for (size_t i = ATTR_OFF; i < BLEN; i++) {
+        b[BLEN + i] ^= 0x20;
+        uint32_t crc = 0;
+        ck_assert_int_eq(kc_record_batches_crc32c(b, sizeof(b), &crc), 0);
+        ck_assert_msg(crc != kc_crc32c(0, b, sizeof(b)), "flip at %zu not seen", i);
+        b[BLEN + i] ^= 0x20;
+    }
+    /* A flip in the first 21 bytes (outside the batch CRC) is in both. */
+    b[BLEN + 12] ^= 1;
+    uint32_t crc = 0;
+    ck_assert_int_eq(kc_record_batches_crc32c(b, sizeof(b), &crc), 0);
+    ck_assert_uint_eq(crc, kc_crc32c(0, b, sizeof(b)));
+    b[BLEN + 12] ^= 1;
+    /* Not whole batches: a cut tail, a bad magic, a length too small. */
+    ck_assert_int_eq(kc_record_batches_crc32c(b, sizeof(b) - 1, &crc), -1);
+    ck_assert_int_eq(kc_record_batches_crc32c(b, BLEN + 20, &crc), -1);
+    b[BLEN + MAGIC_OFF] = 1;
+    ck_assert_int_eq(kc_record_batches_crc32c(b, sizeof(b), &crc), -1);
+    b[BLEN + MAGIC_OFF] = 2;
+    put32(b + LEN_OFF, 5);
+    ck_assert_int_eq(kc_record_batches_crc32c(b, sizeof(b), &crc), -1);
+}
+END_TEST
+
 Suite *kc_record_suite(void)
 {
     Suite *s = suite_create("kc_record");
@@ -296,6 +336,7 @@ Suite *kc_record_suite(void)
     tcase_add_test(tc, test_record_batch_back_to_back);
     tcase_add_test(tc, test_record_batch_partial_tail);
     tcase_add_test(tc, test_record_batch_empty_and_null);
+    tcase_add_test(tc, test_record_batches_crc32c);
     suite_add_tcase(s, tc);
     return s;
 }

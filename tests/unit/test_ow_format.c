@@ -24,7 +24,7 @@ START_TEST(format_round_trip)
     ck_assert_uint_eq(c, 1);
     struct evbuffer *moved = evbuffer_new();
     evbuffer_add(moved, "moved-bytes", 11);
-    ck_assert_int_eq(ow_obj_builder_add_evbuffer(b, "zone-b", "payments", 7, moved, &c), OW_OK);
+    ck_assert_int_eq(ow_obj_builder_add_evbuffer(b, "zone-b", "payments", 7, moved, NULL, &c), OW_OK);
     ck_assert_uint_eq(c, 2);
     ck_assert_uint_eq(evbuffer_get_length(moved), 0);
     evbuffer_free(moved);
@@ -51,6 +51,27 @@ START_TEST(format_round_trip)
     ck_assert(memcmp(p + ci[1].range.off, big, sizeof(big)) == 0);
     ck_assert(memcmp(p + ci[2].range.off, "moved-bytes", 11) == 0);
     ck_assert_uint_eq(ci[1].range.crc32c, kc_crc32c(0, big, sizeof(big)));
+    ck_assert_uint_eq(ci[2].range.crc32c, kc_crc32c(0, "moved-bytes", 11));
+
+    /* A CRC the caller gives is the chunk's, unread: a wrong one is what a
+     * reader then finds the bytes do not match. */
+    ow_obj_builder *b2 = ow_obj_builder_new("proxy-7", "eu-west-1a", 1716000000123LL);
+    struct evbuffer *given = evbuffer_new();
+    evbuffer_add(given, "given", 5);
+    uint32_t wrong = kc_crc32c(0, "given", 5) ^ 1;
+    ck_assert_int_eq(ow_obj_builder_add_evbuffer(b2, "zone-b", "t", 0, given, &wrong, &c), OW_OK);
+    ow_chunk_info *ci2;
+    char *names2;
+    struct evbuffer *eb2 = ow_obj_builder_finish(b2, &ci2, &names2);
+    ck_assert(eb2 != NULL);
+    ck_assert_uint_eq(ci2[0].range.crc32c, wrong);
+    ck_assert_int_eq(ow_range_verify(&ci2[0].range, evbuffer_pullup(eb2, -1) + ci2[0].range.off, 5, NULL, 0),
+                     OW_ECORRUPT);
+    ow_obj_builder_free(b2);
+    evbuffer_free(given);
+    evbuffer_free(eb2);
+    free(ci2);
+    free(names2);
 
     ow_obj_view v;
     char err[256];

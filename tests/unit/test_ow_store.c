@@ -199,6 +199,7 @@ typedef struct rd_box {
     size_t n;
     char data[8][64];
     char topics[8][32];
+    int slice_err[8];
     kc_frame *kept;
 } rd_box;
 
@@ -212,6 +213,7 @@ static void rd_cb(const ow_read_result *r, void *arg)
     for (size_t i = 0; i < r->nslices && i < 8; i++) {
         snprintf(b->data[i], sizeof(b->data[i]), "%.*s", (int)r->slices[i].len,
                  (const char *)r->slices[i].p);
+        b->slice_err[i] = r->slices[i].err;
         if (r->chunks != NULL)
             snprintf(b->topics[i], sizeof(b->topics[i]), "%s", r->chunks[i].topic);
     }
@@ -235,7 +237,7 @@ static void write_one_object(struct event_base *base, ow_store *st, wr_box *wb, 
     ck_assert_uint_eq(t.chunk, 0);
     ck_assert_int_eq(ow_writer_append(w, "zone-c", "orders", 1, "c-only", 6, &t), OW_OK);
     struct evbuffer *eb = buf_of("b-second");
-    ck_assert_int_eq(ow_writer_append_evbuffer(w, "zone-b", "payments", 2, eb, &t), OW_OK);
+    ck_assert_int_eq(ow_writer_append_evbuffer(w, "zone-b", "payments", 2, eb, NULL, &t), OW_OK);
     ck_assert_uint_eq(evbuffer_get_length(eb), 0);
     evbuffer_free(eb);
     ck_assert_uint_eq(t.chunk, 2);
@@ -305,6 +307,17 @@ START_TEST(writer_reader_local)
     ow_t_run_until(base, &ok.done, 2000);
     ck_assert_int_eq(ok.err, OW_OK);
     kc_frame_release(ok.kept);
+    /* With OW_READ_SLICE_ERRORS the damaged range is reported in its slice
+     * and the other one is handed on. */
+    rd_box each = {0};
+    ow_read_ranges_opt(st, wb.key, wb.ranges, 2, OW_READ_SLICE_ERRORS, rd_cb, &each);
+    ow_t_run_until(base, &each.done, 2000);
+    ck_assert_int_eq(each.err, OW_OK);
+    ck_assert_uint_eq(each.n, 2);
+    ck_assert_int_eq(each.slice_err[0], OW_OK);
+    ck_assert_int_eq(each.slice_err[1], OW_ECORRUPT);
+    ck_assert_str_eq(each.data[0], "b-first");
+    kc_frame_release(each.kept);
 
     /* Truncate the object inside zone-c's chunk. */
     ck_assert_int_eq(truncate(path, (off_t)wb.ranges[1].off + 3), 0);
