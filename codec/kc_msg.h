@@ -601,10 +601,14 @@ int kc_record_batches_validate(const kc_bytes *records, int allow_partial, kc_rd
  * The CRC32C of len bytes of whole v2 record batches, computed from each
  * batch's first 21 bytes and its own CRC field (which covers the rest)
  * instead of from every byte: for 1 KiB and larger batches a small fraction
- * of a pass. The result is the CRC of the bytes only if every batch's CRC
- * field is right; a check of the bytes against it (the WAL receiver's)
- * therefore also checks the producer's batch CRCs. Returns 0, or -1 when the
- * bytes are not a run of whole v2 batches (the caller then reads them all).
+ * of a pass. With one batch the result is the CRC of the bytes exactly when
+ * its CRC field is right; with several, errors in two fields could cancel,
+ * so a check of the bytes against it (the WAL receiver's) catches accidental
+ * damage and wrong batch CRCs, not batches crafted to cancel (the broker
+ * checks each batch's CRC anyway, and a producer can only harm its own
+ * partition). Returns 0, or -1 when the bytes are not a run of whole v2
+ * batches (the caller then reads them all, and the producer's CRCs are
+ * left to the broker).
  */
 int kc_record_batches_crc32c(const uint8_t *p, size_t len, uint32_t *crc);
 

@@ -96,6 +96,11 @@ typedef struct kc_peer_hello {
 
 /* The proxy is draining (shutting down): take it out of the virtual cluster. */
 #define KC_PEER_HELLO_DRAINING 0x1u
+/* As a receiver, it refuses a slice whose CRC32C fails for that partition
+ * alone (CORRUPT_MESSAGE), so a sender may derive the CRC from the record
+ * batches' own CRCs: one producer's bad batch CRC then costs only its own
+ * partition. A receiver without it fails the whole append on a mismatch. */
+#define KC_PEER_HELLO_SLICE_ERRORS 0x2u
 
 int kc_peer_hello_decode(kc_rd *rd, kc_peer_hello *out);
 void kc_peer_hello_encode(kc_wr *w, const kc_peer_hello *in);

@@ -281,6 +281,7 @@ static void mc_peer_check_cb(kc_frame *resp, const char *err, void *arg)
         if (p->pub.started_ms != 0 && p->pub.started_ms != h.started_ms)
             kz_info("peer %d (%s:%d): restarted", p->pub.node_id, p->pub.host, p->pub.port);
         p->pub.started_ms = h.started_ms;
+        p->pub.flags = h.flags;
         if (!p->pub.healthy) {
             p->pub.healthy = 1;
             kz_info("peer %d (%s:%d, zone %s) is up", p->pub.node_id, p->pub.host, p->pub.port,
@@ -480,6 +481,20 @@ const mc_peer *mc_peers_pick(const mc_peers *ps, const char *zone, uint32_t key,
         }
     }
     return best;
+}
+
+int mc_peers_zone_all(const mc_peers *ps, const char *zone, uint32_t flag)
+{
+    int n = 0;
+    for (int i = 0; ps && i < ps->n; i++) {
+        const mc_peer *p = &ps->v[i]->pub;
+        if (!p->healthy || strcmp(p->zone, zone) != 0)
+            continue;
+        if ((p->flags & flag) != flag)
+            return 0;
+        n++;
+    }
+    return n > 0;
 }
 
 void mc_peers_mark_down(mc_peers *ps, int32_t node_id, const char *why)

@@ -40,6 +40,7 @@ typedef struct mc_peer {
     int is_static;    /* from the config */
     int healthy;
     int64_t started_ms; /* from its last KzHello, 0 before */
+    uint32_t flags;     /* KC_PEER_HELLO_* of its last healthy KzHello, 0 before */
     mc_conn *conn;    /* for RPCs (not the health checks); owned by mc_peers */
 } mc_peer;
 
@@ -88,6 +89,10 @@ const mc_peer *mc_peers_find(const mc_peers *ps, int32_t node_id);
  * healthy), never avoid_id (-1: none). NULL when the zone has none.
  */
 const mc_peer *mc_peers_pick(const mc_peers *ps, const char *zone, uint32_t key, int32_t avoid_id);
+
+/* 1 when every healthy peer of zone said flag (KC_PEER_HELLO_*) in its
+ * last KzHello and there is at least one; 0 otherwise. */
+int mc_peers_zone_all(const mc_peers *ps, const char *zone, uint32_t flag);
 
 /* A failed RPC: mark the peer down until a health check succeeds. */
 void mc_peers_mark_down(mc_peers *ps, int32_t node_id, const char *why);

@@ -103,7 +103,8 @@ static void ow_read_data_done(ow_read *rd, const ow_result *res)
         int rc = tapped ? ow_range_check(r, have, rd->tap_crc[i], why, sizeof(why))
                         : ow_range_verify(r, f->data + (at < got ? at : 0), have, why, sizeof(why));
         if (rc == OW_ECORRUPT && have >= r->len && rd->slice_errors) {
-            sl[i].err = rc; /* the caller names what it was */
+            sl[i].err = rc; /* no bytes to use by mistake; the caller names what it was */
+            continue;
         } else if (rc != OW_OK) {
             kc_frame_release(f);
             free(sl);

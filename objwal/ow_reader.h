@@ -28,7 +28,7 @@ typedef struct ow_slice {
     const uint8_t *p;  /* into frame->data */
     size_t len;
     int err;           /* OW_OK; OW_ECORRUPT (OW_READ_SLICE_ERRORS only): its bytes
-                        * arrived but do not match its CRC32C, do not use them */
+                        * arrived but do not match its CRC32C (p NULL, len 0) */
 } ow_slice;
 
 typedef struct ow_read_result {

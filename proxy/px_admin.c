@@ -3,6 +3,7 @@
 
 #include "proxy/px_proxy.h"
 
+#include "codec/kc_peer.h"
 #include "common/kz_log.h"
 #include "meta-client/mc_peers.h"
 #include "meta-client/mc_xzone.h"
@@ -158,7 +159,9 @@ static void px_admin_zone_metrics(px_proxy *px, struct evbuffer *b)
     px_metric(b, "kzproxy_wal_in_partition_errors_total", "counter",
               "Partitions of served RPCs answered with an error.", st->in_errors);
     px_metric(b, "kzproxy_wal_in_read_errors_total", "counter",
-              "WAL objects that could not be read or failed their CRC.", st->in_read_errors);
+              "WAL object reads that failed whole (store error, truncated object); a slice that fails its "
+              "CRC is counted in kzproxy_wal_in_corrupt_partitions_total.",
+              st->in_read_errors);
     px_metric(b, "kzproxy_wal_in_corrupt_partitions_total", "counter",
               "Partitions whose slice failed its CRC32C (a producer's bad batch CRC, or a damaged object): "
               "answered CORRUPT_MESSAGE, not appended.",
@@ -187,6 +190,15 @@ static void px_admin_peer_metrics(px_proxy *px, struct evbuffer *b)
             const mc_peer *p = mc_peers_at(px->peers, i);
             evbuffer_add_printf(b, "kzproxy_peer_up{node_id=\"%d\",zone=\"%s\",source=\"%s\"} %d\n",
                                 p->node_id, p->zone, p->is_static ? "static" : "dns", p->healthy ? 1 : 0);
+        }
+        evbuffer_add_printf(b, "# HELP kzproxy_peer_slice_errors 1 when the peer's last KzHello said it refuses a "
+                               "slice failing its CRC for that partition alone; senders derive chunk CRCs from "
+                               "the record batches' own only when every peer of the zone says so.\n"
+                               "# TYPE kzproxy_peer_slice_errors gauge\n");
+        for (int i = 0; i < n; i++) {
+            const mc_peer *p = mc_peers_at(px->peers, i);
+            evbuffer_add_printf(b, "kzproxy_peer_slice_errors{node_id=\"%d\",zone=\"%s\"} %d\n", p->node_id,
+                                p->zone, (p->flags & KC_PEER_HELLO_SLICE_ERRORS) ? 1 : 0);
         }
         const mc_peers_stats *st = mc_peers_get_stats(px->peers);
         px_metric(b, "kzproxy_peer_health_checks_total", "counter", "KzHello health checks sent to peers.",

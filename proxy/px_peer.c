@@ -209,7 +209,8 @@ void px_peer_dispatch(px_req *rq)
                             .host = kc_str_c(px->cfg->advertised_host),
                             .port = px->cfg->advertised_port,
                             .started_ms = px->started_wall_ms,
-                            .flags = px->draining == 1 ? KC_PEER_HELLO_DRAINING : 0};
+                            .flags = (px->draining == 1 ? KC_PEER_HELLO_DRAINING : 0) |
+                                     KC_PEER_HELLO_SLICE_ERRORS};
         kc_peer_hello_encode(&w, &me);
         if (w.err)
             px_req_reject(rq, "out of memory");

@@ -256,7 +256,9 @@ static void rt_in_dispatch(rt_in_req *r)
             continue;
         }
         if (p->corrupt) {
-            rt_in_answer(r, p, KC_ERR_CORRUPT_MESSAGE, "its bytes do not match their CRC32C (not appended)");
+            rt_in_answer(r, p, KC_ERR_CORRUPT_MESSAGE,
+                         "its slice does not match its CRC32C: a record batch CRC wrong as produced, or the "
+                         "WAL object damaged (not appended)");
             continue;
         }
         /* The start deadline: past it the sender (who waits longer) may have
@@ -488,13 +490,12 @@ static void rt_in_read_cb(const ow_read_result *res, void *arg)
                 /* The sender derives a chunk's CRC from the record batches'
                  * own CRCs (rt_out.c): a mismatch is a batch its producer
                  * checksummed wrong, or bytes damaged in the store. Either
-                 * way only this partition is refused, as a broker would. */
+                 * way only this partition is refused, as a broker would;
+                 * its answer logs the cause (rate-limited: a client can
+                 * send bad batches at will). */
                 p->corrupt = 1;
+                p->data = NULL;
                 r->rt->st.in_corrupt++;
-                kz_warn("router-in: %.*s: %.*s-%d from proxy %d: %d bytes do not match their CRC32C "
-                        "(a record batch CRC wrong as produced, or the object damaged): CORRUPT_MESSAGE",
-                        (int)r->req.key.len, r->req.key.p, (int)p->wp->topic.len, p->wp->topic.p,
-                        p->wp->partition, r->sender, p->wp->len);
             }
         }
     }

@@ -322,9 +322,12 @@ static int rt_batch_feed(rt_router *rt, rt_batch *b)
         int rc = OW_ENOMEM;
         /* The chunk's CRC from the batches' own CRCs and headers, without a
          * pass over the payload: proxy b's check of the bytes it reads then
-         * covers the producer's batch CRCs too (docs/PEER_RPC.md). */
-        uint32_t crc;
-        int have_crc = kc_record_batches_crc32c(p->records.p, (size_t)p->records.len, &crc) == 0;
+         * covers the producer's batch CRCs too (docs/PEER_RPC.md). Only when
+         * every receiver of the zone refuses a bad slice for its partition
+         * alone: an older one would fail every partition of the append. */
+        uint32_t crc = 0;
+        int have_crc = mc_peers_zone_all(rt->peers, d->zone, KC_PEER_HELLO_SLICE_ERRORS) &&
+                       kc_record_batches_crc32c(p->records.p, (size_t)p->records.len, &crc) == 0;
         if (eb && kc_frame_add_ref(eb, b->frame, p->records.p, (size_t)p->records.len) == 0)
             rc = ow_writer_append_evbuffer(d->w, d->zone, topic, p->partition, eb, have_crc ? &crc : NULL, &t);
         if (eb)

@@ -5,14 +5,16 @@ Proxy a derives each WAL chunk's CRC32C from the record batches' headers and
 their own CRC fields instead of reading the payload (router/rt_out.c), so
 proxy b's check of the slice it reads covers the producer's batch CRC too.
 Three zones, mock backend (which does not check batch CRCs itself), a local
-WAL store. Raw Produce v7 requests go to the zone-a proxy for partitions
-whose leaders are in zones b and c:
+WAL store. Raw Produce v7 requests go to the zone-a proxy for two
+partitions P and Q whose leaders are both in one other zone, so that both
+travel in one WAL object, one KzWalAppend and one ranged read:
 
-1. one request carrying a good batch for partition P and, for partition Q, a
-   batch with one value byte changed after its CRC was computed: P is
-   answered 0, Q CORRUPT_MESSAGE (2), in their own slots;
+1. one request carrying a good batch for P and, for Q, a batch with one
+   value byte changed after its CRC was computed: P is answered 0, Q
+   CORRUPT_MESSAGE (2), in their own slots;
 2. both went the WAL path (kzproxy_produce_path_partitions_total{path=wal}
-   rose by 2) and the receivers counted one corrupt partition
+   rose by 2) in one KzWalAppend (the receiver's kzproxy_wal_in_rpcs_total
+   rose by 1), and the receiver counted one corrupt partition
    (kzproxy_wal_in_corrupt_partitions_total);
 3. Q's log did not move (nothing of the bad batch was appended: the mock
    would have taken it), P's grew by the good batch's records;
@@ -54,10 +56,20 @@ def main():
             kz.ProxyCluster(tb, extra_config=extra, workdir=workdir) as pc:
         rack = {b.id: b.rack for b in tb.brokers}
         lead = leaders(tb.bootstrap)
-        remote = sorted(p for p, b in lead.items() if rack.get(b) != 'a')
-        if len(remote) < 2:
-            raise HarnessError('want two partitions led outside zone a: %r (racks %r)' % (lead, rack))
-        good_p, bad_p = remote[0], remote[1]
+        by_zone = {}
+        for p, b in sorted(lead.items()):
+            if rack.get(b) != 'a':
+                by_zone.setdefault(rack.get(b), []).append(p)
+        pairs = [(z, ps) for z, ps in sorted(by_zone.items()) if len(ps) >= 2]
+        if not pairs:
+            raise HarnessError('want two partitions led in one zone other than a: %r (racks %r)' % (lead, rack))
+        zone, (good_p, bad_p) = pairs[0][0], pairs[0][1][:2]
+        receiver = pc.proxy_in(zone)
+        # The sender derives chunk CRCs only once the receiver's KzHello has
+        # said it refuses a bad slice for its partition alone.
+        kz.wait_until(lambda: kz.metrics(pc.proxy_in('a')).sum('kzproxy_peer_slice_errors', 0,
+                                                                node_id=str(receiver.node_id)) == 1,
+                      20, 'proxy a to learn that proxy %d refuses bad slices alone' % receiver.node_id)
         px = pc.proxy_in('a')
         s = socket.create_connection(('127.0.0.1', px.kafka_port), timeout=30)
         good = cut_record_batch(NRECS, 1000)
@@ -75,6 +87,7 @@ def main():
         hw0 = high_watermarks(tb.bootstrap, [good_p, bad_p])
         m0 = [kz.metrics(p) for p in pc.proxies]
         wal0 = sum(m.sum('kzproxy_produce_path_partitions_total', 0, path='wal') for m in m0)
+        rpcs0 = kz.metrics(receiver).sum('kzproxy_wal_in_rpcs_total', 0)
         bad0 = sum(m.sum('kzproxy_wal_in_corrupt_partitions_total', 0) for m in m0)
 
         corr[0] += 1
@@ -88,10 +101,12 @@ def main():
         m1 = [kz.metrics(p) for p in pc.proxies]
         wal = sum(m.sum('kzproxy_produce_path_partitions_total', 0, path='wal') for m in m1) - wal0
         nbad = sum(m.sum('kzproxy_wal_in_corrupt_partitions_total', 0) for m in m1) - bad0
-        if wal != 2 or nbad != 1:
-            raise HarnessError('WAL-path partitions %d (want 2), corrupt partitions counted %d (want 1)'
-                               % (wal, nbad))
-        print('ok  both partitions went the WAL path; the receivers counted 1 corrupt partition')
+        rpcs = kz.metrics(receiver).sum('kzproxy_wal_in_rpcs_total', 0) - rpcs0
+        if wal != 2 or nbad != 1 or rpcs != 1:
+            raise HarnessError('WAL-path partitions %d (want 2), corrupt partitions counted %d (want 1), '
+                               'KzWalAppend served in zone %s %d (want 1)' % (wal, nbad, zone, rpcs))
+        print('ok  both partitions went the WAL path in one KzWalAppend to zone %s; it counted 1 corrupt '
+              'partition' % zone)
 
         hw1 = high_watermarks(tb.bootstrap, [good_p, bad_p])
         if hw1[bad_p] != hw0[bad_p] or hw1[good_p] != hw0[good_p] + NRECS:
