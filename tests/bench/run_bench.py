@@ -404,6 +404,46 @@ def callgrind_ir(path):
 
 # ---------------------------------------------------------------- scenarios
 
+def java_client_figures(lines, rc, stopped, samples, first, base, final, records, warmup):
+    """The client's figures of a ProducerPerformance run: its own summary line
+    (latencies), an error if it failed or fell short, and the records that
+    landed in the window from warm-up's end to the last record (flat out:
+    to the stop), from the end-offset samples."""
+    c = {'mode': 'java ProducerPerformance', 'exit': rc, 'stopped_by_time': stopped, 'records_total': final - base}
+    m = next((JAVA_SUMMARY.match(ln) for ln in reversed(lines) if JAVA_SUMMARY.match(ln)), None)
+    if m:
+        c['java_summary'] = m.group(0)
+        # ProducerPerformance's own figures: every record, from its start (MB = 2^20)
+        c['lat_us'] = {'p50': int(m.group(6)) * 1000, 'p95': int(m.group(7)) * 1000,
+                       'p99': int(m.group(8)) * 1000, 'p999': int(m.group(9)) * 1000,
+                       'max': float(m.group(5)) * 1000, 'mean': float(m.group(4)) * 1000}
+    if first is None:
+        c['error'] = 'no record reached the broker within %.0f s; output ends: %s' % (
+            JAVA_START_S, ' | '.join(lines[-3:]))
+    elif rc != 0 and not stopped:
+        c['error'] = 'ProducerPerformance exited %d: %s' % (rc, ' | '.join(lines[-3:]))
+    elif not stopped and final - base < records:
+        c['error'] = '%d of %d records reached the broker' % (final - base, records)
+    if first is None:
+        return c
+    ta, oa = next(((t, v) for t, v in samples if t >= first + warmup), samples[-1])
+    if stopped:
+        tb, ob = samples[-1]
+    else:
+        tb, ob = next(((t, v) for t, v in samples if v >= final), (samples[-1][0], final))
+    if tb > ta and ob > oa:
+        c['delivered'] = ob - oa
+        c['warmup_delivered'] = final - base - c['delivered']  # and after the window
+        c['window_s'] = round(tb - ta, 3)
+        c['msgs_per_s'] = c['delivered'] / (tb - ta)
+        c['mbps'] = c['msgs_per_s'] * MSG_SIZE / 1e6
+    else:
+        c['delivered'], c['warmup_delivered'] = 0, final - base
+        c.setdefault('error', 'no record landed after the warm-up (%.1f s of records)'
+                     % ((samples[-1][0] - first) if samples else 0))
+    return c
+
+
 class Bench:
     def __init__(self, opts):
         self.o = opts
@@ -1147,83 +1187,19 @@ class Bench:
         entry = {'path': path, 'label': label, 'load': load, 'offered_mbps': rate, 'client_kind': 'java',
                  'java_num_records': records, 'java_throughput_arg': argv[argv.index('--throughput') + 1]}
 
+        def end_total():
+            return self.topic_end_total(offsets, topic, partitions)
+
         def run():
-            res = {}
-            base = self.topic_end_total(offsets, topic, partitions)
+            base = end_total()
             c0 = children_cpu_s()
-            samples, first, stopped = [], None, False
-            t0 = time.monotonic()
-            with open(out_path, 'wb') as out:
-                proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-                try:
-                    while True:  # bounded: every branch has a deadline
-                        rc = proc.poll()
-                        now, total = time.monotonic(), self.topic_end_total(offsets, topic, partitions)
-                        samples.append((now, total))
-                        if first is None and total > base:
-                            first = now
-                        if rc is not None:
-                            break
-                        if first is None:
-                            limit = t0 + JAVA_START_S
-                        elif rate is None:
-                            limit = first + span
-                        else:  # the run ends itself when its records are sent; this only bounds it
-                            limit = first + 1.5 * span + 10
-                        if now >= limit:
-                            stopped = True
-                            break
-                        try:
-                            proc.wait(timeout=JAVA_OFFSETS_EVERY_S)
-                        except subprocess.TimeoutExpired:
-                            pass
-                finally:
-                    if proc.poll() is None:
-                        proc.terminate()
-                        try:
-                            proc.wait(timeout=30)
-                        except subprocess.TimeoutExpired:
-                            proc.kill()
-                            proc.wait(timeout=30)
-            final = self.topic_end_total(offsets, topic, partitions)
-            res['cpu'] = children_cpu_s() - c0
+            samples, first, stopped, rc = self.java_poll(argv, out_path, end_total, base, span, rate)
+            final = end_total()
+            cpu = children_cpu_s() - c0
             with open(out_path, 'rb') as f:
-                text = f.read().decode('utf-8', 'replace')
-            lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-            c = {'mode': 'java ProducerPerformance', 'exit': proc.returncode, 'stopped_by_time': stopped,
-                 'records_total': final - base}
-            m = next((JAVA_SUMMARY.match(ln) for ln in reversed(lines) if JAVA_SUMMARY.match(ln)), None)
-            if m:
-                c['java_summary'] = m.group(0)
-                # ProducerPerformance's own figures: every record, from its start (MB = 2^20)
-                c['lat_us'] = {'p50': int(m.group(6)) * 1000, 'p95': int(m.group(7)) * 1000,
-                               'p99': int(m.group(8)) * 1000, 'p999': int(m.group(9)) * 1000,
-                               'max': float(m.group(5)) * 1000, 'mean': float(m.group(4)) * 1000}
-            if first is None:
-                c['error'] = 'no record reached the broker within %.0f s; output ends: %s' % (
-                    JAVA_START_S, ' | '.join(lines[-3:]))
-            elif proc.returncode != 0 and not stopped:
-                c['error'] = 'ProducerPerformance exited %d: %s' % (proc.returncode, ' | '.join(lines[-3:]))
-            elif not stopped and final - base < records:
-                c['error'] = '%d of %d records reached the broker' % (final - base, records)
-            if first is not None:
-                ta, oa = next(((t, v) for t, v in samples if t >= first + o.warmup), samples[-1])
-                if stopped:
-                    tb, ob = samples[-1]
-                else:
-                    tb, ob = next(((t, v) for t, v in samples if v >= final), (samples[-1][0], final))
-                if tb > ta and ob > oa:
-                    c['delivered'] = ob - oa
-                    c['warmup_delivered'] = final - base - c['delivered']  # and after the window
-                    c['window_s'] = round(tb - ta, 3)
-                    c['msgs_per_s'] = c['delivered'] / (tb - ta)
-                    c['mbps'] = c['msgs_per_s'] * MSG_SIZE / 1e6
-                else:
-                    c['delivered'], c['warmup_delivered'] = 0, final - base
-                    c.setdefault('error', 'no record landed after the warm-up (%.1f s of records)'
-                                 % ((samples[-1][0] - first) if samples else 0))
-            res['client'] = c
-            return res
+                lines = [ln.strip() for ln in f.read().decode('utf-8', 'replace').splitlines() if ln.strip()]
+            c = java_client_figures(lines, rc, stopped, samples, first, base, final, records, o.warmup)
+            return {'cpu': cpu, 'client': c}
 
         res, fig = measure(pc.proxies, {'brokers': self.tb.pids}, run)
         entry['client'] = res['client']
@@ -1234,6 +1210,50 @@ class Bench:
         self.derive_produce(entry)
         self.results['produce'].append(entry)
         self.print_progress(entry)
+
+    @staticmethod
+    def java_poll(argv, out_path, end_total, base, span, rate):
+        """Run ProducerPerformance (output to out_path), sampling the topic's
+        end offsets until it exits, or until its deadline: JAVA_START_S for
+        the first record, then warm-up + duration flat out, or 1.5 times that
+        plus 10 s at a fixed rate (it ends itself; this only bounds it).
+        Returns (samples [(t, total)], time of the first record or None,
+        stopped by time, exit code)."""
+        samples, first, stopped = [], None, False
+        t0 = time.monotonic()
+        with open(out_path, 'wb') as out:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+            try:
+                while True:  # bounded: every branch has a deadline
+                    rc = proc.poll()
+                    now, total = time.monotonic(), end_total()
+                    samples.append((now, total))
+                    if first is None and total > base:
+                        first = now
+                    if rc is not None:
+                        break
+                    if first is None:
+                        limit = t0 + JAVA_START_S
+                    elif rate is None:
+                        limit = first + span
+                    else:
+                        limit = first + 1.5 * span + 10
+                    if now >= limit:
+                        stopped = True
+                        break
+                    try:
+                        proc.wait(timeout=JAVA_OFFSETS_EVERY_S)
+                    except subprocess.TimeoutExpired:
+                        pass
+            finally:
+                if proc.poll() is None:
+                    proc.terminate()
+                    try:
+                        proc.wait(timeout=30)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        proc.wait(timeout=30)
+        return samples, first, stopped, proc.returncode
 
     def same_zone_workers(self, producers=2):
         """Same-zone saturation with `workers` 1 and 2: producers kz_bench
