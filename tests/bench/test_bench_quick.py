@@ -12,7 +12,8 @@ the zone-b consumer of the topic with a zone-b follower fetched from it
 across zones; the fan-out's groups each read the whole topic and the fetch
 cache answered some of their fetches; librdkafka's default-settings
 idempotent producer delivered on direct and each WAL path; the instr
-scenario gave a positive number of instructions per payload byte for each
+scenario gave a number of instructions per payload byte (and positive
+instruction counts per run) for each
 proxy on the same-zone and the WAL local path (not its size: a quick run's
 few hundred messages say little), unless valgrind is not installed or
 kzproxy is built with AddressSanitizer (valgrind does not support it, and the
@@ -197,12 +198,16 @@ def check_instr(r):
     for p, e in paths.items():
         assert not e.get('error'), 'instr %s: %s' % (p, e['error'])
         assert len(e['runs']) == 2 and e['runs'][1]['messages'] == 2 * e['runs'][0]['messages'], e['runs']
-        assert number(e['instructions_per_payload_byte'], 'instr %s' % p) > 0, \
-            'instr %s: %r instructions per payload byte' % (p, e['instructions_per_payload_byte'])
+        # Quick runs differ by 0.5 MB of payload, about 0.5 million
+        # instructions, while the proxies' time-driven work (health checks,
+        # timers under callgrind) moves by millions between two runs: the
+        # figure's sign is noise here (one CI run: -6.9). Its form is
+        # checked, and every run's count; the figure itself wants the full run.
+        number(e['instructions_per_payload_byte'], 'instr %s' % p)
         for z in e['zones']:
-            v = e['instructions_per_payload_byte_by_zone'][z]
-            assert number(v, 'instr %s proxy %s' % (p, z)) > 0, \
-                'instr %s proxy %s: %r instructions per payload byte' % (p, z, v)
+            number(e['instructions_per_payload_byte_by_zone'][z], 'instr %s proxy %s' % (p, z))
+            for run in e['runs']:
+                assert number(run['instructions'][z], 'instr %s proxy %s run' % (p, z)) > 0, run
     for run in paths['wal_local']['runs']:
         assert run['metrics_by_zone']['a']['objects_stored'], \
             'instr wal_local: proxy a stored no object in its run of %d messages' % run['messages']
