@@ -18,6 +18,12 @@
 /* Smallest Length a v2 batch can have: the header after the Length field. */
 #define KC_BATCH_MIN_LENGTH (KC_RECORD_BATCH_HEADER_SIZE - KC_BATCH_LOG_OVERHEAD)
 
+/* A big-endian 32-bit field of a batch header. */
+static uint32_t kc_batch_u32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
 /* Fail with the reader put back at the start of the batch, so err_off names
  * the batch that is wrong rather than some field inside it. */
 static int kc_batch_fail(kc_rd *rd, size_t start, const char *why)
@@ -87,8 +93,7 @@ int kc_record_batches_validate(const kc_bytes *records, int allow_partial, kc_rd
          */
         int partial = remain < KC_BATCH_LOG_OVERHEAD;
         if (!partial) {
-            int32_t blen = (int32_t)((uint32_t)q[8] << 24 | (uint32_t)q[9] << 16 |
-                                     (uint32_t)q[10] << 8 | q[11]);
+            int32_t blen = (int32_t)kc_batch_u32(q + 8);
             if (blen < KC_BATCH_MIN_LENGTH)
                 return kc_batch_fail(rd, start, "record batch length too small");
             if (remain >= KC_BATCH_UP_TO_MAGIC && q[16] != 2)
@@ -123,12 +128,11 @@ int kc_record_batches_crc32c(const uint8_t *p, size_t len, uint32_t *crc)
         size_t remain = len - off;
         if (remain < KC_BATCH_CRC_START)
             return -1;
-        int32_t blen = (int32_t)((uint32_t)q[8] << 24 | (uint32_t)q[9] << 16 | (uint32_t)q[10] << 8 | q[11]);
+        int32_t blen = (int32_t)kc_batch_u32(q + 8);
         if (blen < KC_BATCH_MIN_LENGTH || (uint64_t)blen > remain - KC_BATCH_LOG_OVERHEAD || q[16] != 2)
             return -1;
-        uint32_t covered = (uint32_t)q[17] << 24 | (uint32_t)q[18] << 16 | (uint32_t)q[19] << 8 | q[20];
         c = kc_crc32c(c, q, KC_BATCH_CRC_START);
-        c = kc_crc32c_combine(c, covered, (uint64_t)blen - (KC_BATCH_CRC_START - KC_BATCH_LOG_OVERHEAD));
+        c = kc_crc32c_combine(c, kc_batch_u32(q + KC_BATCH_CRC_START - 4), (uint64_t)blen - (KC_BATCH_CRC_START - KC_BATCH_LOG_OVERHEAD));
         off += KC_BATCH_LOG_OVERHEAD + (size_t)blen;
     }
     *crc = c;

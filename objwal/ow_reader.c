@@ -105,7 +105,8 @@ static void ow_read_data_done(ow_read *rd, const ow_result *res)
         if (rc == OW_ECORRUPT && have >= r->len && rd->slice_errors) {
             sl[i].err = rc; /* no bytes to use by mistake; the caller names what it was */
             continue;
-        } else if (rc != OW_OK) {
+        }
+        if (rc != OW_OK) {
             kc_frame_release(f);
             free(sl);
             ow_read_fail(rd, rc, why);

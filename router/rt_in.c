@@ -493,8 +493,7 @@ static void rt_in_read_cb(const ow_read_result *res, void *arg)
                  * way only this partition is refused, as a broker would;
                  * its answer logs the cause (rate-limited: a client can
                  * send bad batches at will). */
-                p->corrupt = 1;
-                p->data = NULL;
+                p->corrupt = 1; /* its slice hands on no bytes (p NULL) */
                 r->rt->st.in_corrupt++;
             }
         }
