@@ -3,6 +3,7 @@
 #include "objwal/ow_reader.h"
 
 #include "codec/kc_crc32c.h"
+#include "codec/kc_msg.h"
 #include "objwal/ow_format.h"
 
 #include <event2/buffer.h>
@@ -36,6 +37,7 @@ struct ow_read {
     uint64_t tap_next; /* body bytes seen in order; UINT64_MAX: out of order */
     size_t tap_cur;    /* ranges before it are complete */
     int slice_errors;  /* OW_READ_SLICE_ERRORS */
+    int batch_crc;     /* OW_READ_BATCH_CRC */
 };
 
 static void ow_read_free(ow_read *rd)
@@ -100,8 +102,11 @@ static void ow_read_data_done(ow_read *rd, const ow_result *res)
         const ow_range *r = &rd->ranges[i];
         uint64_t at = r->off - lo;
         size_t have = at < got ? got - (size_t)at : 0;
+        uint32_t derived;
         int rc = tapped ? ow_range_check(r, have, rd->tap_crc[i], why, sizeof(why))
-                        : ow_range_verify(r, f->data + (at < got ? at : 0), have, why, sizeof(why));
+                 : rd->batch_crc && have >= r->len && kc_record_batches_crc32c(f->data + at, r->len, &derived) == 0
+                     ? ow_range_check(r, have, derived, why, sizeof(why))
+                     : ow_range_verify(r, f->data + (at < got ? at : 0), have, why, sizeof(why));
         if (rc == OW_ECORRUPT && have >= r->len && rd->slice_errors) {
             sl[i].err = rc; /* no bytes to use by mistake; the caller names what it was */
             continue;
@@ -168,12 +173,13 @@ static int ow_read_get_span(ow_read *rd)
     }
     rd->step = OW_RD_DATA;
     free(rd->tap_crc);
-    rd->tap_crc = ascending ? calloc(rd->n, sizeof(*rd->tap_crc)) : NULL;
+    rd->tap_crc = ascending && !rd->batch_crc ? calloc(rd->n, sizeof(*rd->tap_crc)) : NULL;
     rd->tap_lo = lo;
     rd->tap_next = 0;
     rd->tap_cur = 0;
-    /* Without the array (out of memory, or ranges out of order) the check
-     * makes its own pass once the bytes are in. */
+    /* Without the array (out of memory, ranges out of order, or checks
+     * derived from batch headers) the check looks at the bytes once they
+     * are in. */
     rd->req = ow_store_get_tap(rd->st, rd->key, (int64_t)lo, hi - lo,
                                rd->tap_crc != NULL ? ow_read_tap : NULL, rd, ow_read_store_cb, rd);
     return rd->req != NULL ? OW_OK : OW_ENOMEM;
@@ -342,6 +348,7 @@ ow_read *ow_read_ranges_opt(ow_store *st, const char *key, const ow_range *range
     memcpy(rd->ranges, ranges, n * sizeof(*ranges));
     rd->n = n;
     rd->slice_errors = (flags & OW_READ_SLICE_ERRORS) != 0;
+    rd->batch_crc = (flags & OW_READ_BATCH_CRC) != 0;
     if (ow_read_get_span(rd) != OW_OK) {
         ow_read_free(rd);
         return NULL;

@@ -58,6 +58,12 @@ ow_read *ow_read_ranges(ow_store *st, const char *key, const ow_range *ranges, s
  * CRC a third party vouched for (a producer's record batch CRCs), so that
  * one bad range costs only its own. */
 #define OW_READ_SLICE_ERRORS 1
+/* OW_READ_BATCH_CRC: ranges that are whole Kafka v2 record batches are
+ * checked against a CRC32C derived from each batch's first 21 bytes and its
+ * own CRC field (kc_record_batches_crc32c), not from every byte: the batches'
+ * own CRCs, which cover their records, are left to the broker, which checks
+ * each on append. Other ranges are read in full. No tap then. */
+#define OW_READ_BATCH_CRC 2
 ow_read *ow_read_ranges_opt(ow_store *st, const char *key, const ow_range *ranges, size_t n,
                             int flags, ow_read_cb cb, void *arg);
 

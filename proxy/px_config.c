@@ -201,7 +201,7 @@ static int px_cfg_wal(json_t *obj, px_wal_config *w, char *errstr, size_t n)
 {
     static const char *const keys[] = {"store", "flush_ms", "flush_bytes", "max_inflight_uploads",
                                        "mem_cap_bytes", "flush_idle_ms", "key_prefix", "store_deadline_ms",
-                                       "gc_sweep_ms", "gc_max_age_ms", NULL};
+                                       "gc_sweep_ms", "gc_max_age_ms", "read_check", NULL};
     static const char *const skeys[] = {"backend", "root", "no_fsync", "bucket", "endpoint", "region",
                                         "path_style", "unsigned_payload", "access_key", "secret_key",
                                         "session_token", "sse", "sse_kms_key_id", "ca_file", NULL};
@@ -256,6 +256,18 @@ static int px_cfg_wal(json_t *obj, px_wal_config *w, char *errstr, size_t n)
                           strlen(w->key_prefix) > 200 || !ow_key_valid(w->key_prefix)))
         return px_cfg_err(errstr, n, "wal.key_prefix: \"%s\" must be a plain key ending in '/' (e.g. \"wal/\": "
                           "[A-Za-z0-9._-/], no leading '/', no \"..\" or \"//\", at most 200 bytes)", w->key_prefix);
+    char *check = NULL;
+    if (px_cfg_str(obj, "read_check", "wal.", &check, 0, errstr, n) != 0)
+        return -1;
+    if (check != NULL && strcmp(check, "headers") != 0 && strcmp(check, "payload") != 0) {
+        px_cfg_err(errstr, n, "wal.read_check: \"%s\" is not \"headers\" (the default: the broker checks each "
+                   "record batch's CRC) or \"payload\" (a CRC32C over every byte read, for a backend that does "
+                   "not check batch CRCs)", check);
+        free(check);
+        return -1;
+    }
+    w->read_check_payload = check != NULL && strcmp(check, "payload") == 0;
+    free(check);
     if (w->mem_cap_bytes < w->flush_bytes)
         return px_cfg_err(errstr, n, "wal.mem_cap_bytes: must be at least wal.flush_bytes (%lld)", w->flush_bytes);
     w->enabled = 1;

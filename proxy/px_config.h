@@ -67,6 +67,9 @@ typedef struct px_wal_config {
     char *sse_kms_key_id; /* s3: the KMS key with "aws:kms" */
     char *ca_file;      /* s3: PEM CAs for an https endpoint; NULL: the system's */
     char *key_prefix;   /* default "wal/" */
+    int read_check_payload; /* "read_check": "payload" (1): a CRC32C over every byte a peer's
+                             * append reads; "headers" (0, default): derived from the record
+                             * batches' headers, their own CRCs left to the broker */
     int flush_ms;       /* seal an object this long after its first chunk */
     int flush_idle_ms;  /* or when no append came for this long (0: off) */
     long long flush_bytes;     /* or at this size */

@@ -99,8 +99,8 @@ static void px_reload_restart_keys(const px_config *o, const px_config *c, char 
         ow->unsigned_payload != cw->unsigned_payload || !px_streq(ow->access_key, cw->access_key) ||
         !px_streq(ow->secret_key, cw->secret_key) || !px_streq(ow->key_prefix, cw->key_prefix) ||
         ow->store_deadline_ms != cw->store_deadline_ms || ow->gc_sweep_ms != cw->gc_sweep_ms ||
-        ow->gc_max_age_ms != cw->gc_max_age_ms)
-        px_restart_key(list, n, "wal.store");
+        ow->gc_max_age_ms != cw->gc_max_age_ms || ow->read_check_payload != cw->read_check_payload)
+        px_restart_key(list, n, "wal.store/read_check");
     if (ow->max_inflight_uploads != cw->max_inflight_uploads || ow->mem_cap_bytes != cw->mem_cap_bytes)
         px_restart_key(list, n, "wal.max_inflight_uploads/mem_cap_bytes");
     if (!px_streq(o->peer_secret, c->peer_secret))

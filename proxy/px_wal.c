@@ -151,6 +151,7 @@ int px_wal_start(px_proxy *px, char *errstr, size_t n)
             .max_inflight_uploads = (unsigned)cfg->wal.max_inflight_uploads,
             .mem_cap = (uint64_t)cfg->wal.mem_cap_bytes,
             .key_prefix = cfg->wal.key_prefix,
+            .read_check_payload = cfg->wal.read_check_payload,
             .rpc_timeout_ms = cfg->rpc_timeout_ms,
             .cross_zone_direct = cfg->cross_zone_direct,
             .cross_zone_auto = cfg->cross_zone_auto,
@@ -163,9 +164,9 @@ int px_wal_start(px_proxy *px, char *errstr, size_t n)
         px->rt = rt_new(px->base, px->mc, px->peers, &rc, errstr, n);
         if (px->rt == NULL)
             return -1;
-        kz_info("WAL path on %s: flush at %d ms or %lld bytes, %d uploads in flight, policy %s",
+        kz_info("WAL path on %s: flush at %d ms or %lld bytes, %d uploads in flight, reads checked by %s, policy %s",
                 ow_store_describe(px->store), cfg->wal.flush_ms, cfg->wal.flush_bytes,
-                cfg->wal.max_inflight_uploads, cfg->cross_zone_direct ? "direct" : cfg->cross_zone_auto ? "auto" : "wal");
+                cfg->wal.max_inflight_uploads, cfg->wal.read_check_payload ? "payload" : "headers", cfg->cross_zone_direct ? "direct" : cfg->cross_zone_auto ? "auto" : "wal");
     } else {
         kz_info("no wal section: produce to leaders in other zones goes straight to them");
     }

@@ -488,8 +488,9 @@ static void rt_in_read_cb(const ow_read_result *res, void *arg)
             p->data = s->p;
             if (s->err != OW_OK) {
                 /* The sender derives a chunk's CRC from the record batches'
-                 * own CRCs (rt_out.c): a mismatch is a batch its producer
-                 * checksummed wrong, or bytes damaged in the store. Either
+                 * own CRCs (rt_out.c): a mismatch is bytes damaged in the
+                 * store or, with read_check "payload" (every byte read), a
+                 * batch its producer checksummed wrong as well. Either
                  * way only this partition is refused, as a broker would;
                  * its answer logs the cause (rate-limited: a client can
                  * send bad batches at will). */
@@ -711,8 +712,8 @@ void rt_in_append(rt_router *rt, kc_frame *frame, const uint8_t *p, size_t len, 
     if (r->nread == 0) {
         r->ready = 1;
     } else {
-        r->read = ow_read_ranges_opt(rt->cfg.store, key, ranges, (size_t)r->nread, OW_READ_SLICE_ERRORS,
-                                     rt_in_read_cb, r);
+        int flags = OW_READ_SLICE_ERRORS | (rt->cfg.read_check_payload ? 0 : OW_READ_BATCH_CRC);
+        r->read = ow_read_ranges_opt(rt->cfg.store, key, ranges, (size_t)r->nread, flags, rt_in_read_cb, r);
         if (r->read == NULL) {
             r->ready = 1;
             r->read_err = OW_ENOMEM;

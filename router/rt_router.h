@@ -69,6 +69,8 @@ typedef struct rt_config {
     unsigned max_inflight_uploads;
     uint64_t mem_cap;   /* per destination zone */
     const char *key_prefix;
+    int read_check_payload; /* router-in: CRC32C over every byte read, not derived from the
+                             * batch headers (OW_READ_BATCH_CRC) */
     int rpc_timeout_ms; /* on top of the produce timeout */
     int cross_zone_direct; /* policy: never take the WAL path */
     int cross_zone_auto;   /* policy "auto": by the rate per destination zone (rt_policy.c) */

@@ -1663,6 +1663,11 @@ def targets(results, opts):
     idle = next((e for e in results['idle_connections'] if 'kib_per_connection' in e), None)
     kib = idle['kib_per_connection'] if idle else None
     add('<= 16 KiB per idle client connection', kib, None if kib is None else kib <= 16, 'KiB')
+    ins = next((e for e in (results.get('instr') or {}).get('paths', [])
+                if e.get('path') == 'wal_local' and e.get('instructions_per_payload_byte') is not None), None)
+    ipb = None if ins is None or opts.quick else ins['instructions_per_payload_byte']
+    add('WAL local instructions per payload byte <= 0.55 (half of 1.10, b53b116)', ipb,
+        None if ipb is None else ipb <= 0.55, 'instr/B')
     return out
 
 

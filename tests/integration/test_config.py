@@ -154,6 +154,8 @@ def security_matrix(d):
          'wal.key_prefix: "../wal/" must be a plain key ending in \'/\''),
         ('wal.key_prefix without /', variant(peer_secret=secret, wal=dict(wal_local, key_prefix='wal')),
          'wal.key_prefix: "wal" must be a plain key'),
+        ('wal.read_check unknown', variant(peer_secret=secret, wal=dict(wal_local, read_check='none')),
+         'wal.read_check: "none" is not "headers"'),
         ('peer_replay_window_ms too small', variant(peer_replay_window_ms=10),
          'peer_replay_window_ms: 10 is out of range'),
     ]

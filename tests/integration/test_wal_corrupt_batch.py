@@ -4,18 +4,25 @@
 Proxy a derives each WAL chunk's CRC32C from the record batches' headers and
 their own CRC fields instead of reading the payload (router/rt_out.c), so
 proxy b's check of the slice it reads covers the producer's batch CRC too.
-Three zones, mock backend (which does not check batch CRCs itself), a local
-WAL store. Raw Produce v7 requests go to the zone-a proxy for two
-partitions P and Q whose leaders are both in one other zone, so that both
-travel in one WAL object, one KzWalAppend and one ranged read:
+Who refuses the bad batch depends on the receiver's wal.read_check:
+- on the mock backend (the default here), which does not check batch CRCs,
+  the proxies run with read_check "payload": proxy b computes the CRC32C of
+  every byte it reads, finds the slice does not match, and refuses it;
+- on real Kafka (KZ_BACKEND=kafka) they keep the default "headers": proxy b
+  checks only the CRC derived from the batch headers, which matches, and
+  the broker refuses the batch on append (Kafka checks every batch's CRC).
+Three zones, a local WAL store. Raw Produce v7 requests go to the zone-a
+proxy for two partitions P and Q whose leaders are both in one other zone,
+so that both travel in one WAL object, one KzWalAppend and one ranged read:
 
 1. one request carrying a good batch for P and, for Q, a batch with one
    value byte changed after its CRC was computed: P is answered 0, Q
    CORRUPT_MESSAGE (2), in their own slots;
 2. both went the WAL path (kzproxy_produce_path_partitions_total{path=wal}
    rose by 2) in one KzWalAppend (the receiver's kzproxy_wal_in_rpcs_total
-   rose by 1), and the receiver counted one corrupt partition
-   (kzproxy_wal_in_corrupt_partitions_total);
+   rose by 1); with "payload" the receiver counted one corrupt partition
+   (kzproxy_wal_in_corrupt_partitions_total), with "headers" none and one
+   partition error (kzproxy_wal_in_partition_errors_total, the broker's);
 3. Q's log did not move (nothing of the bad batch was appended: the mock
    would have taken it), P's grew by the good batch's records;
 4. the same connection then produces a good batch to Q: answered 0.
@@ -50,9 +57,12 @@ def send(s, corr, parts):
 def main():
     test_cut_through.TOPIC = TOPIC  # its request and watermark helpers name the topic
     workdir = tempfile.mkdtemp(prefix='kz-corrupt-')
-    extra = {'peer_secret': walpath.SECRET,
-             'wal': {'store': walpath.store_config('local', workdir), 'flush_ms': 20}}
-    with kz.TestBed(backend='mock', topics={TOPIC: PARTITIONS}) as tb, \
+    on_kafka = os.environ.get('KZ_BACKEND') == 'kafka'
+    wal = {'store': walpath.store_config('local', workdir), 'flush_ms': 20}
+    if not on_kafka:
+        wal['read_check'] = 'payload'  # the mock appends a batch whatever its CRC
+    extra = {'peer_secret': walpath.SECRET, 'wal': wal}
+    with kz.TestBed(topics={TOPIC: PARTITIONS}) as tb, \
             kz.ProxyCluster(tb, extra_config=extra, workdir=workdir) as pc:
         rack = {b.id: b.rack for b in tb.brokers}
         lead = leaders(tb.bootstrap)
@@ -89,6 +99,7 @@ def main():
         wal0 = sum(m.sum('kzproxy_produce_path_partitions_total', 0, path='wal') for m in m0)
         rpcs0 = kz.metrics(receiver).sum('kzproxy_wal_in_rpcs_total', 0)
         bad0 = sum(m.sum('kzproxy_wal_in_corrupt_partitions_total', 0) for m in m0)
+        err0 = kz.metrics(receiver).sum('kzproxy_wal_in_partition_errors_total', 0)
 
         corr[0] += 1
         res = send(s, corr[0], [(good_p, good), (bad_p, bad)])
@@ -102,11 +113,15 @@ def main():
         wal = sum(m.sum('kzproxy_produce_path_partitions_total', 0, path='wal') for m in m1) - wal0
         nbad = sum(m.sum('kzproxy_wal_in_corrupt_partitions_total', 0) for m in m1) - bad0
         rpcs = kz.metrics(receiver).sum('kzproxy_wal_in_rpcs_total', 0) - rpcs0
-        if wal != 2 or nbad != 1 or rpcs != 1:
-            raise HarnessError('WAL-path partitions %d (want 2), corrupt partitions counted %d (want 1), '
-                               'KzWalAppend served in zone %s %d (want 1)' % (wal, nbad, zone, rpcs))
-        print('ok  both partitions went the WAL path in one KzWalAppend to zone %s; it counted 1 corrupt '
-              'partition' % zone)
+        nerr = kz.metrics(receiver).sum('kzproxy_wal_in_partition_errors_total', 0) - err0
+        want_bad = 0 if on_kafka else 1  # "headers": the broker refused it, not the receiver's check
+        if wal != 2 or nbad != want_bad or rpcs != 1 or nerr != 1:
+            raise HarnessError('WAL-path partitions %d (want 2), corrupt partitions counted %d (want %d), '
+                               'KzWalAppend served in zone %s %d (want 1), its partition errors %d (want 1)'
+                               % (wal, nbad, want_bad, zone, rpcs, nerr))
+        print('ok  both partitions went the WAL path in one KzWalAppend to zone %s; refused by %s'
+              % (zone, 'the broker (read_check headers)' if on_kafka else
+                 'the receiver, 1 corrupt partition counted (read_check payload)'))
 
         hw1 = high_watermarks(tb.bootstrap, [good_p, bad_p])
         if hw1[bad_p] != hw0[bad_p] or hw1[good_p] != hw0[good_p] + NRECS:
