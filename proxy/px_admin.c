@@ -282,8 +282,9 @@ static void px_admin_metrics(struct evhttp_request *req, void *arg)
     px_metric(b, "kzproxy_fetch_follower_fallbacks_total", "counter",
               "Fetch partitions sent back to their leader because a follower could not serve them.",
               m->fetch_follower_fallbacks);
-    px_fcache_stats fcsum;
-    const px_fcache_stats *fc = px_workers_fcache(px, &fcsum);
+    px_fcache_stats fcs; /* one cache, shared by the threads */
+    px_fcache_stats_get(px->fcache, &fcs);
+    const px_fcache_stats *fc = &fcs;
     px_metric(b, "kzproxy_fetch_cache_hits_total", "counter",
               "Fetch partitions answered from the fetch cache (records read across zones before).", fc->hits);
     px_metric(b, "kzproxy_fetch_cache_misses_total", "counter",

@@ -3,6 +3,7 @@
 
 #include "proxy/px_fcache.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
@@ -41,6 +42,7 @@ typedef struct px_fc_part {
 } px_fc_part;
 
 struct px_fcache {
+    pthread_mutex_t mu; /* every entry point holds it: the event-loop threads share one cache */
     size_t cap;
     int64_t max_age_ms;
     px_fcache_stats st;
@@ -64,6 +66,10 @@ px_fcache *px_fcache_new(size_t cap, int64_t max_age_ms)
     px_fcache *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return NULL;
+    if (pthread_mutex_init(&c->mu, NULL) != 0) {
+        free(c);
+        return NULL;
+    }
     c->cap = cap;
     c->max_age_ms = max_age_ms;
     TAILQ_INIT(&c->lru);
@@ -105,6 +111,7 @@ void px_fcache_free(px_fcache *c)
     for (int b = 0; b < PX_FC_BUCKETS; b++)
         while (c->buckets[b])
             px_fc_part_free(c, c->buckets[b]);
+    pthread_mutex_destroy(&c->mu);
     free(c);
 }
 
@@ -132,13 +139,22 @@ static px_fc_part *px_fc_find(px_fcache *c, kc_str topic, int32_t partition, int
     return pt;
 }
 
-void px_fcache_drop(px_fcache *c, kc_str topic, int32_t partition)
+static void px_fc_drop(px_fcache *c, kc_str topic, int32_t partition)
 {
-    px_fc_part *pt = c ? px_fc_find(c, topic, partition, 0) : NULL;
+    px_fc_part *pt = px_fc_find(c, topic, partition, 0);
     if (pt) {
         c->st.invalidations++;
         px_fc_part_free(c, pt);
     }
+}
+
+void px_fcache_drop(px_fcache *c, kc_str topic, int32_t partition)
+{
+    if (c == NULL)
+        return;
+    pthread_mutex_lock(&c->mu);
+    px_fc_drop(c, topic, partition);
+    pthread_mutex_unlock(&c->mu);
 }
 
 /* The whole, CRC-checked batches at the start of records: their count, last
@@ -231,16 +247,14 @@ static int px_fc_expire(px_fcache *c, px_fc_part *pt, int64_t now_ms)
     return 0;
 }
 
-void px_fcache_put(px_fcache *c, const px_fc_key *k, int8_t isolation, int64_t now_ms, kc_frame *f,
-                   const kc_fetch_resp_partition *rp)
+static void px_fc_put(px_fcache *c, const px_fc_key *k, int8_t isolation, int64_t now_ms, kc_frame *f,
+                      const kc_fetch_resp_partition *rp)
 {
-    if (c == NULL || c->cap == 0)
-        return;
     kc_str topic = k->topic;
     int32_t partition = k->partition;
     px_fc_part *pt = px_fc_find_key(c, k);
     if (rp->error_code != 0) {
-        px_fcache_drop(c, topic, partition); /* the log may have changed under us */
+        px_fc_drop(c, topic, partition); /* the log may have changed under us */
         return;
     }
     if (pt && px_fc_expire(c, pt, now_ms))
@@ -250,7 +264,7 @@ void px_fcache_put(px_fcache *c, const px_fc_key *k, int8_t isolation, int64_t n
         TAILQ_FOREACH(s, &pt->segs, link) {
             if ((rp->high_watermark >= 0 && rp->high_watermark < s->end) || rp->log_start_offset > s->first) {
                 /* truncated below what we hold, or records deleted from its start */
-                px_fcache_drop(c, topic, partition);
+                px_fc_drop(c, topic, partition);
                 return;
             }
         }
@@ -319,11 +333,19 @@ void px_fcache_put(px_fcache *c, const px_fc_key *k, int8_t isolation, int64_t n
     px_fc_evict(c); /* never evicts s alone past the cap: s->len <= cap */
 }
 
-int px_fcache_get(px_fcache *c, const px_fc_key *k, int8_t isolation, int64_t offset, int32_t max_bytes,
-                  int64_t now_ms, kc_fetch_resp_partition *out, kc_frame **frame)
+void px_fcache_put(px_fcache *c, const px_fc_key *k, int8_t isolation, int64_t now_ms, kc_frame *f,
+                   const kc_fetch_resp_partition *rp)
 {
     if (c == NULL || c->cap == 0)
-        return 0;
+        return;
+    pthread_mutex_lock(&c->mu);
+    px_fc_put(c, k, isolation, now_ms, f, rp);
+    pthread_mutex_unlock(&c->mu);
+}
+
+static int px_fc_get(px_fcache *c, const px_fc_key *k, int8_t isolation, int64_t offset, int32_t max_bytes,
+                     int64_t now_ms, kc_fetch_resp_partition *out, kc_frame **frame)
+{
     int32_t partition = k->partition;
     px_fc_part *pt = px_fc_find_key(c, k);
     if (pt == NULL || px_fc_expire(c, pt, now_ms))
@@ -365,8 +387,24 @@ int px_fcache_get(px_fcache *c, const px_fc_key *k, int8_t isolation, int64_t of
     return 0;
 }
 
-const px_fcache_stats *px_fcache_stats_get(const px_fcache *c)
+int px_fcache_get(px_fcache *c, const px_fc_key *k, int8_t isolation, int64_t offset, int32_t max_bytes,
+                  int64_t now_ms, kc_fetch_resp_partition *out, kc_frame **frame)
 {
-    static const px_fcache_stats none;
-    return c ? &c->st : &none;
+    if (c == NULL || c->cap == 0)
+        return 0;
+    pthread_mutex_lock(&c->mu);
+    int hit = px_fc_get(c, k, isolation, offset, max_bytes, now_ms, out, frame);
+    pthread_mutex_unlock(&c->mu);
+    return hit;
+}
+
+void px_fcache_stats_get(px_fcache *c, px_fcache_stats *out)
+{
+    if (c == NULL) {
+        *out = (px_fcache_stats){0};
+        return;
+    }
+    pthread_mutex_lock(&c->mu);
+    *out = c->st;
+    pthread_mutex_unlock(&c->mu);
 }

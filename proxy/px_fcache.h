@@ -27,6 +27,11 @@
  * a segment older than max_age_ms (fetch_cache_max_age_ms) is never served,
  * which bounds what a deletion elsewhere, unseen by this proxy and by a
  * backend without topic ids, can leave behind.
+ *
+ * One cache per process: the event-loop threads (workers) share it, and
+ * every function below takes its mutex (held for a lookup or an insert,
+ * never across I/O), so one consumer group's read serves the zone's other
+ * groups whichever thread their connections landed on.
  */
 #ifndef PX_FCACHE_H
 #define PX_FCACHE_H
@@ -84,6 +89,7 @@ int px_fcache_get(px_fcache *c, const px_fc_key *k, int8_t isolation, int64_t of
                   int64_t now_ms, kc_fetch_resp_partition *out, kc_frame **frame);
 /* Forget a partition (whatever its topic id): DeleteRecords through the proxy. */
 void px_fcache_drop(px_fcache *c, kc_str topic, int32_t partition);
-const px_fcache_stats *px_fcache_stats_get(const px_fcache *c);
+/* A copy of the counters (all zero for NULL). */
+void px_fcache_stats_get(px_fcache *c, px_fcache_stats *out);
 
 #endif

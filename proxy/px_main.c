@@ -384,6 +384,12 @@ int main(int argc, char **argv)
         kz_err("cannot start: %s", err);
         goto out;
     }
+    /* Before the workers: they share it. */
+    if (cfg.fetch_cache_bytes > 0 &&
+        (px.fcache = px_fcache_new((size_t)cfg.fetch_cache_bytes, cfg.fetch_cache_max_age_ms)) == NULL) {
+        kz_err("cannot start: out of memory for the fetch cache");
+        goto out;
+    }
     if (px_workers_start(&px, nworkers, &mcfg, px_ready_announce, err, sizeof(err)) != 0) {
         kz_err("cannot start: %s", err);
         goto out;

@@ -276,6 +276,7 @@ static px_worker *px_worker_new(px_proxy *mpx, px_workers *set, int index, char 
     px->started_ms = mpx->started_ms;
     px->started_wall_ms = mpx->started_wall_ms;
     px->xz = &w->xz;
+    px->fcache = mpx->fcache; /* one fetch cache per process (it locks) */
     if ((px->base = event_base_new()) == NULL) {
         snprintf(errstr, n, "worker %d: cannot create its event loop", index);
         return w;
@@ -337,7 +338,7 @@ static void px_worker_free(px_worker *w)
     free(px->nodes);
     px_sasl_free(px->csasl);
     px_tls_free(px->tls);
-    px_fcache_free(px->fcache);
+    /* px->fcache is the main thread's (shared), freed by it. */
     if (px->dns)
         evdns_base_free(px->dns, 0);
     if (px->base)

@@ -33,7 +33,6 @@
 
 #include "meta-client/mc_cluster.h"
 #include "meta-client/mc_xzone.h"
-#include "proxy/px_fcache.h"
 #include "proxy/px_proxy.h"
 
 #include <event2/util.h>
@@ -104,7 +103,6 @@ void px_workers_sync(px_proxy *px);
 const px_metrics *px_workers_metrics(px_proxy *px, px_metrics *sum);
 const mc_conn_stats *px_workers_upstream(px_proxy *px, mc_conn_stats *sum);
 const mc_xz *px_workers_xz(px_proxy *px, mc_xz *sum);
-const px_fcache_stats *px_workers_fcache(px_proxy *px, px_fcache_stats *sum);
 /* kzproxy_workers and the per-worker connection gauges, Prometheus text. */
 void px_workers_metrics_text(px_proxy *px, struct evbuffer *b);
 

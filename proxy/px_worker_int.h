@@ -65,7 +65,6 @@ struct px_worker {
     px_metrics snap;
     mc_xz snap_xz;
     mc_conn_stats snap_us;
-    px_fcache_stats snap_fc;
     int snap_nconn, snap_nreq;
 };
 

@@ -16,7 +16,6 @@
 _Static_assert(sizeof(px_metrics) % sizeof(uint64_t) == 0, "px_metrics holds uint64_t only");
 _Static_assert(sizeof(mc_xz) % sizeof(uint64_t) == 0, "mc_xz holds uint64_t only");
 _Static_assert(sizeof(mc_conn_stats) % sizeof(uint64_t) == 0, "mc_conn_stats holds uint64_t only");
-_Static_assert(sizeof(px_fcache_stats) % sizeof(uint64_t) == 0, "px_fcache_stats holds uint64_t only");
 
 static void px_u64_add(void *dst, const void *src, size_t size)
 {
@@ -54,7 +53,6 @@ void px_worker_snapshot(px_worker *w)
     w->snap = w->px.m;
     w->snap_xz = w->xz;
     w->snap_us = *mc_cluster_stats(w->px.mc);
-    w->snap_fc = *px_fcache_stats_get(w->px.fcache);
     w->snap_nconn = (int)w->px.m.connections_active;
     w->snap_nreq = nreq;
     pthread_mutex_unlock(&w->snap_mu);
@@ -117,19 +115,6 @@ const mc_xz *px_workers_xz(px_proxy *px, mc_xz *sum)
     return sum;
 }
 
-const px_fcache_stats *px_workers_fcache(px_proxy *px, px_fcache_stats *sum)
-{
-    px_workers *set = px->workers;
-    if (set == NULL)
-        return px_fcache_stats_get(px->fcache);
-    *sum = *px_fcache_stats_get(px->fcache);
-    for (int i = 0; i < set->n; i++) {
-        pthread_mutex_lock(&set->w[i]->snap_mu);
-        px_u64_add(sum, &set->w[i]->snap_fc, sizeof(*sum));
-        pthread_mutex_unlock(&set->w[i]->snap_mu);
-    }
-    return sum;
-}
 
 void px_workers_metrics_text(px_proxy *px, struct evbuffer *b)
 {

@@ -5,6 +5,7 @@
 #include "proxy/px_fcache.h"
 
 #include <check.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,6 +56,13 @@ static const kc_uuid ID2 = {{2, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 
 #define KEYID(p, e, id) (&(px_fc_key){.topic = T, .topic_id = (id), .partition = (p), .epoch = (e)})
 #define KEY(p, e) KEYID((p), (e), ID1)
 
+static px_fcache_stats fc_stats(px_fcache *c)
+{
+    px_fcache_stats st;
+    px_fcache_stats_get(c, &st);
+    return st;
+}
+
 START_TEST(test_fcache_hit_miss)
 {
     px_fcache *c = px_fcache_new(1 << 20, AGE);
@@ -62,7 +70,7 @@ START_TEST(test_fcache_hit_miss)
     kc_frame *f = frame_of(100, 4, 0, &rp, 140), *g = NULL;
     px_fcache_put(c, KEY(0, 5), 0, NOW, f, &rp);
     kc_frame_release(f); /* the cache holds its own reference */
-    ck_assert_uint_eq(px_fcache_stats_get(c)->bytes, 4 * BATCH_LEN);
+    ck_assert_uint_eq(fc_stats(c).bytes, 4 * BATCH_LEN);
     /* Offset 125 is in the third batch: batches 3 and 4 come back. */
     ck_assert_int_eq(px_fcache_get(c, KEY(0, 5), 0, 125, 1 << 20, NOW, &out, &g), 1);
     ck_assert_int_eq(out.records.len, 2 * BATCH_LEN);
@@ -81,8 +89,8 @@ START_TEST(test_fcache_hit_miss)
     /* A new leader epoch drops the partition. */
     ck_assert_int_eq(px_fcache_get(c, KEY(0, 6), 0, 100, 1 << 20, NOW, &out, &g), 0);
     ck_assert_int_eq(px_fcache_get(c, KEY(0, 5), 0, 100, 1 << 20, NOW, &out, &g), 0);
-    ck_assert_uint_eq(px_fcache_stats_get(c)->bytes, 0);
-    ck_assert_uint_eq(px_fcache_stats_get(c)->hits, 2);
+    ck_assert_uint_eq(fc_stats(c).bytes, 0);
+    ck_assert_uint_eq(fc_stats(c).hits, 2);
     px_fcache_free(c);
 }
 END_TEST
@@ -109,13 +117,13 @@ START_TEST(test_fcache_invalidate)
     f = frame_of(0, 3, 0, &rp, 20);
     px_fcache_put(c, KEY(0, 1), 0, NOW, f, &rp);
     kc_frame_release(f);
-    ck_assert_uint_eq(px_fcache_stats_get(c)->bytes, 0);
+    ck_assert_uint_eq(fc_stats(c).bytes, 0);
     /* A corrupt second batch: only the first is kept. */
     f = frame_of(0, 3, 0, &rp, 30);
     f->data[BATCH_LEN + 30] ^= 1;
     px_fcache_put(c, KEY(0, 1), 0, NOW, f, &rp);
     kc_frame_release(f);
-    ck_assert_uint_eq(px_fcache_stats_get(c)->bytes, BATCH_LEN);
+    ck_assert_uint_eq(fc_stats(c).bytes, BATCH_LEN);
     ck_assert_int_eq(px_fcache_get(c, KEY(0, 1), 0, 15, 1 << 20, NOW, &out, &g), 0);
     ck_assert_int_eq(px_fcache_get(c, KEY(0, 1), 0, 5, 1 << 20, NOW, &out, &g), 1);
     kc_frame_release(g);
@@ -145,13 +153,13 @@ START_TEST(test_fcache_lru_and_copy)
             kc_frame_release(g);
         }
     }
-    ck_assert_uint_le(px_fcache_stats_get(c)->bytes, 5 * BATCH_LEN);
+    ck_assert_uint_le(fc_stats(c).bytes, 5 * BATCH_LEN);
     ck_assert_int_eq(px_fcache_get(c, KEY(1, 1), 0, 0, 1 << 20, NOW, &out, &g), 0);
     ck_assert_int_eq(px_fcache_get(c, KEY(0, 1), 0, 0, 1 << 20, NOW, &out, &g), 1);
     kc_frame_release(g);
     ck_assert_int_eq(px_fcache_get(c, KEY(2, 1), 0, 0, 1 << 20, NOW, &out, &g), 1);
     kc_frame_release(g);
-    ck_assert_uint_eq(px_fcache_stats_get(c)->evictions, 1);
+    ck_assert_uint_eq(fc_stats(c).evictions, 1);
     px_fcache_free(c);
     /* Batches that are a small part of a big frame are copied out of it. */
     c = px_fcache_new(1 << 20, AGE);
@@ -182,9 +190,9 @@ START_TEST(test_fcache_deleted)
     kc_frame_release(g);
     /* Recreated under the same name at epoch 0: the view's id differs. */
     ck_assert_int_eq(px_fcache_get(c, KEYID(0, 0, ID2), 0, 0, 1 << 20, NOW, &out, &g), 0);
-    ck_assert_uint_eq(px_fcache_stats_get(c)->bytes, 0);
+    ck_assert_uint_eq(fc_stats(c).bytes, 0);
     ck_assert_int_eq(px_fcache_get(c, KEYID(0, 0, ID1), 0, 0, 1 << 20, NOW, &out, &g), 0);
-    ck_assert_uint_eq(px_fcache_stats_get(c)->invalidations, 1);
+    ck_assert_uint_eq(fc_stats(c).invalidations, 1);
     /* And on the put side: the new topic's answer replaces the old data. */
     f = frame_of(0, 3, 0, &rp, 30);
     px_fcache_put(c, KEYID(0, 0, ID1), 0, NOW, f, &rp);
@@ -192,7 +200,7 @@ START_TEST(test_fcache_deleted)
     f = frame_of(100, 1, 0, &rp, 110);
     px_fcache_put(c, KEYID(0, 0, ID2), 0, NOW, f, &rp);
     kc_frame_release(f);
-    ck_assert_uint_eq(px_fcache_stats_get(c)->bytes, BATCH_LEN);
+    ck_assert_uint_eq(fc_stats(c).bytes, BATCH_LEN);
     ck_assert_int_eq(px_fcache_get(c, KEYID(0, 0, ID2), 0, 0, 1 << 20, NOW, &out, &g), 0);
     ck_assert_int_eq(px_fcache_get(c, KEYID(0, 0, ID2), 0, 100, 1 << 20, NOW, &out, &g), 1);
     kc_frame_release(g);
@@ -222,12 +230,92 @@ START_TEST(test_fcache_deleted)
     kc_frame_release(f);
     ck_assert_int_eq(px_fcache_get(c, KEY(2, 0), 0, 0, 1 << 20, NOW + AGE, &out, &g), 1);
     kc_frame_release(g);
-    uint64_t bytes = px_fcache_stats_get(c)->bytes;
+    uint64_t bytes = fc_stats(c).bytes;
     ck_assert_int_eq(px_fcache_get(c, KEY(2, 0), 0, 0, 1 << 20, NOW + AGE + 1, &out, &g), 0);
-    ck_assert_uint_eq(px_fcache_stats_get(c)->expirations, 1);
-    ck_assert_uint_eq(px_fcache_stats_get(c)->bytes, bytes - 3 * BATCH_LEN);
+    ck_assert_uint_eq(fc_stats(c).expirations, 1);
+    ck_assert_uint_eq(fc_stats(c).bytes, bytes - 3 * BATCH_LEN);
     px_fcache_free(c);
     ck_assert_ptr_null(px_fcache_new(1 << 20, 0));
+}
+END_TEST
+
+/* One cache shared by event-loop threads: four threads put, get and drop
+ * on overlapping partitions at once, under the cap so nothing is evicted.
+ * Every hit must hand back intact batches of the partition asked for, and
+ * the counters must add up (a lost update or a torn list shows here, and
+ * under ThreadSanitizer as a report). */
+#define MT_THREADS 4
+#define MT_ROUNDS 30000
+#define MT_PARTS 8
+
+typedef struct mt_arg {
+    px_fcache *c;
+    pthread_barrier_t *start;
+    int id;
+    uint64_t hits, puts, bad;
+} mt_arg;
+
+static void *mt_run(void *p)
+{
+    mt_arg *a = p;
+    pthread_barrier_wait(a->start); /* all at once */
+    for (int r = 0; r < MT_ROUNDS; r++) {
+        int32_t part = (int32_t)((r * 7 + a->id) % MT_PARTS);
+        kc_fetch_resp_partition rp, out;
+        kc_frame *g = NULL;
+        if (r % 3 == 0) {
+            kc_frame *f = frame_of(1000 * part, 4, (size_t)(r % 2) * 300, &rp, 1000 * part + 40);
+            px_fcache_put(a->c, KEY(part, 1), 0, NOW, f, &rp);
+            kc_frame_release(f);
+            a->puts++;
+        } else if (r % 97 == 0) {
+            px_fcache_drop(a->c, T, part);
+        } else if (px_fcache_get(a->c, KEY(part, 1), 0, 1000 * part + 15, 1 << 20, NOW, &out, &g)) {
+            a->hits++;
+            int64_t base = 0;
+            for (int i = 0; i < 8; i++)
+                base = base << 8 | out.records.p[i];
+            if (base != 1000 * part + 10 || out.records.len != 3 * BATCH_LEN ||
+                kc_crc32c(0, out.records.p + 21, BATCH_LEN - 21) !=
+                    ((uint32_t)out.records.p[17] << 24 | (uint32_t)out.records.p[18] << 16 |
+                     (uint32_t)out.records.p[19] << 8 | out.records.p[20]))
+                a->bad++;
+            kc_frame_release(g);
+        }
+    }
+    return NULL;
+}
+
+START_TEST(test_fcache_threads)
+{
+    px_fcache *c = px_fcache_new(64 << 20, AGE);
+    pthread_t th[MT_THREADS];
+    mt_arg args[MT_THREADS];
+    pthread_barrier_t start;
+    ck_assert_int_eq(pthread_barrier_init(&start, NULL, MT_THREADS), 0);
+    for (int i = 0; i < MT_THREADS; i++) {
+        args[i] = (mt_arg){.c = c, .start = &start, .id = i};
+        ck_assert_int_eq(pthread_create(&th[i], NULL, mt_run, &args[i]), 0);
+    }
+    uint64_t hits = 0, puts = 0, bad = 0;
+    for (int i = 0; i < MT_THREADS; i++) {
+        pthread_join(th[i], NULL);
+        hits += args[i].hits;
+        puts += args[i].puts;
+        bad += args[i].bad;
+    }
+    pthread_barrier_destroy(&start);
+    px_fcache_stats st = fc_stats(c);
+    ck_assert_uint_eq(bad, 0);
+    ck_assert_uint_gt(hits, 0);
+    ck_assert_uint_eq(st.hits, hits);
+    ck_assert_uint_le(st.misses, puts);
+    ck_assert_uint_gt(st.misses, 0);
+    ck_assert_uint_eq(st.bytes_saved, hits * 3 * BATCH_LEN);
+    ck_assert_uint_eq(st.evictions, 0);
+    /* What is held is whole segments of 4 batches. */
+    ck_assert_uint_eq(st.bytes % (4 * BATCH_LEN), 0);
+    px_fcache_free(c);
 }
 END_TEST
 
@@ -239,6 +327,7 @@ int main(void)
     tcase_add_test(tc, test_fcache_invalidate);
     tcase_add_test(tc, test_fcache_lru_and_copy);
     tcase_add_test(tc, test_fcache_deleted);
+    tcase_add_test(tc, test_fcache_threads);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
