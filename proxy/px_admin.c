@@ -163,8 +163,10 @@ static void px_admin_zone_metrics(px_proxy *px, struct evbuffer *b)
               "CRC is counted in kzproxy_wal_in_corrupt_partitions_total.",
               st->in_read_errors);
     px_metric(b, "kzproxy_wal_in_corrupt_partitions_total", "counter",
-              "Partitions whose slice failed its CRC32C (a producer's bad batch CRC, or a damaged object): "
-              "answered CORRUPT_MESSAGE, not appended.",
+              "Partitions whose slice failed its CRC32C check (wal.read_check headers: damaged batch headers or "
+              "CRC fields; payload: any damaged byte or a producer's bad batch CRC): answered CORRUPT_MESSAGE, "
+              "not appended. Damaged records under read_check headers are refused by the broker and counted "
+              "in kzproxy_wal_in_partition_errors_total only.",
               st->in_corrupt);
     px_metric(b, "kzproxy_wal_in_topic_lookups_total", "counter",
               "Metadata requests router-in made for topics a KzWalAppend named that this proxy's view lacked.",

@@ -235,7 +235,9 @@ static int px_fc_expire(px_fcache *c, px_fc_part *pt, int64_t now_ms)
     px_fc_seg *o, *tmp;
     for (o = TAILQ_FIRST(&pt->segs); o; o = tmp) {
         tmp = TAILQ_NEXT(o, link);
-        if (now_ms - o->born_ms > c->max_age_ms || now_ms < o->born_ms) {
+        /* now_ms may be a little behind born_ms: threads read the clock
+         * before they take the lock. */
+        if (now_ms - o->born_ms > c->max_age_ms) {
             px_fc_seg_free(c, o);
             c->st.expirations++;
         }
@@ -247,46 +249,37 @@ static int px_fc_expire(px_fcache *c, px_fc_part *pt, int64_t now_ms)
     return 0;
 }
 
-static void px_fc_put(px_fcache *c, const px_fc_key *k, int8_t isolation, int64_t now_ms, kc_frame *f,
-                      const kc_fetch_resp_partition *rp)
+static void px_fc_seg_discard(px_fc_seg *s)
 {
-    kc_str topic = k->topic;
-    int32_t partition = k->partition;
-    px_fc_part *pt = px_fc_find_key(c, k);
-    if (rp->error_code != 0) {
-        px_fc_drop(c, topic, partition); /* the log may have changed under us */
-        return;
-    }
-    if (pt && px_fc_expire(c, pt, now_ms))
-        pt = NULL;
-    if (pt) {
-        px_fc_seg *s;
-        TAILQ_FOREACH(s, &pt->segs, link) {
-            if ((rp->high_watermark >= 0 && rp->high_watermark < s->end) || rp->log_start_offset > s->first) {
-                /* truncated below what we hold, or records deleted from its start */
-                px_fc_drop(c, topic, partition);
-                return;
-            }
-        }
-    }
-    if (rp->records.len <= 0 || rp->records.p == NULL || rp->high_watermark < 0)
-        return;
-    if (rp->naborted_transactions > 0)
-        return; /* the abort list would have to be cut to the range served: not kept */
-    if (f == NULL || rp->records.p < f->data || rp->records.p + rp->records.len > f->data + f->len)
-        return;
-    px_fc_seg *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return;
+    kc_frame_release(s->frame);
+    free(s->last);
+    free(s->pos);
+    free(s);
+}
+
+/* The segment rp's records would make, built without the cache's lock (the
+ * batches' CRC pass and a copy can take a while): NULL when nothing of rp
+ * is to be kept. cap is immutable. */
+static px_fc_seg *px_fc_seg_make(size_t cap, int8_t isolation, int64_t now_ms, kc_frame *f,
+                                 const kc_fetch_resp_partition *rp)
+{
+    if (rp->error_code != 0 || rp->records.len <= 0 || rp->records.p == NULL || rp->high_watermark < 0)
+        return NULL;
+    if (rp->naborted_transactions > 0)
+        return NULL; /* the abort list would have to be cut to the range served: not kept */
+    if (f == NULL || rp->records.p < f->data || rp->records.p + rp->records.len > f->data + f->len)
+        return NULL;
+    px_fc_seg *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return NULL;
     s->len = px_fc_batches(&rp->records, &s->last, &s->pos, &s->nbatches);
-    if (s->len == 0 || s->len > c->cap) {
-        free(s->last);
-        free(s->pos);
-        free(s);
-        return;
+    if (s->len == 0 || s->len > cap) {
+        px_fc_seg_discard(s);
+        return NULL;
     }
     s->p = rp->records.p;
-    s->first = 0;
     s->end = s->last[s->nbatches - 1] + 1;
     s->hwm = rp->high_watermark;
     s->lso = rp->last_stable_offset;
@@ -294,10 +287,8 @@ static void px_fc_put(px_fcache *c, const px_fc_key *k, int8_t isolation, int64_
     s->born_ms = now_ms;
     s->isolation = isolation;
     if (s->end > s->hwm || (isolation == 1 && (s->lso < 0 || s->end > s->lso))) {
-        free(s->last); /* past what the broker says is readable: not kept */
-        free(s->pos);
-        free(s);
-        return;
+        px_fc_seg_discard(s); /* past what the broker says is readable: not kept */
+        return NULL;
     }
     if (s->len * 2 >= f->len) {
         s->frame = kc_frame_keep(f);
@@ -305,14 +296,46 @@ static void px_fc_put(px_fcache *c, const px_fc_key *k, int8_t isolation, int64_
         memcpy(s->frame->data, s->p, s->len);
         s->p = s->frame->data;
     }
-    if (s->frame == NULL || (pt == NULL && (pt = px_fc_find(c, topic, partition, 1)) == NULL)) {
-        kc_frame_release(s->frame);
-        free(s->last);
-        free(s->pos);
-        free(s);
-        return;
+    if (s->frame == NULL) {
+        px_fc_seg_discard(s);
+        return NULL;
     }
     s->first = px_fc_base(s, 0);
+    return s;
+}
+
+/* Under the lock: what rp says about the partition's log, then s (from
+ * px_fc_seg_make, may be NULL) kept or discarded. */
+static void px_fc_put(px_fcache *c, const px_fc_key *k, int64_t now_ms, const kc_fetch_resp_partition *rp,
+                      px_fc_seg *s)
+{
+    kc_str topic = k->topic;
+    int32_t partition = k->partition;
+    px_fc_part *pt = px_fc_find_key(c, k);
+    if (rp->error_code != 0) {
+        px_fc_drop(c, topic, partition); /* the log may have changed under us */
+        px_fc_seg_discard(s);
+        return;
+    }
+    if (pt && px_fc_expire(c, pt, now_ms))
+        pt = NULL;
+    if (pt) {
+        px_fc_seg *o;
+        TAILQ_FOREACH(o, &pt->segs, link) {
+            if ((rp->high_watermark >= 0 && rp->high_watermark < o->end) || rp->log_start_offset > o->first) {
+                /* truncated below what we hold, or records deleted from its start */
+                px_fc_drop(c, topic, partition);
+                px_fc_seg_discard(s);
+                return;
+            }
+        }
+    }
+    if (s == NULL)
+        return;
+    if (pt == NULL && (pt = px_fc_find(c, topic, partition, 1)) == NULL) {
+        px_fc_seg_discard(s);
+        return;
+    }
     pt->epoch = k->epoch;
     pt->topic_id = k->topic_id;
     /* Segments overlapping the new one go: the newest answer wins. */
@@ -338,8 +361,9 @@ void px_fcache_put(px_fcache *c, const px_fc_key *k, int8_t isolation, int64_t n
 {
     if (c == NULL || c->cap == 0)
         return;
+    px_fc_seg *s = px_fc_seg_make(c->cap, isolation, now_ms, f, rp);
     pthread_mutex_lock(&c->mu);
-    px_fc_put(c, k, isolation, now_ms, f, rp);
+    px_fc_put(c, k, now_ms, rp, s);
     pthread_mutex_unlock(&c->mu);
 }
 

@@ -119,8 +119,8 @@ static void px_reload_restart_keys(const px_config *o, const px_config *c, char 
     if ((od->dns_name == NULL) != (cd->dns_name == NULL) || od->port != cd->port ||
         !px_strv_eq(od->nameservers, od->nnameservers, cd->nameservers, cd->nnameservers))
         px_restart_key(list, n, "discovery (on/off, port, nameservers)");
-    if (o->fetch_cache_bytes != c->fetch_cache_bytes)
-        px_restart_key(list, n, "fetch_cache_bytes");
+    if (o->fetch_cache_bytes != c->fetch_cache_bytes || o->fetch_cache_max_age_ms != c->fetch_cache_max_age_ms)
+        px_restart_key(list, n, "fetch_cache_bytes/max_age_ms");
     const px_backend_tls *ob = &o->backend_tls, *cb = &c->backend_tls;
     const px_backend_sasl *os = &o->backend_sasl, *cs = &c->backend_sasl;
     if (ob->enabled != cb->enabled || !px_streq(ob->ca_file, cb->ca_file) || ob->verify_hostname != cb->verify_hostname ||

@@ -382,11 +382,10 @@ static int px_fetch_follower_answer(px_split *sp, const kc_fetch_req_topic *it, 
     return 0;
 }
 
-/* The fetch cache, created on first use; NULL when fetch_cache_bytes is 0. */
+/* The fetch cache: the process's one, made by main() before the workers
+ * (px_main.c); NULL when fetch_cache_bytes is 0. */
 static px_fcache *px_fetch_cache(px_proxy *px)
 {
-    if (px->fcache == NULL && px->cfg->fetch_cache_bytes > 0)
-        px->fcache = px_fcache_new((size_t)px->cfg->fetch_cache_bytes, px->cfg->fetch_cache_max_age_ms);
     return px->fcache;
 }
 

@@ -489,8 +489,9 @@ static void rt_in_read_cb(const ow_read_result *res, void *arg)
             if (s->err != OW_OK) {
                 /* The sender derives a chunk's CRC from the record batches'
                  * own CRCs (rt_out.c): a mismatch is bytes damaged in the
-                 * store or, with read_check "payload" (every byte read), a
-                 * batch its producer checksummed wrong as well. Either
+                 * store or, with read_check "payload" (every byte read) and
+                 * a derived chunk CRC, a batch its producer checksummed
+                 * wrong as well. Either
                  * way only this partition is refused, as a broker would;
                  * its answer logs the cause (rate-limited: a client can
                  * send bad batches at will). */

@@ -91,6 +91,14 @@ START_TEST(test_fcache_hit_miss)
     ck_assert_int_eq(px_fcache_get(c, KEY(0, 5), 0, 100, 1 << 20, NOW, &out, &g), 0);
     ck_assert_uint_eq(fc_stats(c).bytes, 0);
     ck_assert_uint_eq(fc_stats(c).hits, 2);
+    /* A thread that read the clock just before another one put: its clock
+     * is a little behind the segment's birth, which is still served. */
+    f = frame_of(100, 4, 0, &rp, 140);
+    px_fcache_put(c, KEY(0, 6), 0, NOW + 1, f, &rp);
+    kc_frame_release(f);
+    ck_assert_int_eq(px_fcache_get(c, KEY(0, 6), 0, 100, 1 << 20, NOW, &out, &g), 1);
+    kc_frame_release(g);
+    ck_assert_uint_eq(fc_stats(c).expirations, 0);
     px_fcache_free(c);
 }
 END_TEST
