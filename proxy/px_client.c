@@ -57,6 +57,7 @@ int px_client_set_principal(px_client *cl, const char *principal)
     return 0;
 }
 struct px_fetch_replicas **px_client_fetch_replicas(px_client *cl) { return cl->closed ? NULL : &cl->fetch_replicas; }
+struct px_seq_marks **px_client_seq_marks(px_client *cl) { return cl->closed ? NULL : &cl->seq_marks; }
 
 void px_client_release(px_client *cl)
 {
@@ -65,6 +66,7 @@ void px_client_release(px_client *cl)
     if (cl->shadow)
         px_worker_shadow_drop(cl);
     px_fetch_replicas_free(cl->fetch_replicas);
+    px_seq_marks_free(cl->seq_marks);
     px_client_auth_free(&cl->auth);
     event_free(cl->resume);
     free(cl->principal);

@@ -34,6 +34,7 @@ struct px_client {
         mc_conn *conn;
     } priv[8];
     struct px_fetch_replicas *fetch_replicas; /* px_route_fetch.c: read replicas by partition */
+    struct px_seq_marks *seq_marks;           /* px_route_produce.c: failed sequences, no router */
     int tls;                /* bev is an OpenSSL bufferevent (client_tls) */
     int tls_done;           /* its handshake completed */
     struct event *sniff;    /* TLS listener: waits for the first bytes, before bev exists */

@@ -162,6 +162,12 @@ struct mc_conn *px_client_conn(px_client *cl, int32_t broker_id, int blocking);
  * it; freed with the connection by px_fetch_replicas_free); NULL once the
  * connection is closed. */
 struct px_fetch_replicas **px_client_fetch_replicas(px_client *cl);
+/* Failed idempotent Produce batches whose retries later batches wait for,
+ * without a router (px_route_produce.c owns it; freed with the connection by
+ * px_seq_marks_free); NULL once the connection is closed. */
+struct px_seq_marks;
+struct px_seq_marks **px_client_seq_marks(px_client *cl);
+void px_seq_marks_free(struct px_seq_marks *sm);
 /* The client's zone, and its address for logs. */
 const char *px_client_zone(const px_client *cl);
 const char *px_client_peer(const px_client *cl);
