@@ -12,6 +12,7 @@
 
 #include "common/kz_log.h"
 #include "meta-client/mc_xzone.h"
+#include "router/rt_seq.h"
 
 #include <event2/buffer.h>
 #include <stdio.h>
@@ -20,29 +21,20 @@
 #include <time.h>
 
 /*
- * Sequence holds without a router. With a wal section the router keeps, per
+ * Sequence holds without a router. With a wal section router-out keeps, per
  * client connection and partition, the earliest batch of an idempotent
  * producer that failed with a retriable error, and holds the producer's
  * later batches until that retry comes (rt_out_seq_failed, rt_out_seq_hold).
- * Without one, the direct path keeps the same rule here, per client
- * connection: a batch that failed in this proxy without reaching its broker
- * (the connection in reconnect backoff, a refused connect) must not be
- * overtaken by a later one the client had already sent, which finds the
- * broker back a moment later. A broker that checks sequences answers that
- * one OUT_OF_ORDER_SEQUENCE; one that does not (librdkafka's mock for a
- * producer without a transactional id) appends it, and the client then takes
- * the failed batch as written (librdkafka acks it implicitly when a later
- * batch succeeds) although it never was.
+ * Without one, the direct path keeps the same marks (rt_seq.h) here, per
+ * client connection: a batch that failed in this proxy without reaching its
+ * broker (the connection in reconnect backoff, a refused connect) must not
+ * be overtaken by a later one the client had already sent, which finds the
+ * broker back a moment later.
  */
-#define PX_SEQ_HOLD_MS 2000 /* as RT_SEQ_HOLD_MS */
-
 typedef struct px_seq_mark {
     char *topic;
     int32_t partition;
-    int64_t pid;
-    int16_t epoch;
-    int32_t seq;      /* the earliest failed sequence: later ones wait for its retry */
-    int64_t until_ms; /* or until then */
+    rt_seqmark mark;
 } px_seq_mark;
 
 struct px_seq_marks {
@@ -67,22 +59,6 @@ static int64_t px_seq_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Producer id, epoch and base sequence of a record batch v2 (as
- * rt_batch_seq); 0 when it is not an idempotent producer's batch. */
-static int px_seq_of(kc_bytes rec, int64_t *pid, int16_t *epoch, int32_t *seq)
-{
-    if (rec.p == NULL || rec.len < 61 || rec.p[16] != 2)
-        return 0;
-    const uint8_t *b = (const uint8_t *)rec.p;
-    uint64_t id = 0;
-    for (int i = 0; i < 8; i++)
-        id = id << 8 | b[43 + i];
-    *pid = (int64_t)id;
-    *epoch = (int16_t)((uint16_t)b[51] << 8 | b[52]);
-    *seq = (int32_t)((uint32_t)b[53] << 24 | (uint32_t)b[54] << 16 | (uint32_t)b[55] << 8 | b[56]);
-    return *pid >= 0 && *seq >= 0;
-}
-
 static px_seq_mark *px_seq_find(struct px_seq_marks *sm, kc_str topic, int32_t partition)
 {
     for (int i = 0; sm && i < sm->n; i++)
@@ -95,32 +71,9 @@ static px_seq_mark *px_seq_find(struct px_seq_marks *sm, kc_str topic, int32_t p
 static void px_seq_failed(px_client *cl, kc_str topic, int32_t partition, kc_bytes records, int16_t code)
 {
     struct px_seq_marks **smp = px_client_seq_marks(cl);
-    int64_t pid;
-    int16_t epoch;
-    int32_t seq;
-    if (smp == NULL || topic.len < 0 || !px_seq_of(records, &pid, &epoch, &seq))
+    if (smp == NULL || topic.len < 0 || !rt_seq_markable(records, code))
         return;
-    switch (code) { /* retriable: the client sends the batch again (rt_order.c's list) */
-    case KC_ERR_NOT_LEADER_OR_FOLLOWER:
-    case KC_ERR_LEADER_NOT_AVAILABLE:
-    case KC_ERR_REQUEST_TIMED_OUT:
-    case KC_ERR_NETWORK_EXCEPTION:
-    case KC_ERR_UNKNOWN_TOPIC_OR_PARTITION:
-    case 19: /* NOT_ENOUGH_REPLICAS */
-    case 20: /* NOT_ENOUGH_REPLICAS_AFTER_APPEND */
-    case 56: /* KAFKA_STORAGE_ERROR */
-    case 74: /* FENCED_LEADER_EPOCH */
-    case 75: /* UNKNOWN_LEADER_EPOCH */
-        break;
-    default:
-        return;
-    }
     px_seq_mark *m = px_seq_find(*smp, topic, partition);
-    int64_t until = px_seq_now_ms() + PX_SEQ_HOLD_MS;
-    if (m && m->pid == pid && m->epoch == epoch && m->seq <= seq) {
-        m->until_ms = until; /* the earliest failed sequence is the one to wait for */
-        return;
-    }
     if (m == NULL) {
         struct px_seq_marks *sm = *smp;
         if (sm == NULL && (sm = *smp = calloc(1, sizeof(*sm))) == NULL)
@@ -139,13 +92,9 @@ static void px_seq_failed(px_client *cl, kc_str topic, int32_t partition, kc_byt
         memcpy(t, topic.p, (size_t)topic.len);
         t[topic.len] = '\0';
         m = &sm->m[sm->n++];
-        m->topic = t;
-        m->partition = partition;
+        *m = (px_seq_mark){.topic = t, .partition = partition};
     }
-    m->pid = pid;
-    m->epoch = epoch;
-    m->seq = seq;
-    m->until_ms = until;
+    rt_seq_failed(&m->mark, records, px_seq_now_ms());
 }
 
 /* 1 when records must wait for the retry of an earlier failed batch. */
@@ -153,21 +102,20 @@ static int px_seq_hold(px_client *cl, kc_str topic, int32_t partition, kc_bytes 
 {
     struct px_seq_marks **smp = px_client_seq_marks(cl);
     px_seq_mark *m = smp ? px_seq_find(*smp, topic, partition) : NULL;
-    int64_t pid;
-    int16_t epoch;
-    int32_t seq;
-    if (m == NULL || !px_seq_of(records, &pid, &epoch, &seq))
+    if (m == NULL)
         return 0;
-    if (px_seq_now_ms() > m->until_ms || pid != m->pid || epoch != m->epoch || seq <= m->seq) {
-        /* expired, another producer session, or the retry itself */
+    if (rt_seq_hold(&m->mark, records, px_seq_now_ms())) {
+        kz_dbg("client %s: Produce %.*s-%d held: an earlier batch of this producer (sequence %d) failed and "
+               "its retry has not come yet", px_client_peer(cl), (int)topic.len, topic.p, (int)partition,
+               (int)m->mark.seq);
+        return 1;
+    }
+    if (!m->mark.set) { /* expired, another producer session, or the retry itself */
         struct px_seq_marks *sm = *smp;
         free(m->topic);
         *m = sm->m[--sm->n];
-        return 0;
     }
-    kz_dbg("client %s: Produce %.*s-%d: sequence %d held: the batch at sequence %d failed and its retry has "
-           "not come yet", px_client_peer(cl), (int)topic.len, topic.p, (int)partition, (int)seq, (int)m->seq);
-    return 1;
+    return 0;
 }
 
 static const kc_produce_resp_partition *px_produce_find(px_sub *s, kc_str topic, int32_t part)

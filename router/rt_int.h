@@ -5,6 +5,7 @@
 #define RT_INT_H
 
 #include "router/rt_router.h"
+#include "router/rt_seq.h"
 
 /* One part of a batch in a WAL object; its range once the object is sealed. */
 typedef struct rt_ent {
@@ -55,11 +56,8 @@ typedef struct rt_okey {
     int direct;        /* direct or cross-zone sends in flight (px_route_produce) */
     /* An idempotent producer's batch of this key failed (retriably) and its
      * retry has not come yet: later sequences are held until it does
-     * (rt_out_seq_*). retry_mark holds one of refs. */
-    int retry_mark;
-    int16_t retry_epoch;
-    int32_t retry_seq;
-    int64_t retry_pid, retry_until_ms;
+     * (rt_out_seq_*, rt_seq.h). A set mark holds one of refs. */
+    rt_seqmark retry;
     int queued;        /* parts in objects of dest, not resolved */
     rt_dest *dest;     /* where its last part went */
     int open_fails;    /* failed parts whose batch is not done yet */

@@ -126,7 +126,7 @@ int rt_out_inflight(rt_router *rt, const void *stream, kc_str topic, int32_t par
     if (rt == NULL)
         return 0;
     rt_okey *k = rt_okey_get(rt, stream, topic, partition, 0);
-    if (k == NULL || k->refs - k->direct - k->retry_mark <= 0)
+    if (k == NULL || k->refs - k->direct - k->retry.set <= 0)
         return 0;
     rt->st.order_holds++;
     rt_note(rt, "router-out", "held: WAL parts of this partition from this client are in flight, a direct "
@@ -134,77 +134,17 @@ int rt_out_inflight(rt_router *rt, const void *stream, kc_str topic, int32_t par
     return 1;
 }
 
-/* Producer id, epoch and base sequence of a record batch v2 (Kafka's fixed
- * 61-byte header: producerId at 43, producerEpoch at 51, baseSequence at
- * 53, magic at 16); 0 when it is not an idempotent producer's batch. */
-static int rt_batch_seq(kc_bytes rec, int64_t *pid, int16_t *epoch, int32_t *seq)
-{
-    if (rec.p == NULL || rec.len < 61 || rec.p[16] != 2)
-        return 0;
-    const uint8_t *b = (const uint8_t *)rec.p;
-    uint64_t id = 0;
-    for (int i = 0; i < 8; i++)
-        id = id << 8 | b[43 + i];
-    *pid = (int64_t)id;
-    *epoch = (int16_t)((uint16_t)b[51] << 8 | b[52]);
-    *seq = (int32_t)((uint32_t)b[53] << 24 | (uint32_t)b[54] << 16 | (uint32_t)b[55] << 8 | b[56]);
-    return *pid >= 0 && *seq >= 0;
-}
-
-/* How long later sequences wait for a failed batch's retry on the same
- * connection. What must not overtake it are the batches the client sent
- * before it read the failure: they come within a round trip. A retry can
- * also come on another connection (the partition's virtual leader moved to
- * another proxy), and then waiting longer would only stall the partition. */
-#define RT_SEQ_HOLD_MS 2000
-
-static int rt_code_retriable(int16_t code)
-{
-    switch (code) {
-    case KC_ERR_NOT_LEADER_OR_FOLLOWER:
-    case KC_ERR_LEADER_NOT_AVAILABLE:
-    case KC_ERR_REQUEST_TIMED_OUT:
-    case KC_ERR_NETWORK_EXCEPTION:
-    case KC_ERR_UNKNOWN_TOPIC_OR_PARTITION:
-    case 19: /* NOT_ENOUGH_REPLICAS */
-    case 20: /* NOT_ENOUGH_REPLICAS_AFTER_APPEND */
-    case 56: /* KAFKA_STORAGE_ERROR */
-    case 74: /* FENCED_LEADER_EPOCH */
-    case 75: /* UNKNOWN_LEADER_EPOCH */
-        return 1;
-    default:
-        return 0;
-    }
-}
-
-static void rt_seq_clear(rt_router *rt, rt_okey *k)
-{
-    k->retry_mark = 0;
-    rt_okey_unref(rt, k); /* may free k */
-}
-
 void rt_out_seq_failed(rt_router *rt, const void *stream, kc_str topic, int32_t partition, kc_bytes records,
                        int16_t code)
 {
-    int64_t pid;
-    int16_t epoch;
-    int32_t seq;
-    if (rt == NULL || !rt_code_retriable(code) || !rt_batch_seq(records, &pid, &epoch, &seq))
+    if (rt == NULL || !rt_seq_markable(records, code))
         return;
     rt_okey *k = rt_okey_get(rt, stream, topic, partition, 1);
     if (k == NULL)
         return;
-    if (!k->retry_mark) {
-        k->retry_mark = 1;
-        k->refs++;
-    } else if (k->retry_pid == pid && k->retry_epoch == epoch && k->retry_seq <= seq) {
-        k->retry_until_ms = rt_wall_ms() + RT_SEQ_HOLD_MS;
-        return; /* the earliest failed sequence is the one to wait for */
-    }
-    k->retry_pid = pid;
-    k->retry_epoch = epoch;
-    k->retry_seq = seq;
-    k->retry_until_ms = rt_wall_ms() + RT_SEQ_HOLD_MS;
+    if (!k->retry.set)
+        k->refs++; /* the mark holds the key */
+    rt_seq_failed(&k->retry, records, rt_wall_ms());
 }
 
 int rt_out_seq_hold(rt_router *rt, const void *stream, kc_str topic, int32_t partition, kc_bytes records)
@@ -212,16 +152,11 @@ int rt_out_seq_hold(rt_router *rt, const void *stream, kc_str topic, int32_t par
     if (rt == NULL)
         return 0;
     rt_okey *k = rt_okey_get(rt, stream, topic, partition, 0);
-    if (k == NULL || !k->retry_mark)
+    if (k == NULL || !k->retry.set)
         return 0;
-    int64_t pid;
-    int16_t epoch;
-    int32_t seq;
-    if (!rt_batch_seq(records, &pid, &epoch, &seq))
-        return 0;
-    if (rt_wall_ms() > k->retry_until_ms || pid != k->retry_pid || epoch != k->retry_epoch ||
-        seq <= k->retry_seq) {
-        rt_seq_clear(rt, k); /* expired, another producer session, or the retry itself */
+    if (!rt_seq_hold(&k->retry, records, rt_wall_ms())) {
+        if (!k->retry.set)
+            rt_okey_unref(rt, k); /* the mark went: may free k */
         return 0;
     }
     rt->st.order_holds++;

@@ -6,6 +6,7 @@
 
 #include "common/kz_addr.h"
 #include "proxy/px_proxy.h"
+#include "router/rt_seq.h"
 
 #include <arpa/inet.h>
 #include <check.h>
@@ -509,6 +510,56 @@ START_TEST(test_conn_response_over_limit)
 }
 END_TEST
 
+/* A record batch v2 header of an idempotent producer (or pid -1). */
+static kc_bytes seq_batch(uint8_t *b, int64_t pid, int16_t epoch, int32_t seq)
+{
+    memset(b, 0, 61);
+    b[16] = 2;
+    for (int i = 0; i < 8; i++)
+        b[43 + i] = (uint8_t)((uint64_t)pid >> (56 - 8 * i));
+    b[51] = (uint8_t)((uint16_t)epoch >> 8);
+    b[52] = (uint8_t)epoch;
+    for (int i = 0; i < 4; i++)
+        b[53 + i] = (uint8_t)((uint32_t)seq >> (24 - 8 * i));
+    return (kc_bytes){b, 61};
+}
+
+/* rt_seq: the sequence hold the router and the direct path share. */
+START_TEST(test_seq_hold)
+{
+    uint8_t b[61];
+    rt_seqmark m = {0};
+    /* Only an idempotent producer's batch, failed retriably, is marked. */
+    ck_assert_int_eq(rt_seq_markable(seq_batch(b, -1, 0, -1), 6), 0);
+    ck_assert_int_eq(rt_seq_markable(seq_batch(b, 7, 0, 10), 87), 0); /* INVALID_RECORD: not retried */
+    ck_assert_int_eq(rt_seq_markable(seq_batch(b, 7, 0, 10), 6), 1);  /* NOT_LEADER_OR_FOLLOWER */
+    ck_assert_int_eq(rt_seq_markable((kc_bytes){b, 60}, 6), 0);
+    ck_assert_int_eq(rt_seq_hold(&m, seq_batch(b, 7, 0, 15), 1000), 0); /* nothing marked */
+    rt_seq_failed(&m, seq_batch(b, 7, 0, 10), 1000);
+    ck_assert_int_eq(m.set, 1);
+    /* A later failure of the same session keeps the earliest sequence. */
+    rt_seq_failed(&m, seq_batch(b, 7, 0, 15), 1500);
+    ck_assert_int_eq(m.seq, 10);
+    ck_assert_int_eq(m.until_ms, 1500 + RT_SEQ_HOLD_MS);
+    /* Later sequences wait; a producer without an id never does. */
+    ck_assert_int_eq(rt_seq_hold(&m, seq_batch(b, 7, 0, 20), 1600), 1);
+    ck_assert_int_eq(rt_seq_hold(&m, seq_batch(b, -1, 0, -1), 1600), 0);
+    ck_assert_int_eq(m.set, 1);
+    /* The retry itself goes and clears the mark. */
+    ck_assert_int_eq(rt_seq_hold(&m, seq_batch(b, 7, 0, 10), 1700), 0);
+    ck_assert_int_eq(m.set, 0);
+    ck_assert_int_eq(rt_seq_hold(&m, seq_batch(b, 7, 0, 20), 1700), 0);
+    /* Another session (epoch) or the deadline clears it too. */
+    rt_seq_failed(&m, seq_batch(b, 7, 0, 30), 2000);
+    ck_assert_int_eq(rt_seq_hold(&m, seq_batch(b, 7, 1, 0), 2100), 0);
+    ck_assert_int_eq(m.set, 0);
+    rt_seq_failed(&m, seq_batch(b, 7, 0, 30), 2000);
+    ck_assert_int_eq(rt_seq_hold(&m, seq_batch(b, 7, 0, 31), 2000 + RT_SEQ_HOLD_MS), 1);
+    ck_assert_int_eq(rt_seq_hold(&m, seq_batch(b, 7, 0, 31), 2001 + RT_SEQ_HOLD_MS), 0);
+    ck_assert_int_eq(m.set, 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("proxy");
@@ -525,6 +576,7 @@ int main(void)
     tcase_add_test(tc, test_conn_freed_in_callback);
     tcase_add_test(tc, test_conn_claimed_size_stall);
     tcase_add_test(tc, test_conn_response_over_limit);
+    tcase_add_test(tc, test_seq_hold);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
