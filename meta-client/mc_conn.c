@@ -25,13 +25,6 @@
 #include <sys/queue.h>
 #include <time.h>
 
-int64_t mc_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 
 void mc_pending_free(mc_pending *p)
 {
@@ -238,7 +231,7 @@ static void mc_conn_event_cb(struct bufferevent *bev, short what, void *arg)
         kz_log(c->cfg.quiet ? KZ_LOG_DEBUG : KZ_LOG_WARN, "broker %d (%s:%d): cannot connect: %s",
                c->broker_id, c->host, c->port,
                dnserr ? evutil_gai_strerror(dnserr) : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-        c->backoff_until_ms = mc_now_ms() + c->cfg.reconnect_backoff_ms;
+        c->backoff_until_ms = kz_mono_ms() + c->cfg.reconnect_backoff_ms;
     } else {
         kz_log(c->cfg.quiet ? KZ_LOG_DEBUG : KZ_LOG_INFO, "broker %d (%s:%d): %s", c->broker_id, c->host,
                c->port, why);
@@ -252,7 +245,7 @@ static void mc_conn_timer_cb(evutil_socket_t fd, short what, void *arg)
     mc_conn *c = arg;
     (void)fd;
     (void)what;
-    if (c->state == MC_CONNECTING && c->cfg.sec != NULL && mc_now_ms() > c->handshake_deadline_ms) {
+    if (c->state == MC_CONNECTING && c->cfg.sec != NULL && kz_mono_ms() > c->handshake_deadline_ms) {
         char why[200];
         snprintf(why, sizeof(why), "%s timed out after %d ms", c->tls ? "connect and TLS handshake" : "connect",
                  c->cfg.request_timeout_ms);
@@ -260,7 +253,7 @@ static void mc_conn_timer_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     mc_pending *p = TAILQ_FIRST(&c->inflight);
-    if (p != NULL && mc_now_ms() > p->deadline_ms) {
+    if (p != NULL && kz_mono_ms() > p->deadline_ms) {
         if (p->internal) {
             char why[200];
             snprintf(why, sizeof(why), "SASL authentication timed out (no %s response in %d ms)",
@@ -343,11 +336,11 @@ void mc_conn_connect(mc_conn *c)
     bufferevent_set_max_single_write(c->bev, KC_TX_WRITE_MAX);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     c->state = MC_CONNECTING;
-    c->handshake_deadline_ms = mc_now_ms() + c->cfg.request_timeout_ms;
+    c->handshake_deadline_ms = kz_mono_ms() + c->cfg.request_timeout_ms;
     if (bufferevent_socket_connect_hostname(c->bev, c->dns, AF_UNSPEC, c->host, c->port) != 0) {
         /* The event callback has run or will run with the error. */
         if (c->state == MC_CONNECTING && c->bev) {
-            c->backoff_until_ms = mc_now_ms() + c->cfg.reconnect_backoff_ms;
+            c->backoff_until_ms = kz_mono_ms() + c->cfg.reconnect_backoff_ms;
             mc_conn_fail_all(c, "cannot connect to broker", 1);
         }
     }
@@ -421,7 +414,7 @@ int mc_conn_request(mc_conn *c, int16_t api_key, int16_t version, kc_str client_
                     struct evbuffer *body, int expect_response, int extra_wait_ms, mc_resp_fn fn,
                     void *arg)
 {
-    int64_t now = mc_now_ms();
+    int64_t now = kz_mono_ms();
     if (c->doomed || (c->state == MC_DOWN && now < c->backoff_until_ms))
         return -1;
     mc_pending *p = calloc(1, sizeof(*p));

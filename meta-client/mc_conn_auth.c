@@ -80,7 +80,7 @@ void mc_conn_handshake_failed(mc_conn *c, int tls, const char *why)
     kz_log(first && !c->cfg.quiet ? KZ_LOG_WARN : KZ_LOG_DEBUG, "%s%s%s%s", msg,
            first ? " (logged once until a handshake with this " : "", first ? kind : "",
            first ? " succeeds)" : "");
-    c->backoff_until_ms = mc_now_ms() + c->cfg.reconnect_backoff_ms;
+    c->backoff_until_ms = kz_mono_ms() + c->cfg.reconnect_backoff_ms;
     mc_conn_fail_all(c, msg, 1);
 }
 

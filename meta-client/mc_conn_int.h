@@ -7,6 +7,7 @@
 #ifndef MC_CONN_INT_H
 #define MC_CONN_INT_H
 
+#include "common/kz_time.h"
 #include "meta-client/mc_conn.h"
 #include "meta-client/mc_sasl.h"
 #include "meta-client/mc_xzone.h"
@@ -69,8 +70,6 @@ struct mc_conn {
     mc_pending *open;             /* written, body still streaming: the wire is its alone */
 };
 
-/* CLOCK_MONOTONIC in milliseconds. */
-int64_t mc_now_ms(void);
 /* Close the socket and fail what was sent (and, if asked, what waits). */
 void mc_conn_fail_all(mc_conn *c, const char *why, int include_waiting);
 /* Write queued requests while the in-flight window has room. */

@@ -45,7 +45,7 @@ static mc_pending *mc_stream_find(mc_conn *c, uint64_t id, int *written)
 uint64_t mc_conn_stream_open(mc_conn *c, int16_t api_key, int16_t version, kc_str client_id,
                              struct evbuffer *body, size_t body_len, mc_resp_fn fn, void *arg)
 {
-    int64_t now = mc_now_ms();
+    int64_t now = kz_mono_ms();
     size_t have = evbuffer_get_length(body);
     if (c->doomed || (c->state == MC_DOWN && now < c->backoff_until_ms) || have > body_len ||
         body_len > INT32_MAX / 2)
@@ -123,7 +123,7 @@ int mc_conn_stream_add(mc_conn *c, uint64_t id, struct evbuffer *more)
     mc_xz_count(c->xz, MC_XZ_OUT, c->xz_kind, p->api_key, n);
     p->stream_left -= n;
     /* The request's time runs from its last byte, as for any request. */
-    p->deadline_ms = mc_now_ms() + c->cfg.request_timeout_ms;
+    p->deadline_ms = kz_mono_ms() + c->cfg.request_timeout_ms;
     if (p->stream_left > 0)
         return 1;
     c->open = NULL;

@@ -25,6 +25,7 @@
 
 #include "codec/kc_proto.h"
 #include "common/kz_log.h"
+#include "common/kz_time.h"
 #include "meta-client/mc_xzone.h"
 
 #include <event2/buffer.h>
@@ -34,13 +35,6 @@
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
-
-static int64_t mc_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int64_t mc_wall_ms(void)
 {
@@ -307,7 +301,7 @@ static void mc_peer_check(mc_peer_int *p)
         return;
     }
     p->checking = 1;
-    p->check_sent_ms = mc_mono_ms();
+    p->check_sent_ms = kz_mono_ms();
     if (mc_conn_request(p->health, KC_API_KZ_HELLO, KC_PEER_VERSION, kc_str_c(MC_PEER_CLIENT_ID), body,
                         1, 0, mc_peer_check_cb, p) != 0) {
         /* Not sent (reconnect backoff after a refused connect): the callback does not run. */
@@ -323,7 +317,7 @@ static void mc_peers_health_cb(evutil_socket_t fd, short what, void *arg)
     mc_peers *ps = arg;
     (void)fd;
     (void)what;
-    int64_t now = mc_mono_ms();
+    int64_t now = kz_mono_ms();
     /* Index loop: a check's callback may run inside mc_conn_request, but it
      * never adds or removes peers. */
     for (int i = 0; i < ps->n; i++) {

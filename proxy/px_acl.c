@@ -21,6 +21,7 @@
 #include "proxy/px_acl.h"
 
 #include "common/kz_log.h"
+#include "common/kz_time.h"
 
 #include <event2/buffer.h>
 #include <stdio.h>
@@ -44,13 +45,6 @@ typedef struct px_acl_logslot {
 /* Per thread (workers, px_worker.c): each thread rate-limits its own lines. */
 static _Thread_local px_acl_logslot px_acl_logs[PX_ACL_LOG_SLOTS];
 
-static int64_t px_acl_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Copy s into out for a log line: printable ASCII kept, the rest '?', cut
  * at outsz - 1 (names come from the wire and from certificates). */
 static void px_acl_printable(char *out, size_t outsz, const char *s, size_t len)
@@ -73,7 +67,7 @@ static uint32_t px_acl_hash(const char *principal, kz_acl_op op, kz_acl_res res)
 
 static void px_acl_note(px_client *cl, const char *principal, kz_acl_op op, kz_acl_res res, kc_str name)
 {
-    int64_t now = px_acl_now_ms();
+    int64_t now = kz_mono_ms();
     uint32_t h = px_acl_hash(principal, op, res);
     px_acl_logslot *s = NULL, *oldest = &px_acl_logs[0];
     for (int i = 0; i < PX_ACL_LOG_SLOTS; i++) {

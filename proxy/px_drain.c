@@ -24,6 +24,7 @@
 #include "proxy/px_worker.h"
 
 #include "common/kz_log.h"
+#include "common/kz_time.h"
 #include "meta-client/mc_peers.h"
 #include "router/rt_router.h"
 
@@ -37,13 +38,6 @@
 
 #define PX_DRAIN_TICK_MS 50
 #define PX_DRAIN_LOG_MS 1000
-
-static int64_t px_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Requests the drain does not wait for: a Fetch long poll only reads, and a
  * client that loses one on the closed connection asks again elsewhere. Group
@@ -86,7 +80,7 @@ static void px_drain_tick(evutil_socket_t fd, short what, void *arg)
     px_proxy *px = arg;
     (void)fd;
     (void)what;
-    int64_t now = px_mono_ms(), elapsed = now - px->drain_start_ms;
+    int64_t now = kz_mono_ms(), elapsed = now - px->drain_start_ms;
     int nconn, nreq;
     const char *api;
     px_drain_counts(px, &nconn, &nreq, &api);
@@ -138,7 +132,7 @@ void px_drain_start(px_proxy *px, const char *why)
         return;
     if (!px->draining)
         px->draining = 1; /* 2 (upgrade) is set by px_upgrade.c */
-    px->drain_start_ms = px->drain_log_ms = px_mono_ms();
+    px->drain_start_ms = px->drain_log_ms = kz_mono_ms();
     if (px->listener) {
         evconnlistener_free(px->listener); /* closes our copy of the socket */
         px->listener = NULL;

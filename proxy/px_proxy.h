@@ -100,7 +100,8 @@ typedef struct px_proxy {
     struct ow_store *store;  /* the WAL store; NULL without a wal config */
     struct ow_gc *gc;
     struct mc_xz *xz;        /* bytes to and from other zones */
-    struct px_fcache *fcache; /* the fetch cache (px_fcache.h); NULL until used or when off */
+    struct px_fcache *fcache; /* the fetch cache (px_fcache.h): the process's one, made by main() before
+                               * the workers, which share it; NULL when off */
     struct px_sasl *csasl;   /* client SASL (client_sasl); NULL: clients do not log in */
     int64_t started_wall_ms;
     struct evconnlistener *listener;

@@ -39,6 +39,7 @@
 #include "proxy/px_route_int.h"
 
 #include "common/kz_log.h"
+#include "common/kz_time.h"
 #include "proxy/px_fcache.h"
 
 #include <event2/buffer.h>
@@ -73,13 +74,6 @@ struct px_fetch_replicas {
     uint32_t cap, n; /* cap: a power of two, at most half full */
     px_ff_entry *e;
 };
-
-static int64_t px_ff_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static uint32_t px_ff_hash(kc_str topic, int32_t partition)
 {
@@ -180,7 +174,7 @@ static void px_ff_fallback(px_split *sp, kc_str topic, int32_t partition, int32_
             e->fails++;
         e->replica = -1;
         e->behind_since = 0;
-        e->leader_until = px_ff_now() + wait;
+        e->leader_until = kz_mono_ms() + wait;
     }
     px->m.fetch_follower_fallbacks++;
     kz_dbg("client %s: %.*s-%d: follower %d %s (error %d): reading from the leader", px_client_peer(sp->rq->cl),
@@ -336,7 +330,7 @@ static int px_fetch_follower_answer(px_split *sp, const kc_fetch_req_topic *it, 
         px_ff_entry *e = px_ff_get(sp->rq->cl, it->topic, rp->partition, 1);
         if (e == NULL)
             return 0;
-        if (e->leader_until > px_ff_now())
+        if (e->leader_until > kz_mono_ms())
             return 0; /* backing off that follower: a leader that names it anyway (the mock) is not followed */
         if (mc_view_broker(sp->view, f->preferred_read_replica) != NULL) {
             /* Followed even when named unasked (no rack_id: a leader whose
@@ -344,13 +338,13 @@ static int px_fetch_follower_answer(px_split *sp, const kc_fetch_req_topic *it, 
              * asking it again would bring none either. */
             e->replica = f->preferred_read_replica;
             e->leader = mp->leader_id;
-            e->replica_until = px_ff_now() + PX_FF_LEASE_MS;
+            e->replica_until = kz_mono_ms() + PX_FF_LEASE_MS;
             e->leader_until = 0;
             e->behind_since = 0;
         } else {
             /* A broker the view does not know (yet): ask without rack_id. */
             e->replica = -1;
-            e->leader_until = px_ff_now() + px_client_proxy(sp->rq->cl)->cfg->fetch_follower_retry_ms;
+            e->leader_until = kz_mono_ms() + px_client_proxy(sp->rq->cl)->cfg->fetch_follower_retry_ms;
             mc_cluster_refresh_soon(px_client_proxy(sp->rq->cl)->mc);
         }
         return 0;
@@ -367,7 +361,7 @@ static int px_fetch_follower_answer(px_split *sp, const kc_fetch_req_topic *it, 
     if (e == NULL)
         return 0;
     if (f->records.len == 0 && f->high_watermark >= 0 && f->high_watermark < rp->fetch_offset) {
-        int64_t now = px_ff_now();
+        int64_t now = kz_mono_ms();
         if (e->behind_since == 0) {
             e->behind_since = now;
         } else if (now - e->behind_since >= PX_FF_BEHIND_MS) {
@@ -410,7 +404,7 @@ static void px_fetch_cache_put(px_split *sp, const kc_fetch_req_topic *it, int32
     if (fc == NULL || mp == NULL || sp->in.fetch.replica_id >= 0)
         return;
     px_fc_key k = px_fetch_cache_key(sp, it->topic, it->partitions[p].partition, mp);
-    px_fcache_put(fc, &k, sp->in.fetch.isolation_level, px_ff_now(), s->resp, found);
+    px_fcache_put(fc, &k, sp->in.fetch.isolation_level, kz_mono_ms(), s->resp, found);
 }
 
 /* Answer a partition from the fetch cache when it holds its fetch offset and
@@ -439,7 +433,7 @@ static int px_fetch_cache_get(px_split *sp, int32_t t, int32_t p)
         return 0;
     kc_frame *f = NULL;
     px_fc_key k = px_fetch_cache_key(sp, it->topic, rp->partition, mp);
-    if (!px_fcache_get(fc, &k, in->isolation_level, rp->fetch_offset, rp->partition_max_bytes, px_ff_now(),
+    if (!px_fcache_get(fc, &k, in->isolation_level, rp->fetch_offset, rp->partition_max_bytes, kz_mono_ms(),
                        &sp->cached[t][p], &f))
         return 0;
     if (px_split_keep_frame(sp, f) != 0)
@@ -564,7 +558,7 @@ void px_route_fetch(px_req *rq)
     int cap = 0, nhits = 0;
     int16_t denied;
     int mode = px_ff_mode(sp);
-    int64_t now = px_ff_now();
+    int64_t now = kz_mono_ms();
     if (px_split_assign_alloc(sp, in->ntopics) != 0)
         goto oom;
     for (int32_t t = 0; t < in->ntopics; t++) {

@@ -11,6 +11,7 @@
 #include "proxy/px_route_int.h"
 
 #include "common/kz_log.h"
+#include "common/kz_time.h"
 #include "meta-client/mc_xzone.h"
 #include "router/rt_seq.h"
 
@@ -52,13 +53,6 @@ void px_seq_marks_free(struct px_seq_marks *sm)
     free(sm);
 }
 
-static int64_t px_seq_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static px_seq_mark *px_seq_find(struct px_seq_marks *sm, kc_str topic, int32_t partition)
 {
     for (int i = 0; sm && i < sm->n; i++)
@@ -94,7 +88,7 @@ static void px_seq_failed(px_client *cl, kc_str topic, int32_t partition, kc_byt
         m = &sm->m[sm->n++];
         *m = (px_seq_mark){.topic = t, .partition = partition};
     }
-    rt_seq_failed(&m->mark, records, px_seq_now_ms());
+    rt_seq_failed(&m->mark, records, kz_mono_ms());
 }
 
 /* 1 when records must wait for the retry of an earlier failed batch. */
@@ -104,7 +98,7 @@ static int px_seq_hold(px_client *cl, kc_str topic, int32_t partition, kc_bytes 
     px_seq_mark *m = smp ? px_seq_find(*smp, topic, partition) : NULL;
     if (m == NULL)
         return 0;
-    if (rt_seq_hold(&m->mark, records, px_seq_now_ms())) {
+    if (rt_seq_hold(&m->mark, records, kz_mono_ms())) {
         kz_dbg("client %s: Produce %.*s-%d held: an earlier batch of this producer (sequence %d) failed and "
                "its retry has not come yet", px_client_peer(cl), (int)topic.len, topic.p, (int)partition,
                (int)m->mark.seq);

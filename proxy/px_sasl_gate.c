@@ -10,6 +10,7 @@
 
 #include "codec/kc_peer.h"
 #include "common/kz_log.h"
+#include "common/kz_time.h"
 #include "proxy/px_proxy.h"
 
 #include <event2/buffer.h>
@@ -22,13 +23,6 @@
 #include <time.h>
 
 /* ---------------- the connection's gate ---------------- */
-
-static int64_t px_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 void px_client_auth_free(px_client_auth *auth)
 {
@@ -163,7 +157,7 @@ static void px_sasl_authenticate(px_req *rq, px_client_auth *auth, px_sasl *s)
         px_sasl_sess_free(auth->sess);
         auth->sess = NULL;
         long long life = px->cfg->client_sasl.session_lifetime_ms;
-        auth->expires_ms = life > 0 ? px_now_ms() + life : 0;
+        auth->expires_ms = life > 0 ? kz_mono_ms() + life : 0;
         if (rq->hdr.api_version >= 1)
             r.session_lifetime_ms = life;
     }
@@ -222,7 +216,7 @@ int px_sasl_raw_token(px_client *cl, px_client_auth *auth, const uint8_t *in, si
         px_sasl_sess_free(auth->sess);
         auth->sess = NULL;
         long long life = px->cfg->client_sasl.session_lifetime_ms;
-        auth->expires_ms = life > 0 ? px_now_ms() + life : 0;
+        auth->expires_ms = life > 0 ? kz_mono_ms() + life : 0;
         if (*out == NULL)
             *out = calloc(1, 1); /* PLAIN: Kafka answers an empty token */
     }
@@ -250,7 +244,7 @@ int px_sasl_gate(px_req *rq, px_client_auth *auth)
     if (key == KC_API_KZ_HELLO || key == KC_API_KZ_WAL_APPEND)
         return 0; /* peers: authenticated by peer_secret on every request */
     if (auth->state == PX_AUTH_OK) {
-        if (auth->expires_ms && px_now_ms() > auth->expires_ms) {
+        if (auth->expires_ms && kz_mono_ms() > auth->expires_ms) {
             px_req_reject(rq, "SASL session of \"%s\" expired (client_sasl.session_lifetime_ms) without "
                               "re-authentication", px_client_principal(rq->cl));
             return 1;

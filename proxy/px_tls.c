@@ -3,6 +3,7 @@
 #include "proxy/px_tls.h"
 
 #include "common/kz_log.h"
+#include "common/kz_time.h"
 #include "meta-client/mc_tls.h"
 
 #include <openssl/bio.h>
@@ -35,13 +36,6 @@ struct px_tls {
     int have_failed;
     int64_t checked_ms;  /* last stat round */
 };
-
-static int64_t px_tls_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void px_tls_stamp_take(const px_client_tls *cfg, px_tls_stamp *s)
 {
@@ -140,7 +134,7 @@ px_tls *px_tls_new(const px_client_tls *cfg, char *errstr, size_t n)
         free(t);
         return NULL;
     }
-    t->checked_ms = px_tls_now_ms();
+    t->checked_ms = kz_mono_ms();
     return t;
 }
 
@@ -172,7 +166,7 @@ int px_tls_reload(px_tls *t, char *errstr, size_t n)
 {
     px_tls_stamp st;
     px_tls_stamp_take(t->cfg, &st);
-    t->checked_ms = px_tls_now_ms();
+    t->checked_ms = kz_mono_ms();
     return px_tls_rebuild(t, &st, errstr, n);
 }
 
@@ -180,7 +174,7 @@ int px_tls_reload(px_tls *t, char *errstr, size_t n)
  * loaded (or since a rebuild last failed on them). */
 static void px_tls_check_rotation(px_tls *t)
 {
-    int64_t now = px_tls_now_ms();
+    int64_t now = kz_mono_ms();
     if (now - t->checked_ms < 1000)
         return;
     t->checked_ms = now;

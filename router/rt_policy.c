@@ -24,6 +24,7 @@
 #include "router/rt_int.h"
 
 #include "common/kz_log.h"
+#include "common/kz_time.h"
 
 #include <event2/buffer.h>
 #include <inttypes.h>
@@ -48,13 +49,6 @@ struct rt_policy {
     rt_pzone z[RT_POLICY_ZONES];
 };
 
-static int64_t rt_policy_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static rt_pzone *rt_policy_zone(rt_router *rt, const char *zone)
 {
     if (rt->policy == NULL && (rt->policy = calloc(1, sizeof(*rt->policy))) == NULL)
@@ -68,7 +62,7 @@ static rt_pzone *rt_policy_zone(rt_router *rt, const char *zone)
     rt_pzone *z = &p->z[p->n];
     if ((z->zone = strdup(zone)) == NULL)
         return NULL;
-    z->t_ms = rt_policy_now();
+    z->t_ms = kz_mono_ms();
     z->since_ms = INT64_MIN;
     p->n++;
     return z;
@@ -90,7 +84,7 @@ int rt_out_path_n(rt_router *rt, const mc_view *v, int32_t leader_id, int64_t by
     rt_pzone *z = br && br->rack ? rt_policy_zone(rt, br->rack) : NULL;
     if (z == NULL)
         return RT_PATH_WAL; /* out of memory or zones: the configured default */
-    int64_t now = rt_policy_now();
+    int64_t now = kz_mono_ms();
     double window_s = (rt->cfg.auto_window_ms > 0 ? rt->cfg.auto_window_ms : 1000) / 1000.0;
     z->rate = rt_policy_rate(rt, z, now) + (bytes > 0 ? (double)bytes : 0) / window_s;
     z->t_ms = now;
@@ -124,7 +118,7 @@ void rt_policy_metrics(rt_router *rt, struct evbuffer *b)
 {
     if (rt == NULL || !rt->cfg.cross_zone_auto)
         return;
-    int64_t now = rt_policy_now();
+    int64_t now = kz_mono_ms();
     int n = rt->policy ? rt->policy->n : 0;
     evbuffer_add_printf(b, "# HELP kzproxy_cross_zone_auto_wal 1 while produce to the zone takes the WAL path, 0 "
                            "while it goes direct (cross_zone_policy auto).\n"
