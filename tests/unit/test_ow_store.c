@@ -454,6 +454,21 @@ static void big_cb(const ow_read_result *r, void *arg)
     }
 }
 
+/* Finish ob and PUT it as key: the chunks' ranges in *ci, their names in
+ * *names (both the caller's to free). */
+static void put_built(ow_store *st, struct event_base *base, const char *key, ow_obj_builder *ob,
+                      ow_chunk_info **ci, char **names)
+{
+    struct evbuffer *body = ow_obj_builder_finish(ob, ci, names);
+    ck_assert_ptr_nonnull(body);
+    ow_obj_builder_free(ob);
+    res_box pb = {0};
+    ck_assert(ow_store_put(st, key, body, box_cb, &pb) != NULL);
+    ck_assert(ow_t_run_until(base, &pb.done, 5000));
+    ck_assert_int_eq(pb.err, OW_OK);
+    evbuffer_free(body);
+}
+
 /* Slices of a multi-MiB object: their CRC32Cs are computed as the store
  * reads the bytes (in pieces, the tap), whatever piece a slice starts or
  * ends in; ranges out of order take the second pass; one flipped byte in
@@ -477,14 +492,7 @@ START_TEST(reader_large_slices_local)
     }
     ow_chunk_info *ci;
     char *names;
-    struct evbuffer *body = ow_obj_builder_finish(ob, &ci, &names);
-    ck_assert_ptr_nonnull(body);
-    ow_obj_builder_free(ob);
-    res_box pb = {0};
-    ck_assert(ow_store_put(st, "wal/big/1", body, box_cb, &pb) != NULL);
-    ck_assert(ow_t_run_until(base, &pb.done, 5000));
-    ck_assert_int_eq(pb.err, OW_OK);
-    evbuffer_free(body);
+    put_built(st, base, "wal/big/1", ob, &ci, &names);
 
     ow_range asc[3] = {ci[0].range, ci[1].range, ci[2].range};
     big_box a = {0};
@@ -627,14 +635,7 @@ START_TEST(reader_batch_crc_local)
     ck_assert_int_eq(ow_obj_builder_add(ob, "zone-b", "orders", 1, plain, sizeof(plain), NULL), OW_OK);
     ow_chunk_info *ci;
     char *names;
-    struct evbuffer *body = ow_obj_builder_finish(ob, &ci, &names);
-    ck_assert_ptr_nonnull(body);
-    ow_obj_builder_free(ob);
-    res_box pb = {0};
-    ck_assert(ow_store_put(st, "wal/bc/1", body, box_cb, &pb) != NULL);
-    ck_assert(ow_t_run_until(base, &pb.done, 5000));
-    ck_assert_int_eq(pb.err, OW_OK);
-    evbuffer_free(body);
+    put_built(st, base, "wal/bc/1", ob, &ci, &names);
     char path[4096];
     snprintf(path, sizeof(path), "%s/wal/bc/1", dir);
 
