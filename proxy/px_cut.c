@@ -10,6 +10,7 @@
 
 #include "common/kz_log.h"
 #include "meta-client/mc_conn.h"
+#include "proxy/px_worker.h"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -41,7 +42,7 @@ void px_cut_begin(px_client *cl, int16_t key, kc_frame *f)
     px_proxy *px = cl->px;
     size_t min = px->cfg->limits.cut_through_min_bytes;
     if (key != KC_API_PRODUCE || min == 0 || f->len < min || cl->cut != NULL || cl->closed ||
-        px->worker != NULL || cl->relay != NULL || px->draining || !px_client_authenticated(cl) ||
+        px_worker_relays_produce(px) || cl->relay != NULL || px->draining || !px_client_authenticated(cl) ||
         cl->auth.close_after_flush)
         return;
     struct px_cut *ct = calloc(1, sizeof(*ct));

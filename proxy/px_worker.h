@@ -70,6 +70,10 @@ uint64_t px_workers_max_connections(px_proxy *px);
 /* Worker side, px_client.c: relay rq to the main thread when it must run
  * there; 1 if relayed (answered later), 0 to serve it here. */
 int px_worker_relay(px_req *rq);
+/* 1 on a worker thread of a process with a WAL router: its Produce requests
+ * are served by the main thread (px_worker_relay), so they are not streamed
+ * here (px_cut.c). 0 on the main thread and without a wal section. */
+int px_worker_relays_produce(const px_proxy *px);
 /* Worker side: the relaying client connection is freed: its shadow goes. */
 void px_worker_shadow_drop(px_client *cl);
 /* Main side, px_req.c / px_client.c: a shadow's answers go back to its

@@ -128,12 +128,17 @@ void px_worker_answer(px_msg *m)
     px_client_flush(cl);
 }
 
+int px_worker_relays_produce(const px_proxy *px)
+{
+    return px->worker != NULL && px->worker->main->rt != NULL; /* set before the workers start */
+}
+
 int px_worker_relay(px_req *rq)
 {
     px_client *cl = rq->cl;
     px_worker *w = cl->px->worker;
     int16_t k = rq->hdr.api_key;
-    if (!(k == KC_API_KZ_HELLO || k == KC_API_KZ_WAL_APPEND || (k == KC_API_PRODUCE && w->main->rt != NULL)))
+    if (!(k == KC_API_KZ_HELLO || k == KC_API_KZ_WAL_APPEND || (k == KC_API_PRODUCE && px_worker_relays_produce(cl->px))))
         return 0;
     px_msg *m = calloc(1, sizeof(*m));
     if (m == NULL || (cl->shadow == NULL && (cl->shadow = calloc(1, sizeof(*cl->shadow))) == NULL)) {

@@ -21,7 +21,7 @@ if [ ! -x "$build/kzproxy" ] || [ -n "$(find "$src" -name '*.[ch]' -newer "$buil
      LDFLAGS="-fsanitize=thread" >/dev/null && make -s -j2 kzproxy >/dev/null)
 fi
 rm -rf "$logs" && mkdir -p "$logs"
-tests=${*:-"test_workers test_kcat_roundtrip test_client_tls test_client_sasl test_fetch_cache test_acl test_rolling_restart test_upgrade test_wal_local"}
+tests=${*:-"test_workers test_kcat_roundtrip test_client_tls test_client_sasl test_fetch_cache test_acl test_rolling_restart test_upgrade test_wal_local test_cut_through test_failover"}
 fail=0
 for t in $tests; do
   start=$(date +%s)
