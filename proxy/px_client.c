@@ -102,6 +102,7 @@ static void px_client_close(px_client *cl)
         mc_conn_free(cl->priv[i].conn);
     cl->npriv = 0;
     cl->px->m.connections_active--;
+    px_workers_conn_give(cl->px);
     px_client_release(cl);
 }
 
@@ -658,7 +659,7 @@ void px_accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockadd
     px_proxy *px = arg;
     if (lis != NULL && px_workers_handoff(px, fd, sa, salen))
         return; /* another thread's turn (workers): it adopts the connection */
-    if (px->m.connections_active >= px_workers_max_connections(px)) {
+    if (!px_workers_conn_take(px)) {
         px->m.connections_rejected++;
         kz_warn("refusing a client connection: %d connections already (limits.max_connections)",
                 px->cfg->limits.max_connections);
@@ -667,6 +668,7 @@ void px_accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockadd
     }
     px_client *cl = calloc(1, sizeof(*cl));
     if (cl == NULL) {
+        px_workers_conn_give(px);
         evutil_closesocket(fd);
         return;
     }
@@ -700,6 +702,7 @@ void px_accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockadd
         if (cl->resume)
             event_free(cl->resume);
         free(cl);
+        px_workers_conn_give(px);
         return;
     }
     if (cl->sniff)

@@ -238,11 +238,23 @@ int px_workers_handoff(px_proxy *px, evutil_socket_t fd, struct sockaddr *sa, in
     return 1;
 }
 
-uint64_t px_workers_max_connections(px_proxy *px)
+int px_workers_conn_take(px_proxy *px)
 {
     px_workers *set = px_set_of(px);
-    uint64_t max = (uint64_t)px->cfg->limits.max_connections, n = set ? (uint64_t)set->n + 1 : 1;
-    return (max + n - 1) / n;
+    uint64_t max = (uint64_t)px->cfg->limits.max_connections;
+    if (set == NULL)
+        return px->m.connections_active < max;
+    if (__atomic_add_fetch(&set->conns, 1, __ATOMIC_RELAXED) <= max)
+        return 1;
+    __atomic_sub_fetch(&set->conns, 1, __ATOMIC_RELAXED);
+    return 0;
+}
+
+void px_workers_conn_give(px_proxy *px)
+{
+    px_workers *set = px_set_of(px);
+    if (set != NULL)
+        __atomic_sub_fetch(&set->conns, 1, __ATOMIC_RELAXED);
 }
 
 int px_workers_ready(px_proxy *px)

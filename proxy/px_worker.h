@@ -65,8 +65,11 @@ void px_workers_free(px_proxy *px);
  * over the threads, whichever thread's accept won; 1 when fd went to
  * another thread (it adopts it), 0 to serve it here. */
 int px_workers_handoff(px_proxy *px, evutil_socket_t fd, struct sockaddr *sa, int salen);
-/* limits.max_connections is for the process: each thread's share. */
-uint64_t px_workers_max_connections(px_proxy *px);
+/* limits.max_connections is for the process, whichever threads hold the
+ * connections: take one of them for a new client connection (0: over the
+ * limit, refuse it), and give it back when the connection goes. */
+int px_workers_conn_take(px_proxy *px);
+void px_workers_conn_give(px_proxy *px);
 /* Worker side, px_client.c: relay rq to the main thread when it must run
  * there; 1 if relayed (answered later), 0 to serve it here. */
 int px_worker_relay(px_req *rq);

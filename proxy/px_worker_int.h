@@ -70,6 +70,7 @@ struct px_worker {
 
 struct px_workers {
     int n;                /* threads beside the main thread */
+    uint64_t conns;       /* client connections of all threads (atomic): limits.max_connections */
     px_worker **w;
     px_mbox box;          /* the main thread's */
     mc_config mcfg;

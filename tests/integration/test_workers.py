@@ -241,7 +241,44 @@ def wal_phase(workers, messages):
             shutil.rmtree(workdir, ignore_errors=True)
 
 
+def limit_phase(limit=3, extra=4):
+    """limits.max_connections is the process's with workers 2: `limit`
+    connections are served, the `extra` next ones (dealt to both threads in
+    turn) are all refused while they stay open, and one is served again once
+    one of them closed."""
+    with kz.TestBed(topics={DIRECT_TOPIC: 1}) as tb, \
+            kz.ProxyCluster(tb, zones=('a',), extra_config={'workers': 2,
+                                                            'limits': {'max_connections': limit}}) as pc:
+        p = pc.proxies[0]
+        rej0 = pc.metrics(p).sum('kzproxy_connections_rejected_total', 0)
+        socks = [api_versions_raw(p.kafka, 2000 + i) for i in range(limit)]
+        try:
+            served = 0
+            for i in range(extra):
+                try:
+                    socks.append(api_versions_raw(p.kafka, 3000 + i))
+                    served += 1
+                except (HarnessError, OSError):
+                    pass
+            if served:
+                raise HarnessError('%d of %d connections over limits.max_connections=%d were served (workers 2)'
+                                   % (served, extra, limit))
+            kz.wait_until(lambda: pc.metrics(p).sum('kzproxy_connections_rejected_total', 0) - rej0 == extra, 10,
+                          '%d connections counted as rejected' % extra)
+            w = worker_counts(pc.metrics(p))
+            socks.pop().close()
+            kz.wait_until(lambda: pc.metrics(p).sum('kzproxy_connections_active', 0) == limit - 1, 10,
+                          'the closed connection given back')
+            socks.append(api_versions_raw(p.kafka, 4000))
+        finally:
+            for s in socks:
+                s.close()
+    print('limit: %d connections served over %d threads (accepted per thread %r), %d more refused, one served '
+          'again after a close' % (limit, len(w), w, extra))
+
+
 def main():
+    limit_phase()
     direct_phase()
     messages = int(os.environ.get('KZ_WORKERS_MESSAGES', '18000'))
     b1, p1 = wal_phase(1, messages)
