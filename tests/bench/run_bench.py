@@ -1274,25 +1274,33 @@ class Bench:
             for t in ts:
                 t.join()
             return res
-        for workers in (None, 1, 2):
-            pc = self.cluster({'workers': workers}) if workers else None
+        # The "wal" rows give the proxies a wal section (a local store):
+        # the producers still write to leaders in their own zone, but with a
+        # WAL router every Produce is served by the main thread, which
+        # workers hand each request to.
+        for workers, wal in ((None, False), (1, False), (2, False), (1, True), (2, True)):
+            cfg = {'workers': workers}
+            if wal:
+                cfg.update(self.wal_config({'backend': 'local', 'root': tempfile.mkdtemp(
+                    prefix='wal-workers-', dir=self.workdir)}))
+            pc = self.cluster(cfg) if workers else None
             try:
                 if pc:
                     pc.start()
                 boot = pc.proxy_in('a').kafka if pc else self.tb.bootstrap
                 res, fig = measure(pc.proxies if pc else [], {'brokers': self.tb.pids}, lambda: run(boot, pc))
             except HarnessError as err:
-                self.fail('workers %s' % workers, err)
+                self.fail('workers %s%s' % (workers, ', wal section' if wal else ''), err)
                 continue
             finally:
                 if pc:
                     pc._teardown(failed=False)
             errs = [r.get('error') for r, _ in res if r.get('error') and not r.get('delivered')]
             if errs:
-                self.fail('workers %s' % workers, errs[0])
+                self.fail('workers %s%s' % (workers, ', wal section' if wal else ''), errs[0])
             mbps = sum(r.get('mbps') or 0 for r, _ in res)
             payload = sum((r.get('delivered', 0) + r.get('warmup_delivered', 0)) * MSG_SIZE for r, _ in res)
-            e = {'workers': workers, 'producers': producers, 'mbps': round(mbps, 1),
+            e = {'workers': workers, 'wal_section': wal, 'producers': producers, 'mbps': round(mbps, 1),
                  'proxy_cpu_s': sum(v for v in fig['proxy_cpu_s'].values() if v is not None) if pc else None,
                  'proxy_cpu_s_per_gb': proxy_cpu_per_gb(fig['proxy_cpu_s'], payload) if pc else None,
                  'broker_cpu_s': fig['other_cpu_s'].get('brokers'), 'loadavg_before_after': fig['loadavg_before_after']}
@@ -1300,7 +1308,8 @@ class Bench:
             e['ratio_to_direct'] = ratio(e['mbps'], direct['mbps']) if direct and workers else None
             out.append(e)
             sys.stdout.write('  %-20s sat  %8.1f MB/s (%d producers)%s%s\n' % (
-                'kzproxy same-zone, workers %d' % workers if workers else 'direct',
+                'kzproxy same-zone, workers %d%s' % (workers, ', wal section' if wal else '') if workers
+                else 'direct',
                 mbps, producers, '  ratio %s' % fmt_ratio(e['ratio_to_direct']) if workers else '',
                 '  %s core-s/GB' % fmt(e['proxy_cpu_s_per_gb']) if workers else ''))
             sys.stdout.flush()
@@ -1825,7 +1834,8 @@ def print_table(results, opts, out=sys.stdout):
           'machine\'s CPUs):\n')
         for e in results['workers']:
             w('  %-32s %8s MB/s  ratio %-6s  proxy %s core-s/GB (%s core-s)\n' % (
-                'workers %d' % e['workers'] if e['workers'] else 'direct', fmt(e['mbps'], '%.1f'),
+                'workers %d%s' % (e['workers'], ', wal section' if e.get('wal_section') else '')
+                if e['workers'] else 'direct', fmt(e['mbps'], '%.1f'),
                 fmt_ratio(e['ratio_to_direct']), fmt(e['proxy_cpu_s_per_gb']), fmt(e['proxy_cpu_s'])))
     ins = results.get('instr')
     if ins:
