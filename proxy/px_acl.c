@@ -26,7 +26,6 @@
 #include <event2/buffer.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 /* ---------------- the check, the metric and the rate-limited log ---------------- */
 

@@ -34,7 +34,6 @@
 #include <event2/listener.h>
 #include <signal.h>
 #include <stdio.h>
-#include <time.h>
 
 #define PX_DRAIN_TICK_MS 50
 #define PX_DRAIN_LOG_MS 1000

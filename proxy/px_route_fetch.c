@@ -45,7 +45,6 @@
 #include <event2/buffer.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* A preferred read replica is used this long before the leader is asked
  * again (the Java consumer's metadata.max.age.ms default). */
@@ -376,13 +375,6 @@ static int px_fetch_follower_answer(px_split *sp, const kc_fetch_req_topic *it, 
     return 0;
 }
 
-/* The fetch cache: the process's one, made by main() before the workers
- * (px_main.c); NULL when fetch_cache_bytes is 0. */
-static px_fcache *px_fetch_cache(px_proxy *px)
-{
-    return px->fcache;
-}
-
 /* The cache key of a partition in the view: its topic id (a topic deleted
  * and created again under the same name has a new one) and leader epoch. */
 static px_fc_key px_fetch_cache_key(const px_split *sp, kc_str topic, int32_t partition, const mc_partition *mp)
@@ -398,7 +390,7 @@ static px_fc_key px_fetch_cache_key(const px_split *sp, kc_str topic, int32_t pa
 static void px_fetch_cache_put(px_split *sp, const kc_fetch_req_topic *it, int32_t p, const px_sub *s,
                                const kc_fetch_resp_partition *found)
 {
-    px_fcache *fc = px_fetch_cache(px_client_proxy(sp->rq->cl));
+    px_fcache *fc = px_client_proxy(sp->rq->cl)->fcache; /* the process's one; NULL: off */
     int16_t unused;
     const mc_partition *mp = px_split_partition(sp, it->topic, it->partitions[p].partition, &unused);
     if (fc == NULL || mp == NULL || sp->in.fetch.replica_id >= 0)
@@ -416,7 +408,7 @@ static int px_fetch_cache_get(px_split *sp, int32_t t, int32_t p)
     const kc_fetch_req *in = &sp->in.fetch;
     const kc_fetch_req_topic *it = &in->topics[t];
     const kc_fetch_req_partition *rp = &it->partitions[p];
-    px_fcache *fc = px_fetch_cache(px);
+    px_fcache *fc = px->fcache;
     int16_t unused;
     if (fc == NULL || in->replica_id >= 0 || sp->view == NULL)
         return 0;

@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /*
  * Sequence holds without a router. With a wal section router-out keeps, per
@@ -187,12 +186,14 @@ static void px_produce_encode(kc_wr *w, px_split *sp)
             stale |= px_is_stale_metadata(op->error_code);
             /* A batch that did not take the WAL path (router-out records
              * its own) failed: later ones of the producer wait for its retry. */
-            if (op->error_code != 0 && where != PX_ASSIGN_WAL && px->rt)
-                rt_out_seq_failed(px->rt, px_client_stream(sp->rq->cl), it->name, it->partitions[p].index,
-                                  it->partitions[p].records, op->error_code);
-            else if (op->error_code != 0 && where != PX_ASSIGN_WAL)
-                px_seq_failed(sp->rq->cl, it->name, it->partitions[p].index, it->partitions[p].records,
-                              op->error_code);
+            if (op->error_code != 0 && where != PX_ASSIGN_WAL) {
+                if (px->rt)
+                    rt_out_seq_failed(px->rt, px_client_stream(sp->rq->cl), it->name, it->partitions[p].index,
+                                      it->partitions[p].records, op->error_code);
+                else
+                    px_seq_failed(sp->rq->cl, it->name, it->partitions[p].index, it->partitions[p].records,
+                                  op->error_code);
+            }
         }
     }
     for (int i = 0; i < sp->nsubs; i++)

@@ -166,7 +166,8 @@ int px_wal_start(px_proxy *px, char *errstr, size_t n)
             return -1;
         kz_info("WAL path on %s: flush at %d ms or %lld bytes, %d uploads in flight, reads checked by %s, policy %s",
                 ow_store_describe(px->store), cfg->wal.flush_ms, cfg->wal.flush_bytes,
-                cfg->wal.max_inflight_uploads, cfg->wal.read_check_payload ? "payload" : "headers", cfg->cross_zone_direct ? "direct" : cfg->cross_zone_auto ? "auto" : "wal");
+                cfg->wal.max_inflight_uploads, cfg->wal.read_check_payload ? "payload" : "headers",
+                cfg->cross_zone_direct ? "direct" : cfg->cross_zone_auto ? "auto" : "wal");
     } else {
         kz_info("no wal section: produce to leaders in other zones goes straight to them");
     }

@@ -491,10 +491,9 @@ static void rt_in_read_cb(const ow_read_result *res, void *arg)
                  * own CRCs (rt_out.c): a mismatch is bytes damaged in the
                  * store or, with read_check "payload" (every byte read) and
                  * a derived chunk CRC, a batch its producer checksummed
-                 * wrong as well. Either
-                 * way only this partition is refused, as a broker would;
-                 * its answer logs the cause (rate-limited: a client can
-                 * send bad batches at will). */
+                 * wrong as well. Either way only this partition is
+                 * refused, as a broker would; its answer logs the cause
+                 * (rate-limited: a client can send bad batches at will). */
                 p->corrupt = 1; /* its slice hands on no bytes (p NULL) */
                 r->rt->st.in_corrupt++;
             }
