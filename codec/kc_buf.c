@@ -435,7 +435,17 @@ static int kc_frame_rx_grow(kc_frame_rx *rx, size_t need)
     return 0;
 }
 
+static ssize_t kc_rx_recv(void *arg, void *buf, size_t len)
+{
+    return recv(*(const int *)arg, buf, len, 0);
+}
+
 int kc_frame_rx_fill(kc_frame_rx *rx, struct evbuffer *in, int fd)
+{
+    return kc_frame_rx_fill_fn(rx, in, fd < 0 ? NULL : kc_rx_recv, &fd);
+}
+
+int kc_frame_rx_fill_fn(kc_frame_rx *rx, struct evbuffer *in, kc_rx_read_fn rd, void *arg)
 {
     size_t buffered = in != NULL ? evbuffer_get_length(in) : 0;
     if (rx->got < rx->want && buffered > 0) {
@@ -451,7 +461,7 @@ int kc_frame_rx_fill(kc_frame_rx *rx, struct evbuffer *in, int fd)
      * call, so one fast sender does not hold the event loop: what is left
      * on the socket makes it readable again (level-triggered). */
     size_t turn = 0, turn_max = rx->turn_max ? rx->turn_max : KC_RX_TURN_MAX;
-    if (fd < 0)
+    if (rd == NULL)
         return rx->got == rx->want ? 1 : 0; /* the input buffer is the only source */
     while (rx->got < rx->want) {
         if (turn >= turn_max)
@@ -462,7 +472,7 @@ int kc_frame_rx_fill(kc_frame_rx *rx, struct evbuffer *in, int fd)
         size_t room = rx->f->len - rx->got;
         if (room > turn_max - turn)
             room = turn_max - turn;
-        ssize_t n = recv(fd, rx->f->data + rx->got, room, 0);
+        ssize_t n = rd(arg, rx->f->data + rx->got, room);
         if (n > 0) {
             rx->got += (size_t)n;
             turn += (size_t)n;

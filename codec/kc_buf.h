@@ -18,6 +18,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct evbuffer;
 
@@ -163,6 +164,13 @@ typedef struct kc_frame_rx {
  * size, and clears rx); 0: more to come; -1: the peer closed (errno 0), the
  * read failed (errno set) or growing the frame ran out of memory (ENOMEM). */
 int kc_frame_rx_fill(kc_frame_rx *rx, struct evbuffer *in, int fd);
+/* A source of a frame's bytes other than a socket: as recv() on a
+ * non-blocking socket (>0 bytes, 0 the peer closed, -1 with errno, EAGAIN
+ * when nothing more is there now). */
+typedef ssize_t (*kc_rx_read_fn)(void *arg, void *buf, size_t len);
+/* kc_frame_rx_fill reading from rd(arg) instead of a socket (NULL: from in
+ * alone); TLS decrypts straight into the frame so. */
+int kc_frame_rx_fill_fn(kc_frame_rx *rx, struct evbuffer *in, kc_rx_read_fn rd, void *arg);
 /* Start receiving f: its size prefix is consumed, none of its bytes yet;
  * f is allocated whole (the caller bounded its size). */
 void kc_frame_rx_start(kc_frame_rx *rx, kc_frame *f);

@@ -326,13 +326,67 @@ static void px_dispatch(px_client *cl, kc_frame *f)
     }
 }
 
+/* TLS: decrypt into buf, as recv() would (kc_rx_read_fn). A failure is
+ * logged here, with OpenSSL's reason. */
+static ssize_t px_client_tls_rd(void *arg, void *buf, size_t len)
+{
+    px_client *cl = arg;
+    char why[256];
+    ssize_t n = px_tls_read(bufferevent_openssl_get_ssl(cl->bev), buf, len, &cl->tls_dry, why, sizeof(why));
+    if (n < 0 && errno != EAGAIN) {
+        int e = errno;
+        cl->tls_failed = 1;
+        kz_info("client %s: TLS error: %s", cl->peer, why);
+        errno = e;
+    }
+    return n;
+}
+
+/* TLS, whenever the reader needs more bytes: decrypt what OpenSSL holds or
+ * the socket has into the input buffer (at most KC_RX_TURN_MAX a turn). With
+ * read-ahead OpenSSL holds whole records the socket no longer signals, and
+ * libevent takes one record per read event. 1 when bytes were added; 0 when
+ * there are none now, or the turn's are taken (the reader then runs again
+ * soon), or the client closed (cl closed). */
+static int px_client_tls_pull(px_client *cl)
+{
+    if (!cl->tls || !cl->tls_done || cl->closed || cl->auth.close_after_flush || cl->tls_turn >= KC_RX_TURN_MAX)
+        return 0;
+    struct evbuffer *in = bufferevent_get_input(cl->bev);
+    struct evbuffer_iovec v;
+    if (evbuffer_reserve_space(in, PX_TLS_READ_AHEAD, &v, 1) < 1) {
+        px_client_bad(cl, "out of memory for %d bytes of input", PX_TLS_READ_AHEAD);
+        return 0;
+    }
+    ssize_t n = px_client_tls_rd(cl, v.iov_base, v.iov_len);
+    if (n > 0) {
+        v.iov_len = (size_t)n;
+        evbuffer_commit_space(in, &v, 1);
+        cl->tls_turn += (size_t)n;
+        return 1;
+    }
+    if (n == 0) {
+        size_t left = evbuffer_get_length(in) + cl->rx.got;
+        if (left > 0)
+            kz_info("client %s: closed with %zu bytes of an incomplete frame", cl->peer, left);
+        else
+            kz_dbg("client %s: closed", cl->peer);
+        px_client_close(cl);
+    } else if (errno != EAGAIN) {
+        px_client_close(cl);
+    }
+    return 0;
+}
+
 /* Go on filling the frame being received; 1 when it is complete and dispatched. */
 static int px_client_fill(px_client *cl)
 {
     /* Over TLS the socket carries ciphertext: the frame fills from what the
-     * bufferevent has decrypted. */
+     * bufferevent has decrypted, then from OpenSSL straight into the frame. */
     size_t start = cl->rx.got;
-    int r = kc_frame_rx_fill(&cl->rx, bufferevent_get_input(cl->bev), cl->tls ? -1 : bufferevent_getfd(cl->bev));
+    struct evbuffer *in = bufferevent_get_input(cl->bev);
+    int r = cl->tls ? kc_frame_rx_fill_fn(&cl->rx, in, px_client_tls_rd, cl)
+                    : kc_frame_rx_fill(&cl->rx, in, bufferevent_getfd(cl->bev));
     if (r == 0 && cl->cut != NULL && !cl->closed) /* a Produce streamed as it arrives (px_cut.c) */
         r = px_cut_progress(cl, start);
     if (r == 0)
@@ -341,7 +395,7 @@ static int px_client_fill(px_client *cl)
         if (errno == 0)
             kz_info("client %s: closed with %zu of the %zu bytes of a frame", cl->peer, cl->rx.got,
                     cl->rx.f->len);
-        else
+        else if (!cl->tls_failed)
             kz_info("client %s: connection error: %s", cl->peer, strerror(errno));
         px_client_close(cl);
         return 0;
@@ -413,13 +467,14 @@ static void px_client_read(px_client *cl)
     px_proxy *px = cl->px;
     const px_limits *l = &px->cfg->limits;
     cl->refcnt++;
+    cl->tls_turn = 0;
     while (!cl->closed) {
         if (px_client_over_limits(cl)) {
             px_client_pause(cl);
             break;
         }
         if (cl->auth.state == PX_AUTH_HANDSHAKEN && cl->auth.handshake_version == 0 && cl->rx.f == NULL) {
-            if (!px_client_raw_token(cl))
+            if (!px_client_raw_token(cl) && !px_client_tls_pull(cl))
                 break;
             continue;
         }
@@ -431,8 +486,11 @@ static void px_client_read(px_client *cl)
         struct evbuffer *in = bufferevent_get_input(cl->bev);
         size_t have = evbuffer_get_length(in);
         uint8_t hb[PX_PEEK];
-        if (have < 4)
+        if (have < 4) {
+            if (px_client_tls_pull(cl))
+                continue;
             break;
+        }
         evbuffer_copyout(in, hb, have < PX_PEEK ? have : PX_PEEK);
         int32_t size = (int32_t)((uint32_t)hb[0] << 24 | (uint32_t)hb[1] << 16 | (uint32_t)hb[2] << 8 | hb[3]);
         if (!cl->tls && hb[0] == 0x16 && hb[1] == 0x03) {
@@ -444,8 +502,11 @@ static void px_client_read(px_client *cl)
             px_client_bad(cl, "frame size %d out of range [%d, %zu]", size, PX_PEEK - 4, l->max_frame_bytes);
             break;
         }
-        if (have < PX_PEEK)
+        if (have < PX_PEEK) {
+            if (px_client_tls_pull(cl))
+                continue;
             break;
+        }
         /* Check ApiKey and version before waiting for (and allocating) the body. */
         int16_t key = (int16_t)(hb[4] << 8 | hb[5]);
         int16_t ver = (int16_t)(hb[6] << 8 | hb[7]);
@@ -462,8 +523,11 @@ static void px_client_read(px_client *cl)
         /* A frame bigger than PX_RX_DIRECT_MAX waits in the input buffer as
          * before, so that a few header bytes cannot make the proxy reserve
          * up to max_frame_bytes. */
-        if (have < 4 + (size_t)size && (size_t)size > PX_RX_DIRECT_MAX)
+        if (have < 4 + (size_t)size && (size_t)size > PX_RX_DIRECT_MAX) {
+            if (px_client_tls_pull(cl))
+                continue;
             break;
+        }
         kc_frame *f = kc_frame_new((size_t)size);
         if (f == NULL) {
             px_client_bad(cl, "out of memory for a frame of %d bytes", size);
@@ -481,6 +545,10 @@ static void px_client_read(px_client *cl)
         cl->inflight_bytes += f->len;
         px_cut_begin(cl, key, f);
     }
+    /* OpenSSL may still hold records when this turn's bytes were taken: no
+     * read event would come for them. */
+    if (cl->tls && !cl->tls_dry && !cl->closed && !cl->paused && !cl->auth.close_after_flush)
+        event_active(cl->resume, EV_READ, 0);
     px_client_release(cl);
 }
 
@@ -495,7 +563,7 @@ static void px_client_resume_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     px_client *cl = arg;
-    if (!cl->closed && !cl->paused)
+    if (!cl->closed && !cl->paused && (!cl->tls || cl->tls_done))
         px_client_read(cl);
 }
 
@@ -544,6 +612,10 @@ static void px_client_event_cb(struct bufferevent *bev, short what, void *arg)
         kz_dbg("client %s: TLS handshake done (%s, %s)%s%s", cl->peer, SSL_get_version(ssl),
                SSL_get_cipher_name(ssl), cl->principal ? ", certificate subject " : "",
                cl->principal ? cl->principal : "");
+        /* The handshake's last read may have taken the first requests too
+         * (read-ahead), and libevent reads again only when the socket is
+         * readable. */
+        event_active(cl->resume, EV_READ, 0);
         return;
     }
     if (cl->tls && !cl->tls_done && (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))) {

@@ -10,6 +10,8 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,6 +104,15 @@ static SSL_CTX *px_tls_ctx_build(const px_client_tls *cfg, char *errstr, size_t 
      * offers only the others still gets them. */
     if (SSL_CTX_set_ciphersuites(ctx, PX_TLS13_SUITES) != 1)
         return px_tls_ctx_fail(ctx, errstr, n, "cannot set the TLS 1.3 cipher suites");
+    /* Read-ahead: one read() takes up to PX_TLS_READ_AHEAD bytes of
+     * records, where without it OpenSSL reads each record's 5-byte header
+     * and then its body (librdkafka writes two records per message). The
+     * records it holds undecrypted are px_client.c's to drain
+     * (px_tls_read); the buffer is freed while empty, so an idle
+     * connection does not keep it. */
+    SSL_CTX_set_read_ahead(ctx, 1);
+    SSL_CTX_set_default_read_buffer_len(ctx, PX_TLS_READ_AHEAD);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     if (mc_tls_load_keypair(ctx, "client_tls", cfg->cert_file, cfg->key_file, errstr, n) != 0) {
         SSL_CTX_free(ctx);
         return NULL;
@@ -196,6 +207,56 @@ SSL *px_tls_ssl_new(px_tls *t)
     if (ssl == NULL)
         ERR_clear_error();
     return ssl;
+}
+
+ssize_t px_tls_read(SSL *ssl, void *buf, size_t len, int *dry, char *why, size_t why_size)
+{
+    *dry = 0;
+    if (why_size > 0)
+        why[0] = '\0';
+    if (len > INT_MAX)
+        len = INT_MAX;
+    ERR_clear_error();
+    int r = SSL_read(ssl, buf, (int)len);
+    if (r > 0)
+        return r;
+    int e = SSL_get_error(ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        *dry = 1;
+        errno = EAGAIN;
+        return -1;
+    }
+    if (e == SSL_ERROR_ZERO_RETURN) { /* close_notify */
+        errno = 0;
+        return 0;
+    }
+    int sys_errno = errno;
+    unsigned long err = ERR_peek_error();
+    /* EOF without close_notify is a close, as on a plain socket (OpenSSL 3
+     * reports it as an error unless told to ignore it). */
+    if ((e == SSL_ERROR_SYSCALL && err == 0 && r == 0) ||
+        (ERR_GET_LIB(err) == ERR_LIB_SSL && ERR_GET_REASON(err) == SSL_R_UNEXPECTED_EOF_WHILE_READING)) {
+        ERR_clear_error();
+        errno = 0;
+        return 0;
+    }
+    if (e == SSL_ERROR_SYSCALL && err == 0) {
+        if (sys_errno == EINTR || sys_errno == EAGAIN || sys_errno == EWOULDBLOCK) {
+            *dry = 1; /* the caller comes back with the next read event */
+            errno = EAGAIN;
+            return -1;
+        }
+        snprintf(why, why_size, "%s", strerror(sys_errno));
+        errno = sys_errno;
+        return -1;
+    }
+    if (err != 0)
+        ERR_error_string_n(err, why, why_size);
+    else
+        snprintf(why, why_size, "SSL_read failed (SSL_get_error %d)", e);
+    ERR_clear_error();
+    errno = EPROTO;
+    return -1;
 }
 
 void px_tls_describe_failure(SSL *ssl, unsigned long err, char *buf, size_t n)

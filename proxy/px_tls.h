@@ -15,11 +15,17 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
-/* The most one read callback takes from a TLS client connection: about 16
- * TLS records (libevent's default is one). No OpenSSL read-ahead: bytes it
- * holds undecrypted are not seen by libevent, and the connection stalls. */
+/* The most libevent's own read callback takes from a TLS client
+ * connection: about 16 TLS records (libevent's default is one). */
 #define PX_TLS_READ_BUFFER (256 * 1024)
+
+/* OpenSSL's read-ahead buffer for a client connection: what one read()
+ * takes from the socket at most. Records it holds undecrypted are not seen
+ * by libevent (the socket is drained), so px_client.c drains them itself
+ * (px_tls_read) every time it needs more bytes, or the connection stalls. */
+#define PX_TLS_READ_AHEAD (64 * 1024)
 
 typedef struct ssl_st SSL;
 typedef struct px_tls px_tls;
@@ -34,6 +40,12 @@ void px_tls_free(px_tls *t);
  * rotation check (at most one stat round a second). NULL when out of memory.
  * The caller (its bufferevent) owns and frees it. */
 SSL *px_tls_ssl_new(px_tls *t);
+
+/* Decrypt at most len bytes into buf, as recv() would: >0 bytes; 0 the
+ * client closed (close_notify, or EOF without it); -1 with errno EAGAIN and
+ * *dry set when OpenSSL needs more from the socket, or -1 with why (a
+ * sentence) when the connection failed. */
+ssize_t px_tls_read(SSL *ssl, void *buf, size_t len, int *dry, char *why, size_t why_size);
 
 /* Rebuild the context from the files now (SIGHUP). 0: the new context is in
  * use; -1: it did not load, the old one stays, errstr says why. */

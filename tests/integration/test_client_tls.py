@@ -87,6 +87,95 @@ def api_versions(ss, corr):
     return err
 
 
+def api_versions_frame(corr):
+    body = struct.pack('>hhih', 18, 0, corr, 4) + b'test'
+    return struct.pack('>i', len(body)) + body
+
+
+def tls_connect(addr, ca):
+    """A TLS client over memory BIOs: (socket, SSLObject, incoming BIO, outgoing BIO),
+    the handshake done but the client's last flight not yet sent."""
+    host, port = addr.rsplit(':', 1)
+    ctx = ssl.create_default_context(cafile=ca)
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inc, out, server_hostname=host)
+    s = socket.create_connection((host, int(port)), timeout=10)
+    while True:
+        try:
+            obj.do_handshake()
+            return s, obj, inc, out
+        except ssl.SSLWantReadError:
+            if out.pending:
+                s.sendall(out.read())
+            data = s.recv(65536)
+            if not data:
+                raise HarnessError('the proxy closed during the handshake')
+            inc.write(data)
+
+
+def tls_read_frames(s, obj, inc, n, what):
+    """n response frames (size prefix stripped) from the TLS connection."""
+    buf, frames = b'', []
+    while len(frames) < n:
+        try:
+            buf += obj.read(65536)
+        except ssl.SSLWantReadError:
+            try:
+                data = s.recv(65536)
+            except socket.timeout:
+                raise HarnessError('%s: %d of %d requests answered in 10 s' % (what, len(frames), n))
+            if not data:
+                raise HarnessError('%s: the proxy closed the connection' % what)
+            inc.write(data)
+            continue
+        while len(buf) >= 4 and len(buf) >= 4 + struct.unpack('>i', buf[:4])[0]:
+            size = struct.unpack('>i', buf[:4])[0]
+            frames.append(buf[4:4 + size])
+            buf = buf[4 + size:]
+    return frames
+
+
+def read_ahead(addr, ca, n):
+    """The client's last handshake flight and n ApiVersions requests (one TLS
+    record each) reach the proxy in one send: OpenSSL's read-ahead takes the
+    requests with the handshake, and they are answered though the socket
+    has nothing more to signal. Then n more in one send, pipelined."""
+    s, obj, inc, out = tls_connect(addr, ca)
+    with s:
+        corr = 0
+        for burst in range(2):
+            first = corr + 1
+            for _ in range(n):
+                corr += 1
+                obj.write(api_versions_frame(corr))
+            s.sendall(out.read())  # with the client's Finished, the first time
+            for i, fr in enumerate(tls_read_frames(s, obj, inc, n, 'read-ahead burst %d' % burst)):
+                got_corr, err = struct.unpack('>ih', fr[:6])
+                if got_corr != first + i or err != 0:
+                    raise HarnessError('read-ahead: answer %d: correlation id %d, error %d' % (i, got_corr, err))
+    print('read-ahead: %d requests sent with the handshake\'s last flight, then %d in one send: all answered'
+          % (n, n))
+
+
+def large_produce_bursts(addr, ca, n):
+    """n Produce requests of 600 KB (streamed: cut-through, 64 KiB a turn),
+    each sent whole in one send and answered before the next: the end of a
+    frame can sit decrypted-ahead in OpenSSL when a turn ends."""
+    import test_cut_through as ct
+    batch = ct.record_batch(600, 1000)
+    s, obj, inc, out = tls_connect(addr, ca)
+    with s:
+        for i in range(n):
+            obj.write(ct.produce_request(i + 1, [(0, batch)], topic=TOPIC))
+            s.sendall(out.read())
+            fr = tls_read_frames(s, obj, inc, 1, 'large Produce %d' % i)[0]
+            corr = struct.unpack('>i', fr[:4])[0]
+            err = struct.unpack('>h', fr[4 + 4 + 2 + len(TOPIC) + 4 + 4:][:2])[0]
+            if corr != i + 1 or err != 0:
+                raise HarnessError('large Produce %d: correlation id %d, error %d' % (i, corr, err))
+    print('%d Produce requests of %d KB, each in one send over TLS: all answered' % (n, len(batch) // 1000))
+
+
 def kafka_python_roundtrip(addr, ca, n=20):
     from kafka import KafkaConsumer, KafkaProducer
     kp = KafkaProducer(bootstrap_servers=addr, security_protocol='SSL', ssl_cafile=ca,
@@ -173,6 +262,8 @@ def basic(p, pki, pki2):
             raise HarnessError('700 KB value %r came back %s' % (k, 'missing' if k not in got else 'different'))
     print('confluent-kafka over TLS: %d values of 700 KB produced and consumed intact' % len(big))
     kafka_python_roundtrip(p.kafka, ca)
+    read_ahead(p.kafka, ca, 500)
+    large_produce_bursts(p.kafka, ca, 30)
 
     # A server certificate from another CA: the client says so.
     cp = kcat('-L', '-b', p.kafka, '-m', '5', '-X', 'security.protocol=ssl', '-X', 'ssl.ca.location=' + pki2['ca'],

@@ -87,9 +87,9 @@ def string(s):
     return struct.pack('>h', len(b)) + b
 
 
-def produce_request(corr, parts, client_id='cut-through-test'):
-    """parts: [(partition, batch bytes)] of TOPIC; v7, acks=-1."""
-    body = struct.pack('>h', -1) + struct.pack('>hi', -1, 30000) + struct.pack('>i', 1) + string(TOPIC)
+def produce_request(corr, parts, client_id='cut-through-test', topic=TOPIC):
+    """parts: [(partition, batch bytes)] of topic; v7, acks=-1."""
+    body = struct.pack('>h', -1) + struct.pack('>hi', -1, 30000) + struct.pack('>i', 1) + string(topic)
     body += struct.pack('>i', len(parts))
     for p, batch in parts:
         body += struct.pack('>ii', p, len(batch)) + batch
