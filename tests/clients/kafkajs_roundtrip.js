@@ -12,8 +12,17 @@
 //   {"produce_ms":..,"consume_ms":..,"ends":{"0":n,..},"records":[[p,off,key,value],..]}
 // KafkaJS's own log goes to stderr (WARN and above). Exits 1 with a message
 // on stderr on any error or when --timeout-ms passes.
+//
+// Security, all optional (without them: plaintext, no SASL), from the
+// environment so that no password shows on a command line:
+//   KZJS_SSL_CA=pem-file          TLS, the server certificate checked against it
+//   KZJS_SSL_CERT, KZJS_SSL_KEY   a client certificate and its key (mTLS; with KZJS_SSL_CA)
+//   KZJS_SASL_MECHANISM=plain|scram-sha-256|scram-sha-512,
+//   KZJS_SASL_USERNAME, KZJS_SASL_PASSWORD   SASL login (over TLS when KZJS_SSL_CA is set)
+// A failed SASL login exits 1 with KafkaJS's error (KafkaJSSASLAuthenticationError ...) on stderr.
 'use strict';
 
+const fs = require('fs');
 const path = require('path');
 
 const { parseArgs } = require('./roundtrip_args.js');
@@ -24,6 +33,26 @@ function logCreator(level) {
     process.stderr.write('kafkajs ' + label + ' [' + namespace + '] ' + message + ' ' +
                          JSON.stringify(extra) + '\n');
   };
+}
+
+// {ssl, sasl} for the Kafka constructor from the KZJS_* variables; {} without them.
+function securityFromEnv(env) {
+  const sec = {};
+  if (env.KZJS_SSL_CA) {
+    sec.ssl = { ca: [fs.readFileSync(env.KZJS_SSL_CA, 'utf8')] };
+    if (env.KZJS_SSL_CERT || env.KZJS_SSL_KEY) {
+      if (!env.KZJS_SSL_CERT || !env.KZJS_SSL_KEY) throw new Error('KZJS_SSL_CERT and KZJS_SSL_KEY go together');
+      sec.ssl.cert = fs.readFileSync(env.KZJS_SSL_CERT, 'utf8');
+      sec.ssl.key = fs.readFileSync(env.KZJS_SSL_KEY, 'utf8');
+    }
+  } else if (env.KZJS_SSL_CERT || env.KZJS_SSL_KEY) {
+    throw new Error('KZJS_SSL_CERT/KZJS_SSL_KEY need KZJS_SSL_CA');
+  }
+  if (env.KZJS_SASL_MECHANISM) {
+    sec.sasl = { mechanism: env.KZJS_SASL_MECHANISM, username: env.KZJS_SASL_USERNAME || '',
+                 password: env.KZJS_SASL_PASSWORD || '' };
+  }
+  return sec;
 }
 
 async function main() {
@@ -38,7 +67,8 @@ async function main() {
   const { Kafka, logLevel, Partitioners } = kafkajs;
   const deadline = Date.now() + o.timeoutMs;
   const common = { logLevel: logLevel.WARN, logCreator, connectionTimeout: 5000,
-                   requestTimeout: 15000, retry: { retries: 8, initialRetryTime: 100, maxRetryTime: 2000 } };
+                   requestTimeout: 15000, retry: { retries: 8, initialRetryTime: 100, maxRetryTime: 2000 },
+                   ...securityFromEnv(process.env) };
   const kp = new Kafka({ clientId: 'kzjs-producer', brokers: [o.produce], ...common });
   const kc = new Kafka({ clientId: 'kzjs-consumer', brokers: [o.consume], ...common });
 
