@@ -343,9 +343,9 @@ static ssize_t px_client_tls_rd(void *arg, void *buf, size_t len)
 }
 
 /* TLS, whenever the reader needs more bytes: decrypt what OpenSSL holds or
- * the socket has into the input buffer (at most KC_RX_TURN_MAX a turn). With
- * read-ahead OpenSSL holds whole records the socket no longer signals, and
- * libevent takes one record per read event. 1 when bytes were added; 0 when
+ * the socket has into the input buffer (at most KC_RX_TURN_MAX a turn). The
+ * read-ahead (px_tls_ssl_new) holds whole records the socket no longer
+ * signals, and libevent takes one record per read event. 1 when bytes were added; 0 when
  * there are none now, or the turn's are taken (the reader then runs again
  * soon), or the client closed (cl closed). */
 static int px_client_tls_pull(px_client *cl)
@@ -354,8 +354,8 @@ static int px_client_tls_pull(px_client *cl)
         return 0;
     struct evbuffer *in = bufferevent_get_input(cl->bev);
     struct evbuffer_iovec v;
-    if (evbuffer_reserve_space(in, PX_TLS_READ_AHEAD, &v, 1) < 1) {
-        px_client_bad(cl, "out of memory for %d bytes of input", PX_TLS_READ_AHEAD);
+    if (evbuffer_reserve_space(in, PX_TLS_RECORD_MAX, &v, 1) < 1) {
+        px_client_bad(cl, "out of memory for %d bytes of input", PX_TLS_RECORD_MAX);
         return 0;
     }
     ssize_t n = px_client_tls_rd(cl, v.iov_base, v.iov_len);
@@ -713,7 +713,7 @@ static void px_client_sniff_cb(evutil_socket_t fd, short what, void *arg)
     }
     event_free(cl->sniff);
     cl->sniff = NULL;
-    SSL *ssl = px_tls_ssl_new(cl->px->tls);
+    SSL *ssl = px_tls_ssl_new(cl->px->tls, fd);
     if (ssl == NULL) {
         evutil_closesocket(fd);
         kz_err("client %s: out of memory for a TLS session", cl->peer);

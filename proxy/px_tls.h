@@ -21,11 +21,14 @@
  * connection: about 16 TLS records (libevent's default is one). */
 #define PX_TLS_READ_BUFFER (256 * 1024)
 
-/* OpenSSL's read-ahead buffer for a client connection: what one read()
- * takes from the socket at most. Records it holds undecrypted are not seen
- * by libevent (the socket is drained), so px_client.c drains them itself
- * (px_tls_read) every time it needs more bytes, or the connection stalls. */
-#define PX_TLS_READ_AHEAD (64 * 1024)
+/* What one read() takes from a TLS client's socket at most (px_tls_ssl_new's
+ * read-ahead). Records read ahead are not signalled by the socket, so
+ * px_client.c drains them itself (px_tls_read) every time it needs more
+ * bytes, or the connection stalls. */
+#define PX_TLS_READ_AHEAD (128 * 1024)
+
+/* The most plaintext one TLS record carries. */
+#define PX_TLS_RECORD_MAX 16384
 
 typedef struct ssl_st SSL;
 typedef struct px_tls px_tls;
@@ -36,10 +39,11 @@ typedef struct px_tls px_tls;
 px_tls *px_tls_new(const px_client_tls *cfg, char *errstr, size_t errstr_size);
 void px_tls_free(px_tls *t);
 
-/* A server SSL for an accepted connection, from the current context after a
- * rotation check (at most one stat round a second). NULL when out of memory.
- * The caller (its bufferevent) owns and frees it. */
-SSL *px_tls_ssl_new(px_tls *t);
+/* A server SSL for the accepted connection fd, from the current context
+ * after a rotation check (at most one stat round a second), reading fd
+ * ahead (PX_TLS_READ_AHEAD). NULL when out of memory. The caller (its
+ * bufferevent) owns and frees it, and closes fd. */
+SSL *px_tls_ssl_new(px_tls *t, int fd);
 
 /* Decrypt at most len bytes into buf, as recv() would: >0 bytes; 0 the
  * client closed (close_notify, or EOF without it); -1 with errno EAGAIN and
