@@ -353,15 +353,15 @@ static int px_client_tls_pull(px_client *cl)
     if (!cl->tls || !cl->tls_done || cl->closed || cl->auth.close_after_flush || cl->tls_turn >= KC_RX_TURN_MAX)
         return 0;
     struct evbuffer *in = bufferevent_get_input(cl->bev);
-    struct evbuffer_iovec v;
-    if (evbuffer_reserve_space(in, PX_TLS_RECORD_MAX, &v, 1) < 1) {
-        px_client_bad(cl, "out of memory for %d bytes of input", PX_TLS_RECORD_MAX);
-        return 0;
-    }
-    ssize_t n = px_client_tls_rd(cl, v.iov_base, v.iov_len);
+    /* Through the stack, not space reserved in the buffer: a reservation
+     * that got nothing would stay allocated while the connection idles. */
+    uint8_t rec[PX_TLS_RECORD_MAX];
+    ssize_t n = px_client_tls_rd(cl, rec, sizeof(rec));
     if (n > 0) {
-        v.iov_len = (size_t)n;
-        evbuffer_commit_space(in, &v, 1);
+        if (evbuffer_add(in, rec, (size_t)n) != 0) {
+            px_client_bad(cl, "out of memory for %zd bytes of input", n);
+            return 0;
+        }
         cl->tls_turn += (size_t)n;
         return 1;
     }

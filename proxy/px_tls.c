@@ -2,6 +2,7 @@
 
 #include "proxy/px_tls.h"
 
+#include "codec/kc_buf.h"
 #include "common/kz_log.h"
 #include "common/kz_time.h"
 #include "meta-client/mc_tls.h"
@@ -200,18 +201,22 @@ static void px_tls_check_rotation(px_tls *t)
  * for each. OpenSSL's own read-ahead would do the reads, but it moves what is
  * left of its buffer to the front at every record: with librdkafka's half-KiB
  * records, tens of bytes moved per byte received. Here each byte is copied
- * once. The buffer is allocated when a read needs it and freed once drained,
- * so an idle connection holds none. */
+ * once. The buffer is a pooled frame (codec/kc_buf.c), taken when a read
+ * needs it and given back once drained: an idle connection holds none, and
+ * a busy thread reuses the same few. */
+#define PX_TLS_READ_AHEAD (KC_FRAME_POOL_MIN - sizeof(kc_frame))
+
 typedef struct px_tls_sock {
     int fd;
-    uint8_t *buf; /* NULL while empty */
+    kc_frame *f; /* NULL while empty */
     size_t off, len;
 } px_tls_sock;
 
 static void px_tls_sock_drop(px_tls_sock *s)
 {
-    free(s->buf);
-    s->buf = NULL;
+    if (s->f != NULL)
+        kc_frame_release(s->f);
+    s->f = NULL;
     s->off = s->len = 0;
 }
 
@@ -222,11 +227,11 @@ static int px_tls_sock_read(BIO *b, char *out, int outl)
     if (out == NULL || outl <= 0)
         return 0;
     if (s->off == s->len) {
-        if (s->buf == NULL && (s->buf = malloc(PX_TLS_READ_AHEAD)) == NULL) {
+        if (s->f == NULL && (s->f = kc_frame_new(PX_TLS_READ_AHEAD)) == NULL) {
             errno = ENOMEM;
             return -1;
         }
-        ssize_t n = recv(s->fd, s->buf, PX_TLS_READ_AHEAD, 0);
+        ssize_t n = recv(s->fd, s->f->data, PX_TLS_READ_AHEAD, 0);
         if (n <= 0) {
             int e = errno;
             px_tls_sock_drop(s);
@@ -239,7 +244,7 @@ static int px_tls_sock_read(BIO *b, char *out, int outl)
         s->len = (size_t)n;
     }
     size_t k = s->len - s->off < (size_t)outl ? s->len - s->off : (size_t)outl;
-    memcpy(out, s->buf + s->off, k);
+    memcpy(out, s->f->data + s->off, k);
     s->off += k;
     if (s->off == s->len)
         px_tls_sock_drop(s);

@@ -21,12 +21,6 @@
  * connection: about 16 TLS records (libevent's default is one). */
 #define PX_TLS_READ_BUFFER (256 * 1024)
 
-/* What one read() takes from a TLS client's socket at most (px_tls_ssl_new's
- * read-ahead). Records read ahead are not signalled by the socket, so
- * px_client.c drains them itself (px_tls_read) every time it needs more
- * bytes, or the connection stalls. */
-#define PX_TLS_READ_AHEAD (128 * 1024)
-
 /* The most plaintext one TLS record carries. */
 #define PX_TLS_RECORD_MAX 16384
 
@@ -41,7 +35,9 @@ void px_tls_free(px_tls *t);
 
 /* A server SSL for the accepted connection fd, from the current context
  * after a rotation check (at most one stat round a second), reading fd
- * ahead (PX_TLS_READ_AHEAD). NULL when out of memory. The caller (its
+ * ahead (up to 128 KiB a read, px_tls.c). Records read ahead are not
+ * signalled by the socket: the caller drains them (px_tls_read) every time
+ * it needs more bytes, or the connection stalls. NULL when out of memory. The caller (its
  * bufferevent) owns and frees it, and closes fd. */
 SSL *px_tls_ssl_new(px_tls *t, int fd);
 
