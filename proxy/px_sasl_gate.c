@@ -35,6 +35,17 @@ void px_client_auth_free(px_client_auth *auth)
     auth->delayed_body = NULL;
 }
 
+
+/* A client-supplied user name fit for a log line: printable ASCII, no
+ * quote, at most n - 1 bytes (the rest replaced by '?'). */
+static void px_sasl_log_user(const char *user, char *u, size_t n)
+{
+    size_t ul = user != NULL ? strlen(user) : 0, i;
+    for (i = 0; i < ul && i + 1 < n; i++)
+        u[i] = (user[i] >= 0x20 && user[i] < 0x7f && user[i] != '"') ? user[i] : '?';
+    u[i] = '\0';
+}
+
 static void px_sasl_handshake(px_req *rq, px_client_auth *auth, px_sasl *s)
 {
     kc_rd rd;
@@ -133,10 +144,7 @@ static void px_sasl_authenticate(px_req *rq, px_client_auth *auth, px_sasl *s)
         r.error_message = (kc_str){msg, (int32_t)strlen(msg)};
         px->m.client_sasl_failures++;
         char u[80];
-        size_t ul = strlen(user);
-        for (size_t i = 0; i < ul && i + 1 < sizeof(u); i++)
-            u[i] = (user[i] >= 0x20 && user[i] < 0x7f && user[i] != '"') ? user[i] : '?';
-        u[ul < sizeof(u) - 1 ? ul : sizeof(u) - 1] = '\0';
+        px_sasl_log_user(user, u, sizeof(u));
         kz_warn("client %s: SASL %s authentication failed for user \"%s\": %s; closing after %d ms",
                 px_client_peer(rq->cl), mname, u, why, px->cfg->client_sasl.failure_delay_ms);
         auth->state = PX_AUTH_FAILED;
@@ -202,8 +210,10 @@ int px_sasl_raw_token(px_client *cl, px_client_auth *auth, const uint8_t *in, si
         free(*out);
         *out = NULL;
         px->m.client_sasl_failures++;
-        kz_warn("client %s: SASL %s authentication failed for user \"%.80s\" (SaslHandshake v0): %s; closing "
-                "after %d ms", px_client_peer(cl), mname, user, why, px->cfg->client_sasl.failure_delay_ms);
+        char u[80];
+        px_sasl_log_user(user, u, sizeof(u));
+        kz_warn("client %s: SASL %s authentication failed for user \"%s\" (SaslHandshake v0): %s; closing "
+                "after %d ms", px_client_peer(cl), mname, u, why, px->cfg->client_sasl.failure_delay_ms);
         auth->state = PX_AUTH_FAILED;
         auth->close_after_flush = 1;
         return -1;

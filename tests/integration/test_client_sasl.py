@@ -13,6 +13,8 @@ credentials file made by `kzproxy --scram-credential`:
   nonce in the client-final message; kzproxy refuses that like Kafka 4: kcat
   fails and the proxy logs "SCRAM client-final nonce is not the combined
   nonce" (a newer kcat must succeed).
+- A SaslHandshake v0 login whose user name holds a newline and a quote is
+  logged with them replaced ('?'): a client cannot forge log lines.
 - A wrong password gets SASL_AUTHENTICATION_FAILED on the client, the proxy
   counts it (kzproxy_client_sasl_failures_total) and keeps serving others.
 """
@@ -93,6 +95,25 @@ def raw_checks(addr):
         assert err == 33, err
         assert read_frame(s) is None
     print('raw: SaslHandshake GSSAPI: UNSUPPORTED_SASL_MECHANISM, connection closed')
+
+
+def v0_user_in_log(addr, p):
+    """SaslHandshake v0 and a raw PLAIN token whose user name holds a newline
+    and a quote: refused, and the log line shows them as '?' (a client must
+    not be able to forge log lines)."""
+    host, port = addr.rsplit(':', 1)
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        mech = b'PLAIN'
+        s.sendall(frame(17, 0, 1, struct.pack('>h', len(mech)) + mech))
+        r = read_frame(s)
+        assert struct.unpack('>h', r[4:6])[0] == 0, r
+        token = b'\0eve\n1970-01-01 forged line "x\0not-the-password'
+        s.sendall(struct.pack('>i', len(token)) + token)
+        assert read_frame(s) is None, 'a bad v0 PLAIN login got an answer'
+    needle = 'authentication failed for user "eve?1970-01-01 forged line ?x" (SaslHandshake v0)'
+    kz.wait_until(lambda: needle in open(p.log, errors='replace').read(), 10, 'the v0 failure log line')
+    assert 'forged line "x' not in open(p.log, errors='replace').read()
+    print('raw: SaslHandshake v0 PLAIN, user name with a newline and a quote: refused; logged as %r' % needle)
 
 
 def kafka_python(addr, mech, user, pw, tag):
@@ -260,6 +281,7 @@ def main():
         p = pc.proxy_in('a')
         addr = p.kafka
         raw_checks(addr)
+        v0_user_in_log(addr, p)
         for mech in ('SCRAM-SHA-512', 'SCRAM-SHA-256', 'PLAIN'):
             kafka_python(addr, mech, 'alice', USERS['alice'], 'kp-' + mech)
         venv_confluent(addr, 'SCRAM-SHA-256', 'bob,=x', USERS['bob,=x'], 'venv-escaped')  # kafka-python 2.0.2 does not escape saslname
