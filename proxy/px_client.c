@@ -185,7 +185,9 @@ void px_client_bad(px_client *cl, const char *fmt, ...)
 static int px_client_over_limits(px_client *cl)
 {
     const px_limits *l = &cl->px->cfg->limits;
-    if (cl->ninflight >= l->max_inflight_requests || cl->inflight_bytes >= l->max_inflight_bytes)
+    /* Bytes count only while a request is in flight: a frame being received
+     * alone (bounded by max_frame_bytes) cannot wait for one to finish. */
+    if (cl->ninflight >= l->max_inflight_requests || (cl->ninflight > 0 && cl->inflight_bytes >= l->max_inflight_bytes))
         return 1;
     return cl->bev && evbuffer_get_length(bufferevent_get_output(cl->bev)) >= l->max_output_bytes;
 }
@@ -342,15 +344,22 @@ static ssize_t px_client_tls_rd(void *arg, void *buf, size_t len)
     return n;
 }
 
+/* Bytes of small frames a TLS client's reader decrypts in one turn before
+ * it lets the event loop serve others (plus at most one large frame's
+ * KC_RX_TURN_MAX), as the plaintext reader takes one 16 KiB socket read of
+ * them: at 64 KiB a client pipelining ApiVersions held others' round trips
+ * for seconds. */
+#define PX_TLS_TURN_MAX (16 * 1024)
+
 /* TLS, whenever the reader needs more bytes: decrypt what OpenSSL holds or
- * the socket has into the input buffer (at most KC_RX_TURN_MAX a turn). The
+ * the socket has into the input buffer (at most PX_TLS_TURN_MAX a turn). The
  * read-ahead (px_tls_ssl_new) holds whole records the socket no longer
  * signals, and libevent takes one record per read event. 1 when bytes were added; 0 when
  * there are none now, or the turn's are taken (the reader then runs again
  * soon), or the client closed (cl closed). */
 static int px_client_tls_pull(px_client *cl)
 {
-    if (!cl->tls || !cl->tls_done || cl->closed || cl->auth.close_after_flush || cl->tls_turn >= KC_RX_TURN_MAX)
+    if (!cl->tls || !cl->tls_done || cl->closed || cl->auth.close_after_flush || cl->tls_turn >= PX_TLS_TURN_MAX)
         return 0;
     struct evbuffer *in = bufferevent_get_input(cl->bev);
     /* Through the stack, not space reserved in the buffer: a reservation
@@ -387,6 +396,8 @@ static int px_client_fill(px_client *cl)
     struct evbuffer *in = bufferevent_get_input(cl->bev);
     int r = cl->tls ? kc_frame_rx_fill_fn(&cl->rx, in, px_client_tls_rd, cl)
                     : kc_frame_rx_fill(&cl->rx, in, bufferevent_getfd(cl->bev));
+    if (cl->tls && cl->rx.got > start)
+        cl->tls_turn += cl->rx.got - start; /* the turn's budget counts these too */
     if (r == 0 && cl->cut != NULL && !cl->closed) /* a Produce streamed as it arrives (px_cut.c) */
         r = px_cut_progress(cl, start);
     if (r == 0)
@@ -467,7 +478,15 @@ static void px_client_read(px_client *cl)
     px_proxy *px = cl->px;
     const px_limits *l = &px->cfg->limits;
     cl->refcnt++;
-    cl->tls_turn = 0;
+    if (cl->tls) {
+        /* One budget per pass of the event loop, though the read event and
+         * the re-run timer may both run the reader in it. */
+        struct timeval now = {0, 0};
+        event_base_gettimeofday_cached(px->base, &now);
+        if (now.tv_sec != cl->tls_turn_at.tv_sec || now.tv_usec != cl->tls_turn_at.tv_usec)
+            cl->tls_turn = 0;
+        cl->tls_turn_at = now;
+    }
     while (!cl->closed) {
         if (px_client_over_limits(cl)) {
             px_client_pause(cl);
@@ -546,9 +565,14 @@ static void px_client_read(px_client *cl)
         px_cut_begin(cl, key, f);
     }
     /* OpenSSL may still hold records when this turn's bytes were taken: no
-     * read event would come for them. */
-    if (cl->tls && !cl->tls_dry && !cl->closed && !cl->paused && !cl->auth.close_after_flush)
-        event_active(cl->resume, EV_READ, 0);
+     * read event would come for them. Run again after the event loop has
+     * polled the other connections (a timer, not event_active, which would
+     * run in this same pass), or, when OpenSSL needed to write to a full
+     * socket, a little later. */
+    if (cl->tls && cl->tls_dry != 1 && !cl->closed && !cl->paused && !cl->auth.close_after_flush) {
+        struct timeval tv = {0, cl->tls_dry == 2 ? 10000 : 0};
+        event_add(cl->resume, &tv);
+    }
     px_client_release(cl);
 }
 

@@ -37,9 +37,10 @@ struct px_client {
     struct px_seq_marks *seq_marks;           /* px_route_produce.c: failed sequences, no router */
     int tls;                /* bev is an OpenSSL bufferevent (client_tls) */
     int tls_done;           /* its handshake completed */
-    int tls_dry;            /* the last read found OpenSSL waiting for the socket */
+    int tls_dry;            /* the last read found OpenSSL waiting to read (1) or write (2) the socket */
     int tls_failed;         /* a read failed and was logged */
-    size_t tls_turn;        /* bytes decrypted into the input buffer this read turn */
+    size_t tls_turn;        /* bytes decrypted in this pass of the event loop */
+    struct timeval tls_turn_at; /* the pass's cached time */
     struct event *sniff;    /* TLS listener: waits for the first bytes, before bev exists */
     evutil_socket_t fd;     /* the socket while sniff owns it */
     char *principal;        /* who authenticated (certificate subject or SASL user), or NULL */

@@ -208,6 +208,7 @@ static void px_tls_check_rotation(px_tls *t)
 
 typedef struct px_tls_sock {
     int fd;
+    int eof;     /* recv() returned 0: OpenSSL then reports an unexpected EOF */
     kc_frame *f; /* NULL while empty */
     size_t off, len;
 } px_tls_sock;
@@ -235,6 +236,8 @@ static int px_tls_sock_read(BIO *b, char *out, int outl)
         if (n <= 0) {
             int e = errno;
             px_tls_sock_drop(s);
+            if (n == 0)
+                s->eof = 1;
             if (n < 0 && (e == EAGAIN || e == EWOULDBLOCK || e == EINTR))
                 BIO_set_retry_read(b);
             errno = e;
@@ -280,6 +283,8 @@ static long px_tls_sock_ctrl(BIO *b, int cmd, long num, void *ptr)
         return 1;
     case BIO_CTRL_PENDING:
         return s != NULL ? (long)(s->len - s->off) : 0;
+    case BIO_CTRL_EOF:
+        return s != NULL && s->eof && s->off == s->len;
     case BIO_CTRL_FLUSH:
         return 1;
     default:
@@ -363,7 +368,7 @@ ssize_t px_tls_read(SSL *ssl, void *buf, size_t len, int *dry, char *why, size_t
         return r;
     int e = SSL_get_error(ssl, r);
     if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-        *dry = 1;
+        *dry = e == SSL_ERROR_WANT_READ ? 1 : 2;
         errno = EAGAIN;
         return -1;
     }

@@ -43,7 +43,8 @@ SSL *px_tls_ssl_new(px_tls *t, int fd);
 
 /* Decrypt at most len bytes into buf, as recv() would: >0 bytes; 0 the
  * client closed (close_notify, or EOF without it); -1 with errno EAGAIN and
- * *dry set when OpenSSL needs more from the socket, or -1 with why (a
+ * *dry 1 when OpenSSL needs more from the socket (2: it must first write to
+ * it), or -1 with why (a
  * sentence) when the connection failed. */
 ssize_t px_tls_read(SSL *ssl, void *buf, size_t len, int *dry, char *why, size_t why_size);
 

@@ -18,6 +18,9 @@ partition, go through one proxy to a mock cluster of two brokers in zone a:
    below the cut-through size is not streamed either.
 4. A request that trickles in small slices (its partition list arrives over
    many reads) is streamed and answered.
+5. With limits.max_inflight_bytes (64 KiB) below a request's size, three
+   pipelined 1 MB requests are all answered, cut-through on and off: a
+   frame being received alone never waits for bytes to drain.
 """
 import os
 import socket
@@ -254,6 +257,27 @@ def main():
         print('broker records %r = answered; cut-through %d, aborted %d' % (
             hw, m.sum('kzproxy_produce_cut_through_total', default=0),
             m.sum('kzproxy_produce_cut_through_aborted_total', default=0)))
+
+        # 5. limits.max_inflight_bytes below a request's size: a 1 MB request
+        # alone must still be read to its end (streamed or not), and three
+        # pipelined ones wait for each other, never for good.
+        for cut in (65536, 0):
+            lim = {'limits': {'max_inflight_bytes': 65536, 'cut_through_min_bytes': cut}}
+            with kz.ProxyCluster(tb, zones=('a',), extra_config=lim) as pc2:
+                s = socket.create_connection(('127.0.0.1', pc2.proxy_in('a').kafka_port), timeout=20)
+                kz.wait_until(lambda: (s.sendall(produce_request(1, [(0, small)])),
+                                       read_produce_response(s)[1][0][0] == 0)[1], 20, 'a first produce')
+                s.sendall(b''.join(produce_request(10 + i, [(0, big)]) for i in range(3)))
+                for i in range(3):
+                    try:
+                        corr, res = read_produce_response(s)
+                    except socket.timeout:
+                        raise kz.HarnessError('max_inflight_bytes 65536, cut-through %s: request %d of 3 '
+                                              'not answered in 20 s' % ('on' if cut else 'off', i))
+                    assert corr == 10 + i and res[0][0] == 0, (corr, res)
+                s.close()
+            print('ok  max_inflight_bytes 65536, cut-through %s: three pipelined 1 MB requests answered'
+                  % ('on' if cut else 'off'))
 
 
 if __name__ == '__main__':
