@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include "proxy/px_client_int.h"
+#include "proxy/px_tls.h"
 #include "proxy/px_worker.h"
 
 #include "codec/kc_buf.h"
@@ -46,8 +47,20 @@ void px_client_flush(px_client *cl)
     while ((rq = TAILQ_FIRST(&cl->reqs)) != NULL && rq->done) {
         TAILQ_REMOVE(&cl->reqs, rq, link);
         if (!cl->closed && rq->resp != NULL) {
-            cl->px->m.response_bytes += evbuffer_get_length(rq->resp);
-            if (bufferevent_write_buffer(cl->bev, rq->resp) != 0)
+            size_t n = evbuffer_get_length(rq->resp);
+            cl->px->m.response_bytes += n;
+            int rc;
+            if (cl->tls && n <= PX_TLS_RECORD_MAX) {
+                /* libevent's TLS layer makes a record (and a send) of each
+                 * piece of the output: a small answer is copied into one,
+                 * and answers in a row share it. */
+                uint8_t b[PX_TLS_RECORD_MAX];
+                evbuffer_copyout(rq->resp, b, n);
+                rc = bufferevent_write(cl->bev, b, n);
+            } else {
+                rc = bufferevent_write_buffer(cl->bev, rq->resp);
+            }
+            if (rc != 0)
                 px_client_bad(cl, "cannot queue a response (out of memory)");
         }
         cl->ninflight--;
