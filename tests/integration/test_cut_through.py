@@ -90,8 +90,10 @@ def string(s):
     return struct.pack('>h', len(b)) + b
 
 
-def produce_request(corr, parts, client_id='cut-through-test', topic=TOPIC):
-    """parts: [(partition, batch bytes)] of topic; v7, acks=-1."""
+def produce_request(corr, parts, client_id='cut-through-test', topic=None):
+    """parts: [(partition, batch bytes)] of topic (default: the module's
+    TOPIC as it is at the call, which test_wal_corrupt_batch sets); v7, acks=-1."""
+    topic = topic or TOPIC
     body = struct.pack('>h', -1) + struct.pack('>hi', -1, 30000) + struct.pack('>i', 1) + string(topic)
     body += struct.pack('>i', len(parts))
     for p, batch in parts:
