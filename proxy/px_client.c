@@ -478,15 +478,11 @@ static void px_client_read(px_client *cl)
     px_proxy *px = cl->px;
     const px_limits *l = &px->cfg->limits;
     cl->refcnt++;
-    if (cl->tls) {
-        /* One budget per pass of the event loop, though the read event and
-         * the re-run timer may both run the reader in it. */
-        struct timeval now = {0, 0};
-        event_base_gettimeofday_cached(px->base, &now);
-        if (now.tv_sec != cl->tls_turn_at.tv_sec || now.tv_usec != cl->tls_turn_at.tv_usec)
-            cl->tls_turn = 0;
-        cl->tls_turn_at = now;
-    }
+    /* A budget per run (the read event and the re-run timer may both run
+     * it in one pass of the loop). Not per pass: libevent's cached time is
+     * the coarse clock's, the same for the passes of a millisecond or more,
+     * and a budget keyed on it made the re-run timer spin without reading. */
+    cl->tls_turn = 0;
     while (!cl->closed) {
         if (px_client_over_limits(cl)) {
             px_client_pause(cl);

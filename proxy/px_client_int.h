@@ -39,8 +39,7 @@ struct px_client {
     int tls_done;           /* its handshake completed */
     int tls_dry;            /* the last read found OpenSSL waiting to read (1) or write (2) the socket */
     int tls_failed;         /* a read failed and was logged */
-    size_t tls_turn;        /* bytes decrypted in this pass of the event loop */
-    struct timeval tls_turn_at; /* the pass's cached time */
+    size_t tls_turn;        /* bytes decrypted in this run of the reader */
     struct event *sniff;    /* TLS listener: waits for the first bytes, before bev exists */
     evutil_socket_t fd;     /* the socket while sniff owns it */
     char *principal;        /* who authenticated (certificate subject or SASL user), or NULL */
