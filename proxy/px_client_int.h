@@ -68,6 +68,13 @@ void px_client_drain(px_client *cl);
  * each worker has its own listener event on the one socket). */
 struct evconnlistener;
 void px_accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg);
+/* Close the connection now (its requests finish and are freed). */
+void px_client_close(px_client *cl);
+/* The bufferevent's callbacks and the reader's re-run event (px_accept.c
+ * sets them up). */
+void px_client_read_cb(struct bufferevent *bev, void *arg);
+void px_client_write_cb(struct bufferevent *bev, void *arg);
+void px_client_resume_cb(evutil_socket_t fd, short what, void *arg);
 /* Read again if a pause for backpressure can end now. */
 void px_client_maybe_resume(px_client *cl);
 /* px_req.c: write the completed responses at the head of the queue, in
