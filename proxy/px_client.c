@@ -352,11 +352,11 @@ static ssize_t px_client_tls_rd(void *arg, void *buf, size_t len)
 #define PX_TLS_TURN_MAX (16 * 1024)
 
 /* TLS, whenever the reader needs more bytes: decrypt what OpenSSL holds or
- * the socket has into the input buffer (at most PX_TLS_TURN_MAX a turn). The
- * read-ahead (px_tls_ssl_new) holds whole records the socket no longer
- * signals, and libevent takes one record per read event. 1 when bytes were added; 0 when
- * there are none now, or the turn's are taken (the reader then runs again
- * soon), or the client closed (cl closed). */
+ * the socket has into the input buffer (at most PX_TLS_TURN_MAX a turn).
+ * The read-ahead (px_tls_ssl_new) holds whole records the socket no longer
+ * signals, and libevent takes one record per read event. 1 when bytes were
+ * added; 0 when there are none now, or the turn's are taken (the reader
+ * then runs again soon), or the client closed (cl closed). */
 static int px_client_tls_pull(px_client *cl)
 {
     if (!cl->tls || !cl->tls_done || cl->closed || cl->auth.close_after_flush || cl->tls_turn >= PX_TLS_TURN_MAX)
@@ -473,10 +473,74 @@ static int px_client_raw_token(px_client *cl)
     return !cl->closed;
 }
 
-static void px_client_read(px_client *cl)
+/* What one step of the reader left: go on, wait for more bytes (over TLS,
+ * first what OpenSSL read ahead), or stop (closed, paused, or bytes wait
+ * on the socket). */
+enum { PX_RD_NEXT, PX_RD_MORE, PX_RD_STOP };
+
+/* Take the next frame's header from the input buffer: dispatch the frame if
+ * it is all there, or start receiving it into its own kc_frame. */
+static int px_client_take(px_client *cl)
 {
     px_proxy *px = cl->px;
     const px_limits *l = &px->cfg->limits;
+    struct evbuffer *in = bufferevent_get_input(cl->bev);
+    size_t have = evbuffer_get_length(in);
+    uint8_t hb[PX_PEEK];
+    if (have < 4)
+        return PX_RD_MORE;
+    evbuffer_copyout(in, hb, have < PX_PEEK ? have : PX_PEEK);
+    int32_t size = (int32_t)((uint32_t)hb[0] << 24 | (uint32_t)hb[1] << 16 | (uint32_t)hb[2] << 8 | hb[3]);
+    if (!cl->tls && hb[0] == 0x16 && hb[1] == 0x03) {
+        px_client_bad(cl, "a TLS handshake on the plaintext client listener (the client uses "
+                      "security.protocol=SSL; this proxy has no client_tls)");
+        return PX_RD_STOP;
+    }
+    if (size < PX_PEEK - 4 || (size_t)size > l->max_frame_bytes) {
+        px_client_bad(cl, "frame size %d out of range [%d, %zu]", size, PX_PEEK - 4, l->max_frame_bytes);
+        return PX_RD_STOP;
+    }
+    if (have < PX_PEEK)
+        return PX_RD_MORE;
+    /* Check ApiKey and version before waiting for (and allocating) the body. */
+    int16_t key = (int16_t)(hb[4] << 8 | hb[5]);
+    int16_t ver = (int16_t)(hb[6] << 8 | hb[7]);
+    int16_t vmin, vmax;
+    if (px_vc_version_range(px, key, &vmin, &vmax) != 0) {
+        px_client_bad(cl, "unsupported ApiKey %d (%s)", key, kc_api_name(key));
+        return PX_RD_STOP;
+    }
+    if (key != KC_API_APIVERSIONS && (ver < vmin || ver > vmax)) {
+        px_client_bad(cl, "%s version %d is outside the supported range %d-%d", kc_api_name(key),
+                      ver, vmin, vmax);
+        return PX_RD_STOP;
+    }
+    /* A frame bigger than PX_RX_DIRECT_MAX waits in the input buffer as
+     * before, so that a few header bytes cannot make the proxy reserve
+     * up to max_frame_bytes. */
+    if (have < 4 + (size_t)size && (size_t)size > PX_RX_DIRECT_MAX)
+        return PX_RD_MORE;
+    kc_frame *f = kc_frame_new((size_t)size);
+    if (f == NULL) {
+        px_client_bad(cl, "out of memory for a frame of %d bytes", size);
+        return PX_RD_STOP;
+    }
+    evbuffer_drain(in, 4);
+    if (have >= 4 + (size_t)size) {
+        evbuffer_remove(in, f->data, (size_t)size);
+        px_dispatch(cl, f);
+        return PX_RD_NEXT;
+    }
+    /* The rest is still on its way: read it into the frame directly.
+     * The frame counts against the client's in-flight bytes meanwhile. */
+    kc_frame_rx_start(&cl->rx, f);
+    cl->inflight_bytes += f->len;
+    px_cut_begin(cl, key, f);
+    return PX_RD_NEXT;
+}
+
+static void px_client_read(px_client *cl)
+{
     cl->refcnt++;
     /* A budget per run (the read event and the re-run timer may both run
      * it in one pass of the loop). Not per pass: libevent's cached time is
@@ -488,77 +552,19 @@ static void px_client_read(px_client *cl)
             px_client_pause(cl);
             break;
         }
-        if (cl->auth.state == PX_AUTH_HANDSHAKEN && cl->auth.handshake_version == 0 && cl->rx.f == NULL) {
-            if (!px_client_raw_token(cl) && !px_client_tls_pull(cl))
-                break;
+        int r;
+        if (cl->auth.state == PX_AUTH_HANDSHAKEN && cl->auth.handshake_version == 0 && cl->rx.f == NULL)
+            r = px_client_raw_token(cl) ? PX_RD_NEXT : PX_RD_MORE;
+        else if (cl->rx.f != NULL)
+            r = px_client_fill(cl) ? PX_RD_NEXT : PX_RD_STOP; /* over TLS it read through OpenSSL itself */
+        else
+            r = px_client_take(cl);
+        /* Every wait for bytes drains OpenSSL's read-ahead first: the socket
+         * will not signal those bytes again. */
+        if (r == PX_RD_MORE && px_client_tls_pull(cl))
             continue;
-        }
-        if (cl->rx.f != NULL) {
-            if (!px_client_fill(cl))
-                break;
-            continue;
-        }
-        struct evbuffer *in = bufferevent_get_input(cl->bev);
-        size_t have = evbuffer_get_length(in);
-        uint8_t hb[PX_PEEK];
-        if (have < 4) {
-            if (px_client_tls_pull(cl))
-                continue;
+        if (r != PX_RD_NEXT)
             break;
-        }
-        evbuffer_copyout(in, hb, have < PX_PEEK ? have : PX_PEEK);
-        int32_t size = (int32_t)((uint32_t)hb[0] << 24 | (uint32_t)hb[1] << 16 | (uint32_t)hb[2] << 8 | hb[3]);
-        if (!cl->tls && hb[0] == 0x16 && hb[1] == 0x03) {
-            px_client_bad(cl, "a TLS handshake on the plaintext client listener (the client uses "
-                          "security.protocol=SSL; this proxy has no client_tls)");
-            break;
-        }
-        if (size < PX_PEEK - 4 || (size_t)size > l->max_frame_bytes) {
-            px_client_bad(cl, "frame size %d out of range [%d, %zu]", size, PX_PEEK - 4, l->max_frame_bytes);
-            break;
-        }
-        if (have < PX_PEEK) {
-            if (px_client_tls_pull(cl))
-                continue;
-            break;
-        }
-        /* Check ApiKey and version before waiting for (and allocating) the body. */
-        int16_t key = (int16_t)(hb[4] << 8 | hb[5]);
-        int16_t ver = (int16_t)(hb[6] << 8 | hb[7]);
-        int16_t vmin, vmax;
-        if (px_vc_version_range(px, key, &vmin, &vmax) != 0) {
-            px_client_bad(cl, "unsupported ApiKey %d (%s)", key, kc_api_name(key));
-            break;
-        }
-        if (key != KC_API_APIVERSIONS && (ver < vmin || ver > vmax)) {
-            px_client_bad(cl, "%s version %d is outside the supported range %d-%d", kc_api_name(key),
-                          ver, vmin, vmax);
-            break;
-        }
-        /* A frame bigger than PX_RX_DIRECT_MAX waits in the input buffer as
-         * before, so that a few header bytes cannot make the proxy reserve
-         * up to max_frame_bytes. */
-        if (have < 4 + (size_t)size && (size_t)size > PX_RX_DIRECT_MAX) {
-            if (px_client_tls_pull(cl))
-                continue;
-            break;
-        }
-        kc_frame *f = kc_frame_new((size_t)size);
-        if (f == NULL) {
-            px_client_bad(cl, "out of memory for a frame of %d bytes", size);
-            break;
-        }
-        evbuffer_drain(in, 4);
-        if (have >= 4 + (size_t)size) {
-            evbuffer_remove(in, f->data, (size_t)size);
-            px_dispatch(cl, f);
-            continue;
-        }
-        /* The rest is still on its way: read it into the frame directly.
-         * The frame counts against the client's in-flight bytes meanwhile. */
-        kc_frame_rx_start(&cl->rx, f);
-        cl->inflight_bytes += f->len;
-        px_cut_begin(cl, key, f);
     }
     /* OpenSSL may still hold records when this turn's bytes were taken: no
      * read event would come for them. Run again after the event loop has

@@ -35,7 +35,6 @@ void px_client_auth_free(px_client_auth *auth)
     auth->delayed_body = NULL;
 }
 
-
 /* A client-supplied user name fit for a log line: printable ASCII, no
  * quote, at most n - 1 bytes (the rest replaced by '?'). */
 static void px_sasl_log_user(const char *user, char *u, size_t n)

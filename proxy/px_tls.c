@@ -386,12 +386,7 @@ ssize_t px_tls_read(SSL *ssl, void *buf, size_t len, int *dry, char *why, size_t
         errno = 0;
         return 0;
     }
-    if (e == SSL_ERROR_SYSCALL && err == 0) {
-        if (sys_errno == EINTR || sys_errno == EAGAIN || sys_errno == EWOULDBLOCK) {
-            *dry = 1; /* the caller comes back with the next read event */
-            errno = EAGAIN;
-            return -1;
-        }
+    if (e == SSL_ERROR_SYSCALL && err == 0) { /* EAGAIN and EINTR are WANT_READ (the BIO's retry) */
         snprintf(why, why_size, "%s", strerror(sys_errno));
         errno = sys_errno;
         return -1;

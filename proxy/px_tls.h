@@ -37,15 +37,14 @@ void px_tls_free(px_tls *t);
  * after a rotation check (at most one stat round a second), reading fd
  * ahead (up to 128 KiB a read, px_tls.c). Records read ahead are not
  * signalled by the socket: the caller drains them (px_tls_read) every time
- * it needs more bytes, or the connection stalls. NULL when out of memory. The caller (its
- * bufferevent) owns and frees it, and closes fd. */
+ * it needs more bytes, or the connection stalls. NULL when out of memory.
+ * The caller (its bufferevent) owns and frees it, and closes fd. */
 SSL *px_tls_ssl_new(px_tls *t, int fd);
 
 /* Decrypt at most len bytes into buf, as recv() would: >0 bytes; 0 the
  * client closed (close_notify, or EOF without it); -1 with errno EAGAIN and
  * *dry 1 when OpenSSL needs more from the socket (2: it must first write to
- * it), or -1 with why (a
- * sentence) when the connection failed. */
+ * it), or -1 with why (a sentence) when the connection failed. */
 ssize_t px_tls_read(SSL *ssl, void *buf, size_t len, int *dry, char *why, size_t why_size);
 
 /* Rebuild the context from the files now (SIGHUP). 0: the new context is in
