@@ -39,6 +39,7 @@ __all__ = [
     'HarnessError', 'SkipTest', 'TestBed', 'MockBed', 'KafkaBed', 'backend_name', 'Broker', 'ProxyCluster', 'Proxy',
     'Metrics', 'parse_prometheus', 'metrics', 'rss_kib', 'log_tail', 'kcat',
     'require_kcat', 'produce', 'consume_all', 'wait_until', 'run_test',
+    'clients_dir', 'node_package', 'scram_credentials_file',
     'top_builddir', 'top_srcdir', 'testbed_binary', 'kzproxy_binary',
 ]
 
@@ -536,6 +537,49 @@ def require_kcat():
     if path is None:
         raise SkipTest('kcat is not installed (apt-get install kcat)')
     return path
+
+
+def clients_dir():
+    """tests/clients in the source tree: the client round-trip programs, their
+    node_modules and pyvenv (installed by scripts/deps.sh)."""
+    return os.path.join(top_srcdir(), 'tests', 'clients')
+
+
+def node_package(package):
+    """Whether node and the npm PACKAGE (in tests/clients/node_modules) are here.
+
+    Returns (path of node, None), or (None, why not) for the caller to skip
+    with: the reason names scripts/deps.sh, which installs both.
+    """
+    node = shutil.which('node')
+    if node is None:
+        return None, 'node is not installed (scripts/deps.sh installs it)'
+    clients = clients_dir()
+    if not os.path.isdir(os.path.join(clients, 'node_modules', package)):
+        return None, ('%s is not installed in %s/node_modules: run scripts/deps.sh '
+                      '(npm ci --prefix tests/clients)' % (package, clients))
+    return node, None
+
+
+def scram_credentials_file(path, users, iterations=4096):
+    """Write a client_sasl credentials_file for users ({name: password}) to path.
+
+    Each entry is made by `kzproxy --scram-credential NAME --iterations N`
+    with the password on stdin, in the order of users; the file is
+    {"users": [entry, ...]}, usable for PLAIN and both SCRAM mechanisms.
+    HarnessError if an entry contains its password in clear; a failing or
+    hanging (30 s) kzproxy raises CalledProcessError / TimeoutExpired.
+    """
+    entries = []
+    for name, password in users.items():
+        cp = subprocess.run([kzproxy_binary(), '--scram-credential', name, '--iterations', str(iterations)],
+                            input=(password + '\n').encode(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            check=True, timeout=30)
+        if password in cp.stdout.decode():
+            raise HarnessError('the --scram-credential entry for %r contains the password' % name)
+        entries.append(json.loads(cp.stdout))
+    with open(path, 'w') as f:
+        json.dump({'users': entries}, f)
 
 
 def kcat(*args, input=None, timeout=60, check=True):

@@ -37,12 +37,10 @@ per operation and resource. The backend's end offsets show that only the
 allowed batches landed (nothing denied reached the direct or WAL path), and
 the produce path counters show both paths carried the allowed produce.
 """
-import json
 import os
 import shutil
 import socket
 import struct
-import subprocess
 import sys
 import tempfile
 
@@ -804,17 +802,6 @@ def commit_on_backend(tb, group, topic):
         c.close()
 
 
-def credentials(path):
-    """The credentials file, made by kzproxy --scram-credential (the password on stdin)."""
-    users = []
-    for user, (pw, _prefix, _group) in USERS.items():
-        cp = subprocess.run([kz.kzproxy_binary(), '--scram-credential', user, '--iterations', '4096'],
-                            input=(pw + '\n').encode(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=True)
-        users.append(json.loads(cp.stdout))
-    with open(path, 'w') as f:
-        json.dump({'users': users}, f)
-
-
 def end_offsets(tb, topic):
     from confluent_kafka import Consumer, TopicPartition
     c = Consumer({'bootstrap.servers': tb.bootstrap, 'group.id': 'kz-test-acl-check'})
@@ -828,7 +815,7 @@ def main():
     workdir = tempfile.mkdtemp(prefix='kz-acl-')
     try:
         creds = os.path.join(workdir, 'users.json')
-        credentials(creds)
+        kz.scram_credentials_file(creds, {user: pw for user, (pw, _prefix, _group) in USERS.items()})
         topics = {'alice': 'app-a.orders', 'bob': 'app-b.orders'}
         extra = {'client_sasl': {'mechanisms': ['PLAIN'], 'credentials_file': creds, 'failure_delay_ms': 0},
                  'acls': acl_config(), 'peer_secret': walpath.SECRET,

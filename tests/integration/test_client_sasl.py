@@ -18,7 +18,6 @@ credentials file made by `kzproxy --scram-credential`:
 - A wrong password gets SASL_AUTHENTICATION_FAILED on the client, the proxy
   counts it (kzproxy_client_sasl_failures_total) and keeps serving others.
 """
-import json
 import os
 import socket
 import struct
@@ -34,19 +33,6 @@ from kzharness import HarnessError  # noqa: E402
 TOPIC = 'sasl3'
 USERS = {'alice': 'alice-secret', 'bob,=x': 'b0b pass'}
 VENV_PY = os.path.join(kz.top_srcdir(), 'tests', 'clients', 'pyvenv', 'bin', 'python')
-
-
-def credentials(path):
-    users = []
-    for u, pw in USERS.items():
-        cp = subprocess.run([kz.kzproxy_binary(), '--scram-credential', u, '--iterations', '4096'],
-                            input=(pw + '\n').encode(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            check=True)
-        entry = json.loads(cp.stdout)
-        assert pw not in cp.stdout.decode(), 'the password is in the entry'
-        users.append(entry)
-    with open(path, 'w') as f:
-        json.dump({'users': users}, f)
 
 
 def frame(api_key, version, corr, body=b'', client_id=b'raw'):
@@ -273,7 +259,7 @@ def main():
     kz.require_kcat()
     tmp = tempfile.mkdtemp(prefix='kz-sasl-')
     creds = os.path.join(tmp, 'users.json')
-    credentials(creds)
+    kz.scram_credentials_file(creds, USERS)
     extra = {'client_sasl': {'mechanisms': ['SCRAM-SHA-512', 'SCRAM-SHA-256', 'PLAIN'],
                              'credentials_file': creds, 'failure_delay_ms': 300}}
     with kz.TestBed(zones=('a',), brokers=1, topics={TOPIC: 3}) as tb, \

@@ -60,21 +60,13 @@ KEYS = 20        # keyed clients (kcat, KafkaJS): key k<i % KEYS>
 USER, PASSWORD = 'alice', 'alice-s3cret pw'
 TOPICS = ['ss_confluent', 'ss_kafka_python', 'ss_kafkajs', 'ss_kcat', 'ss_after',
           'mt_kcat', 'mt_kafka_python', 'mt_kafkajs']
-CLIENTS_DIR = os.path.join(kz.top_srcdir(), 'tests', 'clients')
+CLIENTS_DIR = kz.clients_dir()
 VENV_PY = os.path.join(CLIENTS_DIR, 'pyvenv', 'bin', 'python')
 KAFKAJS_SCRIPT = os.path.join(CLIENTS_DIR, 'kafkajs_roundtrip.js')
 FAILURE_DELAY_MS = 200
 
 
 # ---------------------------------------------------------------- setup
-
-def credentials(path):
-    cp = subprocess.run([kz.kzproxy_binary(), '--scram-credential', USER, '--iterations', '4096'],
-                        input=(PASSWORD + '\n').encode(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                        check=True, timeout=30)
-    with open(path, 'w') as f:
-        json.dump({'users': [json.loads(cp.stdout)]}, f)
-
 
 def wal_extra(work, name):
     d = os.path.join(work, name)
@@ -87,16 +79,6 @@ def peers_up(pc):
     for p in pc.proxies:
         kz.wait_until(lambda p=p: kz.metrics(p).sum('kzproxy_peer_up', 0) == 1, 15,
                       'proxy %d to see its peer up over TLS' % p.node_id)
-
-
-def node_kafkajs():
-    """(node, None) or (None, why not)."""
-    node = shutil.which('node')
-    if node is None:
-        return None, 'node is not installed (scripts/deps.sh installs it)'
-    if not os.path.isdir(os.path.join(CLIENTS_DIR, 'node_modules', 'kafkajs')):
-        return None, 'kafkajs is not installed: run scripts/deps.sh (npm ci --prefix tests/clients)'
-    return node, None
 
 
 def venv_python():
@@ -551,14 +533,14 @@ def main():
         import kafka  # noqa: F401
     except ImportError as e:
         raise SkipTest('kafka-python does not import (%s): apt-get install python3-kafka' % e)
-    node, js_why = node_kafkajs()
+    node, js_why = kz.node_package('kafkajs')
     py, py_why = venv_python()
     work = tempfile.mkdtemp(prefix='kz-sasl-ssl-')
     ok = False
     try:
         pki = make_test_pki(os.path.join(work, 'pki'))
         creds = os.path.join(work, 'users.json')
-        credentials(creds)
+        kz.scram_credentials_file(creds, {USER: PASSWORD})
         with kz.TestBed(zones=('a', 'b'), brokers=2, topics={t: PARTITIONS for t in TOPICS}, backend='mock') as tb:
             sasl_ssl_part(tb, work, pki, creds, node, js_why, py, py_why)
             mtls_part(tb, work, pki, node, js_why)

@@ -252,20 +252,12 @@ def run_external(name, argv, prod, cons, produced):
     return out['produce_ms'] / 1000.0, out['consume_ms'] / 1000.0, [tuple(r) for r in out['records']], acked
 
 
-def _clients_dir():
-    return os.path.join(kz.top_srcdir(), 'tests', 'clients')
-
-
 def _node_package(package, script, prod, cons, produced, name):
     """A tests/clients/SCRIPT under node, with PACKAGE from tests/clients/node_modules."""
-    node = shutil.which('node')
+    node, why = kz.node_package(package)
     if node is None:
-        raise SkipTest('node is not installed (scripts/deps.sh installs it)')
-    clients = _clients_dir()
-    if not os.path.isdir(os.path.join(clients, 'node_modules', package)):
-        raise SkipTest('%s is not installed in %s/node_modules: run scripts/deps.sh '
-                       '(npm ci --prefix tests/clients)' % (package, clients))
-    return run_external(name, [node, os.path.join(clients, script)], prod, cons, produced)
+        raise SkipTest(why)
+    return run_external(name, [node, os.path.join(kz.clients_dir(), script)], prod, cons, produced)
 
 
 def run_kafkajs(prod, cons, produced):
@@ -279,7 +271,7 @@ def run_platformatic(prod, cons, produced):
 
 def run_go(prod, cons, produced):
     """franz-go: tests/clients/go/kzgo-roundtrip, built by scripts/deps.sh."""
-    src = os.path.join(_clients_dir(), 'go')
+    src = os.path.join(kz.clients_dir(), 'go')
     binary = os.path.join(src, 'kzgo-roundtrip')
     build = 'scripts/deps.sh (cd tests/clients/go && go build -o kzgo-roundtrip .)'
     if not os.access(binary, os.X_OK):
@@ -293,7 +285,7 @@ def run_go(prod, cons, produced):
 
 def run_confluent_pypi(prod, cons, produced):
     """confluent-kafka from PyPI in the venv tests/clients/pyvenv, made by scripts/deps.sh."""
-    clients = _clients_dir()
+    clients = kz.clients_dir()
     python = os.path.join(clients, 'pyvenv', 'bin', 'python')
     if not os.access(python, os.X_OK):
         raise SkipTest('%s does not exist: run scripts/deps.sh (python3 -m venv tests/clients/pyvenv; '
