@@ -450,6 +450,7 @@ class Bench:
         self.results = {'produce': [], 'consume': [], 'idle_connections': [], 'idempotent': [],
                         'sequence_controls': [], 'failures': [], 'idem_default': [], 'consume_fanout': []}
         self.tb = None
+        self.consume_filled = False
         self.workdir = tempfile.mkdtemp(prefix='kz-bench-')
 
     # -- helpers
@@ -686,12 +687,16 @@ class Bench:
             self.fail('consume (fill %s)' % topic, res['error'])
         return res
 
-    def consume_run(self, path, label, bootstrap, cluster=None, topic='bench_consume'):
+    def consume_run(self, path, label, bootstrap, cluster=None, topic='bench_consume', extra=()):
         proxies = cluster.proxies if cluster else []
         args = ['consume', '-b', bootstrap, '-t', topic, '--duration', self.o.consume_s,
-                '--timeout', self.o.timeout, '-X', 'fetch.wait.max.ms=20']
-        (res, ccpu), fig = measure(proxies, {'brokers': self.tb.pids},
-                                   lambda: run_kz_bench(args, self.o.timeout))
+                '--timeout', self.o.timeout, '-X', 'fetch.wait.max.ms=20'] + list(extra)
+        perf = self.perf_start('consume_' + path, proxies)
+        try:
+            (res, ccpu), fig = measure(proxies, {'brokers': self.tb.pids},
+                                       lambda: run_kz_bench(args, self.o.timeout))
+        finally:
+            self.perf_stop(perf)
         e = {'path': path, 'label': label, 'topic': topic, 'client': res, 'client_cpu_s': ccpu}
         e.update(fig)
         e['proxy_cpu_s_per_gb'] = proxy_cpu_per_gb(fig['proxy_cpu_s'], res.get('bytes', 0))
@@ -1069,6 +1074,7 @@ class Bench:
                     self.pipelined_runs('same_zone', 'kzproxy same-zone', a, 'bench_idem_a', pc)
                 if self.want('consume'):
                     self.fill_consume_topic()
+                    self.consume_filled = True
                     self.consume_run('direct', 'direct', self.tb.bootstrap)
                     self.consume_run('same_zone', 'kzproxy same-zone', a.kafka, pc)
             if self.want('consume'):
@@ -1104,10 +1110,20 @@ class Bench:
             self.fail(label, 'no test certificates: %s' % err)
             return
         tls = {'client_tls': {'cert_file': pki['server'], 'key_file': pki['server_key']}}
+        ssl = ('-X', 'security.protocol=ssl', '-X', 'ssl.ca.location=' + pki['ca'])
         with self.cluster(tls) as pc:
             a = pc.proxy_in('a')
-            self.produce_runs('same_zone_tls', label, a.kafka, 'bench_a', pc,
-                              extra=('-X', 'security.protocol=ssl', '-X', 'ssl.ca.location=' + pki['ca']))
+            self.produce_runs('same_zone_tls', label, a.kafka, 'bench_a', pc, extra=ssl)
+            # Consume over TLS: the proxy encrypts what it fetched. Its
+            # plaintext reference in the same run is the consume scenario's
+            # same-zone row, run here when that scenario is not.
+            if not self.consume_filled:
+                self.fill_consume_topic()
+                self.consume_filled = True
+            self.consume_run('same_zone_tls', label, a.kafka, pc, extra=ssl)
+        if not self.want('consume'):
+            with self.cluster(None) as pc:
+                self.consume_run('same_zone', 'kzproxy same-zone', pc.proxy_in('a').kafka, pc)
 
     def same_zone_tls_java(self):
         """Same-zone produce with the Java client (Apache Kafka's
@@ -1636,6 +1652,11 @@ def targets(results, opts):
         if sz and tls and sz.get('proxy_cpu_s_per_gb') is not None and tls.get('proxy_cpu_s_per_gb') is not None:
             d = round(tls['proxy_cpu_s_per_gb'] - sz['proxy_cpu_s_per_gb'], 3)
             add('same-zone TLS proxy CPU <= plaintext + 0.5 core-s/GB (%s load)' % load, d, d <= 0.5, 's/GB more')
+    cons = {e['path']: e for e in results['consume']}
+    sz, tls = cons.get('same_zone'), cons.get('same_zone_tls')
+    if sz and tls and sz.get('proxy_cpu_s_per_gb') is not None and tls.get('proxy_cpu_s_per_gb') is not None:
+        d = round(tls['proxy_cpu_s_per_gb'] - sz['proxy_cpu_s_per_gb'], 3)
+        add('same-zone TLS consume proxy CPU <= plaintext + 0.5 core-s/GB', d, d <= 0.5, 's/GB more')
     for load in ('fixed', 'saturation'):
         sz, tls = prod('same_zone_java', load), prod('same_zone_tls_java', load)
         if sz and tls and sz.get('proxy_cpu_s_per_gb') is not None and tls.get('proxy_cpu_s_per_gb') is not None:
@@ -1874,7 +1895,7 @@ def parse_args(argv):
     ap.add_argument('--rate-mbps', type=float, default=100.0, help='fixed offered load (default 100)')
     ap.add_argument('--idle-conns', type=int, help='idle client connections (default 10000)')
     ap.add_argument('--perf', metavar='DIR',
-                    help='record perf profiles of the proxies during the fixed-load runs into DIR '
+                    help='record perf profiles of the proxies during the fixed-load and consume runs into DIR '
                          '(for profiles: perf takes CPU, so do not quote that run\'s numbers)')
     ap.add_argument('--pairs', type=int,
                     help='alternating direct / same-zone fixed-load runs of 5 s for the added '
