@@ -309,6 +309,9 @@ typedef struct kc_pool_free {
 
 static _Thread_local kc_pool_free *kc_pool_head[KC_POOL_CLASSES];
 static _Thread_local size_t kc_pool_held;
+/* One released frame above the classes (KC_FRAME_POOL_MAX up to
+ * KC_FRAME_BIG_KEEP bytes), the largest seen, kept for the next big frame. */
+static _Thread_local kc_frame *kc_big_free;
 
 /* The class of a frame of total bytes, or -1 for one outside the pool. */
 static int kc_pool_class(size_t total)
@@ -326,6 +329,17 @@ size_t kc_frame_pool_bytes(void)
     return kc_pool_held;
 }
 
+size_t kc_frame_big_bytes(void)
+{
+    return kc_big_free != NULL ? sizeof(kc_frame) + kc_big_free->cap : 0;
+}
+
+/* A frame too big for the classes that the big slot can hold. */
+static int kc_big_keepable(size_t total)
+{
+    return KC_POOL_ON && total > KC_FRAME_POOL_MAX && total <= KC_FRAME_BIG_KEEP;
+}
+
 void kc_frame_pool_trim(void)
 {
     for (int c = 0; c < KC_POOL_CLASSES; c++) {
@@ -336,6 +350,8 @@ void kc_frame_pool_trim(void)
         }
     }
     kc_pool_held = 0;
+    free(kc_big_free);
+    kc_big_free = NULL;
 }
 
 kc_frame *kc_frame_new(size_t len)
@@ -358,6 +374,20 @@ kc_frame *kc_frame_new(size_t len)
         if (f == NULL)
             return NULL;
         f->cap = csize - sizeof(kc_frame);
+    } else if (kc_big_free != NULL && kc_big_keepable(total)) {
+        /* The big slot's frame, grown in place if need be (realloc moves
+         * an mmapped block's pages, it does not copy them). */
+        f = kc_big_free;
+        kc_big_free = NULL;
+        if (f->cap < len) {
+            kc_frame *nf = realloc(f, total);
+            if (nf == NULL) {
+                free(f);
+                return NULL;
+            }
+            f = nf;
+            f->cap = len;
+        }
     } else {
         f = malloc(total);
         if (f == NULL)
@@ -392,6 +422,12 @@ void kc_frame_release(kc_frame *f)
             kc_pool_held += csize;
             return;
         }
+    } else if (kc_big_keepable(sizeof(*f) + f->cap)) {
+        if (kc_big_free == NULL || kc_big_free->cap < f->cap) { /* keep the larger */
+            kc_frame *old = kc_big_free;
+            kc_big_free = f;
+            f = old;
+        }
     }
     free(f);
 }
@@ -406,6 +442,8 @@ static int kc_frame_rx_grow(kc_frame_rx *rx, size_t need)
     if (rx->got + need <= cap)
         return 0;
     size_t ncap = cap < want / 2 ? cap * 2 : want;
+    if (rx->whole_after > 0 && rx->got >= rx->whole_after)
+        ncap = want; /* each doubling would copy what arrived again */
     if (ncap < rx->got + need)
         ncap = rx->got + need;
     if (ncap > want)
@@ -494,6 +532,7 @@ void kc_frame_rx_start(kc_frame_rx *rx, kc_frame *f)
     rx->got = 0;
     rx->want = f->len;
     rx->turn_max = 0;
+    rx->whole_after = 0;
 }
 
 int kc_frame_rx_begin(kc_frame_rx *rx, size_t len, size_t have)
@@ -506,6 +545,7 @@ int kc_frame_rx_begin(kc_frame_rx *rx, size_t len, size_t have)
     rx->got = 0;
     rx->want = len;
     rx->turn_max = 0;
+    rx->whole_after = 0;
     return 0;
 }
 

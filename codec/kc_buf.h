@@ -120,9 +120,17 @@ kc_frame *kc_frame_new(size_t len);
 #define KC_FRAME_POOL_MIN ((size_t)128 * 1024)
 #define KC_FRAME_POOL_MAX ((size_t)16 * 1024 * 1024)
 #define KC_FRAME_POOL_BYTES ((size_t)32 * 1024 * 1024)
+/* Above the classes, one released frame of up to KC_FRAME_BIG_KEEP bytes is
+ * kept per thread (the largest), and a big frame takes it, grown in place if
+ * need be: Fetch answers run to a consumer's fetch.max.bytes (50 MB by
+ * default), and page-faulting fresh memory for each cost a quarter of the
+ * proxy's CPU on the consume path. */
+#define KC_FRAME_BIG_KEEP ((size_t)64 * 1024 * 1024)
 /* Bytes held by the calling thread's pool (released frames kept for reuse). */
 size_t kc_frame_pool_bytes(void);
-/* Free every frame the calling thread's pool holds. */
+/* Bytes of the calling thread's kept big frame (0 if none). */
+size_t kc_frame_big_bytes(void);
+/* Free every frame the calling thread's pool holds, the big one too. */
 void kc_frame_pool_trim(void);
 kc_frame *kc_frame_keep(kc_frame *f);
 void kc_frame_release(kc_frame *f);
@@ -143,6 +151,9 @@ typedef struct kc_frame_rx {
                    * be less while the frame grows (kc_frame_rx_begin) */
     size_t turn_max; /* bytes one kc_frame_rx_fill reads from the socket at most;
                       * 0: KC_RX_TURN_MAX (cut-through reads smaller steps) */
+    size_t whole_after; /* once this many bytes arrived, a growing frame is
+                         * allocated whole instead of doubling (0: never);
+                         * for a peer that sends what it announces */
 } kc_frame_rx;
 
 /* Bytes one kc_frame_rx_fill call reads from the socket at most. */
@@ -177,7 +188,8 @@ void kc_frame_rx_start(kc_frame_rx *rx, kc_frame *f);
 /* Start receiving a frame of len bytes (its size prefix consumed) that is
  * allocated as its bytes arrive: at first min(len, max(KC_RX_RESERVE,
  * have)) bytes, have being what the caller already holds of it (the bytes
- * in its input buffer). 0, or -1 when out of memory (rx stays empty). */
+ * in its input buffer). 0, or -1 when out of memory (rx stays empty). The
+ * caller may then set rx->whole_after. */
 int kc_frame_rx_begin(kc_frame_rx *rx, size_t len, size_t have);
 /* The frame kc_frame_rx_fill completed; rx is empty again. */
 kc_frame *kc_frame_rx_take(kc_frame_rx *rx);

@@ -125,11 +125,15 @@ static void mc_conn_read_cb(struct bufferevent *bev, void *arg)
                 /* The rest is still on its way. The size is only the
                  * broker's claim: reserve what has arrived (or a small
                  * bound) and grow as the bytes come, read straight into the
-                 * frame (kc_frame_rx_fill). */
+                 * frame (kc_frame_rx_fill). A broker that has sent
+                 * KC_RX_RESERVE of it sends the rest: the frame is then
+                 * allocated whole, once, where doubling copied a 12 MB
+                 * Fetch answer's bytes 14 MB over (1 to 16 MiB). */
                 if (kc_frame_rx_begin(&c->rx, size, have) != 0) {
                     mc_conn_fail_all(c, "out of memory", 0);
                     return;
                 }
+                c->rx.whole_after = KC_RX_RESERVE;
                 continue;
             }
             f = kc_frame_new(size);

@@ -304,6 +304,35 @@ START_TEST(test_frame_rx_grow)
     ck_assert_int_eq(memcmp(f->data, want, LEN), 0);
     kc_frame_release(f);
 
+    /* whole_after (broker responses): the same 3 MiB grows once, to its
+     * size, as soon as that many bytes arrived, and arrives intact. */
+    ck_assert_int_eq(kc_frame_rx_begin(&rx, LEN, 0), 0);
+    rx.whole_after = KC_RX_RESERVE;
+    sent = 0;
+    r = 0;
+    grew = 0;
+    while (r == 0) {
+        size_t n = LEN - sent < CHUNK ? LEN - sent : CHUNK;
+        if (n > 0) {
+            ck_assert_int_eq(write(sv[1], want + sent, n), (ssize_t)n);
+            sent += n;
+        }
+        size_t before = rx.f->len;
+        r = kc_frame_rx_fill(&rx, in, sv[0]);
+        ck_assert_int_ge(r, 0);
+        if (r == 0 && rx.f->len != before) {
+            grew++;
+            ck_assert_uint_eq(rx.f->len, LEN);
+            ck_assert_uint_ge(rx.got, KC_RX_RESERVE);
+        }
+    }
+    ck_assert_int_eq(r, 1);
+    ck_assert_int_le(grew, 1);
+    f = kc_frame_rx_take(&rx);
+    ck_assert_uint_eq(f->len, LEN);
+    ck_assert_int_eq(memcmp(f->data, want, LEN), 0);
+    kc_frame_release(f);
+
     /* More already buffered than the reserve: room for all of it at once. */
     evbuffer_add(in, want, (size_t)3 << 19);
     ck_assert_int_eq(kc_frame_rx_begin(&rx, LEN, evbuffer_get_length(in)), 0);
@@ -398,6 +427,47 @@ START_TEST(test_wr_long_string)
 END_TEST
 
 
+/* One frame above the classes is kept (the largest), handed to the next
+ * big frame and grown in place for a larger one; one over
+ * KC_FRAME_BIG_KEEP is never kept. */
+START_TEST(test_frame_big_keep)
+{
+    kc_frame_pool_trim();
+    kc_frame *a = kc_frame_new((size_t)40 << 20);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_int_eq(a->pool_class, -1);
+    memset(a->data, 1, a->len);
+    kc_frame *b = kc_frame_new((size_t)20 << 20);
+    ck_assert_ptr_nonnull(b);
+    kc_frame_release(b);
+    if (kc_frame_big_bytes() == 0) { /* built with AddressSanitizer: nothing kept */
+        kc_frame_release(a);
+        return;
+    }
+    ck_assert_uint_eq(kc_frame_big_bytes(), sizeof(kc_frame) + ((size_t)20 << 20));
+    kc_frame_release(a); /* larger: kept instead of b */
+    ck_assert_uint_eq(kc_frame_big_bytes(), sizeof(kc_frame) + ((size_t)40 << 20));
+    kc_frame *c = kc_frame_new((size_t)30 << 20);
+    ck_assert_ptr_eq(c, a);
+    ck_assert_uint_eq(c->len, (size_t)30 << 20);
+    ck_assert_int_eq(c->refcnt, 1);
+    ck_assert_uint_eq(kc_frame_big_bytes(), 0);
+    kc_frame_release(c);
+    kc_frame *d = kc_frame_new((size_t)50 << 20); /* grown in place */
+    ck_assert_ptr_nonnull(d);
+    ck_assert_uint_eq(d->len, (size_t)50 << 20);
+    ck_assert_uint_eq(d->data[0], 1);
+    memset(d->data, 2, d->len);
+    kc_frame_release(d);
+    kc_frame *e = kc_frame_new(KC_FRAME_BIG_KEEP); /* header and all: too big */
+    ck_assert_ptr_nonnull(e);
+    kc_frame_release(e);
+    ck_assert_uint_eq(kc_frame_big_bytes(), sizeof(kc_frame) + ((size_t)50 << 20));
+    kc_frame_pool_trim();
+    ck_assert_uint_eq(kc_frame_big_bytes(), 0);
+}
+END_TEST
+
 START_TEST(test_frame_pool)
 {
     kc_frame_pool_trim();
@@ -460,6 +530,7 @@ Suite *kc_buf_suite(void)
     tcase_add_test(tc, test_frame_rx);
     tcase_add_test(tc, test_frame_rx_grow);
     tcase_add_test(tc, test_frame_pool);
+    tcase_add_test(tc, test_frame_big_keep);
     tcase_add_test(tc, test_wr_long_string);
     suite_add_tcase(s, tc);
     return s;
