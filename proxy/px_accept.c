@@ -10,6 +10,7 @@
 
 #include "proxy/px_client_int.h"
 #include "proxy/px_tls.h"
+#include "proxy/px_tls_sock.h"
 
 #include "codec/kc_peer.h"
 #include "proxy/px_sasl.h"
@@ -126,6 +127,7 @@ static int px_client_start(px_client *cl, evutil_socket_t fd, SSL *ssl)
             evutil_closesocket(fd);
             return -1;
         }
+        px_tls_sock_on_drained(ssl, px_client_tls_drained, cl);
         /* A client that closes without close_notify is an EOF, not an error. */
         bufferevent_openssl_set_allow_dirty_shutdown(cl->bev, 1);
         bufferevent_set_max_single_read(cl->bev, PX_TLS_READ_BUFFER);
@@ -172,7 +174,7 @@ static void px_client_sniff_cb(evutil_socket_t fd, short what, void *arg)
     }
     event_free(cl->sniff);
     cl->sniff = NULL;
-    SSL *ssl = px_tls_ssl_new(cl->px->tls, fd);
+    SSL *ssl = px_tls_ssl_new(cl->px->tls, cl->px->base, fd);
     if (ssl == NULL) {
         evutil_closesocket(fd);
         kz_err("client %s: out of memory for a TLS session", cl->peer);

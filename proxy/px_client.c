@@ -3,6 +3,7 @@
 #include "proxy/px_client_int.h"
 #include "proxy/px_cut.h"
 #include "proxy/px_tls.h"
+#include "proxy/px_tls_sock.h"
 
 #include "codec/kc_peer.h"
 #include "proxy/px_sasl.h"
@@ -81,6 +82,8 @@ void px_client_close(px_client *cl)
     px_cut_drop(cl); /* before its own broker connections go */
     kc_frame_rx_drop(&cl->rx);
     if (cl->bev) {
+        if (cl->tls)
+            px_tls_sock_close(bufferevent_openssl_get_ssl(cl->bev));
         bufferevent_free(cl->bev);
         cl->bev = NULL;
     }
@@ -217,8 +220,16 @@ static void px_client_close_if_drained(px_client *cl)
 {
     if (!cl->auth.close_after_flush || cl->closed || !TAILQ_EMPTY(&cl->reqs))
         return;
-    if (evbuffer_get_length(bufferevent_get_output(cl->bev)) == 0)
+    if (px_client_unsent(cl) == 0)
         px_client_close(cl);
+}
+
+size_t px_client_unsent(const px_client *cl)
+{
+    if (cl->bev == NULL)
+        return 0;
+    size_t n = evbuffer_get_length(bufferevent_get_output(cl->bev));
+    return cl->tls ? n + px_tls_sock_unsent(bufferevent_openssl_get_ssl(cl->bev)) : n;
 }
 
 const void *px_client_stream(const px_client *cl) { return cl; }
@@ -601,4 +612,17 @@ void px_client_write_cb(struct bufferevent *bev, void *arg)
     px_client_close_if_drained(cl);
     px_client_maybe_resume(cl);
     px_client_release(cl);
+}
+
+void px_client_tls_drained(void *arg, int err)
+{
+    px_client *cl = arg;
+    if (cl->closed)
+        return;
+    if (err != 0) {
+        kz_info("client %s: connection error: %s", cl->peer, strerror(err));
+        px_client_close(cl);
+        return;
+    }
+    px_client_write_cb(cl->bev, cl);
 }

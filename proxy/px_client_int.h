@@ -70,11 +70,16 @@ struct evconnlistener;
 void px_accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg);
 /* Close the connection now (its requests finish and are freed). */
 void px_client_close(px_client *cl);
+/* Bytes of answers written and not yet sent: the bufferevent's output and,
+ * over TLS, records the socket BIO still holds (px_tls_sock.h). */
+size_t px_client_unsent(const px_client *cl);
 /* The bufferevent's callbacks and the reader's re-run event (px_accept.c
  * sets them up). */
 void px_client_read_cb(struct bufferevent *bev, void *arg);
 void px_client_write_cb(struct bufferevent *bev, void *arg);
 void px_client_resume_cb(evutil_socket_t fd, short what, void *arg);
+/* The TLS socket BIO sent the last of its records (err 0), or failed to. */
+void px_client_tls_drained(void *arg, int err);
 /* Read again if a pause for backpressure can end now. */
 void px_client_maybe_resume(px_client *cl);
 /* px_req.c: write the completed responses at the head of the queue, in

@@ -68,7 +68,7 @@ static void px_drain_counts(px_proxy *px, int *nconn, int *nreq, const char **wh
                 *what = kc_api_name(rq->hdr.api_key);
         }
         *nreq += waiting;
-        if (waiting == 0 && cl->bev && evbuffer_get_length(bufferevent_get_output(cl->bev)) > 0)
+        if (waiting == 0 && px_client_unsent(cl) > 0)
             (*nreq)++; /* an answer still being written */
     }
     px_workers_drain_counts(px, nconn, nreq); /* the other threads' (their last snapshot) */

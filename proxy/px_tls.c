@@ -1,8 +1,8 @@
 #include "config.h"
 
 #include "proxy/px_tls.h"
+#include "proxy/px_tls_sock.h"
 
-#include "codec/kc_buf.h"
 #include "common/kz_log.h"
 #include "common/kz_time.h"
 #include "meta-client/mc_tls.h"
@@ -13,15 +13,12 @@
 #include <openssl/x509.h>
 #include <errno.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 /* What the files looked like when last loaded (or last failed to load). */
 typedef struct px_tls_stamp {
@@ -195,155 +192,11 @@ static void px_tls_check_rotation(px_tls *t)
         kz_err("client_tls: certificate files changed but do not load (keeping the current certificate): %s", err);
 }
 
-/* The client socket under OpenSSL, reading ahead: one recv() of up to
- * PX_TLS_READ_AHEAD bytes, handed out as OpenSSL asks for them (a record's
- * 5-byte header, then its body), where OpenSSL's socket BIO makes a read()
- * for each. OpenSSL's own read-ahead would do the reads, but it moves what is
- * left of its buffer to the front at every record: with librdkafka's half-KiB
- * records, tens of bytes moved per byte received. Here each byte is copied
- * once. The buffer is a pooled frame (codec/kc_buf.c), taken when a read
- * needs it and given back once drained: an idle connection holds none, and
- * a busy thread reuses the same few. */
-#define PX_TLS_READ_AHEAD (KC_FRAME_POOL_MIN - sizeof(kc_frame))
-
-typedef struct px_tls_sock {
-    int fd;
-    int eof;     /* recv() returned 0: OpenSSL then reports an unexpected EOF */
-    kc_frame *f; /* NULL while empty */
-    size_t off, len;
-} px_tls_sock;
-
-static void px_tls_sock_drop(px_tls_sock *s)
-{
-    if (s->f != NULL)
-        kc_frame_release(s->f);
-    s->f = NULL;
-    s->off = s->len = 0;
-}
-
-static int px_tls_sock_read(BIO *b, char *out, int outl)
-{
-    px_tls_sock *s = BIO_get_data(b);
-    BIO_clear_retry_flags(b);
-    if (out == NULL || outl <= 0)
-        return 0;
-    if (s->off == s->len) {
-        if (s->f == NULL && (s->f = kc_frame_new(PX_TLS_READ_AHEAD)) == NULL) {
-            errno = ENOMEM;
-            return -1;
-        }
-        ssize_t n = recv(s->fd, s->f->data, PX_TLS_READ_AHEAD, 0);
-        if (n <= 0) {
-            int e = errno;
-            px_tls_sock_drop(s);
-            if (n == 0)
-                s->eof = 1;
-            if (n < 0 && (e == EAGAIN || e == EWOULDBLOCK || e == EINTR))
-                BIO_set_retry_read(b);
-            errno = e;
-            return (int)n;
-        }
-        s->off = 0;
-        s->len = (size_t)n;
-    }
-    size_t k = s->len - s->off < (size_t)outl ? s->len - s->off : (size_t)outl;
-    memcpy(out, s->f->data + s->off, k);
-    s->off += k;
-    if (s->off == s->len)
-        px_tls_sock_drop(s);
-    return (int)k;
-}
-
-static int px_tls_sock_write(BIO *b, const char *in, int inl)
-{
-    px_tls_sock *s = BIO_get_data(b);
-    BIO_clear_retry_flags(b);
-    if (inl <= 0)
-        return 0;
-    ssize_t n = send(s->fd, in, (size_t)inl, MSG_NOSIGNAL);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-        BIO_set_retry_write(b);
-    return (int)n;
-}
-
-static long px_tls_sock_ctrl(BIO *b, int cmd, long num, void *ptr)
-{
-    px_tls_sock *s = BIO_get_data(b);
-    switch (cmd) {
-    case BIO_C_GET_FD: /* libevent learns the fd so, and closes it on free */
-        if (s == NULL)
-            return -1;
-        if (ptr != NULL)
-            *(int *)ptr = s->fd;
-        return s->fd;
-    case BIO_CTRL_GET_CLOSE:
-        return BIO_get_shutdown(b);
-    case BIO_CTRL_SET_CLOSE:
-        BIO_set_shutdown(b, (int)num);
-        return 1;
-    case BIO_CTRL_PENDING:
-        return s != NULL ? (long)(s->len - s->off) : 0;
-    case BIO_CTRL_EOF:
-        return s != NULL && s->eof && s->off == s->len;
-    case BIO_CTRL_FLUSH:
-        return 1;
-    default:
-        return 0;
-    }
-}
-
-static int px_tls_sock_destroy(BIO *b)
-{
-    px_tls_sock *s = BIO_get_data(b);
-    if (s != NULL) {
-        px_tls_sock_drop(s);
-        if (BIO_get_shutdown(b))
-            close(s->fd);
-        free(s);
-    }
-    BIO_set_data(b, NULL);
-    BIO_set_init(b, 0);
-    return 1;
-}
-
-static BIO_METHOD *px_tls_sock_method;
-
-static void px_tls_sock_method_init(void)
-{
-    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR,
-                                 "kzproxy read-ahead socket");
-    if (m == NULL || BIO_meth_set_read(m, px_tls_sock_read) != 1 || BIO_meth_set_write(m, px_tls_sock_write) != 1 ||
-        BIO_meth_set_ctrl(m, px_tls_sock_ctrl) != 1 || BIO_meth_set_destroy(m, px_tls_sock_destroy) != 1) {
-        BIO_meth_free(m);
-        return;
-    }
-    px_tls_sock_method = m;
-}
-
-/* fd under ssl, through the read-ahead BIO; 0, or -1 when out of memory. */
-static int px_tls_sock_attach(SSL *ssl, int fd)
-{
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, px_tls_sock_method_init);
-    px_tls_sock *s = calloc(1, sizeof(*s));
-    BIO *b = px_tls_sock_method != NULL && s != NULL ? BIO_new(px_tls_sock_method) : NULL;
-    if (b == NULL) {
-        free(s);
-        return -1;
-    }
-    s->fd = fd;
-    BIO_set_data(b, s);
-    BIO_set_shutdown(b, BIO_NOCLOSE);
-    BIO_set_init(b, 1);
-    SSL_set_bio(ssl, b, b);
-    return 0;
-}
-
-SSL *px_tls_ssl_new(px_tls *t, int fd)
+SSL *px_tls_ssl_new(px_tls *t, struct event_base *base, int fd)
 {
     px_tls_check_rotation(t);
     SSL *ssl = SSL_new(t->ctx);
-    if (ssl != NULL && px_tls_sock_attach(ssl, fd) != 0) {
+    if (ssl != NULL && px_tls_sock_attach(ssl, fd, base) != 0) {
         SSL_free(ssl);
         ssl = NULL;
     }

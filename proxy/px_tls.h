@@ -25,6 +25,7 @@
 #define PX_TLS_RECORD_MAX 16384
 
 typedef struct ssl_st SSL;
+struct event_base;
 typedef struct px_tls px_tls;
 
 /* Build the context from cfg (which must outlive it), loading the files now
@@ -34,12 +35,14 @@ px_tls *px_tls_new(const px_client_tls *cfg, char *errstr, size_t errstr_size);
 void px_tls_free(px_tls *t);
 
 /* A server SSL for the accepted connection fd, from the current context
- * after a rotation check (at most one stat round a second), reading fd
- * ahead (up to 128 KiB a read, px_tls.c). Records read ahead are not
- * signalled by the socket: the caller drains them (px_tls_read) every time
- * it needs more bytes, or the connection stalls. NULL when out of memory.
- * The caller (its bufferevent) owns and frees it, and closes fd. */
-SSL *px_tls_ssl_new(px_tls *t, int fd);
+ * after a rotation check (at most one stat round a second), on
+ * px_tls_sock's buffered socket BIO, whose events run on base. Records read
+ * ahead are not signalled by the socket: the caller drains them
+ * (px_tls_read) every time it needs more bytes, or the connection stalls.
+ * Records written are sent after the write round (px_tls_sock.h). NULL when
+ * out of memory. The caller (its bufferevent) owns and frees it, and closes
+ * fd. */
+SSL *px_tls_ssl_new(px_tls *t, struct event_base *base, int fd);
 
 /* Decrypt at most len bytes into buf, as recv() would: >0 bytes; 0 the
  * client closed (close_notify, or EOF without it); -1 with errno EAGAIN and

@@ -40,7 +40,7 @@ static int px_worker_nreq(px_proxy *px)
             waiting++;
         }
         n += waiting;
-        if (waiting == 0 && cl->bev && evbuffer_get_length(bufferevent_get_output(cl->bev)) > 0)
+        if (waiting == 0 && px_client_unsent(cl) > 0)
             n++;
     }
     return n;

@@ -92,14 +92,19 @@ def api_versions_frame(corr):
     return struct.pack('>i', len(body)) + body
 
 
-def tls_connect(addr, ca):
+def tls_connect(addr, ca, rcvbuf=None):
     """A TLS client over memory BIOs: (socket, SSLObject, incoming BIO, outgoing BIO),
-    the handshake done but the client's last flight not yet sent."""
+    the handshake done but the client's last flight not yet sent. rcvbuf: the
+    socket's receive buffer, set before connecting (the window it offers)."""
     host, port = addr.rsplit(':', 1)
     ctx = ssl.create_default_context(cafile=ca)
     inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
     obj = ctx.wrap_bio(inc, out, server_hostname=host)
-    s = socket.create_connection((host, int(port)), timeout=10)
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if rcvbuf:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.settimeout(10)
+    s.connect((host, int(port)))
     while True:
         try:
             obj.do_handshake()
@@ -155,6 +160,57 @@ def read_ahead(addr, ca, n):
                     raise HarnessError('read-ahead: answer %d: correlation id %d, error %d' % (i, got_corr, err))
     print('read-ahead: %d requests sent with the handshake\'s last flight, then %d in one send: all answered'
           % (n, n))
+
+
+def answers_past_a_full_socket(p, ca, n):
+    """n ApiVersions requests sent, and all of them answered by the proxy
+    (its request counter says so), before the client reads any answer
+    through the 4 KiB window it offers: the answers (6 MB for 50,000) pass
+    what the proxy's socket holds (4 MB at most here), so its socket BIO
+    finds it full with records gathered and must send them once there is
+    room. Every answer arrives, whole and in order."""
+    before = metrics(p).sum('kzproxy_requests_total')
+    s, obj, inc, out = tls_connect(p.kafka, ca, rcvbuf=4096)
+    with s:
+        s.sendall(out.read())  # the client's Finished
+        for corr in range(1, n + 1):
+            obj.write(api_versions_frame(corr))
+            if corr % 1000 == 0:
+                s.sendall(out.read())
+        s.sendall(out.read())
+        wait_until(lambda: metrics(p).sum('kzproxy_requests_total') >= before + n, 60,
+                   'the proxy to take all %d requests' % n)
+        frames = tls_read_frames(s, obj, inc, n, 'answers past a full socket')
+        size = sum(len(fr) + 4 for fr in frames)
+        for i, fr in enumerate(frames):
+            got_corr, err = struct.unpack('>ih', fr[:6])
+            if got_corr != i + 1 or err != 0:
+                raise HarnessError('past a full socket: answer %d: correlation id %d, error %d' % (i, got_corr, err))
+        # The connection still serves a request after the backlog.
+        if api_versions(obj_socket(s, obj, inc, out), n + 1) != 0:
+            raise HarnessError('past a full socket: the next ApiVersions failed')
+    print('%d ApiVersions sent before reading any answer (%.1f MB of answers): all answered, in order'
+          % (n, size / 1e6))
+
+
+class obj_socket:
+    """sendall/recv over a memory-BIO TLS client, for api_versions."""
+    def __init__(self, s, obj, inc, out):
+        self.s, self.obj, self.inc, self.out = s, obj, inc, out
+
+    def sendall(self, data):
+        self.obj.write(data)
+        self.s.sendall(self.out.read())
+
+    def recv(self, n):
+        while True:
+            try:
+                return self.obj.read(n)
+            except ssl.SSLWantReadError:
+                data = self.s.recv(65536)
+                if not data:
+                    return b''
+                self.inc.write(data)
 
 
 def large_produce_bursts(addr, ca, n):
@@ -263,6 +319,7 @@ def basic(p, pki, pki2):
     print('confluent-kafka over TLS: %d values of 700 KB produced and consumed intact' % len(big))
     kafka_python_roundtrip(p.kafka, ca)
     read_ahead(p.kafka, ca, 500)
+    answers_past_a_full_socket(p, ca, 50000)
     large_produce_bursts(p.kafka, ca, 30)
 
     # A server certificate from another CA: the client says so.
