@@ -169,7 +169,7 @@ def answers_past_a_full_socket(p, ca, n):
     what the proxy's socket holds (4 MB at most here), so its socket BIO
     finds it full with records gathered and must send them once there is
     room. Every answer arrives, whole and in order."""
-    before = metrics(p).sum('kzproxy_requests_total')
+    before = metrics(p).sum('kzproxy_requests_total', 0)
     s, obj, inc, out = tls_connect(p.kafka, ca, rcvbuf=4096)
     with s:
         s.sendall(out.read())  # the client's Finished
@@ -178,7 +178,7 @@ def answers_past_a_full_socket(p, ca, n):
             if corr % 1000 == 0:
                 s.sendall(out.read())
         s.sendall(out.read())
-        wait_until(lambda: metrics(p).sum('kzproxy_requests_total') >= before + n, 60,
+        wait_until(lambda: metrics(p).sum('kzproxy_requests_total', 0) >= before + n, 60,
                    'the proxy to take all %d requests' % n)
         frames = tls_read_frames(s, obj, inc, n, 'answers past a full socket')
         size = sum(len(fr) + 4 for fr in frames)
@@ -290,6 +290,8 @@ def run(work):
             p = pc.proxy_in('a')
             basic(p, pki, pki2)
             rotation(pc, p, pki, pki2, cert, key)
+        with ProxyCluster(tb, zones=('a',), extra_config=dict(tls, workers=2)) as pc:
+            two_workers(pc.proxy_in('a'), pki)
         with ProxyCluster(tb, zones=('a',)) as pc:
             tls_on_plaintext(pc.proxy_in('a'), pki)
         mtls = {'client_tls': {'cert_file': pki['server'], 'key_file': pki['server_key'], 'ca_file': pki['ca'],
@@ -346,6 +348,27 @@ def basic(p, pki, pki2):
     print('kzproxy_client_tls_failures_total %d' % after)
     # ... and keeps serving TLS clients.
     kcat('-L', '-b', p.kafka, '-m', '10', '-X', 'security.protocol=ssl', '-X', 'ssl.ca.location=' + ca)
+
+
+def two_workers(p, pki):
+    """workers: 2: TLS connections on both threads (each its own loop for
+    the socket BIO's events), a kcat round trip, and answers past a full
+    socket on each of the first two connections."""
+    ca = pki['ca']
+    for i in range(2):
+        answers_past_a_full_socket(p, ca, 50000)
+    kcat('-P', '-b', p.kafka, '-t', TOPIC, '-X', 'security.protocol=ssl', '-X', 'ssl.ca.location=' + ca,
+         input=''.join('w2-%d\n' % i for i in range(100)))
+    out = kcat('-C', '-b', p.kafka, '-t', TOPIC, '-o', '-100', '-e', '-q', '-X', 'security.protocol=ssl',
+               '-X', 'ssl.ca.location=' + ca).stdout.decode().split()
+    if out != ['w2-%d' % i for i in range(100)]:
+        raise HarnessError('workers 2: kcat over TLS consumed %r...' % out[:5])
+    per_worker = {ls['worker']: v for n, ls, v in metrics(p).series
+                  if n == 'kzproxy_worker_connections_accepted_total'}
+    if len(per_worker) != 2 or min(per_worker.values()) == 0:
+        raise HarnessError('workers 2: TLS connections not on both workers: %s' % per_worker)
+    print('workers 2: TLS connections accepted per worker %s; kcat round trip of 100 ok'
+          % {k: int(v) for k, v in sorted(per_worker.items())})
 
 
 def rotation(pc, p, pki, pki2, cert, key):
