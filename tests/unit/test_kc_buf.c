@@ -238,6 +238,22 @@ START_TEST(test_frame_rx)
 }
 END_TEST
 
+/* Write the next chunk of want (at most chunk bytes from *sent) into the
+ * socket pair and fill rx from it; *before: the frame's len before. */
+static int rx_step(kc_frame_rx *rx, struct evbuffer *in, const int sv[2], const uint8_t *want, size_t len,
+                   size_t *sent, size_t chunk, size_t *before)
+{
+    size_t n = len - *sent < chunk ? len - *sent : chunk;
+    if (n > 0) {
+        ck_assert_int_eq(write(sv[1], want + *sent, n), (ssize_t)n);
+        *sent += n;
+    }
+    *before = rx->f->len;
+    int r = kc_frame_rx_fill(rx, in, sv[0]);
+    ck_assert_int_ge(r, 0);
+    return r;
+}
+
 /* A frame's size prefix is a claim: kc_frame_rx_begin reserves at most
  * KC_RX_RESERVE (or what has arrived) and the frame grows as its bytes come,
  * never to more than twice what arrived; the bytes still go straight from
@@ -279,14 +295,8 @@ START_TEST(test_frame_rx_grow)
     size_t sent = BUFFERED;
     int r = 0, grew = 0;
     while (r == 0) {
-        size_t n = LEN - sent < CHUNK ? LEN - sent : CHUNK;
-        if (n > 0) {
-            ck_assert_int_eq(write(sv[1], want + sent, n), (ssize_t)n);
-            sent += n;
-        }
-        size_t before = rx.f->len;
-        r = kc_frame_rx_fill(&rx, in, sv[0]);
-        ck_assert_int_ge(r, 0);
+        size_t before;
+        r = rx_step(&rx, in, sv, want, LEN, &sent, CHUNK, &before);
         if (r == 0) {
             grew += rx.f->len != before;
             ck_assert_uint_eq(rx.got, sent);
@@ -312,14 +322,8 @@ START_TEST(test_frame_rx_grow)
     r = 0;
     grew = 0;
     while (r == 0) {
-        size_t n = LEN - sent < CHUNK ? LEN - sent : CHUNK;
-        if (n > 0) {
-            ck_assert_int_eq(write(sv[1], want + sent, n), (ssize_t)n);
-            sent += n;
-        }
-        size_t before = rx.f->len;
-        r = kc_frame_rx_fill(&rx, in, sv[0]);
-        ck_assert_int_ge(r, 0);
+        size_t before;
+        r = rx_step(&rx, in, sv, want, LEN, &sent, CHUNK, &before);
         if (r == 0 && rx.f->len != before) {
             grew++;
             ck_assert_uint_eq(rx.f->len, LEN);
