@@ -310,8 +310,11 @@ typedef struct kc_pool_free {
 static _Thread_local kc_pool_free *kc_pool_head[KC_POOL_CLASSES];
 static _Thread_local size_t kc_pool_held;
 /* One released frame above the classes (KC_FRAME_POOL_MAX up to
- * KC_FRAME_BIG_KEEP bytes), the largest seen, kept for the next big frame. */
+ * KC_FRAME_BIG_KEEP bytes), the largest seen, kept for the next big frame,
+ * on a thread that has allocated big frames itself (a worker receiving
+ * Fetch answers; not the WAL thread that drops a large Produce). */
 static _Thread_local kc_frame *kc_big_free;
+static _Thread_local int kc_big_used;
 
 /* The class of a frame of total bytes, or -1 for one outside the pool. */
 static int kc_pool_class(size_t total)
@@ -375,8 +378,9 @@ kc_frame *kc_frame_new(size_t len)
             return NULL;
         f->cap = csize - sizeof(kc_frame);
     } else if (kc_big_free != NULL && kc_big_keepable(total)) {
-        /* The big slot's frame, grown in place if need be (realloc moves
-         * an mmapped block's pages, it does not copy them). */
+        /* The big slot's frame, grown if need be: realloc of an mmapped
+         * block remaps its pages (faulted already) rather than copying
+         * them; a block glibc placed in its heap is copied. */
         f = kc_big_free;
         kc_big_free = NULL;
         if (f->cap < len) {
@@ -393,6 +397,8 @@ kc_frame *kc_frame_new(size_t len)
         if (f == NULL)
             return NULL;
         f->cap = len;
+        if (kc_big_keepable(total))
+            kc_big_used = 1;
     }
     f->refcnt = 1;
     f->pool_class = c;
@@ -422,7 +428,7 @@ void kc_frame_release(kc_frame *f)
             kc_pool_held += csize;
             return;
         }
-    } else if (kc_big_keepable(sizeof(*f) + f->cap)) {
+    } else if (kc_big_used && kc_big_keepable(sizeof(*f) + f->cap)) {
         if (kc_big_free == NULL || kc_big_free->cap < f->cap) { /* keep the larger */
             kc_frame *old = kc_big_free;
             kc_big_free = f;

@@ -168,7 +168,9 @@ typedef struct kc_frame_rx {
  * KC_RX_TURN_MAX bytes of it), until the frame is complete, the socket has
  * nothing more, or the turn's bytes are read. A growing frame is enlarged
  * (doubling, at most to its size) only when the bytes received so far fill
- * it, so what it holds stays within twice what arrived (or KC_RX_RESERVE).
+ * it, so what it holds stays within twice what arrived (or KC_RX_RESERVE);
+ * with rx->whole_after set, once that many bytes arrived it is allocated at
+ * its size (a broker's answer: up to limits.max_response_bytes).
  * The socket is read only for a plain socket bufferevent (the bytes would
  * bypass any filter or TLS layer): over TLS pass fd -1, and the frame fills
  * from in alone, as the bufferevent decrypts into it. 1: complete (the caller takes rx->f, whose len is the frame's

@@ -2,7 +2,8 @@
  * px_accept: a client connection's start and end. The listener (px_listen),
  * the accept callback (the connection limit, a worker's handoff, the zone
  * from the address), the TLS listener's first-bytes sniff and handshake
- * (px_tls.c's context and read-ahead socket), and the bufferevent's events:
+ * (px_tls.c's context over px_tls_sock.c's socket BIO), and the
+ * bufferevent's events:
  * handshake done or failed, EOF, errors. What the connection reads and
  * answers is px_client.c's.
  */

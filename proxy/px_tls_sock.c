@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 /* Reads: one recv() of up to PX_TLS_READ_AHEAD bytes, handed out as OpenSSL
  * asks for them (a record's 5-byte header, then its body), where OpenSSL's
@@ -45,7 +44,8 @@ typedef struct px_tls_sock {
     size_t off, len;
     kc_frame *wf; /* records to send, wf->data[woff..wlen); NULL while empty */
     size_t woff, wlen;
-    int werr; /* send() failed with it: every later write fails so */
+    int werr;   /* send() failed with it: every later write fails so */
+    int closed; /* px_tls_sock_close: nothing more is sent */
     struct event_base *base;
     struct event *wev; /* sends wf: made active by a write, or waiting for room */
     int wev_on;        /* wev is active or pending */
@@ -137,8 +137,13 @@ static void px_tls_sock_wev_cb(evutil_socket_t fd, short what, void *arg)
     s->wev_on = 0;
     int r = s->werr ? -1 : px_tls_sock_flush(s);
     if (r == 0) {
-        s->wev_on = event_add(s->wev, NULL) == 0;
-        return;
+        if (event_add(s->wev, NULL) == 0) {
+            s->wev_on = 1;
+            return;
+        }
+        s->werr = ENOMEM; /* nothing would send the rest: fail the connection */
+        px_tls_sock_wdrop(s);
+        r = -1;
     }
     /* Last: the callback may close the connection, which frees s. */
     if (s->drained != NULL)
@@ -149,7 +154,7 @@ static void px_tls_sock_wev_cb(evutil_socket_t fd, short what, void *arg)
  * full, when it has room. 0, or -1 when out of memory. */
 static int px_tls_sock_wev_arm(px_tls_sock *s, int now)
 {
-    if (s->werr == ECONNABORTED) /* closed (px_tls_sock_close) */
+    if (s->closed)
         return 0;
     if (s->wev == NULL && (s->wev = event_new(s->base, s->fd, EV_WRITE, px_tls_sock_wev_cb, s)) == NULL)
         return -1;
@@ -261,9 +266,7 @@ static int px_tls_sock_destroy(BIO *b)
             event_free(s->wev);
         px_tls_sock_drop(s);
         px_tls_sock_wdrop(s);
-        if (BIO_get_shutdown(b))
-            close(s->fd);
-        free(s);
+        free(s); /* the fd is libevent's to close (BIO_NOCLOSE) */
     }
     BIO_set_data(b, NULL);
     BIO_set_init(b, 0);
@@ -333,8 +336,9 @@ void px_tls_sock_close(SSL *ssl)
     s->wev_on = 0;
     s->drained = NULL;
     px_tls_sock_wdrop(s);
+    s->closed = 1;
     if (!s->werr)
-        s->werr = ECONNABORTED;
+        s->werr = ECONNABORTED; /* later writes fail */
 }
 
 size_t px_tls_sock_unsent(SSL *ssl)

@@ -21,8 +21,8 @@ typedef struct ssl_st SSL;
 int px_tls_sock_attach(SSL *ssl, int fd, struct event_base *base);
 
 /* cb(arg, 0) each time the records gathered for ssl have all been sent by
- * the BIO's event; cb(arg, errno) when a send failed. The callback may free
- * the SSL. */
+ * the BIO's event (the handshake's flights too); cb(arg, errno) when a send
+ * failed. The callback may free the SSL. */
 void px_tls_sock_on_drained(SSL *ssl, void (*cb)(void *arg, int err), void *arg);
 
 /* The connection is closing: drop the records not yet sent and send no
