@@ -1892,6 +1892,8 @@ def parse_args(argv):
     ap.add_argument('--json', help='write the results here')
     ap.add_argument('--duration', type=float, help='seconds per produce run (default 10)')
     ap.add_argument('--warmup', type=float, help='warm-up seconds before each run (default 2)')
+    ap.add_argument('--consume-duration', type=float,
+                    help='seconds per consume run (default 5; 15 gives steadier CPU per GB)')
     ap.add_argument('--rate-mbps', type=float, default=100.0, help='fixed offered load (default 100)')
     ap.add_argument('--idle-conns', type=int, help='idle client connections (default 10000)')
     ap.add_argument('--perf', metavar='DIR',
@@ -1916,7 +1918,7 @@ def parse_args(argv):
     o.duration = o.duration or (0.5 if q else 10.0)
     o.warmup = o.warmup if o.warmup is not None else (0.2 if q else 2.0)
     o.idle_conns = o.idle_conns or (200 if q else 10000)
-    o.consume_s = 0.5 if q else 5.0
+    o.consume_s = o.consume_duration or (0.5 if q else 5.0)
     o.fill_s = 0.3 if q else 2.0
     o.fanout_fill_s = 0.1 if q else 1.0  # at IDEM_DEFAULT_RATE_MBPS: 2 or 20 MB
     o.consume_partitions = 12 if q else 48
