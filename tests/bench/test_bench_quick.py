@@ -234,7 +234,9 @@ def main():
     assert lp['pairs'] == len(lp['runs']) >= 1, lp
     for k in ('p50_added_ms', 'p99_added_ms', 'p999_added_ms'):
         number(lp['median'][k], 'latency pairs median ' + k)
-    assert [e['path'] for e in r['consume']] == ['direct', 'same_zone', 'zone_b_follower', 'zone_b_leader']
+    # same_zone_tls: the TLS scenario consumes over TLS after its produce runs.
+    assert [e['path'] for e in r['consume']] == ['direct', 'same_zone', 'zone_b_follower', 'zone_b_leader',
+                                                 'same_zone_tls'], [e['path'] for e in r['consume']]
     for e in r['consume']:
         assert 'error' not in e['client'], e['client'].get('error')
         number(e['client']['mbps'], 'consume MB/s')
