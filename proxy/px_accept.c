@@ -61,6 +61,26 @@ static void px_client_tls_failed(px_client *cl, const char *why)
     kz_warn("client %s: TLS handshake failed: %s", cl->peer, why);
 }
 
+/* The TLS socket BIO sent the last of its records (err 0), or a send
+ * failed: during the handshake that is a failed handshake like any other. */
+static void px_client_tls_drained(void *arg, int err)
+{
+    px_client *cl = arg;
+    if (cl->closed)
+        return;
+    if (err != 0) {
+        char why[200];
+        snprintf(why, sizeof(why), "connection error: %s", strerror(err));
+        if (!cl->tls_done)
+            px_client_tls_failed(cl, why);
+        else
+            kz_info("client %s: %s", cl->peer, why);
+        px_client_close(cl);
+        return;
+    }
+    px_client_write_cb(cl->bev, cl);
+}
+
 static void px_client_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     px_client *cl = arg;

@@ -613,16 +613,3 @@ void px_client_write_cb(struct bufferevent *bev, void *arg)
     px_client_maybe_resume(cl);
     px_client_release(cl);
 }
-
-void px_client_tls_drained(void *arg, int err)
-{
-    px_client *cl = arg;
-    if (cl->closed)
-        return;
-    if (err != 0) {
-        kz_info("client %s: connection error: %s", cl->peer, strerror(err));
-        px_client_close(cl);
-        return;
-    }
-    px_client_write_cb(cl->bev, cl);
-}

@@ -78,8 +78,6 @@ size_t px_client_unsent(const px_client *cl);
 void px_client_read_cb(struct bufferevent *bev, void *arg);
 void px_client_write_cb(struct bufferevent *bev, void *arg);
 void px_client_resume_cb(evutil_socket_t fd, short what, void *arg);
-/* The TLS socket BIO sent the last of its records (err 0), or failed to. */
-void px_client_tls_drained(void *arg, int err);
 /* Read again if a pause for backpressure can end now. */
 void px_client_maybe_resume(px_client *cl);
 /* px_req.c: write the completed responses at the head of the queue, in
