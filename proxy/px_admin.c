@@ -3,6 +3,7 @@
 
 #include "proxy/px_proxy.h"
 
+#include "codec/kc_buf.h"
 #include "codec/kc_peer.h"
 #include "common/kz_log.h"
 #include "meta-client/mc_peers.h"
@@ -223,6 +224,7 @@ static void px_admin_metrics(struct evhttp_request *req, void *arg)
     px_proxy *px = arg;
     px_metrics msum;
     px_workers_sync(px); /* the workers' figures as of now */
+    px->m.frame_pool_bytes = kc_frame_pool_bytes() + kc_frame_big_bytes(); /* the main thread's */
     const px_metrics *m = px_workers_metrics(px, &msum); /* summed over the workers */
     struct evbuffer *b = evbuffer_new();
     if (b == NULL) {
@@ -245,6 +247,9 @@ static void px_admin_metrics(struct evhttp_request *req, void *arg)
     px_metric(b, "kzproxy_connections_accepted_total", "counter", "Client connections accepted.",
               m->connections_accepted);
     px_metric(b, "kzproxy_connections_active", "gauge", "Client connections open.", m->connections_active);
+    px_metric(b, "kzproxy_frame_pool_bytes", "gauge",
+              "Released buffers the event-loop threads keep for reuse (frame pool and big frame).",
+              m->frame_pool_bytes);
     px_metric(b, "kzproxy_connections_rejected_total", "counter",
               "Client connections refused over limits.max_connections.", m->connections_rejected);
     px_metric(b, "kzproxy_connections_closed_bad_input_total", "counter",

@@ -44,6 +44,8 @@ typedef struct px_node {
 typedef struct px_metrics {
     uint64_t connections_accepted;
     uint64_t connections_active;
+    uint64_t frame_pool_bytes; /* buffers kept for reuse by the thread (kc_buf.h's
+                                * pool and big frame): set when read out */
     uint64_t connections_rejected;     /* over max_connections */
     uint64_t connections_closed_bad;   /* closed for bad input */
     uint64_t requests[KC_API_MAX + 1]; /* by ApiKey */

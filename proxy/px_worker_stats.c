@@ -6,6 +6,8 @@
 
 #include "proxy/px_worker_int.h"
 
+#include "codec/kc_buf.h"
+
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <inttypes.h>
@@ -49,6 +51,7 @@ static int px_worker_nreq(px_proxy *px)
 void px_worker_snapshot(px_worker *w)
 {
     int nreq = px_worker_nreq(&w->px);
+    w->px.m.frame_pool_bytes = kc_frame_pool_bytes() + kc_frame_big_bytes(); /* this thread's */
     pthread_mutex_lock(&w->snap_mu);
     w->snap = w->px.m;
     w->snap_xz = w->xz;
