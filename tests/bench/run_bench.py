@@ -88,7 +88,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, '..', 'integration'))
 
 from kzharness import (HarnessError, ProxyCluster, SkipTest, TestBed,  # noqa: E402
-                       kzproxy_binary, metrics, rss_kib, top_builddir, top_srcdir, wait_until)
+                       kzproxy_has_asan, metrics, rss_kib, top_builddir, top_srcdir, wait_until)
 
 NA_WAL = 'n/a (WAL path not available)'
 MSG_SIZE = 1024
@@ -375,8 +375,7 @@ def instr_unavailable():
     if shutil.which('valgrind') is None:
         return 'valgrind is not installed (scripts/deps.sh installs it)'
     try:
-        with open(kzproxy_binary(), 'rb') as f:
-            asan = b'__asan_init' in f.read()
+        asan = kzproxy_has_asan()
     except OSError as err:
         return 'kzproxy is not readable: %s' % err
     if asan:

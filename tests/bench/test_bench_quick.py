@@ -27,7 +27,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'integration'))
-from kzharness import run_test, top_builddir, top_srcdir  # noqa: E402
+from kzharness import kzproxy_has_asan, run_test, top_builddir, top_srcdir  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 S3RVER_MODULES = os.path.join(top_srcdir(), 'tests', 's3', 'node_modules')
@@ -186,9 +186,7 @@ def check_instr(r):
     ins = r.get('instr')
     assert ins is not None, 'no instr result'
     if ins.get('skipped'):
-        with open(os.path.join(top_builddir(), 'kzproxy'), 'rb') as f:
-            asan = b'__asan_init' in f.read()
-        assert shutil.which('valgrind') is None or asan, \
+        assert shutil.which('valgrind') is None or kzproxy_has_asan(), \
             'instr skipped although valgrind is installed and kzproxy is not built with ASan: %s' % ins['skipped']
         print('instr: figure skipped (%s)' % ins['skipped'])
         return None

@@ -45,8 +45,8 @@ __all__ = [
 
 
 from kzproc import (HarnessError, SkipTest, _LineReader, _die_with_parent, _listen_socket,  # noqa: F401
-                    _require_binary, _terminate, kzproxy_binary, testbed_binary, top_builddir,
-                    top_srcdir)
+                    _require_binary, _terminate, kzproxy_binary, kzproxy_has_asan, testbed_binary,
+                    top_builddir, top_srcdir)
 from kzbed import Broker, KafkaBed, MockBed, TestBed, backend_name  # noqa: F401
 
 

@@ -42,6 +42,13 @@ def kzproxy_binary():
     return os.path.join(top_builddir(), 'kzproxy')
 
 
+def kzproxy_has_asan():
+    """Whether kzproxy is built with AddressSanitizer (--enable-sanitizers):
+    valgrind cannot run it, and it keeps no frame pool. OSError if unreadable."""
+    with open(kzproxy_binary(), 'rb') as f:
+        return b'__asan_init' in f.read()
+
+
 def _require_binary(path, what):
     if not os.access(path, os.X_OK):
         raise SkipTest('%s not built: %s (set top_builddir or run make)' % (what, path))

@@ -32,7 +32,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from kzbed import make_test_pki  # noqa: E402
 from kzharness import (HarnessError, ProxyCluster, TestBed, consume_all, kcat, kzproxy_binary,  # noqa: E402
-                       metrics, produce, require_kcat, run_test, wait_until)
+                       kzproxy_has_asan, metrics, produce, require_kcat, run_test, wait_until)
 
 TOPIC = 't1'
 
@@ -370,9 +370,7 @@ def two_workers(p, pki):
     # The TLS buffers (128 KiB) went back to the threads' pools, which the
     # gauge sums over the threads; AddressSanitizer builds keep no pool.
     pool = m.sum('kzproxy_frame_pool_bytes')
-    with open(kzproxy_binary(), 'rb') as f:
-        asan = b'__asan_init' in f.read()
-    if not asan and pool < 128 * 1024:
+    if not kzproxy_has_asan() and pool < 128 * 1024:
         raise HarnessError('workers 2: kzproxy_frame_pool_bytes %d after TLS traffic on both threads' % pool)
     print('workers 2: TLS connections accepted per worker %s; kcat round trip of 100 ok; frame pool %d KiB'
           % ({k: int(v) for k, v in sorted(per_worker.items())}, pool // 1024))
