@@ -179,32 +179,23 @@ static int px_tls_sock_write(BIO *b, const char *in, int inl)
         return -1;
     }
     size_t n = (size_t)inl;
-    if (n > PX_TLS_WRITE_BUF) { /* never a record; sent as it is, after what is buffered */
-        int r = s->wlen > 0 ? px_tls_sock_flush(s) : 1;
-        ssize_t k = r == 1 ? send(s->fd, in, n, MSG_NOSIGNAL) : -1;
-        if (r == 0 || (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))) {
-            if (r == 0 && px_tls_sock_wev_arm(s, 0) != 0)
-                return -1;
-            BIO_set_retry_write(b);
-            errno = EAGAIN;
-            return -1;
-        }
-        if (r < 0)
-            errno = s->werr;
-        return (int)k;
-    }
-    if (s->wlen + n > PX_TLS_WRITE_BUF) {
-        int r = px_tls_sock_flush(s);
-        if (r < 0) {
+    if (s->wlen + n > PX_TLS_WRITE_BUF) { /* no room: send what is buffered */
+        if (s->wlen > 0 && px_tls_sock_flush(s) < 0) {
             errno = s->werr;
             return -1;
         }
-        if (s->wlen + n > PX_TLS_WRITE_BUF) { /* the socket is full: OpenSSL retries this record */
+        if (s->wlen > 0 && s->wlen + n > PX_TLS_WRITE_BUF) { /* the socket is full: OpenSSL retries this record */
             if (px_tls_sock_wev_arm(s, 0) != 0)
                 return -1;
             BIO_set_retry_write(b);
             errno = EAGAIN;
             return -1;
+        }
+        if (n > PX_TLS_WRITE_BUF) { /* never a record: sent as it is, nothing being buffered */
+            ssize_t k = send(s->fd, in, n, MSG_NOSIGNAL);
+            if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+                BIO_set_retry_write(b);
+            return (int)k;
         }
     }
     if (s->wf == NULL && (s->wf = kc_frame_new(PX_TLS_WRITE_BUF)) == NULL) {
