@@ -88,7 +88,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, '..', 'integration'))
 
 from kzharness import (HarnessError, ProxyCluster, SkipTest, TestBed,  # noqa: E402
-                       kzproxy_has_asan, metrics, rss_kib, top_builddir, top_srcdir, wait_until)
+                       kzproxy_has_asan, log_tail, metrics, rss_kib, top_builddir, top_srcdir, wait_until)
 
 NA_WAL = 'n/a (WAL path not available)'
 MSG_SIZE = 1024
@@ -456,9 +456,22 @@ class Bench:
     def want(self, name):
         return not self.o.only or name in self.o.only
 
-    def fail(self, where, err):
-        self.results['failures'].append({'scenario': where, 'error': str(err)})
+    def fail(self, where, err, proxies=()):
+        """Record a failure; with proxies, the last lines of each one's log
+        (warnings and errors: the bench runs them at log level warn) go with
+        it, so a failed run says what the proxies saw."""
+        f = {'scenario': where, 'error': str(err)}
+        logs = {}
+        for p in proxies:
+            lines = log_tail(p, 12).strip()
+            if lines:
+                logs['%s (zone %s)' % (p.node_id, p.zone)] = lines
+        if logs:
+            f['proxy_logs'] = logs
+        self.results['failures'].append(f)
         sys.stderr.write('run_bench: %s: %s\n' % (where, err))
+        for who, lines in logs.items():
+            sys.stderr.write('run_bench: kzproxy %s log ends:\n%s\n' % (who, lines))
 
     def producer_args(self, bootstrap, topic, rate, extra=()):
         o = self.o
@@ -495,7 +508,7 @@ class Bench:
             entry['client_cpu_s'] = round(client_cpu, 3) if client_cpu is not None else None
             entry.update(fig)
             if 'error' in res and not res.get('delivered'):
-                self.fail('%s %s' % (path, load), res['error'])
+                self.fail('%s %s' % (path, load), res['error'], proxies)
             self.derive_produce(entry)
             self.results['produce'].append(entry)
             self.print_progress(entry)
@@ -527,7 +540,7 @@ class Bench:
             entry['client_cpu_s'] = round(client_cpu, 3) if client_cpu is not None else None
             entry.update(fig)
             if 'error' in res and not res.get('delivered'):
-                self.fail('%s idem default %s' % (path, load), res['error'])
+                self.fail('%s idem default %s' % (path, load), res['error'], proxies)
             self.derive_produce(entry)
             # Produce requests the client sent to the proxy of its zone.
             reqs = fig['metrics_by_zone'].get('a', {}).get('produce_requests') if proxies else None
@@ -799,7 +812,7 @@ class Bench:
         e['requests_per_s'] = (client_reqs / res['window_s']
                                if client_reqs and res.get('window_s') else None)
         if 'error' in res:
-            self.fail('idempotent %s' % path, res['error'])
+            self.fail('idempotent %s' % path, res['error'], cluster.proxies)
         self.results['idempotent'].append(e)
         lat = res.get('lat_us', {})
         sys.stdout.write('  idempotent %-12s %s req/s  p99 %.1f ms%s\n' % (
@@ -858,7 +871,7 @@ class Bench:
         e['in_order'] = ('error' not in res and res.get('sequence_errors') == 0
                          and res.get('offsets_backwards') == 0 and res.get('offset_gaps') == 0)
         if 'error' in res:
-            self.fail('pipelined %s' % path, res['error'])
+            self.fail('pipelined %s' % path, res['error'], cluster.proxies)
         self.results['idempotent'].append(e)
         lat = res.get('lat_us', {})
         sys.stdout.write('  pipelined %-22s %s req/s  p99 %.1f ms  sequence errors %s%s\n' % (
@@ -1880,6 +1893,8 @@ def print_table(results, opts, out=sys.stdout):
         w('\nfailures:\n')
         for f in results['failures']:
             w('  %s: %s\n' % (f['scenario'], f['error']))
+            for who, lines in (f.get('proxy_logs') or {}).items():
+                w('    kzproxy %s log ends:\n%s\n' % (who, '\n'.join('      ' + ln for ln in lines.splitlines())))
     out.flush()
 
 
