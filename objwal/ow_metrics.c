@@ -78,6 +78,9 @@ int ow_metrics_write_prometheus(const ow_metrics *m, const char *prefix, struct 
     rc |= ow_write_counter(out, prefix, "bytes_up_total", "Object bytes uploaded.", m->bytes_up);
     rc |= ow_write_counter(out, prefix, "bytes_down_total", "Bytes downloaded.", m->bytes_down);
     rc |= ow_write_counter(out, prefix, "retries_total", "Requests retried.", m->retries);
+    rc |= ow_write_counter(out, prefix, "read_lag_retries_total",
+                           "GETs of a just-written object repeated: the store answered it missing or short.",
+                           m->read_lag_retries);
     rc |= evbuffer_add_printf(out, "# HELP %serrors_total Failed operations by class.\n"
                                    "# TYPE %serrors_total counter\n", prefix, prefix) < 0;
     for (int i = 1; i < OW_ERR__COUNT; i++)

@@ -33,6 +33,7 @@ typedef struct ow_metrics {
     uint64_t bytes_up;         /* object bytes sent (successful PUTs) */
     uint64_t bytes_down;       /* bytes received by GETs */
     uint64_t retries;          /* attempts repeated after a retryable failure */
+    uint64_t read_lag_retries; /* GETs of a just-written object repeated (OW_READ_JUST_WRITTEN) */
     uint64_t errors[OW_ERR__COUNT]; /* failed operations by class (final outcome) */
     uint64_t objects_sealed;   /* objects the writers sealed */
     uint64_t objects_gc_deleted; /* objects deleted once every destination confirmed */

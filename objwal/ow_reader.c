@@ -5,8 +5,10 @@
 #include "codec/kc_crc32c.h"
 #include "codec/kc_msg.h"
 #include "objwal/ow_format.h"
+#include "objwal/ow_store_int.h"
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,10 +40,15 @@ struct ow_read {
     size_t tap_cur;    /* ranges before it are complete */
     int slice_errors;  /* OW_READ_SLICE_ERRORS */
     int batch_crc;     /* OW_READ_BATCH_CRC */
+    int just_written;  /* OW_READ_JUST_WRITTEN */
+    int lag_tries;     /* data GETs repeated so far */
+    struct event *lag_ev; /* the wait before the next one */
 };
 
 static void ow_read_free(ow_read *rd)
 {
+    if (rd->lag_ev != NULL)
+        event_free(rd->lag_ev);
     free(rd->key);
     free(rd->dest);
     free(rd->ranges);
@@ -60,11 +67,51 @@ static void ow_read_fail(ow_read *rd, int err, const char *detail)
     ow_read_free(rd);
 }
 
+static int ow_read_get_span(ow_read *rd);
+
+static void ow_read_lag_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    ow_read *rd = arg;
+    if (ow_read_get_span(rd) != OW_OK)
+        ow_read_fail(rd, OW_ENOMEM, "out of memory");
+}
+
+/* A just-written object read back missing (err OW_ENOTFOUND) or short
+ * (OW_ETRUNCATED): 1 when the GET will be repeated after a wait, 0 when the
+ * read is to fail now. The last failure's text gains how long it waited. */
+static int ow_read_lag_retry(ow_read *rd, int err, char *why, size_t why_size)
+{
+    if (!rd->just_written || (err != OW_ENOTFOUND && err != OW_ETRUNCATED))
+        return 0;
+    if (rd->lag_tries >= OW_READ_LAG_TRIES) {
+        size_t used = strlen(why);
+        if (used < why_size)
+            snprintf(why + used, why_size - used,
+                     " (still, after %d more reads over %d ms: the object its peer stored is not in the store)",
+                     rd->lag_tries, OW_READ_LAG_FIRST_MS * ((1 << OW_READ_LAG_TRIES) - 1));
+        return 0;
+    }
+    if (rd->lag_ev == NULL && (rd->lag_ev = evtimer_new(rd->st->base, ow_read_lag_cb, rd)) == NULL)
+        return 0;
+    int ms = OW_READ_LAG_FIRST_MS << rd->lag_tries;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    if (evtimer_add(rd->lag_ev, &tv) != 0)
+        return 0;
+    rd->lag_tries++;
+    rd->st->metrics.read_lag_retries++;
+    return 1;
+}
+
 /* The data GET finished: check every range and hand the slices on. */
 static void ow_read_data_done(ow_read *rd, const ow_result *res)
 {
     if (res->err != OW_OK) {
-        ow_read_fail(rd, res->err, res->errmsg);
+        char msg[1024];
+        snprintf(msg, sizeof(msg), "%s", res->errmsg ? res->errmsg : ow_err_name(res->err));
+        if (!ow_read_lag_retry(rd, res->err, msg, sizeof(msg)))
+            ow_read_fail(rd, res->err, msg);
         return;
     }
     uint64_t lo = rd->ranges[0].off, hi = 0;
@@ -114,7 +161,8 @@ static void ow_read_data_done(ow_read *rd, const ow_result *res)
         if (rc != OW_OK) {
             kc_frame_release(f);
             free(sl);
-            ow_read_fail(rd, rc, why);
+            if (!ow_read_lag_retry(rd, rc, why, sizeof(why)))
+                ow_read_fail(rd, rc, why);
             return;
         }
         sl[i].p = f->data + at;
@@ -349,6 +397,7 @@ ow_read *ow_read_ranges_opt(ow_store *st, const char *key, const ow_range *range
     rd->n = n;
     rd->slice_errors = (flags & OW_READ_SLICE_ERRORS) != 0;
     rd->batch_crc = (flags & OW_READ_BATCH_CRC) != 0;
+    rd->just_written = (flags & OW_READ_JUST_WRITTEN) != 0;
     if (ow_read_get_span(rd) != OW_OK) {
         ow_read_free(rd);
         return NULL;

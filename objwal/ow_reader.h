@@ -64,6 +64,16 @@ ow_read *ow_read_ranges(ow_store *st, const char *key, const ow_range *ranges, s
  * own CRCs, which cover their records, are left to the broker, which checks
  * each on append. Other ranges are read in full. No tap then. */
 #define OW_READ_BATCH_CRC 2
+/* OW_READ_JUST_WRITTEN: the object was stored a moment ago (a peer names it
+ * in a KzWalAppend once its PUT succeeded), so an answer that it does not
+ * exist, or that ends before a range does, is a store whose reads lag its
+ * writes (s3rver answers a PUT before the file is fully written; some
+ * S3-compatible stores are eventually consistent). The GET is repeated
+ * after 20, 40, 80, 160 and 320 ms (OW_READ_LAG_TRIES) before the read
+ * fails; each repeat counts in the store's read_lag_retries. */
+#define OW_READ_JUST_WRITTEN 4
+#define OW_READ_LAG_TRIES 5
+#define OW_READ_LAG_FIRST_MS 20
 ow_read *ow_read_ranges_opt(ow_store *st, const char *key, const ow_range *ranges, size_t n,
                             int flags, ow_read_cb cb, void *arg);
 

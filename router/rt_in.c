@@ -712,7 +712,10 @@ void rt_in_append(rt_router *rt, kc_frame *frame, const uint8_t *p, size_t len, 
     if (r->nread == 0) {
         r->ready = 1;
     } else {
-        int flags = OW_READ_SLICE_ERRORS | (rt->cfg.read_check_payload ? 0 : OW_READ_BATCH_CRC);
+        /* The sender stored the object before it sent this: a store that
+         * answers it missing or short is lagging, and is asked again. */
+        int flags = OW_READ_SLICE_ERRORS | OW_READ_JUST_WRITTEN |
+                    (rt->cfg.read_check_payload ? 0 : OW_READ_BATCH_CRC);
         r->read = ow_read_ranges_opt(rt->cfg.store, key, ranges, (size_t)r->nread, flags, rt_in_read_cb, r);
         if (r->read == NULL) {
             r->ready = 1;

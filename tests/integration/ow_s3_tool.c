@@ -426,7 +426,7 @@ static int put_one(ow_store *st)
     if (cls == OW_OK) {
         /* Read it back: through the same faults. */
         ow_range r = objects[0].ci[0].range;
-        ow_read_ranges(st, objects[0].key, &r, 1, on_read, &rb);
+        ow_read_ranges_opt(st, objects[0].key, &r, 1, OW_READ_JUST_WRITTEN, on_read, &rb);
         run_until(&rb.done, 120000);
         if (rb.err != OW_OK) {
             cls = rb.err;
@@ -438,8 +438,8 @@ static int put_one(ow_store *st)
             kc_frame_release(rb.frame);
     }
     ow_metrics *m = ow_store_metrics(st);
-    printf("result err=%s retries=%" PRIu64 " puts=%" PRIu64 " ms=%ld msg=%s\n", ow_err_name(cls),
-           m->retries, m->put_requests, ms, msg);
+    printf("result err=%s retries=%" PRIu64 " puts=%" PRIu64 " read_lag_retries=%" PRIu64 " ms=%ld msg=%s\n",
+           ow_err_name(cls), m->retries, m->put_requests, m->read_lag_retries, ms, msg);
     ow_writer_free(w);
     return strcmp(ow_err_name(cls), expect) == 0 ? 0 : 1;
 }

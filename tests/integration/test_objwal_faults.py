@@ -3,7 +3,10 @@
 here on http.server, 127.0.0.1, port 0): it answers 500 or 503 SlowDown for
 a while, or stalls without answering. Writes must retry and succeed, or fail
 once the configured deadline passes with a clear error: never a silent loss,
-never an endless wait."""
+never an endless wait. Also a store whose reads lag its writes (s3rver
+answers a PUT before its file is written): the read back of a just-written
+object (OW_READ_JUST_WRITTEN, as router-in reads a peer's slice) that finds
+it missing or short asks again, a bounded number of times."""
 import os
 import re
 import sys
@@ -26,6 +29,20 @@ class FaultS3(ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.objects = {}
         self.set_fault(None, 0)
+        self.set_lag(None, 0)
+
+    def set_lag(self, kind, count):
+        """The next count GETs see the object as not yet written ('missing':
+        404 NoSuchKey) or half written ('short': its first half only)."""
+        with self.lock:
+            self.lag, self.lag_left = kind, count
+
+    def take_lag(self):
+        with self.lock:
+            if self.lag and self.lag_left > 0:
+                self.lag_left -= 1
+                return self.lag
+            return None
 
     def set_fault(self, kind, count, stall_s=3.0):
         with self.lock:
@@ -97,6 +114,11 @@ class Handler(BaseHTTPRequestHandler):
         k = self.key()
         with self.server.lock:
             data = self.server.objects.get(k)
+        lag = self.server.take_lag()
+        if lag == "missing":
+            data = None
+        elif lag == "short" and data is not None:
+            data = data[:len(data) // 2]
         if data is None:
             return self.error(404, "NoSuchKey", "The specified key does not exist.")
         m = re.match(r"bytes=(\d*)-(\d*)$", self.headers.get("Range", ""))
@@ -129,6 +151,11 @@ BASE = ["put", "--endpoint", EP, "--bucket", BUCKET, "--access-key", "AK", "--se
 
 def retries(out):
     m = re.search(r"retries=(\d+)", out)
+    return int(m.group(1)) if m else -1
+
+
+def lag_retries(out):
+    m = re.search(r"read_lag_retries=(\d+)", out)
     return int(m.group(1)) if m else -1
 
 
@@ -166,6 +193,24 @@ try:
     srv.set_fault(None, 0)
     rc, out = run_tool(BASE + ["--deadline-ms", "5000", "--expect", "ok"])
     check(rc == 0, "the endpoint recovered: writes succeed again")
+    check(lag_retries(out) == 0, f"a store that keeps up: no read asked twice ({lag_retries(out)})")
+
+    srv.set_lag("missing", 2)
+    rc, out = run_tool(BASE + ["--deadline-ms", "5000", "--expect", "ok"])
+    check(rc == 0 and lag_retries(out) == 2,
+          f"read back missing twice, then found: two more GETs ({lag_retries(out)})")
+
+    srv.set_lag("short", 3)
+    rc, out = run_tool(BASE + ["--deadline-ms", "5000", "--expect", "ok"])
+    check(rc == 0 and lag_retries(out) == 3,
+          f"read back half written three times, then whole ({lag_retries(out)})")
+
+    srv.set_lag("missing", 10 ** 6)
+    rc, out = run_tool(BASE + ["--deadline-ms", "5000", "--expect", "not_found"])
+    check(rc == 0 and lag_retries(out) == 5, f"never there: five more GETs, then not_found ({lag_retries(out)})")
+    check("not in the store" in out and "NoSuchKey" in out,
+          "the error says the object stayed missing and what the store answered")
+    srv.set_lag(None, 0)
 finally:
     srv.shutdown()
 finish("test_objwal_faults")
