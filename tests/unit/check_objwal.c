@@ -178,6 +178,7 @@ int main(void)
     SRunner *sr = srunner_create(ow_format_suite());
     srunner_add_suite(sr, ow_sigv4_suite());
     srunner_add_suite(sr, ow_store_suite());
+    srunner_add_suite(sr, ow_reader_suite());
     srunner_add_suite(sr, ow_writer_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

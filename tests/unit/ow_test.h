@@ -40,6 +40,7 @@ uint8_t *ow_t_small_object(size_t *len);
 Suite *ow_format_suite(void);
 Suite *ow_sigv4_suite(void);
 Suite *ow_store_suite(void);
+Suite *ow_reader_suite(void);
 Suite *ow_writer_suite(void);
 
 #endif
