@@ -75,6 +75,24 @@ if [ ! -f "$kz_kafka/target/kz-kafka-testbed-1.jar" ] || [ ! -d "$kz_kafka/targe
 fi
 # ---- end real Kafka ----
 
+# ---- Kroxylicious: the benchmark's peer proxy ----
+# tests/kroxylicious/pom.xml pins io.kroxylicious:kroxylicious-runtime (its
+# own kafka-clients, hence a module apart from tests/kafka); Maven resolves it
+# into ~/.m2 and builds the launcher tests/bench/bench_kroxy.py runs (a few
+# seconds; the first run downloads about 70 MB). Skipped when already built.
+# A failure only warns: bench_kroxy.py builds it on first use too, and the
+# benchmark runs without its Kroxylicious peer when it cannot.
+kz_kroxy="$kz_top/tests/kroxylicious"
+if [ ! -f "$kz_kroxy/target/kz-kroxylicious-1.jar" ] || [ ! -f "$kz_kroxy/target/classpath.txt" ] ||
+   [ ! -d "$kz_kroxy/target/lib" ] ||
+   [ -n "$(find "$kz_kroxy/src" "$kz_kroxy/pom.xml" -newer "$kz_kroxy/target/kz-kroxylicious-1.jar" 2>/dev/null | head -1)" ]; then
+  echo "kzproxy: building Kroxylicious for the benchmark (mvn package in tests/kroxylicious)"
+  mvn -q -B -o -f "$kz_kroxy/pom.xml" package >/dev/null 2>&1 ||
+    mvn -q -B -f "$kz_kroxy/pom.xml" package ||
+    echo "kzproxy: building tests/kroxylicious failed: the benchmark's Kroxylicious peer will be missing" >&2
+fi
+# ---- end Kroxylicious ----
+
 # ---- more clients: franz-go, @platformatic/kafka, confluent-kafka from PyPI ----
 # For tests/integration/test_clients.py (@platformatic/kafka comes with
 # KafkaJS from tests/clients/package-lock.json above). Each step is skipped
