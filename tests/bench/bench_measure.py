@@ -86,6 +86,9 @@ class Snapshot:
         self.other_cpu = {name: proc_cpu_s(pid) for name, pid in others.items()}
         self.metrics = {}
         for p in proxies:
+            if getattr(p, 'admin', None) is None:  # a peer proxy (bench_peer): no /metrics
+                self.metrics[p.node_id] = None
+                continue
             try:
                 self.metrics[p.node_id] = metrics(p)
             except HarnessError:

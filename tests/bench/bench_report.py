@@ -103,6 +103,44 @@ def add_ratios(results):
     add_relative(results['idempotent'], lambda e: single_direct_of(results, e))
 
 
+def peer_side_by_side(results):
+    """kzproxy's same-zone path and the Kroxylicious peer, figure by figure,
+    from the rows of this run: {figure: (kzproxy, kroxylicious)}; None
+    when the peer did not run."""
+    kx = results.get('kroxylicious') or {}
+    if not kx.get('available'):
+        return None
+
+    def prod(path, load, key):
+        e = next((e for e in results['produce'] if e['path'] == path and e['load'] == load
+                  and 'client' in e and e.get('available') is not False), None)
+        if e is None:
+            return None
+        return e['client'].get('mbps') if key == 'mbps' else e.get(key)
+
+    def cons(path):
+        e = next((e for e in results['consume'] if e['path'] == path), None)
+        return e.get('proxy_cpu_s_per_gb') if e else None
+
+    def pairs(key):
+        lp = results.get(key) or {}
+        return (lp.get('median') or {}).get('p99_added_ms')
+
+    return {
+        'p99_added_ms_median_of_pairs': (pairs('latency_pairs'), pairs('latency_pairs_kroxylicious')),
+        'p99_added_ms_fixed': (prod('same_zone', 'fixed', 'p99_added_ms'),
+                               prod('kroxylicious', 'fixed', 'p99_added_ms')),
+        'proxy_cpu_s_per_gb_fixed': (prod('same_zone', 'fixed', 'proxy_cpu_s_per_gb'),
+                                     prod('kroxylicious', 'fixed', 'proxy_cpu_s_per_gb')),
+        'proxy_cpu_s_per_gb_saturation': (prod('same_zone', 'saturation', 'proxy_cpu_s_per_gb'),
+                                          prod('kroxylicious', 'saturation', 'proxy_cpu_s_per_gb')),
+        'saturation_mbps': (prod('same_zone', 'saturation', 'mbps'), prod('kroxylicious', 'saturation', 'mbps')),
+        'saturation_ratio_to_direct': (prod('same_zone', 'saturation', 'throughput_ratio_to_direct'),
+                                       prod('kroxylicious', 'saturation', 'throughput_ratio_to_direct')),
+        'consume_proxy_cpu_s_per_gb': (cons('same_zone'), cons('kroxylicious')),
+    }
+
+
 def single_direct_of(results, e):
     """The direct one-partition row an idempotent row compares with: same
     client, same idempotence, pipelined or not (txn id rows: the plain
@@ -314,6 +352,24 @@ def print_table(results, opts, out=sys.stdout):
         w('  +p50 %s ms   +p99 %s ms   +p999 %s ms   same-zone proxy %s core-s/GB\n' % (
             fmt(lp['median']['p50_added_ms']), fmt(lp['median']['p99_added_ms']),
             fmt(lp['median']['p999_added_ms']), fmt(lp['median_same_zone_cpu_s_per_gb'])))
+    sbs = peer_side_by_side(results)
+    if sbs is not None:
+        kx = results['kroxylicious']
+        w('\npeer, same run and machine: kzproxy same-zone and Kroxylicious %s (pass-through virtual cluster,\n'
+          ' no filters; %ss of unmeasured produce first, for its JIT)\n' % (kx['version'], kx.get('warmup_s')))
+        w('  %-46s %10s %13s\n' % ('', 'kzproxy', 'Kroxylicious'))
+        for key, what, spec in (
+                ('p99_added_ms_median_of_pairs', '+p99 over direct, ms (median of the pairs)', '%.2f'),
+                ('p99_added_ms_fixed', '+p99 over direct, ms (fixed-load run)', '%.2f'),
+                ('proxy_cpu_s_per_gb_fixed', 'proxy CPU, core-s/GB, fixed load', '%.2f'),
+                ('proxy_cpu_s_per_gb_saturation', 'proxy CPU, core-s/GB, flat out', '%.2f'),
+                ('saturation_mbps', 'flat out, MB/s', '%.1f'),
+                ('saturation_ratio_to_direct', 'flat out, ratio to direct', '%.2f'),
+                ('consume_proxy_cpu_s_per_gb', 'consume, proxy CPU, core-s/GB', '%.2f')):
+            a, b = sbs[key]
+            w('  %-46s %10s %13s\n' % (what, fmt(a, spec), fmt(b, spec)))
+    elif results.get('kroxylicious'):
+        w('\npeer: Kroxylicious n/a: %s\n' % results['kroxylicious'].get('reason'))
     w('\n%-24s %8s %9s %6s %9s %10s %9s %8s %9s %7s\n' % (
         'consume', 'MB/s', 'msgs/s', 'ratio', 'pxCPU/GB', 'pxCPU/brk', 'brkCPU/GB', 'xzone/B', 'followerP', 'passes'))
     for e in results['consume']:
@@ -403,5 +459,5 @@ def print_table(results, opts, out=sys.stdout):
         for f in results['failures']:
             w('  %s: %s\n' % (f['scenario'], f['error']))
             for who, lines in (f.get('proxy_logs') or {}).items():
-                w('    kzproxy %s log ends:\n%s\n' % (who, '\n'.join('      ' + ln for ln in lines.splitlines())))
+                w('    proxy %s log ends:\n%s\n' % (who, '\n'.join('      ' + ln for ln in lines.splitlines())))
     out.flush()

@@ -95,14 +95,16 @@ from bench_const import (FANOUT_GROUPS, FLUSH_IDLE_MS, FLUSH_MS, IDEM_DEFAULT_QU
                          MSG_SIZE, NA_WAL, PEER_SECRET, PIPE_BATCH_RECORDS, PIPE_IN_FLIGHT)
 from bench_measure import (kz_bench_binary, measure, proc_status_kib, proxy_cpu_per_gb,  # noqa: E402
                            ratio, run_kz_bench)
-from bench_report import add_ratios, fmt, fmt_ratio, machine_info, print_table, targets  # noqa: E402
+from bench_report import (add_ratios, fmt, fmt_ratio, machine_info, peer_side_by_side, print_table,  # noqa: E402
+                          targets)
 from bench_java import BenchJava  # noqa: E402
 from bench_instr import BenchInstr  # noqa: E402
+from bench_peer import BenchPeer  # noqa: E402
 
 
 # ---------------------------------------------------------------- scenarios
 
-class Bench(BenchJava, BenchInstr):
+class Bench(BenchJava, BenchInstr, BenchPeer):
     def __init__(self, opts):
         self.o = opts
         self.results = {'produce': [], 'consume': [], 'idle_connections': [], 'idempotent': [],
@@ -130,7 +132,7 @@ class Bench(BenchJava, BenchInstr):
         self.results['failures'].append(f)
         sys.stderr.write('run_bench: %s: %s\n' % (where, err))
         for who, lines in logs.items():
-            sys.stderr.write('run_bench: kzproxy %s log ends:\n%s\n' % (who, lines))
+            sys.stderr.write('run_bench: proxy %s log ends:\n%s\n' % (who, lines))
 
     def producer_args(self, bootstrap, topic, rate, extra=()):
         o = self.o
@@ -208,16 +210,20 @@ class Bench(BenchJava, BenchInstr):
             self.results['idem_default'].append(entry)
             self.print_progress(entry)
 
-    def latency_pairs(self, a, cluster):
+    def latency_pairs(self, a, cluster, path='same_zone', key='latency_pairs', name='same-zone'):
         """Direct and same-zone at the fixed load, alternately, --pairs times.
         The p99 of one 10 s run moves by a millisecond or more from run to
         run on a shared machine, five times the 0.2 ms being judged; the
-        median of the pairwise differences does not drift with the machine."""
+        median of the pairwise differences does not drift with the machine.
+        a: the proxy (its .kafka the bootstrap); path, key and name: the
+        path's name in the pairs, the results key and the printed name
+        (the Kroxylicious peer's pairs use their own)."""
         o = self.o
         runs = []
+        px_path = path
         for i in range(o.pairs):
             pair = {}
-            for path, boot, pc in (('direct', self.tb.bootstrap, None), ('same_zone', a.kafka, cluster)):
+            for path, boot, pc in (('direct', self.tb.bootstrap, None), (px_path, a.kafka, cluster)):
                 proxies = pc.proxies if pc else []
                 (res, _), fig = measure(proxies, {'brokers': self.tb.pids},
                                         lambda: run_kz_bench(self.producer_args(
@@ -231,25 +237,29 @@ class Bench(BenchJava, BenchInstr):
                               'p999_ms': res['lat_us']['p999'] / 1e3, 'mbps': res.get('mbps'),
                               'proxy_cpu_s_per_gb': proxy_cpu_per_gb(fig['proxy_cpu_s'], payload)}
             for q in ('p50', 'p99', 'p999'):
-                pair['%s_added_ms' % q] = round(pair['same_zone']['%s_ms' % q] - pair['direct']['%s_ms' % q], 3)
+                pair['%s_added_ms' % q] = round(pair[px_path]['%s_ms' % q] - pair['direct']['%s_ms' % q], 3)
             runs.append(pair)
-            sys.stdout.write('  pair %d: direct p99 %.2f ms, same-zone p99 %.2f ms (%+.2f), proxy %.2f core-s/GB\n' % (
-                i + 1, pair['direct']['p99_ms'], pair['same_zone']['p99_ms'], pair['p99_added_ms'],
-                pair['same_zone']['proxy_cpu_s_per_gb'] or 0))
+            sys.stdout.write('  pair %d: direct p99 %.2f ms, %s p99 %.2f ms (%+.2f), proxy %.2f core-s/GB\n' % (
+                i + 1, pair['direct']['p99_ms'], name, pair[px_path]['p99_ms'], pair['p99_added_ms'],
+                pair[px_path]['proxy_cpu_s_per_gb'] or 0))
             sys.stdout.flush()
         med = lambda xs: statistics.median(xs) if xs else None
-        try:  # Produce requests streamed as they arrived (px_cut.c), over the pairs
-            cut = metrics(a).sum('kzproxy_produce_cut_through_total', default=0)
-            sys.stdout.write('  cut-through Produce requests during the pairs: %d\n' % cut)
-        except (HarnessError, OSError):
-            cut = None
-        self.results['latency_pairs'] = {
-            'cut_through_requests': cut,
+        cut = None
+        if getattr(a, 'admin', None):  # Produce requests streamed as they arrived (px_cut.c), over the pairs
+            try:
+                cut = metrics(a).sum('kzproxy_produce_cut_through_total', default=0)
+                sys.stdout.write('  cut-through Produce requests during the pairs: %d\n' % cut)
+            except (HarnessError, OSError):
+                pass
+        cpu = med([r[px_path]['proxy_cpu_s_per_gb'] for r in runs if r[px_path]['proxy_cpu_s_per_gb'] is not None])
+        self.results[key] = {
+            'cut_through_requests': cut, 'path': px_path,
             'pairs': len(runs), 'duration_s': o.pair_s, 'runs': runs,
             'median': {k: med([r[k] for r in runs]) for k in ('p50_added_ms', 'p99_added_ms', 'p999_added_ms')},
-            'median_same_zone_cpu_s_per_gb': med([r['same_zone']['proxy_cpu_s_per_gb'] for r in runs
-                                                  if r['same_zone']['proxy_cpu_s_per_gb'] is not None]),
+            'median_proxy_cpu_s_per_gb': cpu,
         }
+        if px_path == 'same_zone':
+            self.results[key]['median_same_zone_cpu_s_per_gb'] = cpu
 
     def perf_start(self, path, proxies):
         """With --perf DIR: `perf record -g` on every proxy of this run."""
@@ -768,6 +778,8 @@ class Bench(BenchJava, BenchInstr):
             self.wal_s3()
         if self.want('instr'):
             self.instr()
+        if self.want('kroxylicious'):
+            self.kroxylicious()
 
     def same_zone_tls(self):
         """Same-zone produce through a proxy whose client listener takes TLS
@@ -903,7 +915,7 @@ def parse_args(argv):
                          'runs nor librdkafka\'s idempotent producer at default settings (direct '
                          'and WAL paths); for repeated CPU measurements')
     ap.add_argument('--only', help='comma-separated: direct,same_zone,same_zone_tls,same_zone_tls_java,consume,'
-                                   'idle,workers,wal_local,wal_s3,instr')
+                                   'idle,workers,wal_local,wal_s3,instr,kroxylicious')
     ap.add_argument('--proxy-config', metavar='JSON',
                     help='extra proxy configuration, top-level keys, e.g. \'{"limits": '
                          '{"cut_through_min_bytes": 0}}\' for a before/after comparison')
@@ -962,6 +974,8 @@ def main(argv):
                           'msg_size': MSG_SIZE, 'idle_conns': opts.idle_conns, 'flush_ms': opts.flush_ms,
                           'quick': opts.quick}
     add_ratios(results)
+    if (results.get('kroxylicious') or {}).get('available'):
+        results['kroxylicious']['side_by_side'] = peer_side_by_side(results)
     results['targets'] = targets(results, opts)
     results['elapsed_s'] = round(time.monotonic() - t0, 1)
     print_table(results, opts)

@@ -11,7 +11,9 @@ the zone-b consumer of the topic with a zone-b follower fetched from it
 (no fetch payload across zones) and the one of the topic without read
 across zones; the fan-out's groups each read the whole topic and the fetch
 cache answered some of their fetches; librdkafka's default-settings
-idempotent producer delivered on direct and each WAL path; the instr
+idempotent producer delivered on direct and each WAL path; the Kroxylicious
+peer (tests/bench/bench_peer.py) ran with figures beside kzproxy's, unless
+java is missing or it is neither built nor buildable; the instr
 scenario gave a number of instructions per payload byte (and positive
 instruction counts per run) for each
 proxy on the same-zone and the WAL local path (not its size: a quick run's
@@ -85,6 +87,34 @@ def check_produce(e):
         number(e['relative_to_direct']['proxy_cpu_to_direct_broker_cpu'], what + ' CPU ratio')
         number(e['proxy_cpu_s_per_gb'], what + ' CPU/GB')
         assert e['proxy_peak_rss_kib_max'] > 0
+
+
+def check_peer(r):
+    """The Kroxylicious peer (bench_peer): it ran whenever bench_kroxy says
+    it can (java, and Maven or a build), with produce rows at both loads
+    (checked as every row is, by check_produce), its pairs, a consume row
+    and the side-by-side figures; otherwise it says why it did not."""
+    sys.path.insert(0, HERE)
+    from bench_kroxy import unavailable
+    why = unavailable()
+    kx = r.get('kroxylicious')
+    assert kx is not None, 'no kroxylicious entry'
+    if why is not None:
+        assert kx['available'] is False and kx.get('reason'), kx
+        print('kroxylicious: n/a, %s' % why)
+        return None
+    assert kx['available'] is True, 'Kroxylicious could run here but did not: %s' % kx.get('reason')
+    rows = {e['load'] for e in r['produce'] if e['path'] == 'kroxylicious' and 'client' in e}
+    assert rows == {'fixed', 'saturation'}, rows
+    lp = r['latency_pairs_kroxylicious']
+    assert lp['pairs'] == len(lp['runs']) >= 1, lp
+    number(lp['median']['p99_added_ms'], 'kroxylicious pairs +p99')
+    sbs = kx['side_by_side']
+    for k in ('p99_added_ms_median_of_pairs', 'proxy_cpu_s_per_gb_fixed', 'proxy_cpu_s_per_gb_saturation',
+              'saturation_mbps', 'consume_proxy_cpu_s_per_gb'):
+        number(sbs[k][0], 'side by side %s, kzproxy' % k)
+        number(sbs[k][1], 'side by side %s, Kroxylicious' % k)
+    return kx
 
 
 def check_pipelined(r):
@@ -232,16 +262,20 @@ def main():
     assert lp['pairs'] == len(lp['runs']) >= 1, lp
     for k in ('p50_added_ms', 'p99_added_ms', 'p999_added_ms'):
         number(lp['median'][k], 'latency pairs median ' + k)
-    # same_zone_tls: the TLS scenario consumes over TLS after its produce runs.
+    # same_zone_tls: the TLS scenario consumes over TLS after its produce
+    # runs; the Kroxylicious peer consumes last.
+    kx = check_peer(r)
     assert [e['path'] for e in r['consume']] == ['direct', 'same_zone', 'zone_b_follower', 'zone_b_leader',
-                                                 'same_zone_tls'], [e['path'] for e in r['consume']]
+                                                 'same_zone_tls'] + (['kroxylicious'] if kx else []), \
+        [e['path'] for e in r['consume']]
     for e in r['consume']:
         assert 'error' not in e['client'], e['client'].get('error')
         number(e['client']['mbps'], 'consume MB/s')
         number(e['throughput_ratio_to_direct'], 'consume ratio')
         if e['path'] != 'direct':
             number(e['proxy_cpu_ratio_to_direct_broker'], 'consume %s CPU ratio' % e['path'])
-            number(e['xzone_payload_bytes_per_payload_byte'], 'consume %s xzone/B' % e['path'])
+            if e['path'] != 'kroxylicious':  # (no /metrics)
+                number(e['xzone_payload_bytes_per_payload_byte'], 'consume %s xzone/B' % e['path'])
     check_followers(r)
     check_fanout(r)
     check_idem_default(r)
@@ -272,6 +306,11 @@ def main():
     print('test_bench_quick: the quick benchmark produced well-formed numbers; %d WAL-path runs each '
           'delivered messages and stored objects (%d to %d objwal PUTs a run)'
           % (len(wal), min(e['metrics']['s3_put'] for e in wal), max(e['metrics']['s3_put'] for e in wal)))
+    if kx:
+        sbs = kx['side_by_side']
+        print('test_bench_quick: Kroxylicious %s ran beside kzproxy: proxy CPU at the fixed load %.2f '
+              '(kzproxy %.2f) core-s/GB' % (kx['version'], sbs['proxy_cpu_s_per_gb_fixed'][1],
+                                            sbs['proxy_cpu_s_per_gb_fixed'][0]))
     if instr:
         print('test_bench_quick: instr (quick, %d and %d messages): same-zone %.3g, WAL local %.3g '
               'instructions/payload byte' % (instr['same_zone']['runs'][0]['messages'],
