@@ -74,23 +74,27 @@ static void ow_read_lag_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     ow_read *rd = arg;
+    rd->st->metrics.read_lag_retries++;
     if (ow_read_get_span(rd) != OW_OK)
-        ow_read_fail(rd, OW_ENOMEM, "out of memory");
+        ow_read_fail(rd, OW_ENOMEM, "out of memory starting the GET again (the object had been missing or short)");
 }
 
 /* A just-written object read back missing (err OW_ENOTFOUND) or short
  * (OW_ETRUNCATED): 1 when the GET will be repeated after a wait, 0 when the
- * read is to fail now. The last failure's text gains how long it waited. */
-static int ow_read_lag_retry(ow_read *rd, int err, char *why, size_t why_size)
+ * read is to fail now. The last failure's text gains how long it waited.
+ * from_store: err was the store's outcome, which ow_req_complete counted in
+ * errors[]: the read goes on, so it is not a final outcome yet. */
+static int ow_read_lag_retry(ow_read *rd, int err, int from_store, char *why, size_t why_size)
 {
     if (!rd->just_written || (err != OW_ENOTFOUND && err != OW_ETRUNCATED))
         return 0;
     if (rd->lag_tries >= OW_READ_LAG_TRIES) {
         size_t used = strlen(why);
         if (used < why_size)
-            snprintf(why + used, why_size - used,
-                     " (still, after %d more reads over %d ms: the object its peer stored is not in the store)",
-                     rd->lag_tries, OW_READ_LAG_FIRST_MS * ((1 << OW_READ_LAG_TRIES) - 1));
+            snprintf(why + used, why_size - used, " (still, after %d more reads over %d ms: %s)", rd->lag_tries,
+                     OW_READ_LAG_FIRST_MS * ((1 << OW_READ_LAG_TRIES) - 1),
+                     err == OW_ENOTFOUND ? "the object is not in the store"
+                                         : "the object in the store is shorter than the range");
         return 0;
     }
     if (rd->lag_ev == NULL && (rd->lag_ev = evtimer_new(rd->st->base, ow_read_lag_cb, rd)) == NULL)
@@ -100,7 +104,8 @@ static int ow_read_lag_retry(ow_read *rd, int err, char *why, size_t why_size)
     if (evtimer_add(rd->lag_ev, &tv) != 0)
         return 0;
     rd->lag_tries++;
-    rd->st->metrics.read_lag_retries++;
+    if (from_store && rd->st->metrics.errors[err] > 0)
+        rd->st->metrics.errors[err]--;
     return 1;
 }
 
@@ -110,7 +115,7 @@ static void ow_read_data_done(ow_read *rd, const ow_result *res)
     if (res->err != OW_OK) {
         char msg[1024];
         snprintf(msg, sizeof(msg), "%s", res->errmsg ? res->errmsg : ow_err_name(res->err));
-        if (!ow_read_lag_retry(rd, res->err, msg, sizeof(msg)))
+        if (!ow_read_lag_retry(rd, res->err, 1, msg, sizeof(msg)))
             ow_read_fail(rd, res->err, msg);
         return;
     }
@@ -161,7 +166,7 @@ static void ow_read_data_done(ow_read *rd, const ow_result *res)
         if (rc != OW_OK) {
             kc_frame_release(f);
             free(sl);
-            if (!ow_read_lag_retry(rd, rc, why, sizeof(why)))
+            if (!ow_read_lag_retry(rd, rc, 0, why, sizeof(why)))
                 ow_read_fail(rd, rc, why);
             return;
         }
