@@ -35,6 +35,7 @@ synchronise: readiness is polled against a deadline.
 
 import argparse
 import fcntl
+import importlib.util
 import json
 import os
 import re
@@ -50,6 +51,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if os.path.join(HERE, '..', 'integration') not in sys.path:
     sys.path.insert(0, os.path.join(HERE, '..', 'integration'))
 
+from bench_measure import proc_cpu_s  # noqa: E402
 from kzproc import (HarnessError, SkipTest, _die_with_parent, _listen_socket,  # noqa: E402
                     _terminate, top_srcdir)
 
@@ -105,6 +107,9 @@ def unavailable():
     (ensure_built() makes it)."""
     if shutil.which('java') is None:
         return 'java is not installed (scripts/deps.sh installs OpenJDK 17 and Maven)'
+    # start()'s Metadata round trips: confluent_kafka, else kcat.
+    if importlib.util.find_spec('confluent_kafka') is None and shutil.which('kcat') is None:
+        return 'neither confluent_kafka nor kcat is installed (scripts/deps.sh installs both)'
     why = _stale(kroxy_home())
     if why is not None and os.environ.get('KZ_KROXY_HOME'):
         return 'KZ_KROXY_HOME=%s is not a built tests/kroxylicious: %s' % (kroxy_home(), why)
@@ -146,7 +151,8 @@ def ensure_built(quiet=False):
             argv = _build_command(offline)
             try:
                 cp = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, timeout=BUILD_TIMEOUT_S)
+                                    stderr=subprocess.STDOUT, timeout=BUILD_TIMEOUT_S,
+                                    preexec_fn=_die_with_parent)
             except subprocess.TimeoutExpired as e:
                 out = (e.stdout or b'').decode('utf-8', 'replace') + '\n(timed out after %ds)' % BUILD_TIMEOUT_S
                 continue
@@ -421,13 +427,14 @@ class Kroxylicious:
                 pass
 
     def stop(self, check=True):
-        """SIGTERM (the launcher shuts the proxy down), SIGKILL after 15 s.
+        """SIGTERM (the launcher shuts the proxy down), SIGKILL after 30 s
+        (Netty's own shutdown may take its default 15 s).
         Returns the exit code; with check, HarnessError unless it exited by
         that SIGTERM (143) or cleanly. Idempotent."""
         if self.proc is None:
             return None
         proc, self.proc = self.proc, None
-        rc, killed = _terminate(proc, 15, 'Kroxylicious')
+        rc, killed = _terminate(proc, 30, 'Kroxylicious')
         if check and (killed or rc not in (0, 128 + signal.SIGTERM, -signal.SIGTERM)):
             raise HarnessError('Kroxylicious exited with code %s%s; %s ends:\n%s'
                                % (rc, ' (killed)' if killed else '', self.log, self.log_tail(20)))
@@ -445,14 +452,7 @@ class Kroxylicious:
 
     def cpu_s(self):
         """The JVM's utime + stime in seconds (/proc/PID/stat), None if not running."""
-        if self.proc is None:
-            return None
-        try:
-            with open('/proc/%d/stat' % self.proc.pid) as f:
-                fields = f.read().rsplit(')', 1)[1].split()
-        except OSError:
-            return None
-        return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+        return proc_cpu_s(self.proc.pid) if self.proc is not None else None
 
     def log_tail(self, n=20):
         """The last n lines of the log file ('' if none)."""

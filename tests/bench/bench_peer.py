@@ -42,8 +42,7 @@ class KroxyPeer:
         return self.k.pid
 
     def log_text(self):
-        with open(self.k.log, 'rb') as f:
-            return f.read().decode('utf-8', 'replace')
+        return self.k.log_tail(200)
 
 
 class BenchPeer:
@@ -67,14 +66,14 @@ class BenchPeer:
             sys.stdout.write('  %-20s n/a: %s\n' % (label, why))
             self.results['kroxylicious'] = {'available': False, 'reason': why, 'version': KROXY_VERSION}
             return
-        peer = KroxyPeer(k)
-        cluster = types.SimpleNamespace(proxies=[peer])
-        self.results['kroxylicious'] = {'available': True, 'version': KROXY_VERSION,
-                                        'start_s': round(k.start_s, 2) if k.start_s else None,
-                                        'warmup_s': 0.5 if o.quick else KROXY_WARMUP_S}
-        sys.stdout.write('  %s: started in %.1f s, pid %d, bootstrap %s\n' % (label, k.start_s or 0, k.pid,
-                                                                              k.bootstrap))
         try:
+            peer = KroxyPeer(k)
+            cluster = types.SimpleNamespace(proxies=[peer])
+            self.results['kroxylicious'] = {'available': True, 'version': KROXY_VERSION,
+                                            'start_s': round(k.start_s, 2) if k.start_s else None,
+                                            'warmup_s': 0.5 if o.quick else KROXY_WARMUP_S}
+            sys.stdout.write('  %s: started in %.1f s, pid %d, bootstrap %s\n' % (label, k.start_s or 0, k.pid,
+                                                                                  k.bootstrap))
             warm, _ = run_kz_bench(self.producer_args(
                 k.bootstrap, 'bench_a', o.rate_mbps,
                 ('--duration', self.results['kroxylicious']['warmup_s'], '--warmup', 0)), o.timeout)

@@ -103,6 +103,14 @@ def add_ratios(results):
     add_relative(results['idempotent'], lambda e: single_direct_of(results, e))
 
 
+def produce_row(results, path, load):
+    """The produce row of path at load that ran (None if none or n/a)."""
+    for e in results['produce']:
+        if e['path'] == path and e['load'] == load:
+            return e if e.get('available') is not False and 'client' in e else None
+    return None
+
+
 def peer_side_by_side(results):
     """kzproxy's same-zone path and the Kroxylicious peer, figure by figure,
     from the rows of this run: {figure: (kzproxy, kroxylicious)}; None
@@ -112,8 +120,7 @@ def peer_side_by_side(results):
         return None
 
     def prod(path, load, key):
-        e = next((e for e in results['produce'] if e['path'] == path and e['load'] == load
-                  and 'client' in e and e.get('available') is not False), None)
+        e = produce_row(results, path, load)
         if e is None:
             return None
         return e['client'].get('mbps') if key == 'mbps' else e.get(key)
@@ -185,10 +192,7 @@ def targets(results, opts):
                     'status': 'n/a' if ok is None else ('met' if ok else 'MISSED')})
 
     def prod(path, load):
-        for e in results['produce']:
-            if e['path'] == path and e['load'] == load:
-                return e if e.get('available') is not False and 'client' in e else None
-        return None
+        return produce_row(results, path, load)
 
     sz = prod('same_zone', 'fixed')
     if sz:

@@ -28,6 +28,10 @@ generator tests/bench/kz_bench through every scenario in one run:
     consumers in zone b of a topic with no replica there, fetch cache on and
     off (the fetch payload that crosses zones);
   10,000 idle client connections on proxy a (RSS per connection);
+  kroxylicious: the same-zone produce (latency pairs with direct, fixed
+    load, flat out) and consume through Kroxylicious 0.12.0, a Java Kafka
+    proxy, as a pass-through virtual cluster in front of the same brokers
+    (bench_kroxy.py, tests/kroxylicious), beside kzproxy's figures;
   instr: the proxies' user-space instructions per payload byte on the
     same-zone and the WAL local path (proxy a, b and both), counted by
     valgrind's callgrind: a figure that does not move with the machine
@@ -64,8 +68,9 @@ one failed (its entry in the JSON says why), 2 on bad arguments.
 
 The driver's modules, beside it: bench_const.py (the constants),
 bench_measure.py (kz_bench runs, /proc and /metrics readings),
-bench_java.py and bench_instr.py (the Java and instr scenarios, mixins of
-Bench) and bench_report.py (ratios to direct, targets, the table).
+bench_java.py, bench_instr.py and bench_peer.py (the Java, instr and
+Kroxylicious scenarios, mixins of Bench; bench_kroxy.py starts
+Kroxylicious) and bench_report.py (ratios to direct, targets, the table).
 """
 
 import argparse
@@ -230,7 +235,7 @@ class Bench(BenchJava, BenchInstr, BenchPeer):
                                             boot, 'bench_a', o.rate_mbps, ('--duration', o.pair_s)),
                                             o.timeout))
                 if 'error' in res and not res.get('delivered'):
-                    self.fail('%s latency pair %d' % (path, i + 1), res['error'])
+                    self.fail('%s latency pair %d' % (path, i + 1), res['error'], proxies)
                     return
                 payload = (res.get('delivered', 0) + res.get('warmup_delivered', 0)) * MSG_SIZE
                 pair[path] = {'p50_ms': res['lat_us']['p50'] / 1e3, 'p99_ms': res['lat_us']['p99'] / 1e3,
@@ -390,14 +395,15 @@ class Bench(BenchJava, BenchInstr, BenchPeer):
         e['xzone_payload_bytes'] = xz
         e['xzone_payload_bytes_per_payload_byte'] = xz / res['bytes'] if xz is not None and res.get('bytes') else None
         if 'error' in res:
-            self.fail('consume %s' % path, res['error'])
+            self.fail('consume %s' % path, res['error'], proxies)
         self.results['consume'].append(e)
         m = fig['metrics']
         sys.stdout.write('  consume %-18s %8.1f MB/s (%d passes)%s%s\n' % (
             path, res.get('mbps', 0), res.get('passes', 0),
             '  fetch payload across zones %s B, follower partitions %s, cache hits %s' % (
                 fmt(xz, '%.0f'), fmt(m.get('follower_partitions'), '%.0f'),
-                fmt(m.get('fetch_cache_hits'), '%.0f')) if proxies else '',
+                fmt(m.get('fetch_cache_hits'), '%.0f')) if any(getattr(p, 'admin', None) for p in proxies)
+            else '',
             ('  ERROR ' + res['error']) if 'error' in res else ''))
 
     def consume_followers(self, pc):

@@ -4,6 +4,7 @@ import java.io.InputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.Paths;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 import io.kroxylicious.proxy.KafkaProxy;
 import io.kroxylicious.proxy.config.ConfigParser;
@@ -19,8 +20,8 @@ import io.kroxylicious.proxy.internal.config.Features;
  *
  * Prints one line "ready" on stdout once every gateway is bound; stays until
  * SIGTERM or SIGINT, then shuts the proxy down (a JVM shutdown hook). Exit
- * status 2 on a usage error, 1 when the configuration is refused or the
- * proxy cannot start (the reason on stderr).
+ * status 2 on a usage error, 1 when the configuration is refused, the proxy
+ * cannot start (the reason on stderr) or it stops by itself.
  */
 public final class KroxyLauncher {
 
@@ -44,14 +45,16 @@ public final class KroxyLauncher {
             proxy = new KafkaProxy(parser, config, Features.defaultFeatures());
             proxy.startup();
         }
-        catch (Exception e) {
+        catch (Throwable e) { // a classpath mismatch is an Error: exit all the same
             System.err.println("KroxyLauncher: cannot start Kroxylicious from " + file + ": " + e);
             e.printStackTrace();
             System.exit(1);
             return;
         }
         final KafkaProxy running = proxy;
+        final AtomicBoolean stopping = new AtomicBoolean();
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            stopping.set(true);
             try {
                 running.close();
             }
@@ -61,6 +64,19 @@ public final class KroxyLauncher {
         }, "kroxy-shutdown"));
         System.out.println("ready");
         System.out.flush();
-        proxy.block();
+        try {
+            proxy.block();
+        }
+        catch (Throwable e) {
+            System.err.println("KroxyLauncher: Kroxylicious failed: " + e);
+            e.printStackTrace();
+        }
+        // block() returned: by the shutdown hook (the JVM is exiting: calling
+        // exit here would wait for that hook forever), or the proxy stopped
+        // by itself, which the benchmark must see as a failure.
+        if (!stopping.get()) {
+            System.err.println("KroxyLauncher: Kroxylicious stopped without being asked to");
+            System.exit(1);
+        }
     }
 }
