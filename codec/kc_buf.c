@@ -337,6 +337,11 @@ size_t kc_frame_big_bytes(void)
     return kc_big_free != NULL ? sizeof(kc_frame) + kc_big_free->cap : 0;
 }
 
+size_t kc_frame_kept_bytes(void)
+{
+    return kc_frame_pool_bytes() + kc_frame_big_bytes();
+}
+
 /* A frame too big for the classes that the big slot can hold. */
 static int kc_big_keepable(size_t total)
 {

@@ -130,6 +130,9 @@ kc_frame *kc_frame_new(size_t len);
 size_t kc_frame_pool_bytes(void);
 /* Bytes of the calling thread's kept big frame (0 if none). */
 size_t kc_frame_big_bytes(void);
+/* All the calling thread keeps for reuse: its pool and its big frame (what
+ * the kzproxy_frame_pool_bytes metric sums over threads). */
+size_t kc_frame_kept_bytes(void);
 /* Free every frame the calling thread's pool holds, the big one too. */
 void kc_frame_pool_trim(void);
 kc_frame *kc_frame_keep(kc_frame *f);

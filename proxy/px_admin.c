@@ -224,7 +224,7 @@ static void px_admin_metrics(struct evhttp_request *req, void *arg)
     px_proxy *px = arg;
     px_metrics msum;
     px_workers_sync(px); /* the workers' figures as of now */
-    px->m.frame_pool_bytes = kc_frame_pool_bytes() + kc_frame_big_bytes(); /* the main thread's */
+    px->m.frame_pool_bytes = kc_frame_kept_bytes(); /* the main thread's */
     const px_metrics *m = px_workers_metrics(px, &msum); /* summed over the workers */
     struct evbuffer *b = evbuffer_new();
     if (b == NULL) {

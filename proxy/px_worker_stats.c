@@ -51,7 +51,7 @@ static int px_worker_nreq(px_proxy *px)
 void px_worker_snapshot(px_worker *w)
 {
     int nreq = px_worker_nreq(&w->px);
-    w->px.m.frame_pool_bytes = kc_frame_pool_bytes() + kc_frame_big_bytes(); /* this thread's */
+    w->px.m.frame_pool_bytes = kc_frame_kept_bytes(); /* this thread's */
     pthread_mutex_lock(&w->snap_mu);
     w->snap = w->px.m;
     w->snap_xz = w->xz;

@@ -451,6 +451,7 @@ START_TEST(test_frame_big_keep)
     ck_assert_uint_eq(kc_frame_big_bytes(), sizeof(kc_frame) + ((size_t)20 << 20));
     kc_frame_release(a); /* larger: kept instead of b */
     ck_assert_uint_eq(kc_frame_big_bytes(), sizeof(kc_frame) + ((size_t)40 << 20));
+    ck_assert_uint_eq(kc_frame_kept_bytes(), kc_frame_pool_bytes() + kc_frame_big_bytes());
     kc_frame *c = kc_frame_new((size_t)30 << 20);
     ck_assert_ptr_eq(c, a);
     ck_assert_uint_eq(c->len, (size_t)30 << 20);
