@@ -59,14 +59,3 @@ JAVA_START_S = 60.0       # JVM start, metadata, TLS handshake: time to the firs
 JAVA_OFFSETS_EVERY_S = 0.1  # how often the topic's end offsets are read during a run
 JAVA_SUMMARY = re.compile(r'^(\d+) records sent, ([\d.]+) records/sec \(([\d.]+) MB/sec\), ([\d.]+) ms avg latency, '
                           r'([\d.]+) ms max latency, (\d+) ms 50th, (\d+) ms 95th, (\d+) ms 99th, (\d+) ms 99.9th')
-
-# Every produce scenario: (name, label, path) in table order.
-PATHS = [
-    ('direct', 'direct', None),
-    ('same_zone', 'kzproxy same-zone', 'same_zone'),
-    ('same_zone_tls', 'kzproxy same-zone TLS', 'same_zone_tls'),
-    ('same_zone_java', 'Java same-zone', 'same_zone_java'),
-    ('same_zone_tls_java', 'Java same-zone TLS', 'same_zone_tls_java'),
-    ('wal_local', 'kzproxy WAL local', 'wal_local'),
-    ('wal_s3', 'kzproxy WAL s3rver', 'wal_s3'),
-]
