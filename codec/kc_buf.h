@@ -135,6 +135,14 @@ size_t kc_frame_big_bytes(void);
 size_t kc_frame_kept_bytes(void);
 /* Free every frame the calling thread's pool holds, the big one too. */
 void kc_frame_pool_trim(void);
+/* Give back what the calling thread kept and did not need: call it now and
+ * then (now_ms: a monotonic clock); once per period_ms it frees, per size
+ * class, as many pooled frames as stayed unused through the whole period
+ * (the fewest the pool held at any moment of it), and the big frame unless
+ * it was taken in the period. A thread in steady use keeps what it reuses;
+ * one left idle after a burst gives everything back within two periods.
+ * period_ms <= 0: nothing. Returns the bytes freed. */
+size_t kc_frame_pool_decay(int64_t now_ms, int64_t period_ms);
 kc_frame *kc_frame_keep(kc_frame *f);
 void kc_frame_release(kc_frame *f);
 /* Append n bytes at p, which lie inside f, to eb by reference: eb takes its

@@ -172,6 +172,7 @@ static void px_cfg_defaults(px_config *cfg)
     cfg->limits.max_response_bytes = 512 * 1024 * 1024;
     cfg->limits.max_connections = 100000;
     cfg->limits.cut_through_min_bytes = 64 * 1024;
+    cfg->limits.frame_pool_idle_ms = 30000;
     cfg->wal.flush_ms = 250;
     cfg->wal.flush_bytes = 8 * 1024 * 1024;
     cfg->wal.max_inflight_uploads = 8;
@@ -362,7 +363,7 @@ static int px_cfg_limits(json_t *obj, px_limits *l, char *errstr, size_t n)
                                        "max_inflight_bytes", "max_output_bytes",
                                        "upstream_max_inflight", "upstream_timeout_ms",
                                        "max_response_bytes", "max_connections",
-                                       "cut_through_min_bytes", NULL};
+                                       "cut_through_min_bytes", "frame_pool_idle_ms", NULL};
     if (!json_is_object(obj))
         return px_cfg_err(errstr, n, "limits: expected an object");
     if (px_cfg_known(obj, "limits.", keys, errstr, n) != 0)
@@ -383,6 +384,7 @@ static int px_cfg_limits(json_t *obj, px_limits *l, char *errstr, size_t n)
     PX_LIM("max_response_bytes", 1024, 1LL << 31, max_response_bytes);
     PX_LIM("max_connections", 1, 10000000, max_connections);
     PX_LIM("cut_through_min_bytes", 0, 1LL << 30, cut_through_min_bytes);
+    PX_LIM("frame_pool_idle_ms", 0, 86400000, frame_pool_idle_ms);
 #undef PX_LIM
     return 0;
 }

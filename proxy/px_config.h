@@ -46,6 +46,8 @@ typedef struct px_limits {
     int max_connections;            /* client connections at once */
     size_t cut_through_min_bytes;   /* Produce frames from this size stream to their broker as
                                      * they arrive (px_cut.c); 0: never */
+    int frame_pool_idle_ms;         /* frames a thread kept and did not reuse for this long are
+                                     * freed (kc_frame_pool_decay); 0: kept */
 } px_limits;
 
 /* The WAL path (issue: zone-aware produce). Absent: cross-zone produce goes

@@ -1,7 +1,9 @@
 /* kzproxy: the daemon's entry point. */
 #include "config.h"
 
+#include "codec/kc_buf.h"
 #include "common/kz_log.h"
+#include "common/kz_time.h"
 #include "meta-client/mc_sasl.h"
 #include "meta-client/mc_tls.h"
 #include "meta-client/mc_xzone.h"
@@ -230,6 +232,25 @@ static int px_pid_file_signal(const char *path, int sig)
     return 0;
 }
 
+/* The main thread's frame pool gives back what it did not reuse (the
+ * workers do the same from their tick, px_worker.c). */
+#define PX_POOL_DECAY_TICK_MS 250
+
+static void px_pool_decay_tick(evutil_socket_t fd, short what, void *arg)
+{
+    px_proxy *px = arg;
+    (void)fd;
+    (void)what;
+    kc_frame_pool_decay(kz_mono_ms(), px->cfg->limits.frame_pool_idle_ms);
+}
+
+static int px_pool_decay_start(px_proxy *px)
+{
+    struct timeval tv = {0, PX_POOL_DECAY_TICK_MS * 1000};
+    px->pool_ev = event_new(px->base, -1, EV_PERSIST, px_pool_decay_tick, px);
+    return px->pool_ev != NULL && event_add(px->pool_ev, &tv) == 0 ? 0 : -1;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -394,7 +415,7 @@ int main(int argc, char **argv)
         kz_err("cannot start: %s", err);
         goto out;
     }
-    if (px_signals_start(&px) != 0) {
+    if (px_signals_start(&px) != 0 || px_pool_decay_start(&px) != 0) {
         kz_err("cannot start: out of memory");
         goto out;
     }
@@ -408,6 +429,8 @@ int main(int argc, char **argv)
 out:
     px_workers_stop(&px); /* before what their relayed requests use */
     px_signals_stop(&px);
+    if (px.pool_ev)
+        event_free(px.pool_ev);
     px_upgrade_free(&px);
     px_admin_stop(&px);
     px_listen_close(&px);

@@ -128,6 +128,7 @@ typedef struct px_proxy {
     int64_t drain_start_ms;
     int64_t drain_log_ms;
     struct event *drain_ev;    /* drain progress timer */
+    struct event *pool_ev;     /* main thread: its frame pool's decay (limits.frame_pool_idle_ms) */
     struct event *sigs[4];     /* SIGTERM, SIGINT, SIGHUP, SIGUSR2 */
     struct px_upgrade *upgrade;/* an upgrade in progress (SIGUSR2) */
     void *admin_handle;        /* the admin listener's evhttp_bound_socket */

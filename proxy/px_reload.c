@@ -212,6 +212,7 @@ static void px_reload_apply(px_proxy *px, px_config *c, const char *why, char *d
     ol->max_output_bytes = cl->max_output_bytes;
     ol->max_connections = cl->max_connections;
     ol->cut_through_min_bytes = cl->cut_through_min_bytes; /* read per frame (px_cut.c) */
+    ol->frame_pool_idle_ms = cl->frame_pool_idle_ms;       /* read by each thread's tick */
     o->prices = c->prices;
     if (!px_streq(o->log_level, c->log_level)) {
         PX_SWAP(o->log_level, c->log_level);

@@ -7,8 +7,10 @@
 
 #include "proxy/px_worker_int.h"
 
+#include "codec/kc_buf.h"
 #include "codec/kc_crc32c.h"
 #include "common/kz_log.h"
+#include "common/kz_time.h"
 #include "proxy/px_sasl.h"
 #include "proxy/px_tls.h"
 
@@ -82,6 +84,7 @@ static void px_worker_tick(evutil_socket_t fd, short what, void *arg)
         }
     }
     px_worker_snapshot(w);
+    kc_frame_pool_decay(kz_mono_ms(), w->px.cfg->limits.frame_pool_idle_ms);
 }
 
 static void px_worker_box_cb(evutil_socket_t fd, short what, void *arg)

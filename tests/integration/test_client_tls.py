@@ -37,6 +37,9 @@ from kzharness import (HarnessError, ProxyCluster, TestBed, consume_all, kcat, k
 TOPIC = 't1'
 
 
+# limits.frame_pool_idle_ms of the workers: 2 phase (the default is 30 s).
+POOL_IDLE_MS = 3000
+
 def log_text(p):
     with open(p.log, errors='replace') as f:
         return f.read()
@@ -290,7 +293,8 @@ def run(work):
             p = pc.proxy_in('a')
             basic(p, pki, pki2)
             rotation(pc, p, pki, pki2, cert, key)
-        with ProxyCluster(tb, zones=('a',), extra_config=dict(tls, workers=2)) as pc:
+        with ProxyCluster(tb, zones=('a',), extra_config=dict(tls, workers=2,
+                                                              limits={'frame_pool_idle_ms': POOL_IDLE_MS})) as pc:
             two_workers(pc.proxy_in('a'), pki)
         with ProxyCluster(tb, zones=('a',)) as pc:
             tls_on_plaintext(pc.proxy_in('a'), pki)
@@ -374,6 +378,14 @@ def two_workers(p, pki):
         raise HarnessError('workers 2: kzproxy_frame_pool_bytes %d after TLS traffic on both threads' % pool)
     print('workers 2: TLS connections accepted per worker %s; kcat round trip of 100 ok; frame pool %d KiB'
           % ({k: int(v) for k, v in sorted(per_worker.items())}, pool // 1024))
+    # limits.frame_pool_idle_ms: left unused, what the threads kept is given
+    # back (within two periods of the last use).
+    if not kzproxy_has_asan():
+        t0 = time.monotonic()
+        wait_until(lambda: metrics(p).sum('kzproxy_frame_pool_bytes') == 0, 10 + 2 * POOL_IDLE_MS / 1000,
+                   'kzproxy_frame_pool_bytes back to 0 after %d ms unused' % POOL_IDLE_MS)
+        print('workers 2: frame pools given back %.1f s after the traffic (frame_pool_idle_ms %d)'
+              % (time.monotonic() - t0, POOL_IDLE_MS))
 
 
 def rotation(pc, p, pki, pki2, cert, key):

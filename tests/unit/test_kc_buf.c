@@ -518,6 +518,58 @@ START_TEST(test_frame_pool)
     ck_assert_uint_eq(kc_frame_pool_bytes(), 0);
 }
 END_TEST
+/* kc_frame_pool_decay: per period, the pooled frames that stayed unused the
+ * whole period are freed, those taken in it are kept; the big frame goes
+ * once a period passes without it being taken. */
+START_TEST(test_frame_pool_decay)
+{
+    kc_frame_pool_trim();
+    kc_frame *f[3];
+    for (int i = 0; i < 3; i++)
+        ck_assert_ptr_nonnull(f[i] = kc_frame_new((size_t)200 << 10)); /* the 256 KiB class */
+    if (f[0]->pool_class < 0) { /* built with AddressSanitizer: no pool */
+        for (int i = 0; i < 3; i++)
+            kc_frame_release(f[i]);
+        return;
+    }
+    for (int i = 0; i < 3; i++)
+        kc_frame_release(f[i]);
+    const size_t c = (size_t)256 << 10;
+    ck_assert_uint_eq(kc_frame_pool_bytes(), 3 * c);
+    ck_assert_uint_eq(kc_frame_pool_decay(1000, 0), 0); /* period 0: never */
+    ck_assert_uint_eq(kc_frame_pool_decay(1000, 500), 0); /* the first call starts the clock */
+    ck_assert_uint_eq(kc_frame_pool_decay(1400, 500), 0); /* inside the period */
+    /* The pool never dropped below 3 in this period, but the period began
+     * with the frames already pooled: the first boundary frees them all. */
+    ck_assert_uint_eq(kc_frame_pool_decay(1500, 500), 3 * c);
+    ck_assert_uint_eq(kc_frame_pool_bytes(), 0);
+    /* Two pooled; one of them taken and given back in the next period: the
+     * other one goes at its end, the reused one stays. */
+    kc_frame *a = kc_frame_new((size_t)200 << 10), *b = kc_frame_new((size_t)200 << 10);
+    kc_frame_release(a);
+    kc_frame_release(b);
+    ck_assert_uint_eq(kc_frame_pool_decay(2000, 500), 0); /* its low mark was 0: they came after */
+    kc_frame *g = kc_frame_new((size_t)200 << 10);
+    kc_frame_release(g);
+    ck_assert_uint_eq(kc_frame_pool_decay(2500, 500), c);
+    ck_assert_uint_eq(kc_frame_pool_bytes(), c);
+    ck_assert_uint_eq(kc_frame_pool_decay(3000, 500), c); /* then unused a whole period */
+    ck_assert_uint_eq(kc_frame_pool_bytes(), 0);
+    /* The big frame: kept while taken each period, freed after one without. */
+    kc_frame *big = kc_frame_new((size_t)20 << 20);
+    kc_frame_release(big);
+    size_t bb = kc_frame_big_bytes();
+    ck_assert_uint_gt(bb, 0);
+    ck_assert_uint_eq(kc_frame_pool_decay(3500, 500), 0); /* allocated in this period */
+    big = kc_frame_new((size_t)20 << 20);
+    kc_frame_release(big);
+    ck_assert_uint_eq(kc_frame_pool_decay(4000, 500), 0); /* taken in this one */
+    ck_assert_uint_eq(kc_frame_pool_decay(4500, 500), bb);
+    ck_assert_uint_eq(kc_frame_big_bytes(), 0);
+    kc_frame_pool_trim();
+}
+END_TEST
+
 Suite *kc_buf_suite(void)
 {
     Suite *s = suite_create("kc_buf");
@@ -536,6 +588,7 @@ Suite *kc_buf_suite(void)
     tcase_add_test(tc, test_frame_rx_grow);
     tcase_add_test(tc, test_frame_pool);
     tcase_add_test(tc, test_frame_big_keep);
+    tcase_add_test(tc, test_frame_pool_decay);
     tcase_add_test(tc, test_wr_long_string);
     suite_add_tcase(s, tc);
     return s;
