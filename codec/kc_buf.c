@@ -2,13 +2,9 @@
 
 #include "codec/kc_buf.h"
 
-#include <errno.h>
 #include <event2/buffer.h>
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/types.h>
 
 kc_str kc_str_c(const char *s)
 {

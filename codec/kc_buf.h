@@ -140,8 +140,9 @@ void kc_frame_pool_trim(void);
  * class, as many pooled frames as stayed unused through the whole period
  * (the fewest the pool held at any moment of it), and the big frame unless
  * it was taken in the period. A thread in steady use keeps what it reuses;
- * one left idle after a burst gives everything back within two periods.
- * period_ms <= 0: nothing. Returns the bytes freed. */
+ * one left idle after a burst gives everything back within two periods
+ * (to the kernel too: with glibc, malloc_trim after a period that freed
+ * any). period_ms <= 0: nothing. Returns the bytes freed. */
 size_t kc_frame_pool_decay(int64_t now_ms, int64_t period_ms);
 kc_frame *kc_frame_keep(kc_frame *f);
 void kc_frame_release(kc_frame *f);

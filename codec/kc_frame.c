@@ -5,6 +5,9 @@
 #include "codec/kc_buf.h"
 
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <event2/buffer.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -40,7 +43,7 @@ static _Thread_local size_t kc_pool_held;
 /* One released frame above the classes (KC_FRAME_POOL_MAX up to
  * KC_FRAME_BIG_KEEP bytes), the largest seen, kept for the next big frame,
  * on a thread that has allocated big frames itself (a worker receiving
- * Fetch answers; not the WAL thread that drops a large Produce). */
+ * Fetch answers; not the main thread (the WAL path) that drops a large Produce). */
 static _Thread_local kc_frame *kc_big_free;
 static _Thread_local int kc_big_used;
 /* Decay (kc_frame_pool_decay): per class, the frames pooled now and the
@@ -133,6 +136,13 @@ size_t kc_frame_pool_decay(int64_t now_ms, int64_t period_ms)
         kc_big_free = NULL;
     }
     kc_big_taken = 0;
+#ifdef __GLIBC__
+    /* glibc raises its mmap threshold as mapped blocks are freed, so frames
+     * of up to 32 MiB soon come from its heaps, and free() keeps them there:
+     * hand the free pages back to the kernel too (at most once a period). */
+    if (freed > 0)
+        (void)malloc_trim(0);
+#endif
     return freed;
 }
 
@@ -189,7 +199,7 @@ kc_frame *kc_frame_new(size_t len)
 }
 
 /* The count is atomic: with workers (px_worker.c) a frame is shared by a
- * worker's connection and the WAL thread, and released by either. */
+ * worker's connection and the main thread (the WAL path), and released by either. */
 kc_frame *kc_frame_keep(kc_frame *f)
 {
     __atomic_add_fetch(&f->refcnt, 1, __ATOMIC_RELAXED);

@@ -29,7 +29,7 @@
  * socket is full the event waits for room; a write that finds the buffer
  * still full is told to retry, as a socket's EAGAIN would.
  *
- * Both buffers are pooled frames (codec/kc_buf.c), taken when needed and
+ * Both buffers are pooled frames (codec/kc_frame.c), taken when needed and
  * given back once empty: an idle connection holds none, and a busy thread
  * reuses the same few. */
 #define PX_TLS_READ_AHEAD (KC_FRAME_POOL_MIN - sizeof(kc_frame))

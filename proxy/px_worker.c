@@ -83,8 +83,8 @@ static void px_worker_tick(evutil_socket_t fd, short what, void *arg)
             px_client_drain(cl);
         }
     }
+    kc_frame_pool_decay(kz_mono_ms(), w->px.cfg->limits.frame_pool_idle_ms); /* before the gauge */
     px_worker_snapshot(w);
-    kc_frame_pool_decay(kz_mono_ms(), w->px.cfg->limits.frame_pool_idle_ms);
 }
 
 static void px_worker_box_cb(evutil_socket_t fd, short what, void *arg)
