@@ -14,13 +14,17 @@
 #include "proxy/px_worker.h"
 #include "router/rt_router.h"
 
+#include <arpa/inet.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/util.h>
 #include <inttypes.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 static void px_metric(struct evbuffer *b, const char *name, const char *type, const char *help,
@@ -239,6 +243,9 @@ static void px_admin_metrics(struct evhttp_request *req, void *arg)
               (uint64_t)px->draining);
     px_metric(b, "kzproxy_config_reloads_total", "counter", "Configuration reloads applied (SIGHUP, POST /reload).",
               m->config_reloads);
+    px_metric(b, "kzproxy_admin_reloads_refused_total", "counter",
+              "POST /reload requests refused by admin_reload (off, or local and the request came from elsewhere).",
+              m->admin_reloads_refused);
     px_metric(b, "kzproxy_config_reload_failures_total", "counter",
               "Configuration reloads refused because the new file is invalid (the running one is kept).",
               m->config_reload_failures);
@@ -378,9 +385,34 @@ static void px_admin_healthz(struct evhttp_request *req, void *arg)
     evbuffer_free(b);
 }
 
+/* 1 when req came from this host: a loopback address or a Unix socket. */
+static int px_admin_peer_local(struct evhttp_request *req)
+{
+    struct evhttp_connection *con = evhttp_request_get_connection(req);
+    struct bufferevent *bev = con ? evhttp_connection_get_bufferevent(con) : NULL;
+    evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &len) != 0)
+        return 0;
+    if (ss.ss_family == AF_UNIX)
+        return 1;
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)(const void *)&ss;
+        return (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (ss.ss_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)(const void *)&ss)->sin6_addr;
+        return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+    }
+    return 0;
+}
+
 /* POST /reload: re-read the config file (as SIGHUP). 200 with what the log
  * says, or 400 with the first error (the running config is kept). Only on
- * the admin listener, which should not be reachable by clients. */
+ * the admin listener, and by default only from this host (admin_reload):
+ * the admin port is often open to a whole network for /metrics, and every
+ * reload pauses the workers for a moment. */
 static void px_admin_reload(struct evhttp_request *req, void *arg)
 {
     px_proxy *px = arg;
@@ -395,6 +427,19 @@ static void px_admin_reload(struct evhttp_request *req, void *arg)
         return;
     }
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "text/plain");
+    int policy = px->cfg->admin_reload;
+    if (policy == PX_ADMIN_RELOAD_OFF ||
+        (policy == PX_ADMIN_RELOAD_LOCAL && !px_admin_peer_local(req))) {
+        px->m.admin_reloads_refused++;
+        evbuffer_add_printf(b, "%s\n",
+                            policy == PX_ADMIN_RELOAD_OFF
+                                ? "POST /reload is off (admin_reload: off): send the proxy SIGHUP to reload"
+                                : "POST /reload is taken only from the proxy's own host (admin_reload: local): "
+                                  "send it from there, send the proxy SIGHUP, or set admin_reload: any");
+        evhttp_send_reply(req, 403, "Forbidden", b);
+        evbuffer_free(b);
+        return;
+    }
     if (px_reload(px, "POST /reload", err, sizeof(err)) == 0) {
         evbuffer_add_printf(b, "reloaded %s\n", px->config_path);
         evhttp_send_reply(req, HTTP_OK, "OK", b);

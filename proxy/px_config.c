@@ -501,7 +501,7 @@ static int px_cfg_from_json(json_t *root, px_config *cfg, char *errstr, size_t n
                                        "rpc_timeout_ms", "discovery", "prices", "backend", "fetch_from_follower",
                                        "fetch_follower_retry_ms", "fetch_follower_retry_max_ms", "fetch_cache_bytes", "fetch_cache_max_age_ms", "cross_zone_auto", "client_tls", "client_sasl", "peer_tls",
                                        "peer_replay_window_ms", "peer_replay_max_nonces", "acls",
-                                       "drain_timeout_ms", "workers", NULL};
+                                       "drain_timeout_ms", "workers", "admin_reload", NULL};
     if (!json_is_object(root))
         return px_cfg_err(errstr, n, "the top level must be a JSON object");
     if (px_cfg_known(root, "", keys, errstr, n) != 0)
@@ -526,6 +526,18 @@ static int px_cfg_from_json(json_t *root, px_config *cfg, char *errstr, size_t n
     }
     if (px_cfg_listen(root, "admin_listen", &cfg->admin_listen, 0, &cfg->have_admin, errstr, n) != 0)
         return -1;
+    char *ar = NULL;
+    if (px_cfg_str(root, "admin_reload", "", &ar, 0, errstr, n) != 0)
+        return -1;
+    if (ar) {
+        cfg->admin_reload = strcmp(ar, "local") == 0 ? PX_ADMIN_RELOAD_LOCAL
+                            : strcmp(ar, "any") == 0 ? PX_ADMIN_RELOAD_ANY
+                            : strcmp(ar, "off") == 0 ? PX_ADMIN_RELOAD_OFF
+                                                     : -1;
+        free(ar);
+        if (cfg->admin_reload < 0)
+            return px_cfg_err(errstr, n, "admin_reload: expected \"local\", \"any\" or \"off\"");
+    }
     if (px_cfg_bootstrap(json_object_get(root, "bootstrap_servers"), cfg, errstr, n) != 0)
         return -1;
     json_t *peers = json_object_get(root, "peers");

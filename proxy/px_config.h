@@ -160,6 +160,10 @@ typedef struct px_peer_tls {
 #define PX_WORKERS_DEFAULT 1
 #endif
 
+/* admin_reload: POST /reload from this host only (the default), from any
+ * peer of the admin listener, or never (SIGHUP still reloads). */
+enum { PX_ADMIN_RELOAD_LOCAL = 0, PX_ADMIN_RELOAD_ANY, PX_ADMIN_RELOAD_OFF };
+
 typedef struct px_config {
     int32_t node_id;
     char *zone;
@@ -168,6 +172,7 @@ typedef struct px_config {
     int advertised_port;
     int have_admin;
     px_listen_addr admin_listen;
+    int admin_reload;        /* PX_ADMIN_RELOAD_*: who may POST /reload ("admin_reload") */
     char **bootstrap;
     int nbootstrap;
     px_peer *peers;

@@ -81,6 +81,7 @@ typedef struct px_metrics {
     uint64_t acl_denied[KZ_ACL_NOPS][KZ_ACL_NRES]; /* authorization refusals (px_acl.c) */
     uint64_t config_reloads;           /* live reloads applied (SIGHUP, POST /reload) */
     uint64_t config_reload_failures;   /* reloads refused: the new file is invalid */
+    uint64_t admin_reloads_refused;    /* POST /reload refused by admin_reload */
     uint64_t upgrades;                 /* new processes started with the listening sockets (SIGUSR2) */
 } px_metrics;
 

@@ -14,7 +14,7 @@
  * router's ACL pointer) is updated in the same step, between two events.
  *
  * Live: peers (static list), discovery.dns_name and interval_ms,
- * client_zones, client-side limits, prices, log_level, wal.flush_ms /
+ * client_zones, client-side limits, admin_reload, prices, log_level, wal.flush_ms /
  * flush_idle_ms / flush_bytes, cross_zone_policy between "wal" and "direct"
  * (to or from "auto": a restart), fetch_from_follower and
  * its retry delays, drain_timeout_ms, acls; client_tls files are re-read.
@@ -213,6 +213,9 @@ static void px_reload_apply(px_proxy *px, px_config *c, const char *why, char *d
     ol->max_connections = cl->max_connections;
     ol->cut_through_min_bytes = cl->cut_through_min_bytes; /* read per frame (px_cut.c) */
     ol->frame_pool_idle_ms = cl->frame_pool_idle_ms;       /* read by each thread's tick */
+    if (o->admin_reload != c->admin_reload)
+        px_restart_key(done, n, "admin_reload");
+    o->admin_reload = c->admin_reload; /* read per POST /reload (px_admin.c) */
     o->prices = c->prices;
     if (!px_streq(o->log_level, c->log_level)) {
         PX_SWAP(o->log_level, c->log_level);

@@ -48,6 +48,7 @@ BAD = [
     ('workers out of range', variant(workers=257), 'workers: 257 is out of range'),
     ('workers not an integer', variant(workers='all'), 'workers: expected an integer'),
     ('bad log_format', variant(log_format='xml'), 'log_format: expected "text" or "json"'),
+    ('bad admin_reload', variant(admin_reload='everyone'), 'admin_reload: expected "local", "any" or "off"'),
     ('limit out of range', variant(limits={'max_frame_bytes': 10}), 'limits.max_frame_bytes: 10 is out of range'),
     ('unknown limit', variant(limits={'max_frames': 10}), 'limits.max_frames: unknown key'),
     ('frame pool idle below 0', variant(limits={'frame_pool_idle_ms': -1}),

@@ -22,6 +22,7 @@ import signal
 import socket
 import struct
 import sys
+import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -145,12 +146,36 @@ def main():
         if api_versions(sock, corr) != corr or sock.getsockname() != local:
             raise HarnessError('the old connection changed')
         sock.close()
+        peer_up = pc.metrics(a).sum('kzproxy_peer_up', 0, node_id='102')
+
+        # 4. admin_reload: "off" (applied by this reload, from this host):
+        # the next POST /reload is refused with 403 and counted; SIGHUP
+        # still reloads. (The default, "local", took the POSTs above from
+        # 127.0.0.1.)
+        write_config(a, dict(cfg3, admin_reload='off'))
+        with urllib.request.urlopen(req, timeout=10) as r:
+            if r.status != 200:
+                raise HarnessError('POST /reload answered %d' % r.status)
+        try:
+            urllib.request.urlopen(urllib.request.Request('http://%s/reload' % a.admin, data=b'', method='POST'),
+                                   timeout=10)
+            raise HarnessError('POST /reload was taken with admin_reload: off')
+        except urllib.error.HTTPError as e:
+            body = e.read().decode('utf-8', 'replace')
+            if e.code != 403 or 'admin_reload: off' not in body or 'SIGHUP' not in body:
+                raise HarnessError('POST /reload with admin_reload off: %d %r' % (e.code, body))
+        if pc.metrics(a).sum('kzproxy_admin_reloads_refused_total', 0) != 1:
+            raise HarnessError('the refused POST /reload was not counted')
+        print('reload: admin_reload off: POST /reload answered 403 (%s)' % body.strip()[:60])
         write_config(a, base)  # the harness restarts nothing, but keep the file valid
+        os.kill(a.pid, signal.SIGHUP)
+        kz.wait_until(lambda: pc.metrics(a).sum('kzproxy_config_reloads_total', 0) >= 4, 10,
+                      'the SIGHUP reload taken with admin_reload off')
         m = pc.metrics(a)
-        print('reload: 2 reloads applied, 1 refused; peer 102 added live (up=%d), max_connections and log '
+        print('reload: %d reloads applied, 1 refused; peer 102 added live (up=%d), max_connections and log '
               'level applied, listen reported as needing a restart; one client socket (%s:%d) answered %d '
               'requests across all of them'
-              % (m.sum('kzproxy_peer_up', 0, node_id='102'), local[0], local[1], corr))
+              % (m.sum('kzproxy_config_reloads_total', 0), peer_up, local[0], local[1], corr))
         if b.running is False:
             raise HarnessError('proxy b stopped')
 
