@@ -18,10 +18,13 @@ before and after every reload).
 """
 import json
 import os
+import shutil
 import signal
 import socket
 import struct
+import subprocess
 import sys
+import tempfile
 import urllib.error
 import urllib.request
 
@@ -61,7 +64,89 @@ def log_has(p, text):
     return text in p.log_text()
 
 
+def post_reload(url):
+    """POST url; (status, body)."""
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data=b'', method='POST'), timeout=10) as r:
+            return r.status, r.read().decode('utf-8', 'replace')
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode('utf-8', 'replace')
+
+
+def remote_refused():
+    """admin_reload's default, "local": a POST /reload from another host is
+    refused (403, counted), one from this host is taken. The other host is a
+    network namespace of this test's own behind a veth pair (10.199.0.2 to
+    10.199.0.1); the proxy has no backend (it need not be ready) and its
+    admin socket, bound here to 0.0.0.0 port 0, is passed to it. Needs root
+    and ip netns: skipped (and said) without them."""
+    from netzones import NetZones
+    try:
+        NetZones.check_available()
+    except kz.SkipTest as e:
+        print('reload: admin_reload local from another host: skipped (%s)' % e)
+        return
+    tag = 'kzar%d' % os.getpid()
+    ns, hif, nif = tag, tag + 'h', tag + 'n'
+    work = tempfile.mkdtemp(prefix='kz-reload-')
+
+    def ip(*args):
+        subprocess.run(['ip'] + list(args), check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, timeout=20)
+    adm = socket.socket()
+    adm.bind(('0.0.0.0', 0))
+    adm.listen(16)
+    lis = socket.socket()
+    lis.bind(('127.0.0.1', 0))
+    lis.listen(16)
+    port = adm.getsockname()[1]
+    path = os.path.join(work, 'kzproxy.json')
+    with open(path, 'w') as f:
+        json.dump({'node_id': 9, 'zone': 'a', 'listen': 'fd:%d' % lis.fileno(),
+                   'advertised': '127.0.0.1:%d' % lis.getsockname()[1], 'admin_listen': 'fd:%d' % adm.fileno(),
+                   'bootstrap_servers': ['127.0.0.1:1']}, f)
+    log = open(os.path.join(work, 'kzproxy.log'), 'wb')
+    proc = subprocess.Popen([kz.kzproxy_binary(), '--config', path], stdin=subprocess.DEVNULL, stdout=log,
+                            stderr=subprocess.STDOUT, pass_fds=(adm.fileno(), lis.fileno()),
+                            preexec_fn=kz._die_with_parent)
+    try:
+        ip('netns', 'add', ns)
+        ip('link', 'add', hif, 'type', 'veth', 'peer', 'name', nif)
+        ip('link', 'set', nif, 'netns', ns)
+        ip('addr', 'add', '10.199.0.1/30', 'dev', hif)
+        ip('link', 'set', hif, 'up')
+        ip('netns', 'exec', ns, 'ip', 'addr', 'add', '10.199.0.2/30', 'dev', nif)
+        ip('netns', 'exec', ns, 'ip', 'link', 'set', nif, 'up')
+        local = 'http://127.0.0.1:%d' % port
+        kz.wait_until(lambda: post_reload(local + '/reload')[0] == 200, 20, 'POST /reload from 127.0.0.1')
+        code = ('import urllib.request, urllib.error\n'
+                'try:\n'
+                '    r = urllib.request.urlopen(urllib.request.Request(%r, data=b"", method="POST"), timeout=10)\n'
+                '    print(r.status, r.read().decode())\n'
+                'except urllib.error.HTTPError as e:\n'
+                '    print(e.code, e.read().decode())\n' % ('http://10.199.0.1:%d/reload' % port))
+        cp = subprocess.run(['ip', 'netns', 'exec', ns, '/usr/bin/python3', '-c', code], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+        out = cp.stdout.decode('utf-8', 'replace').strip()
+        if not out.startswith('403 ') or 'admin_reload: local' not in out:
+            raise HarnessError('POST /reload from 10.199.0.2 answered %r %s' % (out, cp.stderr.decode()[-300:]))
+        refused = kz.metrics('127.0.0.1:%d' % port).sum('kzproxy_admin_reloads_refused_total', 0)
+        if refused != 1:
+            raise HarnessError('kzproxy_admin_reloads_refused_total is %s after one refusal' % refused)
+        print('reload: admin_reload local: POST /reload from 127.0.0.1 taken, from 10.199.0.2 (a namespace '
+              'of its own) refused: %s' % out[:60])
+    finally:
+        kz._terminate(proc, 10, 'kzproxy')
+        log.close()
+        adm.close()
+        lis.close()
+        subprocess.run(['ip', 'link', 'del', hif], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(['ip', 'netns', 'del', ns], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main():
+    remote_refused()
     extra = {'peer_secret': walpath.SECRET, 'health_check_ms': 200}
     with kz.TestBed(topics={'rl': 3}) as tb, kz.ProxyCluster(tb, zones=('a', 'b'), extra_config=extra) as pc:
         a, b = pc.proxy_in('a'), pc.proxy_in('b')
