@@ -51,7 +51,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if os.path.join(HERE, '..', 'integration') not in sys.path:
     sys.path.insert(0, os.path.join(HERE, '..', 'integration'))
 
-from bench_measure import proc_cpu_s  # noqa: E402
 from kzproc import (HarnessError, SkipTest, _die_with_parent, _listen_socket,  # noqa: E402
                     _terminate, top_srcdir)
 
@@ -283,10 +282,10 @@ class Kroxylicious:
       name           file names in workdir and the virtual cluster's name
 
     Once started (start() or `with`): bootstrap ('127.0.0.1:PORT'), port,
-    node_ports {node id: port}, pid / pids (the JVM, for /proc CPU
-    accounting), proc, log (path), config_path, argv, start_s (seconds from
-    spawn to a Metadata round trip through it). Methods: start(), stop(),
-    cpu_s(), log_tail(n). start() raises SkipTest when java or Maven is
+    node_ports {node id: port}, pid (the JVM, for /proc CPU accounting),
+    proc, log (path), config_path, argv, start_s (seconds from spawn to a
+    Metadata round trip through it). Methods: start(), stop(),
+    log_tail(n). start() raises SkipTest when java or Maven is
     missing, HarnessError when it does not come up (with the log's tail).
     """
 
@@ -444,15 +443,6 @@ class Kroxylicious:
     @property
     def pid(self):
         return self.proc.pid if self.proc is not None else None
-
-    @property
-    def pids(self):
-        """[the JVM's pid] while running (the shape of a bed's .pids)."""
-        return [self.proc.pid] if self.proc is not None else []
-
-    def cpu_s(self):
-        """The JVM's utime + stime in seconds (/proc/PID/stat), None if not running."""
-        return proc_cpu_s(self.proc.pid) if self.proc is not None else None
 
     def log_tail(self, n=20):
         """The last n lines of the log file ('' if none)."""

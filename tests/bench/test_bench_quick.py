@@ -30,6 +30,7 @@ import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'integration'))
 from kzharness import kzproxy_has_asan, run_test, top_builddir, top_srcdir  # noqa: E402
+from bench_kroxy import ensure_built, unavailable  # noqa: E402  (beside this file)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 S3RVER_MODULES = os.path.join(top_srcdir(), 'tests', 's3', 'node_modules')
@@ -89,14 +90,12 @@ def check_produce(e):
         assert e['proxy_peak_rss_kib_max'] > 0
 
 
-def check_peer(r):
+def check_peer(r, why):
     """The Kroxylicious peer (bench_peer): it ran whenever bench_kroxy says
-    it can (java, and Maven or a build), with produce rows at both loads
-    (checked as every row is, by check_produce), its pairs, a consume row
-    and the side-by-side figures; otherwise it says why it did not."""
-    sys.path.insert(0, HERE)
-    from bench_kroxy import unavailable
-    why = unavailable()
+    it can (why None: java, and Maven or a build), with produce rows at
+    both loads (checked as every row is, by check_produce), its pairs, a
+    consume row and the side-by-side figures; otherwise it says why it did
+    not."""
     kx = r.get('kroxylicious')
     assert kx is not None, 'no kroxylicious entry'
     if why is not None:
@@ -245,10 +244,9 @@ def check_instr(r):
 def main():
     # Kroxylicious' launcher is built here when scripts/deps.sh has not
     # (a Maven run can take minutes), outside run_bench's time limit.
-    sys.path.insert(0, HERE)
-    import bench_kroxy
-    if bench_kroxy.unavailable() is None:
-        bench_kroxy.ensure_built()
+    kroxy_why = unavailable()
+    if kroxy_why is None:
+        ensure_built()
     with tempfile.TemporaryDirectory(prefix='kz-bench-smoke-') as d:
         out = os.path.join(d, 'bench.json')
         cp = subprocess.run(['/usr/bin/python3', os.path.join(HERE, 'run_bench.py'), '--quick',
@@ -270,7 +268,7 @@ def main():
         number(lp['median'][k], 'latency pairs median ' + k)
     # same_zone_tls: the TLS scenario consumes over TLS after its produce
     # runs; the Kroxylicious peer consumes last.
-    kx = check_peer(r)
+    kx = check_peer(r, kroxy_why)
     assert [e['path'] for e in r['consume']] == ['direct', 'same_zone', 'zone_b_follower', 'zone_b_leader',
                                                  'same_zone_tls'] + (['kroxylicious'] if kx else []), \
         [e['path'] for e in r['consume']]

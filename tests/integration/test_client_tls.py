@@ -35,10 +35,9 @@ from kzharness import (HarnessError, ProxyCluster, TestBed, consume_all, kcat, k
                        kzproxy_has_asan, metrics, produce, require_kcat, run_test, wait_until)
 
 TOPIC = 't1'
-
-
 # limits.frame_pool_idle_ms of the workers: 2 phase (the default is 30 s).
 POOL_IDLE_MS = 3000
+
 
 def log_text(p):
     with open(p.log, errors='replace') as f:
@@ -374,13 +373,14 @@ def two_workers(p, pki):
     # The TLS buffers (128 KiB) went back to the threads' pools, which the
     # gauge sums over the threads; AddressSanitizer builds keep no pool.
     pool = m.sum('kzproxy_frame_pool_bytes')
-    if not kzproxy_has_asan() and pool < 128 * 1024:
+    asan = kzproxy_has_asan()
+    if not asan and pool < 128 * 1024:
         raise HarnessError('workers 2: kzproxy_frame_pool_bytes %d after TLS traffic on both threads' % pool)
     print('workers 2: TLS connections accepted per worker %s; kcat round trip of 100 ok; frame pool %d KiB'
           % ({k: int(v) for k, v in sorted(per_worker.items())}, pool // 1024))
     # limits.frame_pool_idle_ms: left unused, what the threads kept is given
     # back (within two periods of the last use).
-    if not kzproxy_has_asan():
+    if not asan:
         t0 = time.monotonic()
         wait_until(lambda: metrics(p).sum('kzproxy_frame_pool_bytes') == 0, 10 + 2 * POOL_IDLE_MS / 1000,
                    'kzproxy_frame_pool_bytes back to 0 after %d ms unused' % POOL_IDLE_MS)
