@@ -65,14 +65,29 @@ if ! command -v java >/dev/null 2>&1 || ! command -v mvn >/dev/null 2>&1; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openjdk-17-jdk-headless maven >/dev/null
 fi
-kz_kafka="$kz_top/tests/kafka"
-if [ ! -f "$kz_kafka/target/kz-kafka-testbed-1.jar" ] || [ ! -d "$kz_kafka/target/lib" ] ||
-   [ -n "$(find "$kz_kafka/src" "$kz_kafka/pom.xml" -newer "$kz_kafka/target/kz-kafka-testbed-1.jar" 2>/dev/null | head -1)" ]; then
-  echo "kzproxy: building the real-Kafka test bed (mvn package in tests/kafka; the first run downloads Apache Kafka)"
-  # Offline first: a machine that keeps ~/.m2 needs no network.
-  mvn -q -B -o -f "$kz_kafka/pom.xml" package >/dev/null 2>&1 ||
-    mvn -q -B -f "$kz_kafka/pom.xml" package
-fi
+# kz_mvn_module DIR WHAT JAR [FILE...]: mvn package in DIR unless target/JAR,
+# target/lib and each target/FILE are there and JAR is newer than the pom
+# and sources; offline first (a machine that keeps ~/.m2 needs no network),
+# then online. A failure stops the script. The jar is touched after a
+# build, so a touched pom that changes nothing does not rebuild every run.
+kz_mvn_module() {
+  kz_dir=$1 kz_what=$2
+  shift 2
+  kz_stale=$(find "$kz_dir/src" "$kz_dir/pom.xml" -newer "$kz_dir/target/$1" 2>/dev/null | head -1)
+  [ -f "$kz_dir/target/$1" ] && [ -d "$kz_dir/target/lib" ] || kz_stale=missing
+  for kz_f in "$@"; do
+    [ -e "$kz_dir/target/$kz_f" ] || kz_stale=missing
+  done
+  if [ -n "$kz_stale" ]; then
+    echo "kzproxy: building $kz_what"
+    mvn -q -B -o -f "$kz_dir/pom.xml" package >/dev/null 2>&1 ||
+      mvn -q -B -f "$kz_dir/pom.xml" package
+    touch "$kz_dir/target/$1"
+  fi
+}
+kz_mvn_module "$kz_top/tests/kafka" \
+  "the real-Kafka test bed (mvn package in tests/kafka; the first run downloads Apache Kafka)" \
+  kz-kafka-testbed-1.jar
 # ---- end real Kafka ----
 
 # ---- Kroxylicious: the benchmark's peer proxy ----
@@ -82,17 +97,9 @@ fi
 # seconds; the first run downloads about 70 MB). Skipped when already built.
 # A failure stops here, as the real-Kafka step's does: the test suite's
 # quick benchmark runs the peer whenever java and Maven are present.
-kz_kroxy="$kz_top/tests/kroxylicious"
-if [ ! -f "$kz_kroxy/target/kz-kroxylicious-1.jar" ] || [ ! -f "$kz_kroxy/target/classpath.txt" ] ||
-   [ ! -d "$kz_kroxy/target/lib" ] ||
-   [ -n "$(find "$kz_kroxy/src" "$kz_kroxy/pom.xml" -newer "$kz_kroxy/target/kz-kroxylicious-1.jar" 2>/dev/null | head -1)" ]; then
-  echo "kzproxy: building Kroxylicious for the benchmark (mvn package in tests/kroxylicious)"
-  mvn -q -B -o -f "$kz_kroxy/pom.xml" package >/dev/null 2>&1 ||
-    mvn -q -B -f "$kz_kroxy/pom.xml" package
-  # Built now, whether or not Maven rewrote the jar (a touched pom that
-  # changes nothing would otherwise rebuild on every run).
-  touch "$kz_kroxy/target/kz-kroxylicious-1.jar"
-fi
+kz_mvn_module "$kz_top/tests/kroxylicious" \
+  "Kroxylicious for the benchmark (mvn package in tests/kroxylicious)" \
+  kz-kroxylicious-1.jar classpath.txt
 # ---- end Kroxylicious ----
 
 # ---- more clients: franz-go, @platformatic/kafka, confluent-kafka from PyPI ----
